@@ -1,0 +1,261 @@
+"""The typed, frozen runbook model. No I/O here: `runbook.spec` builds these objects from `stages.yaml`
+(strictly, before any side effect) and every other part reads them.
+
+Field types drive both the loader and the exported JSON Schema: `Duration` and `Size` fields accept human
+strings, `tuple[X, ...]` fields accept YAML lists, and each field's `doc` metadata becomes its description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+Duration = Annotated[float, "duration"]
+"""Seconds; written `90s`, `5m`, `24h`, `2d` in the file. Multiplied by the time scale when loaded."""
+Size = Annotated[int, "size"]
+"""Bytes; written `100MB`, `1GiB` in the file."""
+
+
+def doc(text: str, default: Any = None, *, factory: Any = None) -> Any:
+    """A dataclass field with a description (used by `migrate schema`)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+# --- checks -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many bad measurements a check tolerates before its verdict is a breach (as Argo Rollouts)."""
+
+    failure_limit: int = doc("failures tolerated before the check breaches (default 0)", 0)
+    consecutive_error_limit: int = doc("consecutive errors (could not measure) tolerated (default 4)", 4)
+    consecutive_failure_limit: int | None = doc("consecutive failures tolerated; unset = not applied", None)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check as written in a stage: common keys plus the kind's own parameters (`params`)."""
+
+    name: str
+    kind: str
+    params: Any
+    limits: Limits = field(default_factory=Limits)
+    timeout: float = 10.0
+    description: str = ""
+    location: str = ""
+    """`stages.yaml:LINE:COL` of the check, for messages."""
+
+
+# --- stages -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManualItem:
+    """A human checklist item that must be confirmed (`--confirm ID`) before leaving the stage."""
+
+    id: str = doc("short id used with --confirm", "")
+    text: str = doc("what the person confirms", "")
+
+
+@dataclass(frozen=True)
+class Soak:
+    """What must hold before leaving a stage: a minimum time and, optionally, a minimum amount of work."""
+
+    duration: Duration = doc("minimum time in the stage", 0.0)
+    work: tuple[CheckSpec, ...] = doc("checks (usually kind `work`) that must pass: work seen on the new path", ())
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One state of the migration."""
+
+    id: str
+    title: str = ""
+    description: str = ""
+    set: Mapping[str, str] = field(default_factory=dict)
+    preflight: tuple[CheckSpec, ...] = ()
+    verify: tuple[CheckSpec, ...] = ()
+    verify_deadline: float | None = None
+    soak: Soak = field(default_factory=Soak)
+    monitor: tuple[CheckSpec, ...] = ()
+    interval: float | None = None
+    manual: tuple[ManualItem, ...] = ()
+    rollback_to: str | None = None
+    approval: bool = False
+    irreversible: bool = False
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class FlagDecl:
+    """A feature flag the runbook owns, with the value that is safe (the legacy path)."""
+
+    name: str
+    safe: str
+    description: str = ""
+
+
+# --- settings -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str | None = doc("the application database (pg-boss and the legacy table); ${DATABASE_URL}", None)
+    statement_timeout: Duration = doc("statement_timeout of every check query", 5.0)
+    connect_timeout: Duration = doc("connect timeout", 5.0)
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    url: str | None = doc("where the state lives; default: settings.database.url", None)
+    schema: str = doc("schema of the state tables", "runbook")
+    sample_retention: Duration = doc("monitor samples older than this are pruned", 14 * 86400.0)
+    journal: str = doc("local journal for events recorded while the state database is unreachable",
+                       ".runbook-journal.jsonl")
+
+
+@dataclass(frozen=True)
+class DotenvFlags:
+    type: Literal["dotenv"] = "dotenv"
+    path: str = doc("the .env file the app reads", ".env")
+    reload: tuple[str, ...] = doc("command run after a change (argv list), e.g. [pm2, reload, app]", ())
+    reload_shell: bool = doc("run `reload` through /bin/sh (a single string)", False)
+    reload_timeout: Duration = doc("how long the reload command may take", 60.0)
+
+
+@dataclass(frozen=True)
+class PostgresFlags:
+    type: Literal["postgres"] = "postgres"
+    url: str | None = doc("database holding the flags table; default: settings.database.url", None)
+    schema: str = doc("schema of the flags table", "runbook")
+    table: str = doc("flags table (name text primary key, value text, updated_at, updated_by)", "flags")
+    channel: str = doc("NOTIFY channel apps LISTEN on", "runbook_flags")
+
+
+@dataclass(frozen=True)
+class CommandFlags:
+    type: Literal["command"] = "command"
+    get: tuple[str, ...] = doc("argv printing the value of {name} (templated with {name})", ())
+    set: tuple[str, ...] = doc("argv setting {name} to {value}", ())
+    shell: bool = doc("run through /bin/sh (get/set are then one string each)", False)
+    timeout: Duration = doc("per command", 30.0)
+
+
+FlagBackendSettings = DotenvFlags | PostgresFlags | CommandFlags
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    url: str | None = doc("base URL of the app, e.g. http://localhost:3000", None)
+    headers: Mapping[str, str] = doc("headers sent to the app; values usually ${ENV} (redacted in output)",
+                                     factory=dict)
+
+
+@dataclass(frozen=True)
+class PgBossSettings:
+    url: str | None = doc("database of pg-boss; default: settings.database.url", None)
+    schema: str = doc("pg-boss schema name", "pgboss")
+
+
+@dataclass(frozen=True)
+class LegacySettings:
+    """The legacy job table, mapped. Defaults match the real Prisma `"Job"` table."""
+
+    url: str | None = doc("database of the legacy table; default: settings.database.url", None)
+    schema: str = doc("schema of the legacy table", "public")
+    table: str = doc("legacy job table", "Job")
+    id_column: str = doc("primary key column", "id")
+    status_column: str = doc("status column", "status")
+    created_column: str = doc("creation time column", "createdAt")
+    started_column: str | None = doc("start time column", "startedAt")
+    completed_column: str | None = doc("completion time column", "completedAt")
+    type_column: str | None = doc("job type column, if the table has one", None)
+    filter: str | None = doc("extra SQL condition selecting the rows of this migration", None)
+    pending: tuple[str, ...] = doc("status values meaning pending", ("PENDING",))
+    running: tuple[str, ...] = doc("status values meaning running", ("RUNNING",))
+    done: tuple[str, ...] = doc("status values meaning done", ("COMPLETED",))
+    failed: tuple[str, ...] = doc("status values meaning failed", ("FAILED",))
+    cancelled: tuple[str, ...] = doc("status values meaning cancelled", ("CANCELLED",))
+    stale_after: Duration = doc("a running row older than this is stale (crashed worker)", 1800.0)
+    timestamps_utc: bool = doc("timestamp columns without time zone hold UTC (Prisma does)", True)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    interval: Duration = doc("monitor sampling interval", 60.0)
+    timeout: Duration = doc("per-check timeout", 10.0)
+    verify_deadline: Duration = doc("how long verify checks may take to pass after a flip", 120.0)
+    verify_interval: Duration = doc("pause between verify attempts", 2.0)
+    limits: Limits = doc("default limits of every check", factory=Limits)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str = doc("webhook URL (a secret: never printed)", "")
+    format: Literal["slack", "json"] = doc("slack-compatible message or a generic JSON event", "json")
+    events: tuple[str, ...] = doc("events sent; empty = all", ())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    flags: FlagBackendSettings = field(default_factory=PostgresFlags)
+    app: AppSettings = field(default_factory=AppSettings)
+    pgboss: PgBossSettings = field(default_factory=PgBossSettings)
+    legacy: LegacySettings = field(default_factory=LegacySettings)
+    defaults: Defaults = field(default_factory=Defaults)
+    notifications: tuple[Webhook, ...] = ()
+
+
+# --- the runbook --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Runbook:
+    version: int
+    name: str
+    settings: Settings
+    flags: tuple[FlagDecl, ...]
+    stages: tuple[Stage, ...]
+    source: str = "stages.yaml"
+    time_scale: float = 1.0
+
+    def stage(self, stage_id: str) -> Stage:
+        for s in self.stages:
+            if s.id == stage_id:
+                return s
+        raise KeyError(stage_id)
+
+    def index(self, stage_id: str) -> int:
+        return [s.id for s in self.stages].index(stage_id)
+
+    def next_stage(self, stage_id: str) -> Stage | None:
+        i = self.index(stage_id)
+        return self.stages[i + 1] if i + 1 < len(self.stages) else None
+
+    @property
+    def flag_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.flags)
+
+    def safe_flags(self) -> dict[str, str]:
+        return {f.name: f.safe for f in self.flags}
+
+    def desired_flags(self, stage_id: str) -> dict[str, str]:
+        """Flags of a stage: safe values, then every stage's `set` merged in order up to this one."""
+        flags = self.safe_flags()
+        for s in self.stages[: self.index(stage_id) + 1]:
+            flags.update(s.set)
+        return flags
+
+    def rollback_target(self, stage_id: str) -> Stage:
+        """Where a rollback from `stage_id` goes: its `rollback_to`, else the first stage."""
+        target = self.stage(stage_id).rollback_to
+        return self.stage(target) if target else self.stages[0]
+
+    def state_url(self) -> str | None:
+        return self.settings.state.url or self.settings.database.url

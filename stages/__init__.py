@@ -1,0 +1,1 @@
+"""Stage actions: flag backends (dotenv, postgres, command)."""

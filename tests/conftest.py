@@ -1,0 +1,49 @@
+"""Shared fixtures: a real PostgreSQL server (TEST_DATABASE_URL, or an embedded one started once per
+session) and a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from runbook.embedded import EmbeddedPostgres
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server URL with another database (URL form kept, so node-postgres accepts it too)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.startswith("postgres"):
+        return urllib.parse.urlunsplit(parts._replace(path=f"/{dbname}"))
+    return psycopg.conninfo.make_conninfo(url, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """URL of a PostgreSQL server the tests may create databases on."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres()
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh, empty database for this test; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_dbname(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
