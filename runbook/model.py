@@ -66,7 +66,9 @@ class Soak:
     """What must hold before leaving a stage: a minimum time and, optionally, a minimum amount of work."""
 
     duration: Duration = doc("minimum time in the stage", 0.0)
-    work: tuple[CheckSpec, ...] = doc("checks (usually kind `work`) that must pass: work seen on the new path", ())
+    work: tuple[CheckSpec, ...] = doc(
+        "checks (usually kind `work`) that must pass: work seen on the new path", ()
+    )
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,9 @@ class StateSettings:
     url: str | None = doc("where the state lives; default: settings.database.url", None)
     schema: str = doc("schema of the state tables", "runbook")
     sample_retention: Duration = doc("monitor samples older than this are pruned", 14 * 86400.0)
-    journal: str = doc("local journal for events recorded while the state database is unreachable",
-                       ".runbook-journal.jsonl")
+    journal: str = doc(
+        "local journal for events recorded while the state database is unreachable", ".runbook-journal.jsonl"
+    )
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,9 @@ FlagBackendSettings = DotenvFlags | PostgresFlags | CommandFlags
 @dataclass(frozen=True)
 class AppSettings:
     url: str | None = doc("base URL of the app, e.g. http://localhost:3000", None)
-    headers: Mapping[str, str] = doc("headers sent to the app; values usually ${ENV} (redacted in output)",
-                                     factory=dict)
+    headers: Mapping[str, str] = doc(
+        "headers sent to the app; values usually ${ENV} (redacted in output)", factory=dict
+    )
 
 
 @dataclass(frozen=True)

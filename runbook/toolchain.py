@@ -51,8 +51,8 @@ def find_node(minimum: tuple[int, int] = NODE_MIN) -> Node:
     candidates: list[tuple[Path, list[str]]] = []
     system = shutil.which("node")
     if system:
-        npm = shutil.which("npm")
-        candidates.append((Path(system), [npm] if npm else []))
+        system_npm = shutil.which("npm")
+        candidates.append((Path(system), [system_npm] if system_npm else []))
     bindir = Path(sys.executable).parent
     if (bindir / "node").exists():
         candidates.append((bindir / "node", [str(bindir / "npm")]))
