@@ -1,0 +1,252 @@
+"""Tell people what the migration did: Slack-compatible or generic JSON webhooks, delivered in the background.
+
+A failing webhook never delays a rollback: `Notifier.notify()` only queues the message and returns; one
+daemon thread posts it (retried with backoff on connect errors, timeouts, 429 and 5xx, bounded), and
+`Notifier.flush(timeout)` waits, at most `timeout` seconds, before the process exits.
+
+Webhook URLs are secrets: they are added to the redactor, and every message about a delivery names the
+webhook by position and format (`webhook #2 (slack)`), never by URL.
+
+The payload given to `notify()` is an event of the state store (a dict) or any dict with these keys, all
+optional: `stage`, `operation`, `from_stage`, `to_stage`, `verdicts` (list of `Measurement.to_json()`
+dicts), `reason`, `outcome`, `at` (datetime or ISO string), `user`, `host`, `ci_url`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import tenacity
+
+from runbook.model import Webhook
+from runbook.redact import Redactor
+
+EVENT_TYPES = ("advance", "rollback", "auto-rollback", "verify-failed", "inconclusive", "soak-satisfied")
+"""What `notify()` accepts; `Webhook.events` filters on these names (empty = all)."""
+
+_ICONS = {"pass": "✅", "fail": "❌", "error": "⚠️", "inconclusive": "⏸️"}
+_HEADLINE_ICONS = {"advance": "⏩", "rollback": "⏪", "auto-rollback": "🚨", "verify-failed": "❌"}
+_MAX_SECTION = 2900  # Slack rejects a section text over 3000 characters
+log = logging.getLogger("runbook.notify")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of posting one event to one webhook (`error` is already redacted, without the URL)."""
+
+    webhook: str
+    """`webhook #N (format)`, 1-based as in `settings.notifications`."""
+    event_type: str
+    ok: bool
+    attempts: int
+    error: str | None = None
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+class _FinalStatus(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status} (not retried)")
+        self.status = status
+
+
+_TRANSIENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.PoolTimeout,
+    _RetryableStatus,
+)
+
+
+def _stage(payload: Mapping[str, Any]) -> str:
+    return str(payload.get("stage") or payload.get("to_stage") or payload.get("from_stage") or "?")
+
+
+def _at(payload: Mapping[str, Any]) -> str:
+    at = payload.get("at")
+    if isinstance(at, dt.datetime):
+        return at.isoformat()
+    return str(at) if at else dt.datetime.now(dt.UTC).isoformat()
+
+
+def _value(v: Mapping[str, Any]) -> str:
+    value = v.get("value")
+    return "n/a" if value is None else f"{value}{(' ' + v['unit']) if v.get('unit') else ''}"
+
+
+def json_message(event_type: str, payload: Mapping[str, Any], runbook: str) -> dict[str, Any]:
+    """Build the generic JSON event: type, runbook, stage, operation, verdicts, reason, at (and the rest)."""
+    return {
+        "type": event_type,
+        "runbook": runbook,
+        "stage": _stage(payload),
+        "operation": payload.get("operation") or event_type,
+        "from_stage": payload.get("from_stage"),
+        "to_stage": payload.get("to_stage"),
+        "verdicts": list(payload.get("verdicts") or []),
+        "reason": payload.get("reason"),
+        "outcome": payload.get("outcome"),
+        "user": payload.get("user"),
+        "ci_url": payload.get("ci_url"),
+        "at": _at(payload),
+    }
+
+
+def _mrkdwn(text: Any) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(event_type: str, payload: Mapping[str, Any], runbook: str) -> dict[str, Any]:
+    """Build a Slack-compatible message: `text` (notification fallback) and `blocks`."""
+    src, dst = payload.get("from_stage"), payload.get("to_stage")
+    move = f"{src} → {dst}" if src and dst and src != dst else _stage(payload)
+    icon = _HEADLINE_ICONS.get(event_type, "ℹ️")
+    text = f"{icon} {runbook}: {event_type} ({move})"
+    if payload.get("reason"):
+        text += f": {payload['reason']}"
+    verdicts = list(payload.get("verdicts") or [])
+    lines = [
+        f"{_ICONS.get(str(v.get('verdict')), '•')} *{_mrkdwn(v.get('check', '?'))}* {_mrkdwn(_value(v))}"
+        f" — {_mrkdwn(v.get('explanation', ''))}"
+        for v in verdicts
+    ]
+    summary = "\n".join(lines) or "_no checks ran_"
+    if len(summary) > _MAX_SECTION:
+        summary = summary[:_MAX_SECTION].rsplit("\n", 1)[0] + f"\n… ({len(lines)} checks in all)"
+    fields = [
+        {"type": "mrkdwn", "text": f"*Stage*\n{_mrkdwn(move)}"},
+        {"type": "mrkdwn", "text": f"*Operation*\n{_mrkdwn(payload.get('operation') or event_type)}"},
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{icon} {runbook}: {event_type}"[:150]}},
+        {"type": "section", "fields": fields},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Verdicts*\n{summary}"}},
+    ]
+    context = [f"reason: {_mrkdwn(payload['reason'])}"] if payload.get("reason") else []
+    if payload.get("user"):
+        context.append(f"by {_mrkdwn(payload['user'])}")
+    context.append(_at(payload))
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
+    return {"text": text, "blocks": blocks}
+
+
+class Notifier:
+    """Post events to the runbook's webhooks in a background thread; never block the caller."""
+
+    def __init__(
+        self,
+        webhooks: Sequence[Webhook],
+        redactor: Redactor,
+        *,
+        runbook: str = "runbook",
+        timeout: float = 5.0,
+        attempts: int = 3,
+        backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._webhooks = tuple(webhooks)
+        self._redact = redactor
+        self._redact.add(*(w.url for w in self._webhooks))
+        self._runbook = runbook
+        self._attempts, self._backoff = max(1, attempts), backoff
+        self._queue: queue.Queue[tuple[int, str, bytes] | None] = queue.Queue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        self._thread: threading.Thread | None = None
+        self.deliveries: list[Delivery] = []
+        """Every finished delivery, in order (for logs, `--output json` and tests)."""
+
+    def name(self, index: int) -> str:
+        """Name webhook `index` (0-based) for messages: `webhook #1 (slack)`; never the URL."""
+        return f"webhook #{index + 1} ({self._webhooks[index].format})"
+
+    def notify(self, event_type: str, payload: Mapping[str, Any]) -> None:
+        """Queue `event_type` for every webhook subscribed to it and return at once."""
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown notification event {event_type!r}; expected one of {EVENT_TYPES}")
+        for i, hook in enumerate(self._webhooks):
+            if hook.events and event_type not in hook.events:
+                continue
+            build: Callable[..., dict[str, Any]] = slack_message if hook.format == "slack" else json_message
+            body = self._redact(json.dumps(build(event_type, payload, self._runbook), default=str))
+            with self._idle:
+                self._pending += 1
+            self._queue.put((i, event_type, body.encode()))
+            self._start()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait up to `timeout` seconds for queued messages; True if all were delivered or gave up."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush, then stop the thread and the HTTP client; True if nothing was left undelivered."""
+        done = self.flush(timeout)
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=0 if not done else timeout)
+        if done:
+            self._client.close()
+        return done
+
+    @property
+    def failures(self) -> list[Delivery]:
+        """Deliveries that gave up."""
+        return [d for d in self.deliveries if not d.ok]
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="runbook-notify", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            index, event_type, body = job
+            try:
+                self.deliveries.append(self._deliver(index, event_type, body))
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def _deliver(self, index: int, event_type: str, body: bytes) -> Delivery:
+        hook, who = self._webhooks[index], self.name(index)
+        headers = {"content-type": "application/json", "user-agent": "runbook-notify"}
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._attempts),
+            wait=tenacity.wait_exponential(multiplier=self._backoff, max=5.0),
+            retry=tenacity.retry_if_exception_type(_TRANSIENT),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    response = self._client.post(hook.url, content=body, headers=headers)
+                    if response.status_code == 429 or response.status_code >= 500:
+                        raise _RetryableStatus(response.status_code)
+                    if response.status_code >= 300:
+                        raise _FinalStatus(response.status_code)
+        except Exception as exc:  # a webhook must never take the notifier thread down
+            tries = retrying.statistics.get("attempt_number", 1)
+            reason = self._redact(str(exc) or type(exc).__name__)
+            error = f"{who}: {event_type} not delivered after {tries} attempt(s): {reason}"
+            log.warning("%s", error)
+            return Delivery(who, event_type, False, tries, error)
+        return Delivery(who, event_type, True, retrying.statistics.get("attempt_number", 1))
