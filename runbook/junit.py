@@ -1,0 +1,163 @@
+"""Render the gate's results for CI: JUnit XML (one testcase per check) and a markdown summary table.
+
+Both take measurements as `checks.base.Measurement` objects or as their `to_json()` dicts (as stored in
+events). Verdicts map to JUnit as: fail -> `<failure>`, error -> `<error>`, inconclusive -> `<skipped>`
+(it neither passes nor fails a gate by itself), pass -> a plain testcase. Value, unit, threshold and
+verdict are testcase properties and are repeated in the failure message, so every CI reporter shows them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import runbook.templates
+from runbook.checks.base import Measurement
+from runbook.units import format_duration, format_size
+
+SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+VERDICT_ICONS = {"pass": "✅", "fail": "❌", "error": "⚠️", "inconclusive": "⏸️"}
+_THRESHOLD_KEYS = (("max", "≤"), ("maximum", "≤"), ("min", "≥"), ("minimum", "≥"), ("equals", "="))
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def template_env(*, autoescape: bool) -> jinja2.Environment:
+    """Make a jinja2 environment over the packaged `templates/` folder (XML/HTML escaping if asked)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(runbook.templates.__file__).parent),
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["value"] = lambda m: format_value(m.get("value"), m.get("unit") or "")
+    env.filters["threshold"] = lambda m: threshold_text(m.get("inputs") or {}, m.get("unit") or "")
+    env.filters["icon"] = lambda verdict: VERDICT_ICONS.get(str(verdict), "•")
+    return env
+
+
+def format_value(value: Any, unit: str = "") -> str:
+    """Show a measured value for people: sizes for bytes, durations for seconds, 4 significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        text = str(value)
+    elif unit == "bytes":
+        return format_size(value)
+    elif unit == "seconds":
+        return format_duration(value)
+    elif unit == "ratio":
+        return f"{value * 100:.3g}%"
+    else:
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{text} {unit}" if unit else text
+
+
+def threshold_value(inputs: Mapping[str, Any]) -> float | None:
+    """Return the numeric threshold of a check (`max`, `min`, `threshold`, `max_*`, `min_*` input), if any."""
+    keys = [k for k, _ in _THRESHOLD_KEYS] + ["threshold", "limit"]
+    keys += [k for k in inputs if k.startswith(("max_", "min_"))]
+    for key in keys:
+        v = inputs.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+def threshold_text(inputs: Mapping[str, Any], unit: str = "") -> str:
+    """Describe what a check compares against: `≤ 100 MB`, `≥ 5 jobs`, or its assertions (`expect`)."""
+    parts = [f"{sign} {format_value(inputs[k], unit)}" for k, sign in _THRESHOLD_KEYS if k in inputs]
+    parts += [f"{k} {format_value(v, unit)}" for k, v in inputs.items() if k.startswith(("max_", "min_"))]
+    for key in ("threshold", "limit"):
+        if key in inputs:
+            parts.append(format_value(inputs[key], unit))
+    expect = inputs.get("expect")
+    if isinstance(expect, list | tuple):
+        parts += [str(e) for e in expect]
+    elif expect:
+        parts.append(str(expect))
+    return "; ".join(parts) or "-"
+
+
+def as_dicts(measurements: Sequence[Measurement | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Normalise measurements to `Measurement.to_json()` dicts."""
+    return [m.to_json() if isinstance(m, Measurement) else dict(m) for m in measurements]
+
+
+def _xml_text(value: Any) -> str:
+    return _XML_INVALID.sub("\ufffd", "" if value is None else str(value))
+
+
+def render_junit(
+    measurements: Sequence[Measurement | Mapping[str, Any]],
+    suite: str,
+    *,
+    properties: Mapping[str, Any] | None = None,
+    timestamp: dt.datetime | None = None,
+    hostname: str | None = None,
+) -> str:
+    """Render JUnit XML: one `<testsuite name=suite>` with a testcase per measurement.
+
+    `properties` (e.g. runbook, stage) become suite properties. Counts in `tests`, `failures`, `errors`
+    and `skipped` match the testcases; time is the sum of the measurements' durations in seconds.
+    """
+    cases = as_dicts(measurements)
+    env = template_env(autoescape=True)
+    env.filters["x"] = _xml_text
+    env.filters["json"] = lambda v: json.dumps(v, default=str, ensure_ascii=False, sort_keys=True)
+    counts = {v: sum(1 for c in cases if c.get("verdict") == v) for v in ("fail", "error", "inconclusive")}
+    seconds = sum(float(c.get("duration_ms") or 0) for c in cases) / 1000
+    when = (timestamp or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0, tzinfo=None)
+    return env.get_template("gate/junit.xml.j2").render(
+        suite=suite,
+        cases=cases,
+        failures=counts["fail"],
+        errors=counts["error"],
+        skipped=counts["inconclusive"],
+        time=f"{seconds:.3f}",
+        timestamp=when.isoformat(),
+        hostname=hostname or socket.gethostname(),
+        properties=dict(properties or {}),
+    )
+
+
+def render_summary(
+    measurements: Sequence[Measurement | Mapping[str, Any]],
+    title: str,
+    *,
+    outcome: str | None = None,
+) -> str:
+    """Render a markdown summary: a title, an outcome line and a table (check, verdict, value, threshold)."""
+    env = template_env(autoescape=False)
+    env.filters["cell"] = _md_cell
+    cases = as_dicts(measurements)
+    counts = {v: sum(1 for c in cases if c.get("verdict") == v) for v in VERDICT_ICONS}
+    return env.get_template("gate/summary.md.j2").render(
+        title=title, cases=cases, counts=counts, outcome=outcome
+    )
+
+
+def _md_cell(value: Any) -> str:
+    text = " ".join(_XML_INVALID.sub("", str(value)).split())
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_summary(text: str, path: str | os.PathLike[str] | None = None) -> Path | None:
+    """Append `text` to `path`, else to `$GITHUB_STEP_SUMMARY`; return the file, or None if neither is set."""
+    target = path if path is not None else os.environ.get(SUMMARY_ENV)
+    if not target:
+        return None
+    file = Path(target)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("a", encoding="utf-8") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+    return file
