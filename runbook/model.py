@@ -44,7 +44,7 @@ class CheckSpec:
     kind: str
     params: Any
     limits: Limits = field(default_factory=Limits)
-    timeout: float = 10.0
+    timeout: Duration = 10.0
     description: str = ""
     location: str = ""
     """`stages.yaml:LINE:COL` of the check, for messages."""
@@ -81,10 +81,10 @@ class Stage:
     set: Mapping[str, str] = field(default_factory=dict)
     preflight: tuple[CheckSpec, ...] = ()
     verify: tuple[CheckSpec, ...] = ()
-    verify_deadline: float | None = None
+    verify_deadline: Duration | None = None
     soak: Soak = field(default_factory=Soak)
     monitor: tuple[CheckSpec, ...] = ()
-    interval: float | None = None
+    interval: Duration | None = None
     manual: tuple[ManualItem, ...] = ()
     rollback_to: str | None = None
     approval: bool = False

@@ -1,0 +1,111 @@
+"""Load `stages.yaml` strictly into the frozen `runbook.model.Runbook`, and export the format's JSON Schema.
+
+Every problem is a `SpecIssue` reading `FILE:LINE:COL: key.path: message`; all issues found are raised
+together as one `SpecError`, first one first. Nothing here touches a database or the network.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from runbook.errors import SpecError, SpecIssue
+from runbook.model import Runbook
+
+__all__ = ["RegistryKinds", "SpecError", "SpecIssue", "json_schema", "load_runbook", "load_runbook_text"]
+
+
+class RegistryKinds(Mapping[str, type]):
+    """The real check kinds, name -> params dataclass; a kind's module is imported only when used."""
+
+    def __init__(self) -> None:
+        from runbook.checks import available_kinds
+
+        self._names = available_kinds()
+        self._params: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._params:
+            from runbook.checks import get_kind
+
+            self._params[name] = get_kind(name).params
+        return self._params[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def load_runbook(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    time_scale: float | None = None,
+    kinds: Mapping[str, type] | None = None,
+) -> Runbook:
+    """Read and validate the runbook at `path`. Raises SpecError listing every issue."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise _one(source, "no such file; create it with `migrate init`, or pass --file PATH") from None
+    except OSError as exc:
+        raise _one(source, f"cannot read the runbook: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise _one(source, "the file is not UTF-8 text; save it as UTF-8", line) from None
+    return load_runbook_text(text, source, env=env, time_scale=time_scale, kinds=kinds)
+
+
+def load_runbook_text(
+    text: str,
+    source: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    time_scale: float | None = None,
+    kinds: Mapping[str, type] | None = None,
+) -> Runbook:
+    """Validate runbook `text`; `source` names it in messages. Raises SpecError listing every issue."""
+    from runbook.spec.build import build_runbook
+    from runbook.spec.convert import INVALID, Converter
+    from runbook.spec.yamlnodes import Issues, compose
+    from runbook.units import time_scale as env_time_scale
+
+    if time_scale is None:
+        try:
+            time_scale = env_time_scale()
+        except ValueError as exc:
+            raise _one(source, str(exc)) from None
+    elif not 0 < time_scale <= 1:
+        raise _one(
+            source, f"the time scale must be in (0, 1] (e.g. 0.001 runs a day in 86s), got {time_scale:g}"
+        )
+    issues = Issues(source)
+    root = compose(text, issues)
+    if len(issues):
+        raise SpecError(issues.ordered())
+    conv = Converter(issues, os.environ if env is None else env, time_scale)
+    runbook = build_runbook(root, conv, RegistryKinds() if kinds is None else kinds)
+    if len(issues) or runbook is INVALID:
+        raise SpecError(issues.ordered() or [SpecIssue(source, 1, 1, "", "invalid runbook")])
+    result: Runbook = runbook
+    return result
+
+
+def json_schema(kinds: Mapping[str, type] | None = None) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the runbook format, for editors (`migrate schema`)."""
+    from runbook.spec.schema import runbook_schema
+
+    return runbook_schema(RegistryKinds() if kinds is None else kinds)
+
+
+def _one(source: str, message: str, line: int = 1) -> SpecError:
+    return SpecError([SpecIssue(source, line, 1, "", message)])

@@ -1,0 +1,146 @@
+"""Build a `Runbook` from the root node: the top-level keys, the flag declarations and the stages, in the
+order that lets later parts use earlier ones (settings' defaults, declared flags)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runbook.model import CheckSpec, Defaults, FlagDecl, Limits, Runbook, Settings
+from runbook.spec.checkspec import CheckConvention
+from runbook.spec.convert import INVALID, Converter, suggest
+from runbook.spec.stageforms import StageForms, flag_value
+from runbook.spec.yamlnodes import NULL, join, mapping_items
+
+TOP_KEYS = ("version", "name", "settings", "flags", "stages")
+FLAG_KEYS = ("safe", "description")
+FLAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+VERSION = 1
+
+
+def build_runbook(root: Node | None, conv: Converter, kinds: Mapping[str, type]) -> Any:
+    """The runbook at `root`, or INVALID; every issue is in `conv.issues`."""
+    if root is None or (isinstance(root, ScalarNode) and root.tag == NULL):
+        conv.issues.add(root, "", "the file is empty; a runbook needs version, name, flags and stages")
+        return INVALID
+    if not isinstance(root, MappingNode):
+        conv.issues.add(root, "", f"expected a mapping with {', '.join(TOP_KEYS)}, got {conv.got(root)}")
+        return INVALID
+    conv.nonnegative.add(Limits)
+    top: dict[str, Node] = {}
+    for name, key, value in mapping_items(root, "", conv.issues):
+        if name in TOP_KEYS:
+            top[name] = value
+        else:
+            conv.issues.add(key, "", suggest(name, TOP_KEYS))
+    version = _version(conv, root, top.get("version"))
+    name = _required(conv, root, top, "name", 'add name: "..." (what this migration is)')
+    settings = (
+        conv.convert(top["settings"], Settings, "settings") if "settings" in top else conv.empty(Settings)
+    )
+    defaults = settings.defaults if settings is not INVALID else conv.empty(Defaults)
+    conv.special[CheckSpec] = CheckConvention(kinds, defaults)
+    flags = _flags(conv, root, top.get("flags"))
+    forms = StageForms({f.name for f in flags} if flags is not INVALID else None, defaults)
+    forms.install(conv)
+    stages = _stages(conv, root, top.get("stages"), forms)
+    forms.finish(conv)
+    parts = (version, name, settings, flags, stages)
+    if len(conv.issues) or any(p is INVALID for p in parts):
+        return INVALID
+    return Runbook(
+        version=version,
+        name=name,
+        settings=settings,
+        flags=flags,
+        stages=stages,
+        source=conv.issues.source,
+        time_scale=conv.time_scale,
+    )
+
+
+def _required(conv: Converter, root: Node, top: dict[str, Node], key: str, fix: str) -> Any:
+    if key not in top:
+        conv.issues.add(root, "", f'missing required key "{key}"; {fix}')
+        return INVALID
+    value = conv.convert(top[key], str, key)
+    if value == "":
+        conv.issues.add(top[key], key, f"must not be empty; {fix}")
+        return INVALID
+    return value
+
+
+def _version(conv: Converter, root: Node, node: Node | None) -> Any:
+    if node is None:
+        conv.issues.add(root, "", f'missing required key "version"; add version: {VERSION}')
+        return INVALID
+    value = conv.convert(node, int, "version")
+    if value is not INVALID and value != VERSION:
+        conv.issues.add(node, "version", f"unsupported version {value}; this migrate reads version {VERSION}")
+        return INVALID
+    return value
+
+
+def _flags(conv: Converter, root: Node, node: Node | None) -> Any:
+    """`flags:` as NAME: SAFE_VALUE or NAME: {safe: VALUE, description: TEXT}."""
+    fix = "declare each flag with its safe value, e.g. flags: {PGBOSS_ENABLED: false}"
+    if node is None:
+        conv.issues.add(root, "", f'missing required key "flags"; {fix}')
+        return INVALID
+    if not isinstance(node, MappingNode):
+        conv.issues.add(node, "flags", f"expected a mapping of flag names, got {conv.got(node)}; {fix}")
+        return INVALID
+    out: list[Any] = []
+    for name, key, value in mapping_items(node, "flags", conv.issues):
+        path = join("flags", name)
+        if not FLAG_NAME.fullmatch(name):
+            conv.issues.add(
+                key, "flags", f'flag name "{name}" must be letters, digits, _ . or - (e.g. PGBOSS_ENABLED)'
+            )
+            out.append(INVALID)
+        elif isinstance(value, MappingNode):
+            out.append(_flag_decl(conv, name, value, path))
+        else:
+            safe = flag_value(conv, value, path)
+            out.append(INVALID if safe is INVALID else FlagDecl(name=name, safe=safe))
+    if not out:
+        conv.issues.add(node, "flags", f"declare at least one flag; {fix}")
+        return INVALID
+    return INVALID if any(f is INVALID for f in out) else tuple(out)
+
+
+def _flag_decl(conv: Converter, name: str, node: MappingNode, path: str) -> Any:
+    found: dict[str, Any] = {}
+    for key_name, key, value in mapping_items(node, path, conv.issues):
+        if key_name == "safe":
+            found["safe"] = flag_value(conv, value, join(path, "safe"))
+        elif key_name == "description":
+            found["description"] = conv.convert(value, str, join(path, "description"))
+        else:
+            conv.issues.add(key, path, suggest(key_name, FLAG_KEYS))
+            found[key_name] = INVALID
+    if "safe" not in found:
+        conv.issues.add(node, path, 'missing required key "safe" (the value of the legacy path, e.g. false)')
+        return INVALID
+    if any(v is INVALID for v in found.values()):
+        return INVALID
+    return FlagDecl(name=name, safe=found["safe"], description=found.get("description", ""))
+
+
+def _stages(conv: Converter, root: Node, node: Node | None, forms: StageForms) -> Any:
+    if node is None:
+        conv.issues.add(root, "", 'missing required key "stages"; list the stages in order')
+        return INVALID
+    if not isinstance(node, SequenceNode):
+        conv.issues.add(node, "stages", f"expected a list of stages, got {conv.got(node)}")
+        return INVALID
+    if not node.value:
+        conv.issues.add(
+            node, "stages", "at least one stage is needed (the first is usually every flag at its safe value)"
+        )
+        return INVALID
+    out = [forms.stage(conv, item, f"stages[{i}]", i) for i, item in enumerate(node.value)]
+    return INVALID if any(s is INVALID for s in out) else tuple(out)

@@ -1,0 +1,383 @@
+"""Build frozen dataclasses from YAML nodes, driven only by their type hints.
+
+Supported field types: str, int, float, bool, Any, `X | None`, Literal, `tuple[X, ...]`, `Mapping[str, X]`,
+nested dataclasses, unions of dataclasses told apart by a `Literal` field (`type:`), and the `Duration` and
+`Size` markers of `runbook.model`. Types with a convention of their own (a check, a soak written as a bare
+duration) are handled by `special` handlers; single fields by `field_hooks`. Every problem is recorded as
+an issue and the converter carries on, so one run reports as many issues as it can.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runbook.spec.scalars import Scalar, ScalarReader, render, what
+from runbook.spec.yamlnodes import NULL, Issues, join, location, mapping_items
+from runbook.units import parse_duration, parse_size
+
+
+class _Invalid:
+    """Marker returned when a value could not be converted (its issue is already recorded)."""
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID: Any = _Invalid()
+Handler = Callable[["Converter", Node, str], Any]
+Items = list[tuple[str, ScalarNode, Node]]
+_NONE = type(None)
+_hints: dict[type, dict[str, Any]] = {}
+
+
+def user_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    """Fields a user may write: all but `location` (filled by the loader)."""
+    return {f.name: f for f in dataclasses.fields(cls) if f.name != "location" and f.init}
+
+
+def hints(cls: type) -> dict[str, Any]:
+    """Resolved type hints of a dataclass, with `Annotated` extras kept (cached)."""
+    found = _hints.get(cls)
+    if found is None:
+        found = _hints[cls] = typing.get_type_hints(cls, include_extras=True)
+    return found
+
+
+def marker(tp: Any) -> str | None:
+    """`duration` / `size` for the model's Annotated markers, else None."""
+    if get_origin(tp) is Annotated:
+        extra = tp.__metadata__
+        return extra[0] if extra and isinstance(extra[0], str) else None
+    return None
+
+
+def union_args(tp: Any) -> tuple[Any, ...] | None:
+    """Members of a union type, or None if `tp` is not one."""
+    origin = get_origin(tp)
+    return get_args(tp) if origin is Union or origin is types.UnionType else None
+
+
+def close_match(word: str, choices: typing.Iterable[str]) -> str | None:
+    """The choice closest to `word` (difflib), if any is close enough."""
+    import difflib
+
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def suggest(word: str, choices: typing.Iterable[str], what_: str = "key") -> str:
+    """`unknown key "monitr"; did you mean "monitor"?`, else the list of valid names."""
+    names = sorted(choices)
+    close = close_match(word, names)
+    if close:
+        return f'unknown {what_} "{word}"; did you mean "{close}"?'
+    return f'unknown {what_} "{word}"; expected one of: {", ".join(names)}'
+
+
+def discriminator(members: tuple[Any, ...]) -> tuple[str, dict[str, type]] | None:
+    """For dataclasses that each have a Literal field of one name: that name and value -> class."""
+    if not all(dataclasses.is_dataclass(m) for m in members):
+        return None
+    for name, tp in hints(members[0]).items():
+        if get_origin(tp) is not Literal:
+            continue
+        table: dict[str, type] = {}
+        for m in members:
+            mtp = hints(m).get(name)
+            if mtp is None or get_origin(mtp) is not Literal:
+                break
+            table.update({str(v): m for v in get_args(mtp)})
+        else:
+            return name, table
+    return None
+
+
+class Converter:
+    """Converts nodes of one file into typed values, recording issues in `issues`."""
+
+    def __init__(self, issues: Issues, env: Mapping[str, str], time_scale: float = 1.0) -> None:
+        self.issues = issues
+        self.scalars = ScalarReader(env)
+        self.time_scale = time_scale
+        self.special: dict[Any, Handler] = {}
+        self.field_hooks: dict[tuple[type, str], Handler] = {}
+        self.nonnegative: set[type] = set()
+        """Dataclasses whose int fields must be 0 or more (limits)."""
+
+    # --- entry points ---------------------------------------------------------------------------------
+
+    def convert(self, node: Node, tp: Any, path: str) -> Any:
+        """`node` as a value of type `tp`, or INVALID after recording why not."""
+        handler = self.special.get(tp)
+        if handler is not None:
+            return handler(self, node, path)
+        mark = marker(tp)
+        if mark == "duration":
+            return self.duration(node, path)
+        if mark == "size":
+            return self.size(node, path)
+        if get_origin(tp) is Annotated:
+            return self.convert(node, get_args(tp)[0], path)
+        if tp is Any:
+            return self.plain(node, path)
+        members = union_args(tp)
+        if members is not None:
+            return self.union(node, members, path)
+        origin = get_origin(tp)
+        if origin is Literal:
+            return self.literal(node, get_args(tp), path)
+        if origin is tuple:
+            return self.sequence(node, get_args(tp)[0], path)
+        if origin is dict or origin is Mapping:
+            return self.mapping(node, get_args(tp)[1], path)
+        if tp in (str, int, float, bool):
+            return self.simple(node, tp, path)
+        if dataclasses.is_dataclass(tp):
+            return self.dataclass(node, typing.cast(type, tp), path)
+        self.issues.add(node, path, f"the loader cannot read fields of type {tp!r} (a bug in this kind)")
+        return INVALID
+
+    def scalar(self, node: Node, path: str, expected: str) -> Scalar | None:
+        """The scalar at `node`, or None after an issue (`expected` names what was wanted)."""
+        if not isinstance(node, ScalarNode):
+            kind = "a mapping" if isinstance(node, MappingNode) else "a list"
+            self.issues.add(node, path, f"expected {expected}, got {kind}")
+            return None
+        try:
+            return self.scalars.read(node)
+        except ValueError as exc:
+            self.issues.add(node, path, str(exc))
+            return None
+
+    def got(self, node: Node) -> str:
+        """What a node holds, for `expected X, got ...`."""
+        if isinstance(node, MappingNode):
+            return "a mapping"
+        if isinstance(node, SequenceNode):
+            return "a list"
+        try:
+            return self.scalars.read(node).shown() if isinstance(node, ScalarNode) else "a value"
+        except ValueError:
+            return render(node.value)
+
+    # --- scalars --------------------------------------------------------------------------------------
+
+    def simple(self, node: Node, tp: type, path: str) -> Any:
+        """A str, int, float or bool."""
+        expected = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[tp]
+        sc = self.scalar(node, path, expected)
+        if sc is None:
+            return INVALID
+        v = sc.value
+        if tp is str:
+            if sc.expanded is not None or isinstance(v, str):
+                return sc.text
+            if v is not None:
+                self.issues.add(
+                    node,
+                    path,
+                    f'expected a string, got {what(v)} {render(v)}; quote it ("{sc.text}") if it is text',
+                )
+                return INVALID
+        elif isinstance(v, bool):
+            if tp is bool:
+                return v
+        elif (tp is int and isinstance(v, int)) or (tp is float and isinstance(v, int | float)):
+            return tp(v)
+        self.issues.add(node, path, f"expected {expected}, got {sc.shown()}")
+        return INVALID
+
+    def duration(self, node: Node, path: str) -> Any:
+        """Seconds from `90s`, `5m`, `24h`, `2d` or a number, multiplied by the time scale."""
+        sc = self.scalar(node, path, "a duration like 90s, 5m, 24h or 2d")
+        if sc is None:
+            return INVALID
+        try:
+            if sc.value is None or not isinstance(sc.value, str | int | float):
+                raise ValueError(f"expected a duration like 90s, 5m, 24h or 2d, got {sc.shown()}")
+            return parse_duration(sc.value) * self.time_scale
+        except ValueError as exc:
+            self.issues.add(node, path, str(exc))
+            return INVALID
+
+    def size(self, node: Node, path: str) -> Any:
+        """Bytes from `100MB`, `1GiB` or a number."""
+        sc = self.scalar(node, path, "a size like 100MB or 1GiB")
+        if sc is None:
+            return INVALID
+        try:
+            if sc.value is None or not isinstance(sc.value, str | int | float):
+                raise ValueError(f"expected a size like 100MB or 1GiB, got {sc.shown()}")
+            if isinstance(sc.value, int | float) and not isinstance(sc.value, bool) and sc.value < 0:
+                raise ValueError("a size cannot be negative")
+            return parse_size(sc.value)
+        except ValueError as exc:
+            self.issues.add(node, path, str(exc))
+            return INVALID
+
+    def literal(self, node: Node, allowed: tuple[Any, ...], path: str) -> Any:
+        """One of the allowed values."""
+        listed = ", ".join(render(a) for a in allowed)
+        sc = self.scalar(node, path, f"one of {listed}")
+        if sc is None:
+            return INVALID
+        value = sc.text if sc.expanded is not None else sc.value
+        if value in allowed:
+            return value
+        msg = f"expected one of {listed}, got {sc.shown()}"
+        close = close_match(value, [str(a) for a in allowed]) if isinstance(value, str) else None
+        msg += f'; did you mean "{close}"?' if close else ""
+        self.issues.add(node, path, msg)
+        return INVALID
+
+    def plain(self, node: Node, path: str) -> Any:
+        """Any YAML value as plain Python (dicts, lists, scalars), interpolated."""
+        if isinstance(node, MappingNode):
+            out = {k: self.plain(v, join(path, k)) for k, _, v in mapping_items(node, path, self.issues)}
+            return INVALID if any(v is INVALID for v in out.values()) else out
+        if isinstance(node, SequenceNode):
+            items = [self.plain(v, f"{path}[{i}]") for i, v in enumerate(node.value)]
+            return INVALID if any(v is INVALID for v in items) else items
+        sc = self.scalar(node, path, "a value")
+        return INVALID if sc is None else sc.value
+
+    # --- collections ----------------------------------------------------------------------------------
+
+    def union(self, node: Node, members: tuple[Any, ...], path: str) -> Any:
+        """`X | None` (null and "" mean None), or a union of dataclasses told apart by a Literal field."""
+        rest = tuple(m for m in members if m is not _NONE)
+        if len(rest) < len(members) and isinstance(node, ScalarNode):
+            if node.tag == NULL or node.value == "":
+                return None
+            if "${" in node.value:
+                sc = self.scalar(node, path, "a value")
+                if sc is None:
+                    return INVALID
+                if sc.text == "" or sc.value is None:
+                    return None
+        if len(rest) == 1:
+            return self.convert(node, rest[0], path)
+        found = discriminator(rest)
+        if found is None:
+            self.issues.add(node, path, f"the loader cannot read fields of type {members!r} (a bug)")
+            return INVALID
+        field, table = found
+        if not isinstance(node, MappingNode):
+            self.issues.add(node, path, f"expected a mapping with {field}: {' | '.join(table)}")
+            return INVALID
+        for name, _, value in mapping_items(node, path, Issues("")):
+            if name == field:
+                chosen = self.literal(value, tuple(table), join(path, field))
+                return INVALID if chosen is INVALID else self.dataclass(node, table[chosen], path)
+        self.issues.add(node, path, f'missing required key "{field}" (one of: {", ".join(table)})')
+        return INVALID
+
+    def sequence(self, node: Node, item: Any, path: str) -> Any:
+        """A tuple from a list; a lone scalar is a one-item list when items are scalars."""
+        if isinstance(node, ScalarNode):
+            if node.tag == NULL:
+                return ()
+            if not dataclasses.is_dataclass(item) and item not in self.special:
+                value = self.convert(node, item, path)
+                return INVALID if value is INVALID else (value,)
+        if not isinstance(node, SequenceNode):
+            self.issues.add(node, path, f"expected a list, got {self.got(node)}")
+            return INVALID
+        out = tuple(self.convert(v, item, f"{path}[{i}]") for i, v in enumerate(node.value))
+        return INVALID if any(v is INVALID for v in out) else out
+
+    def mapping(self, node: Node, value_type: Any, path: str) -> Any:
+        """A dict with string keys."""
+        if isinstance(node, ScalarNode) and node.tag == NULL:
+            return {}
+        if not isinstance(node, MappingNode):
+            self.issues.add(node, path, "expected a mapping (NAME: VALUE)")
+            return INVALID
+        out = {
+            k: self.convert(v, value_type, join(path, k))
+            for k, _, v in mapping_items(node, path, self.issues)
+        }
+        return INVALID if any(v is INVALID for v in out.values()) else out
+
+    # --- dataclasses ----------------------------------------------------------------------------------
+
+    def dataclass(self, node: Node, cls: type, path: str) -> Any:
+        """An instance of `cls` from a mapping (null means all defaults)."""
+        if isinstance(node, ScalarNode) and node.tag == NULL:
+            return self.construct(cls, [], node, path)
+        if not isinstance(node, MappingNode):
+            self.issues.add(node, path, f"expected a mapping, got {self.got(node)}")
+            return INVALID
+        items: Items = []
+        known = user_fields(cls)
+        for name, key, value in mapping_items(node, path, self.issues):
+            if name in known:
+                items.append((name, key, value))
+            else:
+                self.issues.add(key, path, suggest(name, known))
+                items.append(("", key, value))
+        return self.construct(cls, items, node, path)
+
+    def construct(self, cls: type, items: Items, node: Node, path: str) -> Any:
+        """Build `cls` from checked items (name "" marks an unknown key already reported)."""
+        types_ = hints(cls)
+        fields = user_fields(cls)
+        kwargs: dict[str, Any] = {}
+        ok = True
+        for name, _key, value in items:
+            if not name:
+                ok = False
+                continue
+            sub = join(path, name)
+            hook = self.field_hooks.get((cls, name))
+            v = hook(self, value, sub) if hook else self.convert(value, types_[name], sub)
+            if v is not INVALID and cls in self.nonnegative and isinstance(v, int) and v < 0:
+                self.issues.add(value, sub, f"must be 0 or more, got {v}")
+                v = INVALID
+            if v is INVALID:
+                ok = False
+            else:
+                kwargs[name] = v
+        given = {n for n, _, _ in items}
+        for name, f in fields.items():
+            if name in given:
+                continue
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                self.issues.add(node, path, f'missing required key "{name}"')
+                ok = False
+            elif self.time_scale != 1.0:
+                default = self.scaled_default(f, types_[name])
+                if default is not INVALID:
+                    kwargs[name] = default
+        if not ok:
+            return INVALID
+        if "location" in {f.name for f in dataclasses.fields(cls)}:
+            kwargs["location"] = location(self.issues.source, node)
+        try:
+            return cls(**kwargs)
+        except (ValueError, TypeError) as exc:
+            self.issues.add(node, path, str(exc))
+            return INVALID
+
+    def empty(self, cls: type) -> Any:
+        """`cls` with every default (durations scaled), as when its key is absent."""
+        return self.construct(cls, [], ScalarNode(NULL, ""), "")
+
+    def scaled_default(self, f: dataclasses.Field[Any], tp: Any) -> Any:
+        """The default of a missing field with its durations scaled; INVALID means: use the class default."""
+        members = union_args(tp)
+        if members is not None and len(members) == 2 and _NONE in members:
+            tp = members[0] if members[1] is _NONE else members[1]
+        if marker(tp) == "duration" and isinstance(f.default, int | float):
+            return f.default * self.time_scale
+        if f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                return self.empty(type(value))
+        return INVALID

@@ -1,0 +1,137 @@
+"""Parse YAML text into nodes that keep their marks, and collect every problem as a located `SpecIssue`.
+
+Syntax errors, tab indentation, duplicate keys, non-string keys and unsupported tags are issues like any
+other: the loader never lets a PyYAML exception or a traceback reach the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runbook.errors import SpecIssue
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+TAG = "tag:yaml.org,2002:"
+STR, NULL, BOOL, INT, FLOAT = TAG + "str", TAG + "null", TAG + "bool", TAG + "int", TAG + "float"
+TIMESTAMP, MERGE, MAP, SEQ = TAG + "timestamp", TAG + "merge", TAG + "map", TAG + "seq"
+
+
+class Issues:
+    """Issues found in one file, each located at a node (or line 1, column 1 when there is none)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[SpecIssue] = []
+
+    def add(self, at: Node | None, path: str, message: str) -> None:
+        """Record `message` about `path`, located at the start of node `at`."""
+        line, col = position(at)
+        self.items.append(SpecIssue(self.source, line, col, path, message))
+
+    def add_at(self, line: int, col: int, path: str, message: str) -> None:
+        """Record `message` at a 1-based line and column."""
+        self.items.append(SpecIssue(self.source, line, col, path, message))
+
+    def ordered(self) -> list[SpecIssue]:
+        """Issues in file order (stable for issues at the same place)."""
+        return sorted(self.items, key=lambda i: (i.line, i.column))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def position(node: Node | None) -> tuple[int, int]:
+    """1-based line and column where `node` starts."""
+    mark = node.start_mark if node is not None else None
+    if mark is None:
+        return 1, 1
+    return mark.line + 1, mark.column + 1
+
+
+def location(source: str, node: Node | None) -> str:
+    """`FILE:LINE:COL` of a node, as stored in `Stage.location` and `CheckSpec.location`."""
+    line, col = position(node)
+    return f"{source}:{line}:{col}"
+
+
+def compose(text: str, issues: Issues) -> Node | None:
+    """The root node of `text`, or None (after recording an issue) when it is not valid YAML."""
+    loader = _Loader(text)
+    try:
+        node: Node | None = loader.get_single_node()
+        return node
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        issues.add_at(line, col, "", _syntax_message(text, exc, line, col))
+    except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML parse error carries a mark
+        issues.add_at(1, 1, "", f"YAML syntax error: {exc}")
+    finally:
+        loader.dispose()
+    return None
+
+
+def _syntax_message(text: str, exc: yaml.MarkedYAMLError, line: int, col: int) -> str:
+    """A short, parser-independent message; tabs get their own fix."""
+    lines = text.splitlines()
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "\t" in here[: max(col, len(here) - len(here.lstrip()))] or "tab" in (exc.problem or ""):
+        return "tab characters cannot indent YAML; indent with spaces"
+    problem = (exc.problem or "invalid YAML").replace(" in this context", " here")
+    if exc.context and exc.context_mark is not None and exc.context_mark is not exc.problem_mark:
+        return f"YAML syntax error: {problem} ({exc.context} started at line {exc.context_mark.line + 1})"
+    if exc.context:
+        return f"YAML syntax error: {exc.context}: {problem}"
+    return f"YAML syntax error: {problem}"
+
+
+def join(path: str, key: str) -> str:
+    """`stages[0]` + `monitor` -> `stages[0].monitor`."""
+    return f"{path}.{key}" if path else key
+
+
+def mapping_items(node: MappingNode, path: str, issues: Issues) -> Iterator[tuple[str, ScalarNode, Node]]:
+    """Yield (key, key node, value node) of a mapping; merge keys (`<<: *anchor`) are expanded, explicit
+    keys win over merged ones, and duplicate or non-string keys are issues (the later duplicate is skipped).
+    """
+    seen: dict[str, ScalarNode] = {}
+    merged: list[tuple[ScalarNode, Node]] = []
+    for key, value in node.value:
+        if isinstance(key, ScalarNode) and key.tag == MERGE:
+            merged.extend(_merge_sources(value, path, issues))
+            continue
+        if not isinstance(key, ScalarNode) or key.tag not in (STR, INT, BOOL, FLOAT, NULL):
+            issues.add(key, path, "keys must be plain text")
+            continue
+        name = key.value
+        if name in seen:
+            first = seen[name].start_mark.line + 1
+            issues.add(key, path, f'duplicate key "{name}"; it is already set at line {first}')
+            continue
+        seen[name] = key
+        yield name, key, value
+    for key, value in merged:
+        if key.value not in seen:
+            seen[key.value] = key
+            yield key.value, key, value
+
+
+def _merge_sources(value: Node, path: str, issues: Issues) -> list[tuple[ScalarNode, Node]]:
+    """Items merged by `<<:` (a mapping or a list of mappings; earlier mappings win)."""
+    sources = value.value if isinstance(value, SequenceNode) else [value]
+    out: list[tuple[ScalarNode, Node]] = []
+    names: set[str] = set()
+    for src in sources:
+        if not isinstance(src, MappingNode):
+            issues.add(src, path, "`<<` merges a mapping or a list of mappings")
+            continue
+        for name, key, item in mapping_items(src, path, issues):
+            if name not in names:
+                names.add(name)
+                out.append((key, item))
+    return out
