@@ -1,13 +1,24 @@
-"""`http`: call an endpoint and assert its status code and JSON fields (`enabled == true`)."""
+"""`http`: call an endpoint and assert its status code and JSON fields (`enabled == true`).
+
+Verdicts: a status outside `status` is FAIL (5xx is retried first); an assertion that does not hold, or a
+field missing from the body, is FAIL; a timeout, a refused connection or a body that is not JSON (when
+assertions or `value` need one) is ERROR. Header values are secrets: only header names reach the inputs.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook.checks.base import CheckContext, CheckKind, Measurement
+import httpx
+
+from runbook.checks import expect as ex
+from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
+from runbook.checks.transient import ServerError, budget, retry
 from runbook.model import doc
+from runbook.redact import redact_url
 
 
 @dataclass(frozen=True)
@@ -19,12 +30,125 @@ class HttpParams:
     expect: tuple[str, ...] = doc(
         'assertions on the JSON body: "enabled == true", "import_jobs.failed <= 0"', ()
     )
-    value: str | None = doc("JSON field reported as the measured value", None)
+    value: str | None = doc("JSON field reported as the measured value (default: the status code)", None)
     body: Any = field(default=None, metadata={"doc": "JSON body to send"})
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            raise ValueError("url: required, e.g. /api/health or https://app.example.com/api/health")
+        object.__setattr__(self, "method", self.method.upper())
+        ex.parse_all(self.expect)
+        if self.value is not None:
+            ex.parse_path(self.value)
+
+
+def resolve_url(ctx: CheckContext, url: str) -> tuple[str, bool]:
+    """The absolute URL and whether it points at the app (a relative URL joined to settings.app.url).
+
+    Raises ValueError when a relative URL has no settings.app.url to join."""
+    base = ctx.runbook.settings.app.url
+    if url.startswith(("http://", "https://")):
+        return url, base is not None and url.startswith(base.rstrip("/") + "/")
+    if not base:
+        raise ValueError(f"{url} is relative but settings.app.url is not set; set it or give a full URL")
+    return base.rstrip("/") + "/" + url.lstrip("/"), True
+
+
+def request(
+    ctx: CheckContext,
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: Any = None,
+    accept: tuple[int, ...] = (200,),
+) -> httpx.Response:
+    """Send one request (app headers added for app URLs), retrying connect errors and unexpected 5xx.
+
+    Returns the last response (also a 5xx after the retries); raises httpx errors otherwise."""
+    full, is_app = resolve_url(ctx, url)
+    merged = {**(ctx.runbook.settings.app.headers if is_app else {}), **(headers or {})}
+
+    def once() -> httpx.Response:
+        with httpx.Client(timeout=budget(), follow_redirects=False) as client:
+            resp = client.request(method, full, headers=merged, json=body)
+        if resp.status_code >= 500 and resp.status_code not in accept:
+            raise ServerError(resp)
+        return resp
+
+    try:
+        return retry(once)
+    except ServerError as exc:
+        return exc.response
+
+
+def failure_reason(exc: httpx.HTTPError) -> str:
+    """A short reason for a transport error: `timed out after 2s`, `connection refused`."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {budget():.0f}s" if budget() > 1 else "timed out"
+    text = str(exc) or type(exc).__name__
+    if "refused" in text.lower():
+        return "connection refused"
+    return redact_url(text.splitlines()[0])
+
+
+def shown(ctx: CheckContext, url: str) -> str:
+    """The URL as shown in inputs and explanations (passwords masked)."""
+    try:
+        return redact_url(resolve_url(ctx, url)[0])
+    except ValueError:
+        return redact_url(url)
 
 
 def measure(params: HttpParams, ctx: CheckContext) -> Measurement:
-    raise NotImplementedError
+    """Call the endpoint and judge its status and JSON body."""
+    url = shown(ctx, params.url)
+    inputs: dict[str, Any] = {"method": params.method, "url": url, "status": list(params.status)}
+    if params.expect:
+        inputs["expect"] = list(params.expect)
+    if params.headers or ctx.runbook.settings.app.headers:
+        inputs["headers"] = sorted({*params.headers, *ctx.runbook.settings.app.headers})
+
+    def result(verdict: Verdict, value: Any, text: str) -> Measurement:
+        return Measurement(verdict, value, f"{params.method} {url} {text}", inputs)
+
+    try:
+        resp = request(
+            ctx,
+            params.url,
+            method=params.method,
+            headers=params.headers,
+            body=params.body,
+            accept=params.status,
+        )
+    except ValueError as exc:
+        return Measurement(Verdict.ERROR, None, str(exc), inputs)
+    except httpx.HTTPError as exc:
+        return result(Verdict.ERROR, None, f"failed: {failure_reason(exc)}")
+    code = resp.status_code
+    if code not in params.status:
+        want = " or ".join(str(s) for s in params.status)
+        return result(Verdict.FAIL, code, f"-> {code}, expected {want}")
+    if not params.expect and params.value is None:
+        return result(Verdict.PASS, code, f"-> {code}")
+    try:
+        document = resp.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        kind = resp.headers.get("content-type", "unknown content type")
+        return result(Verdict.ERROR, None, f"-> {code} but the body is not JSON ({kind})")
+    value: Any = code
+    passed: list[str] = []
+    failed: list[str] = []
+    try:
+        if params.value is not None:
+            value = ex.resolve(document, ex.parse_path(params.value), params.value)
+        for assertion in ex.parse_all(params.expect):
+            ok, _, text = assertion.evaluate(document)
+            (passed if ok else failed).append(text)
+    except ex.MissingValue as exc:
+        return result(Verdict.FAIL, None, f"-> {code} but the body has {exc}")
+    notes = failed or passed
+    return result(Verdict.FAIL if failed else Verdict.PASS, value, "; ".join([f"-> {code}", *notes]))
 
 
 KIND = CheckKind(name="http", params=HttpParams, measure=measure, summary="status code and JSON fields")

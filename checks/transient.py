@@ -1,0 +1,103 @@
+"""Retry named transient errors, inside the time budget of the check being run.
+
+Only these are retried (bounded attempts, exponential backoff): connection refused or reset, PostgreSQL
+serialization failures and lock-not-available, httpx connect/read errors and HTTP 5xx answers (raised by
+the http kinds as `ServerError`). Everything else fails at once: retrying a wrong query or a 404 only
+hides it.
+
+The runner (`runbook.checkrun`) opens a `scope` for each check, so kinds can read the check's name (for
+its stored samples) and how much of its timeout is left (for their own HTTP, SQL and process timeouts).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import psycopg.errors
+import tenacity
+
+from runbook.errors import UnreachableError
+
+__all__ = ["Scope", "ServerError", "budget", "current", "is_transient", "retry", "scope"]
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 10.0
+ATTEMPTS = 3
+
+
+class ServerError(Exception):
+    """An HTTP 5xx answer, raised so that it is retried; carries the last response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The check being run: its name and the monotonic time at which its timeout expires."""
+
+    check: str
+    timeout: float
+    deadline: float
+
+
+_SCOPE: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("runbook_check_scope", default=None)
+
+
+@contextmanager
+def scope(check: str, timeout: float) -> Iterator[Scope]:
+    """Run the body as check `check` with `timeout` seconds of budget."""
+    s = Scope(check=check, timeout=timeout, deadline=time.monotonic() + timeout)
+    token = _SCOPE.set(s)
+    try:
+        yield s
+    finally:
+        _SCOPE.reset(token)
+
+
+def current() -> Scope | None:
+    """The scope of the check being run, or None outside the runner."""
+    return _SCOPE.get()
+
+
+def budget(minimum: float = 0.5) -> float:
+    """Seconds left of the current check's timeout (at least `minimum`; 10 s outside the runner)."""
+    s = _SCOPE.get()
+    if s is None:
+        return DEFAULT_TIMEOUT
+    return max(minimum, s.deadline - time.monotonic())
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` is one of the named transient errors worth another attempt."""
+    if isinstance(exc, ConnectionRefusedError | ConnectionResetError | ServerError):
+        return True
+    if isinstance(exc, httpx.ConnectError | httpx.ReadError | httpx.RemoteProtocolError):
+        return True
+    if isinstance(exc, psycopg.errors.SerializationFailure | psycopg.errors.LockNotAvailable):
+        return True
+    return isinstance(exc, UnreachableError) and "connection refused" in exc.message
+
+
+def retry(fn: Callable[[], T], *, attempts: int = ATTEMPTS, wait: float = 0.2, wait_max: float = 2.0) -> T:
+    """Call `fn`, retrying transient errors up to `attempts` times with backoff while budget remains.
+
+    The last exception is re-raised unchanged when the attempts or the budget run out."""
+    s = _SCOPE.get()
+    stop: Any = tenacity.stop_after_attempt(attempts)
+    if s is not None:
+        stop = stop | tenacity.stop_before_delay(max(0.0, s.deadline - time.monotonic()) * 0.8)
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        stop=stop,
+        wait=tenacity.wait_exponential(multiplier=wait, max=wait_max),
+        reraise=True,
+    )
+    return retrying(fn)

@@ -1,0 +1,113 @@
+"""Judge one check's verdict history in a stage against its limits (pure; Argo Rollouts semantics).
+
+- more failures in the stage than `failure_limit` -> breached;
+- more consecutive errors than `consecutive_error_limit` -> breached ("errors": could not measure);
+- more consecutive failures than `consecutive_failure_limit` (when set) -> breached;
+- otherwise the last verdict decides: inconclusive -> inconclusive, error -> erroring, pass or a tolerated
+  failure -> ok. An empty history is inconclusive.
+
+Streaks: an error streak is ended by any measurement (pass, fail or inconclusive); a failure streak is
+ended by a pass or an inconclusive result, while errors in between neither extend nor end it (an error
+says nothing about the thing measured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from runbook.checks.base import Verdict
+from runbook.model import Limits
+
+__all__ = ["Assessment", "State", "assess", "holds", "verdicts"]
+
+State = Literal["ok", "breached", "inconclusive", "erroring"]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The state of one check, why, and the counts behind it."""
+
+    state: State
+    reason: str
+    failures: int = 0
+    consecutive_failures: int = 0
+    consecutive_errors: int = 0
+    measurements: int = 0
+
+    @property
+    def breached(self) -> bool:
+        return self.state == "breached"
+
+
+def verdicts(history: Iterable[Any]) -> list[Verdict]:
+    """Verdicts of a history given as Verdicts, strings, or objects with a `verdict` (Measurement, Sample)."""
+    return [Verdict(getattr(item, "verdict", item)) for item in history]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def assess(history: Iterable[Any], limits: Limits | None = None) -> Assessment:
+    """Assess an ordered (oldest first) verdict history of one check in the current stage."""
+    lim = limits or Limits()
+    vs = verdicts(history)
+    failures = sum(1 for v in vs if v is Verdict.FAIL)
+    errors = 0
+    for v in reversed(vs):
+        if v is not Verdict.ERROR:
+            break
+        errors += 1
+    streak = 0
+    for v in reversed(vs):
+        if v is Verdict.FAIL:
+            streak += 1
+        elif v is not Verdict.ERROR:
+            break
+
+    def result(state: State, reason: str) -> Assessment:
+        return Assessment(state, reason, failures, streak, errors, len(vs))
+
+    if failures > lim.failure_limit:
+        return result(
+            "breached",
+            f"{_plural(failures, 'failure')} in this stage, "
+            f"more than the failure_limit of {lim.failure_limit}",
+        )
+    if errors > lim.consecutive_error_limit:
+        return result(
+            "breached",
+            f"{_plural(errors, 'consecutive error')} (could not measure), more than the "
+            f"consecutive_error_limit of {lim.consecutive_error_limit}",
+        )
+    if lim.consecutive_failure_limit is not None and streak > lim.consecutive_failure_limit:
+        return result(
+            "breached",
+            f"{_plural(streak, 'consecutive failure')}, more than the consecutive_failure_limit of "
+            f"{lim.consecutive_failure_limit}",
+        )
+    if not vs:
+        return result("inconclusive", "not measured yet")
+    last = vs[-1]
+    if last is Verdict.INCONCLUSIVE:
+        return result("inconclusive", "the last measurement was inconclusive (not enough data yet)")
+    if last is Verdict.ERROR:
+        return result(
+            "erroring",
+            f"{_plural(errors, 'consecutive error')} (could not measure), "
+            f"{lim.consecutive_error_limit} tolerated",
+        )
+    if last is Verdict.FAIL:
+        return result(
+            "ok", f"{_plural(failures, 'failure')} so far, within the failure_limit of {lim.failure_limit}"
+        )
+    tolerated = f" ({_plural(failures, 'failure')} tolerated)" if failures else ""
+    return result("ok", f"passing{tolerated}")
+
+
+def holds(history: Iterable[Any], limits: Limits | None = None) -> bool:
+    """Whether the check holds now: its last verdict is a pass and its limits are not breached."""
+    vs = verdicts(history)
+    return bool(vs) and vs[-1] is Verdict.PASS and not assess(vs, limits).breached
