@@ -1,0 +1,274 @@
+"""Render the migration's story as one self-contained HTML file: timeline, decisions, charts.
+
+Inputs (plain data, as the state store returns it):
+
+- `stages`: `[{"id": ..., "title": ...}]` in runbook order.
+- `events`: dicts with `at` (datetime or ISO string), `user`, `host`, `ci_url`, `operation`, `from_stage`,
+  `to_stage`, `flags_before`, `flags_after`, `verdicts` (list of `Measurement.to_json()` dicts), `reason`,
+  `outcome`. An event moves the migration to `to_stage` when its operation is one of `MOVES` and its
+  outcome is not one of `FAILED_OUTCOMES`.
+- `samples`: dicts with `at`, `stage`, `check`, `verdict`, `value` (number or None), `unit`, `threshold`
+  (number or None).
+
+The page has no scripts and no external assets: CSS is inline and charts are inline SVG computed here
+(`report/` templates draw them); everything shown is escaped by jinja2's autoescape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook.junit import format_value, template_env, threshold_text
+from runbook.units import format_duration
+
+MOVES = frozenset({"init", "advance", "rollback", "auto-rollback", "reconcile"})
+FAILED_OUTCOMES = frozenset({"failed", "fail", "error", "aborted", "refused", "blocked", "denied"})
+PALETTE = ("#4c78a8", "#59a14f", "#b07aa1", "#f28e2b", "#76b7b2", "#edc948", "#9c755f", "#ff9da7")
+W, H, LEFT, RIGHT, TOP, BOTTOM = 880, 230, 70, 20, 14, 34
+_STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stay in one stage: from `start` to `end` (None while it is the current stage)."""
+
+    stage: str
+    title: str
+    start: dt.datetime
+    end: dt.datetime | None
+    color: str
+    seconds: float
+    x: float = 0.0
+    width: float = 0.0
+
+
+@dataclass
+class Chart:
+    """Geometry of one check's chart, in SVG user units (`W` x `H`)."""
+
+    check: str
+    unit: str
+    lines: list[str] = field(default_factory=list)
+    points: list[tuple[float, float, str, str]] = field(default_factory=list)
+    errors: list[tuple[float, str]] = field(default_factory=list)
+    thresholds: list[tuple[float, float, float, str]] = field(default_factory=list)
+    y_ticks: list[tuple[float, str]] = field(default_factory=list)
+    x_ticks: list[tuple[float, str]] = field(default_factory=list)
+    bands: list[tuple[float, float, str, str]] = field(default_factory=list)
+    latest: str = "-"
+    count: int = 0
+    breaches: int = 0
+
+
+def _time(value: Any) -> dt.datetime:
+    t = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def when(t: dt.datetime | None) -> str:
+    """Format a time for the report: `2026-11-29 13:02 UTC`."""
+    return "-" if t is None else t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stage_spans(stages: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]) -> list[Span]:
+    """Derive the stays in each stage from the events, oldest first."""
+    titles = {s["id"]: s.get("title") or s["id"] for s in stages}
+    colors = {s["id"]: PALETTE[i % len(PALETTE)] for i, s in enumerate(stages)}
+    spans: list[Span] = []
+    for e in sorted(events, key=lambda e: _time(e["at"])):
+        to = e.get("to_stage")
+        moved = e.get("operation") in MOVES and str(e.get("outcome") or "").lower() not in FAILED_OUTCOMES
+        if not to or not moved or (spans and spans[-1].stage == to):
+            continue
+        at = _time(e["at"])
+        if spans:
+            last = spans[-1]
+            spans[-1] = Span(last.stage, last.title, last.start, at, last.color, 0.0)
+        spans.append(Span(to, titles.get(to, to), at, None, colors.get(to, "#999999"), 0.0))
+    return spans
+
+
+class _Scale:
+    def __init__(self, lo: float, hi: float, out_lo: float, out_hi: float) -> None:
+        self.lo, self.hi = lo, (hi if hi > lo else lo + 1)
+        self.out_lo, self.out_hi = out_lo, out_hi
+
+    def __call__(self, v: float) -> float:
+        return round(self.out_lo + (v - self.lo) / (self.hi - self.lo) * (self.out_hi - self.out_lo), 1)
+
+
+def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    raw = (hi - lo) / count if hi > lo else 1.0
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.floor(lo / step) * step
+    return [first + i * step for i in range(math.ceil((hi - first) / step) + 1)]
+
+
+def time_ticks(start: dt.datetime, end: dt.datetime, scale: _Scale) -> list[tuple[float, str]]:
+    """Return aligned time ticks (at most about 8) as (x, label); labels gain the date over a day."""
+    span = (end - start).total_seconds()
+    step = next((s for s in _STEPS if span / s <= 8), _STEPS[-1])
+    t = math.ceil(start.timestamp() / step) * step
+    fmt = "%b %d %H:%M" if span > 86400 or step >= 86400 else "%H:%M"
+    ticks = []
+    while t <= end.timestamp():
+        ticks.append((scale(t), dt.datetime.fromtimestamp(t, dt.UTC).strftime(fmt)))
+        t += step
+    return ticks
+
+
+def build_chart(
+    check: str,
+    samples: Sequence[Mapping[str, Any]],
+    spans: Sequence[Span],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> Chart:
+    """Lay out one check's samples: value line (gaps at errors), points, threshold steps, stage bands."""
+    rows = sorted(samples, key=lambda s: _time(s["at"]))
+    unit = next((str(s.get("unit")) for s in rows if s.get("unit")), "")
+    values = [float(s["value"]) for s in rows if isinstance(s.get("value"), int | float)]
+    limits = [float(s["threshold"]) for s in rows if isinstance(s.get("threshold"), int | float)]
+    lo, hi = min([0.0, *values, *limits]), max([*values, *limits, 1e-9])
+    ticks = _nice_ticks(lo, hi + (hi - lo) * 0.08)
+    x = _Scale(start.timestamp(), end.timestamp(), LEFT, W - RIGHT)
+    y = _Scale(ticks[0], ticks[-1], H - BOTTOM, TOP)
+    chart = Chart(check, unit, count=len(rows))
+    chart.y_ticks = [(y(v), format_value(round(v, 12), unit)) for v in ticks]
+    chart.x_ticks = time_ticks(start, end, x)
+    for span in spans:
+        x0, x1 = x(span.start.timestamp()), x((span.end or end).timestamp())
+        chart.bands.append(
+            (max(x0, LEFT), max(0.0, min(x1, W - RIGHT) - max(x0, LEFT)), span.stage, span.color)
+        )
+    path: list[str] = []
+    stamps = [_time(s["at"]).timestamp() for s in rows]
+    gaps = sorted(b - a for a, b in itertools.pairwise(stamps))
+    max_gap = 3 * gaps[len(gaps) // 2] if gaps else math.inf
+    for i, s in enumerate(rows):
+        px, value, verdict = x(stamps[i]), s.get("value"), str(s.get("verdict"))
+        label = f"{when(_time(s['at']))}: {format_value(value, unit)} ({verdict})"
+        if path and stamps[i] - stamps[i - 1] > max_gap:  # no samples for a while: do not draw across
+            chart.lines.append(" ".join(path) if len(path) > 1 else f"{path[0]} h1")
+            path = []
+        if not isinstance(value, int | float):
+            chart.errors.append((px, label))
+            if len(path) > 1:
+                chart.lines.append(" ".join(path))
+            path = []
+            continue
+        py = y(float(value))
+        path.append(f"{'L' if path else 'M'}{px},{py}")
+        if verdict != "pass" or len(rows) <= 120:
+            chart.points.append((px, py, verdict, label))
+        chart.breaches += verdict == "fail"
+    if path:
+        chart.lines.append(" ".join(path) if len(path) > 1 else f"{path[0]} h1")
+    runs: list[tuple[float, float, float]] = []
+    for s in rows:
+        t, px = s.get("threshold"), x(_time(s["at"]).timestamp())
+        if not isinstance(t, int | float):
+            continue
+        if runs and runs[-1][2] == float(t):
+            runs[-1] = (runs[-1][0], px, runs[-1][2])
+        else:
+            runs.append((px, px, float(t)))
+    chart.thresholds = [
+        (x0, max(x1, x0 + 6), y(t), f"threshold {format_value(t, unit)}") for x0, x1, t in runs
+    ]
+    last = next((s for s in reversed(rows) if s.get("value") is not None), None)
+    chart.latest = format_value(last["value"], unit) if last else "-"
+    return chart
+
+
+def _decision(e: Mapping[str, Any]) -> dict[str, Any]:
+    before, after = dict(e.get("flags_before") or {}), dict(e.get("flags_after") or {})
+    changes = [
+        (k, before.get(k), after.get(k)) for k in sorted({*before, *after}) if before.get(k) != after.get(k)
+    ]
+    verdicts = [
+        {
+            **v,
+            "shown": format_value(v.get("value"), v.get("unit") or ""),
+            "limit": threshold_text(v.get("inputs") or {}, v.get("unit") or ""),
+        }
+        for v in e.get("verdicts") or []
+    ]
+    ci = str(e.get("ci_url") or "")
+    return {
+        **e,
+        "when": when(_time(e["at"])),
+        "changes": changes,
+        "verdicts": verdicts,
+        "ci_url": ci,
+        "ci_link": ci.startswith(("https://", "http://")),
+        "who": "@".join(str(p) for p in (e.get("user"), e.get("host")) if p),
+    }
+
+
+def render_report(
+    runbook_name: str,
+    stages: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+    samples: Sequence[Mapping[str, Any]],
+    now: dt.datetime,
+) -> str:
+    """Render the whole report as one HTML page (no JavaScript, no external assets)."""
+    spans = stage_spans(stages, events)
+    times = [_time(e["at"]) for e in events] + [_time(s["at"]) for s in samples]
+    start = min(times, default=now - dt.timedelta(hours=1))
+    end = max([now, *times])
+    if end <= start:
+        start = end - dt.timedelta(minutes=1)
+    scale = _Scale(start.timestamp(), end.timestamp(), 0, 1000)
+    timeline = [
+        Span(
+            s.stage,
+            s.title,
+            s.start,
+            s.end,
+            s.color,
+            ((s.end or end) - s.start).total_seconds(),
+            scale(s.start.timestamp()),
+            scale((s.end or end).timestamp()) - scale(s.start.timestamp()),
+        )
+        for s in spans
+    ]
+    by_check: dict[str, list[Mapping[str, Any]]] = {}
+    for s in samples:
+        by_check.setdefault(str(s["check"]), []).append(s)
+    charts = [build_chart(c, rows, spans, start, end) for c, rows in sorted(by_check.items())]
+    stay = {s["id"]: sum(t.seconds for t in timeline if t.stage == s["id"]) for s in stages}
+    current = timeline[-1] if timeline else None
+    ordered = sorted(events, key=lambda e: _time(e["at"]))
+    env = template_env(autoescape=True)
+    env.filters["duration"] = lambda s: format_duration(float(s))
+    env.filters["when"] = when
+    return env.get_template("report/report.html.j2").render(
+        name=runbook_name,
+        now=now,
+        start=start,
+        end=end,
+        stages=stages,
+        spans=timeline,
+        stay=stay,
+        current=current,
+        decisions=[_decision(e) for e in ordered],
+        charts=charts,
+        axis=time_ticks(start, end, scale),
+        W=W,
+        H=H,
+        LEFT=LEFT,
+        RIGHT=RIGHT,
+        TOP=TOP,
+        BOTTOM=BOTTOM,
+        visits={s["id"]: sum(1 for t in timeline if t.stage == s["id"]) for s in stages},
+        rollbacks=sum(1 for e in ordered if "rollback" in str(e.get("operation"))),
+        sample_count=len(samples),
+    )
