@@ -34,7 +34,7 @@ def build_runbook(root: Node | None, conv: Converter, kinds: Mapping[str, type])
     for name, key, value in mapping_items(root, "", conv.issues):
         if name in TOP_KEYS:
             top[name] = value
-        else:
+        elif not name.startswith("x-"):  # `x-...` keys hold YAML anchors for reuse, as in compose files
             conv.issues.add(key, "", suggest(name, TOP_KEYS))
     version = _version(conv, root, top.get("version"))
     name = _required(conv, root, top, "name", 'add name: "..." (what this migration is)')

@@ -52,6 +52,7 @@ class CheckConvention:
         common: dict[str, Any] = {}
         params: Items = []
         ok = params_cls is not None
+        unknown = False
         fields = user_fields(params_cls) if params_cls is not None else {}
         for name, key, value in items:
             sub = join(path, name)
@@ -65,15 +66,16 @@ class CheckConvention:
             elif name in fields:
                 params.append((name, key, value))
             elif params_cls is not None:
-                conv.issues.add(key, path, suggest(name, [*fields, *COMMON], f"parameter of kind {kind}"))
-                ok = False
+                conv.issues.add(key, path, suggest(name, [*fields, *COMMON], where=f" for kind {kind}"))
+                unknown = True
         if "name" not in common:
             conv.issues.add(node, path, 'missing required key "name"')
             ok = False
         elif common["name"] == "":
             conv.issues.add(node, path, "a check needs a non-empty name")
             ok = False
-        built = conv.construct(params_cls, params, node, path) if params_cls is not None else INVALID
+        # With a misspelt parameter the kind's own validation would only repeat the problem.
+        built = INVALID if unknown or params_cls is None else conv.construct(params_cls, params, node, path)
         if not ok or built is INVALID:
             return INVALID
         given = {k: common[k] for k in LIMIT_KEYS if k in common}
@@ -103,5 +105,5 @@ class CheckConvention:
             except Exception as exc:  # a kind module that fails to import is reported, not raised
                 conv.issues.add(value, join(path, "kind"), f"check kind {kind} cannot be loaded: {exc}")
                 return kind, None
-        conv.issues.add(node, path, f'missing required key "kind" (one of: {", ".join(sorted(self.kinds))})')
+        conv.issues.add(node, path, 'missing required key "kind" (a check kind such as http, sql or command)')
         return "", None

@@ -71,13 +71,13 @@ def close_match(word: str, choices: typing.Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
-def suggest(word: str, choices: typing.Iterable[str], what_: str = "key") -> str:
+def suggest(word: str, choices: typing.Iterable[str], what_: str = "key", where: str = "") -> str:
     """`unknown key "monitr"; did you mean "monitor"?`, else the list of valid names."""
     names = sorted(choices)
     close = close_match(word, names)
     if close:
-        return f'unknown {what_} "{word}"; did you mean "{close}"?'
-    return f'unknown {what_} "{word}"; expected one of: {", ".join(names)}'
+        return f'unknown {what_} "{word}"{where}; did you mean "{close}"?'
+    return f'unknown {what_} "{word}"{where}; expected one of: {", ".join(names)}'
 
 
 def discriminator(members: tuple[Any, ...]) -> tuple[str, dict[str, type]] | None:
@@ -199,8 +199,10 @@ class Converter:
         if sc is None:
             return INVALID
         try:
-            if sc.value is None or not isinstance(sc.value, str | int | float):
+            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
                 raise ValueError(f"expected a duration like 90s, 5m, 24h or 2d, got {sc.shown()}")
+            if isinstance(sc.value, int | float) and sc.value < 0:
+                raise ValueError(f"a duration cannot be negative, got {sc.shown()}")
             return parse_duration(sc.value) * self.time_scale
         except ValueError as exc:
             self.issues.add(node, path, str(exc))
@@ -212,10 +214,10 @@ class Converter:
         if sc is None:
             return INVALID
         try:
-            if sc.value is None or not isinstance(sc.value, str | int | float):
+            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
                 raise ValueError(f"expected a size like 100MB or 1GiB, got {sc.shown()}")
-            if isinstance(sc.value, int | float) and not isinstance(sc.value, bool) and sc.value < 0:
-                raise ValueError("a size cannot be negative")
+            if isinstance(sc.value, int | float) and sc.value < 0:
+                raise ValueError(f"a size cannot be negative, got {sc.shown()}")
             return parse_size(sc.value)
         except ValueError as exc:
             self.issues.add(node, path, str(exc))
@@ -268,8 +270,11 @@ class Converter:
             self.issues.add(node, path, f"the loader cannot read fields of type {members!r} (a bug)")
             return INVALID
         field, table = found
+        if isinstance(node, ScalarNode):  # `flags: dotenv` is `flags: {type: dotenv}`
+            chosen = self.literal(node, tuple(table), path)
+            return INVALID if chosen is INVALID else self.empty(table[chosen])
         if not isinstance(node, MappingNode):
-            self.issues.add(node, path, f"expected a mapping with {field}: {' | '.join(table)}")
+            self.issues.add(node, path, f"expected a mapping with {field}: {' | '.join(table)}, got a list")
             return INVALID
         for name, _, value in mapping_items(node, path, Issues("")):
             if name == field:
@@ -297,7 +302,7 @@ class Converter:
         if isinstance(node, ScalarNode) and node.tag == NULL:
             return {}
         if not isinstance(node, MappingNode):
-            self.issues.add(node, path, "expected a mapping (NAME: VALUE)")
+            self.issues.add(node, path, f"expected a mapping (NAME: VALUE), got {self.got(node)}")
             return INVALID
         out = {
             k: self.convert(v, value_type, join(path, k))

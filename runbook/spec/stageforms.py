@@ -159,8 +159,9 @@ class StageForms:
             conv.issues.add(node, path, 'a manual item needs "text" (what the person confirms)')
             return INVALID
         if item.id and not MANUAL_ID.fullmatch(item.id):
+            at = next((v for k, v in node.value if k.value == "id"), node)
             conv.issues.add(
-                node, join(path, "id"), f"manual id {render(item.id)} must match ^[a-z0-9][a-z0-9_-]*$"
+                at, join(path, "id"), f"manual id {render(item.id)} must match ^[a-z0-9][a-z0-9_-]*$"
             )
             return INVALID
         return item if item.id else dataclasses.replace(item, id=slug(item.text))
