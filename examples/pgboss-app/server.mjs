@@ -1,0 +1,134 @@
+// Example app for runbook: the pg-boss incremental plan, done correctly for real pg-boss 10 and 12.
+// Usage: DATABASE_URL=... PGBOSS_DIR=... PORT=0 node server.mjs   (see README.md for every setting)
+import { loadEnvFile, readConfig } from './lib/config.mjs'
+import { loadDeps } from './lib/deps.mjs'
+import { FlagStore } from './lib/flags.mjs'
+import { Faults } from './lib/faults.mjs'
+import { Boss } from './lib/boss.mjs'
+import { LegacyWorker } from './lib/legacy.mjs'
+import { Manager } from './lib/manager.mjs'
+import { ensureSchema } from './lib/schema.mjs'
+import { buildServer } from './lib/http.mjs'
+
+const log = (msg) => console.log(`${new Date().toISOString()} [pgboss-app ${process.pid}] ${msg}`)
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function connectWithRetry (pool, seconds) {
+  const deadline = Date.now() + seconds * 1000
+  for (;;) {
+    try {
+      await pool.query('SELECT 1')
+      return
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`cannot reach the database: ${err.message}`)
+      await sleep(500)
+    }
+  }
+}
+
+async function main () {
+  loadEnvFile()
+  const config = readConfig()
+  if (!config.databaseUrl) throw new Error('DATABASE_URL is not set')
+  const deps = await loadDeps()
+  const startedAt = new Date()
+  const pool = new deps.pg.Pool({ connectionString: config.databaseUrl, max: 15, application_name: 'pgboss-app' })
+  pool.on('error', (err) => log(`idle database connection error: ${err.message}`))
+  await connectWithRetry(pool, 30)
+  await ensureSchema(pool)
+
+  const flags = new FlagStore({ pg: deps.pg, config, log })
+  await flags.start(pool)
+  const faults = new Faults({ flags, config, log })
+  const boss = new Boss({ deps, config, pool, faults, log })
+  const legacy = new LegacyWorker({ pool, config, faults, flags, log })
+  const manager = new Manager({ pool, flags, boss, log })
+
+  const startBoss = (why) => boss.ensureStarted().catch((err) => log(`pg-boss could not start (${why}): ${err.message}`))
+  const { rows: [schema] } = await pool.query('SELECT to_regclass($1) IS NOT NULL AS installed', [`"${config.pgbossSchema}".version`])
+  if (config.pgbossStart === 'always' || flags.bool('PGBOSS_ENABLED') || schema.installed) await startBoss('boot')
+  flags.on('change', () => { if (flags.bool('PGBOSS_ENABLED')) startBoss('flag') })
+  if (config.legacyWorkers) legacy.start()
+
+  const app = {
+    log,
+    flags,
+    faults,
+    manager,
+    async status () {
+      const counts = await boss.queueCounts()
+      const q = counts.queues
+      const brief = (name) => q[name] ? { pending: q[name].pending, completed: q[name].completed, failed: q[name].failed } : null
+      return {
+        enabled: flags.bool('PGBOSS_ENABLED'),
+        flags: flags.routing(),
+        pgboss: {
+          installed: counts.installed,
+          schemaVersion: counts.schemaVersion,
+          packageVersion: deps.pgbossVersion,
+          started: boss.started,
+          workers: boss.workers,
+          error: boss.lastError
+        },
+        queues: q,
+        import_jobs: brief('import-article'),
+        evaluation_jobs: brief('evaluation'),
+        legacy: await legacy.counts()
+      }
+    },
+    health () {
+      const mem = process.memoryUsage()
+      return {
+        ok: true,
+        pid: process.pid,
+        startedAt: startedAt.toISOString(),
+        uptimeSeconds: Math.round(process.uptime() * 1000) / 1000,
+        memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external },
+        flags: flags.routing(),
+        flagSource: flags.source,
+        flagsVersion: flags.version,
+        flagsReadAt: flags.readAt.toISOString(),
+        pgboss: { version: deps.pgbossVersion, major: deps.pgbossMajor, started: boss.started, workers: boss.workers },
+        legacyWorker: { running: legacy.running, paused: legacy.paused(), processed: legacy.processed },
+        created: manager.created,
+        faults: faults.describe()
+      }
+    }
+  }
+
+  const server = buildServer(app)
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.port, config.host, resolve)
+  })
+  const { port } = server.address()
+  console.log(`listening on http://127.0.0.1:${port}`)
+
+  let stopping = false
+  const shutdown = async (signal) => {
+    if (stopping) return
+    stopping = true
+    log(`${signal}: stopping`)
+    setTimeout(() => { log('stop timed out; exiting'); process.exit(0) }, 10000).unref()
+    server.close()
+    server.closeAllConnections?.()
+    await legacy.stop().catch((e) => log(`legacy stop: ${e.message}`))
+    await boss.stop().catch((e) => log(`pg-boss stop: ${e.message}`))
+    await flags.stop()
+    await pool.end().catch(() => {})
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGHUP', () => {
+    const names = loadEnvFile()
+    flags.version += 1
+    log(`SIGHUP: re-read ENV_FILE (${names.length} values); flags now ${JSON.stringify(flags.routing())}`)
+  })
+}
+
+process.on('unhandledRejection', (err) => log(`unhandled rejection: ${err?.stack ?? err}`))
+main().catch((err) => {
+  console.error(`pgboss-app failed to start: ${err.message}`)
+  process.exit(2)
+})

@@ -1,0 +1,71 @@
+"""Fixtures for the example-app tests: real pg-boss from npm, the app on a fresh database, flag writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from runbook.demo import ExampleApp
+from runbook.errors import ConfigError
+from runbook.toolchain import ensure_pgboss, find_node
+
+MAJORS = ("10", "12")
+
+
+@pytest.fixture(scope="session")
+def pgboss_dirs() -> dict[str, Path]:
+    """pg-boss 10 and 12 installed once (skips when no Node.js or no npm registry can be had)."""
+    try:
+        node = find_node()
+        return {major: ensure_pgboss(major, node) for major in MAJORS}
+    except ConfigError as exc:
+        pytest.skip(f"example app unavailable: {exc}")
+
+
+def set_flags(database_url: str, values: Mapping[str, str | None], channel: str = "runbook_flags") -> None:
+    """Write flags the way the toolkit's postgres backend does: upsert rows in runbook.flags (None deletes
+    the row), then NOTIFY the channel with {"flags": {...}} in the same transaction."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS runbook")
+        conn.execute("CREATE TABLE IF NOT EXISTS runbook.flags (name text PRIMARY KEY, value text)")
+        with conn.transaction():
+            for name, value in values.items():
+                if value is None:
+                    conn.execute("DELETE FROM runbook.flags WHERE name = %s", (name,))
+                else:
+                    conn.execute(
+                        "INSERT INTO runbook.flags (name, value) VALUES (%s, %s)"
+                        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                        (name, value),
+                    )
+            conn.execute("SELECT pg_notify(%s, %s)", (channel, json.dumps({"flags": dict(values)})))
+
+
+def query(database_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one read query and return all rows."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+AppFactory = Callable[..., ExampleApp]
+
+
+@pytest.fixture
+def make_app(pg_url: str, tmp_path: Path, pgboss_dirs: dict[str, Path]) -> Iterator[AppFactory]:
+    """Build and start example apps on this test's database; every one is stopped afterwards."""
+    apps: list[ExampleApp] = []
+
+    def factory(major: str = "12", start: bool = True, **env: str) -> ExampleApp:
+        app = ExampleApp(pg_url, major, env, tmp_path / f"app{len(apps)}")
+        apps.append(app)
+        return app.start() if start else app
+
+    yield factory
+    for app in apps:
+        app.stop()
+        assert not app.running
