@@ -78,7 +78,7 @@ class ScalarReader:
                 return Scalar(text, text)
             expanded = interpolate(text, self.env)
             value: Any = expanded.value
-            if node.style is None:
+            if not node.style:  # plain (the C parser says "", the Python one None)
                 value = self.typed(expanded.value)
             return Scalar(value, expanded.value, expanded, text)
         if tag in _TYPED:
