@@ -1,0 +1,115 @@
+"""Write CI pipelines that run the migration: a scheduled gate and a manual advance/rollback job.
+
+`render_ci("github" | "gitlab", runbook_path, options)` returns `{relative path: file text}`:
+
+- GitHub: `.github/workflows/runbook.yml` with `on: schedule` (the gate, every 15 minutes by default:
+  `migrate gate --junit ... --summary ... --rollback-on-failure`) and `on: workflow_dispatch` (inputs
+  `action` = plan | advance | rollback, `reason`, `confirm`, `to_stage`, `force`).
+- GitLab: `.gitlab-ci.yml` with the gate on scheduled pipelines (create the schedule in the UI with the
+  cron shown at the top of the file) and the operate job on pipelines run by hand with `RUNBOOK_*` variables.
+
+`DATABASE_URL` (and any other secret named in `options.secrets`) comes from the CI's secret store, never
+inline. User inputs reach the shell only through environment variables (no expression injection).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from runbook import __version__
+from runbook.errors import ConfigError
+from runbook.junit import template_env
+
+KINDS = ("github", "gitlab")
+OUTPUTS = {"github": ".github/workflows/runbook.yml", "gitlab": ".gitlab-ci.yml"}
+_SECRET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z]+$")
+
+
+@dataclass(frozen=True)
+class CiOptions:
+    """What a generated pipeline may be tuned with (all have working defaults)."""
+
+    cron: str = "*/15 * * * *"
+    """When the gate runs (5 fields, UTC)."""
+    install: str = f"runbook=={__version__}"
+    """The pip requirement installing the toolkit (pin the version you tested, or a VCS URL)."""
+    python: str = "3.11"
+    database_secret: str = "DATABASE_URL"
+    """Name of the CI secret holding the application database URL (exported as DATABASE_URL)."""
+    secrets: tuple[str, ...] = ()
+    """Other secrets the runbook reads through `${VAR}` (app tokens, webhook URLs), exported by name."""
+    rollback_on_failure: bool = True
+    environment: str | None = None
+    """A deployment environment for the manual job (GitHub required reviewers, GitLab protection)."""
+    runner: str = "ubuntu-latest"
+    image: str = "python:3.11-slim"
+    """GitLab job image."""
+    junit: str = "runbook-junit.xml"
+    summary: str = "runbook-summary.md"
+    timeout_minutes: int = 30
+    name: str = "runbook"
+    """Pipeline name; also the concurrency group, so runs of one runbook never overlap."""
+
+
+def options_from(value: CiOptions | Mapping[str, Any] | None) -> CiOptions:
+    """Build `CiOptions` from a mapping (unknown keys are errors naming the known ones)."""
+    if value is None:
+        return CiOptions()
+    if isinstance(value, CiOptions):
+        return value
+    known = {f.name for f in fields(CiOptions)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown CI option(s): {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}"
+        )
+    data: dict[str, Any] = {k: tuple(v) if k == "secrets" else v for k, v in value.items()}
+    return replace(CiOptions(), **data)
+
+
+def _check(opts: CiOptions) -> None:
+    for f in fields(opts):
+        value = getattr(opts, f.name)
+        if any("\n" in str(v) or "\r" in str(v) for v in (value if isinstance(value, tuple) else (value,))):
+            raise ConfigError(f"CI option {f.name} must be one line", hint="remove the line break")
+    parts = opts.cron.split()
+    if len(parts) != 5 or not all(_CRON_FIELD.match(p) for p in parts):
+        raise ConfigError(f"CI cron {opts.cron!r} is not a 5-field cron", hint='e.g. "*/15 * * * *"')
+    for name in (opts.database_secret, *opts.secrets):
+        if not _SECRET.match(name):
+            raise ConfigError(
+                f"CI secret name {name!r} is not valid", hint="use letters, digits and _ (e.g. APP_TOKEN)"
+            )
+        if name.upper().startswith("GITHUB_"):
+            raise ConfigError(f"CI secret name {name!r} is reserved by GitHub", hint="rename the secret")
+
+
+def render_ci(
+    kind: Literal["github", "gitlab"] | str,
+    runbook_path: str,
+    options: CiOptions | Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """Render the pipeline of `kind` for the runbook at `runbook_path` (relative to the repository)."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown CI kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
+    opts = options_from(options)
+    _check(opts)
+    env = template_env(autoescape=False)
+    env.filters["q"] = lambda v: json.dumps(str(v))  # a JSON string is a valid, safely quoted YAML scalar
+    env.filters["sh"] = shlex.quote
+    env.globals["gh"] = lambda expr: "${{ " + expr + " }}"
+    slug = re.sub(r"[^a-z0-9]+", "-", opts.name.lower()).strip("-") or "runbook"
+    text = env.get_template(f"ci/{'github.yml' if kind == 'github' else 'gitlab-ci.yml'}.j2").render(
+        o=opts,
+        runbook_path=runbook_path,
+        slug=slug,
+        rollback_flag=" --rollback-on-failure" if opts.rollback_on_failure else "",
+        secrets=[s for s in opts.secrets if s != "DATABASE_URL"],
+    )
+    return {OUTPUTS[kind]: text}
