@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -115,7 +117,7 @@ def app() -> Iterator[App]:
     """The fake app on an ephemeral port of 127.0.0.1."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.state = AppState()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield App(url=f"http://127.0.0.1:{server.server_address[1]}", state=server.state)
     server.shutdown()
@@ -168,3 +170,39 @@ def make_ctx() -> Iterator[ContextFactory]:
     yield factory
     for ctx in made:
         ctx.close()
+
+
+HOLD = """
+import sys, time
+data = b"x" * int(sys.argv[1])
+print("ready", flush=True)
+time.sleep(600)
+"""
+LEAK = """
+import sys, time
+chunks = []
+print("ready", flush=True)
+while True:
+    chunks.append(b"x" * int(sys.argv[1]))
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start real `python -c` children (HOLD: keeps N bytes; LEAK: adds N bytes every 50 ms), each once it
+    printed "ready"; all are killed afterwards. Extra argv words tag a child for `cmdline` patterns."""
+    children: list[subprocess.Popen[str]] = []
+
+    def start(code: str, size: int, *tags: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(size), *tags], stdout=subprocess.PIPE, text=True
+        )
+        children.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        return proc
+
+    yield start
+    for proc in children:
+        proc.kill()
+        proc.wait()

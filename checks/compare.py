@@ -1,0 +1,86 @@
+"""`compare`: the ratio of two measurements, e.g. pg-boss p95 processing time over the legacy p95.
+
+`a` and `b` are inline checks of any kind (written like any check, with a name and a kind); only their
+values are used: value = a / b, and it fails above `max` (default 1.2: "comparable or better") or below
+`min`. Either side INCONCLUSIVE or ERROR makes the comparison so too; a zero or missing baseline `b` is
+INCONCLUSIVE (nothing to compare with yet); a value that is not a number is ERROR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from runbook.checks import expect as ex
+from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
+from runbook.checks.transient import current
+from runbook.model import CheckSpec, doc
+
+
+@dataclass(frozen=True)
+class CompareParams:
+    a: CheckSpec | None = doc("the measurement compared (numerator), e.g. pg-boss p95 run time", None)
+    b: CheckSpec | None = doc("the baseline (denominator), e.g. legacy p95 run time", None)
+    max: float | None = doc("fail when a / b is above this", 1.2)
+    min: float | None = doc("fail when a / b is below this", None)
+
+    def __post_init__(self) -> None:
+        if self.a is None or self.b is None:
+            raise ValueError("a and b: both required, each an inline check (name, kind, parameters)")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v)
+
+
+def measure(params: CompareParams, ctx: CheckContext) -> Measurement:
+    """Measure both sides and judge their ratio."""
+    from runbook.checkrun import run_check  # the runner measures the sides (timeouts, errors, redaction)
+
+    assert params.a is not None and params.b is not None
+    parent = current()
+    prefix = parent.check if parent is not None else "compare"
+    sides = []
+    for key, spec in (("a", params.a), ("b", params.b)):
+        sides.append(run_check(replace(spec, name=spec.name or f"{prefix}.{key}"), ctx))
+    a, b = sides
+    inputs: dict[str, Any] = {
+        "a": {"check": a.check, "kind": a.kind, "value": a.value, "verdict": a.verdict.value},
+        "b": {"check": b.check, "kind": b.kind, "value": b.value, "verdict": b.verdict.value},
+        "max": params.max,
+        "min": params.min,
+    }
+    for side in (a, b):
+        if side.verdict in (Verdict.ERROR, Verdict.INCONCLUSIVE):
+            text = f"{side.check} is {side.verdict.value}: {side.explanation}"
+            return Measurement(side.verdict, None, text, inputs)
+    va, vb = _number(a.value), _number(b.value)
+    for side, v in ((a, va), (b, vb)):
+        if v is None:
+            return Measurement(
+                Verdict.ERROR, None, f"{side.check} gave {ex.show(side.value)}, not a number", inputs
+            )
+    assert va is not None and vb is not None
+    if vb == 0:
+        return Measurement(Verdict.INCONCLUSIVE, None, f"{b.check} is 0: nothing to compare with yet", inputs)
+    ratio = round(va / vb, 4)
+    text = f"{a.check} / {b.check} = {ex.show(va)} / {ex.show(vb)} = {ratio:.2f}"
+    if params.max is not None and ratio > params.max:
+        return Measurement(Verdict.FAIL, ratio, f"{text}, above the max {params.max}", inputs, unit="ratio")
+    if params.min is not None and ratio < params.min:
+        return Measurement(Verdict.FAIL, ratio, f"{text}, below the min {params.min}", inputs, unit="ratio")
+    bounds = [
+        f"<= {params.max}" if params.max is not None else "",
+        f">= {params.min}" if params.min is not None else "",
+    ]
+    within = " and ".join(b for b in bounds if b)
+    return Measurement(
+        Verdict.PASS, ratio, f"{text}" + (f", {within}" if within else ""), inputs, unit="ratio"
+    )
+
+
+KIND = CheckKind(name="compare", params=CompareParams, measure=measure, summary="ratio of two measurements")
