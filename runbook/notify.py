@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import tenacity
 
+from runbook.junit import format_value
 from runbook.model import Webhook
 from runbook.redact import Redactor
 
@@ -86,8 +87,7 @@ def _at(payload: Mapping[str, Any]) -> str:
 
 
 def _value(v: Mapping[str, Any]) -> str:
-    value = v.get("value")
-    return "n/a" if value is None else f"{value}{(' ' + v['unit']) if v.get('unit') else ''}"
+    return format_value(v.get("value"), str(v.get("unit") or ""))
 
 
 def json_message(event_type: str, payload: Mapping[str, Any], runbook: str) -> dict[str, Any]:
@@ -117,9 +117,9 @@ def slack_message(event_type: str, payload: Mapping[str, Any], runbook: str) -> 
     src, dst = payload.get("from_stage"), payload.get("to_stage")
     move = f"{src} → {dst}" if src and dst and src != dst else _stage(payload)
     icon = _HEADLINE_ICONS.get(event_type, "ℹ️")
-    text = f"{icon} {runbook}: {event_type} ({move})"
+    text = f"{icon} {_mrkdwn(runbook)}: {event_type} ({_mrkdwn(move)})"
     if payload.get("reason"):
-        text += f": {payload['reason']}"
+        text += f": {_mrkdwn(payload['reason'])}"
     verdicts = list(payload.get("verdicts") or [])
     lines = [
         f"{_ICONS.get(str(v.get('verdict')), '•')} *{_mrkdwn(v.get('check', '?'))}* {_mrkdwn(_value(v))}"

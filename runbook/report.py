@@ -28,6 +28,8 @@ from runbook.units import format_duration
 
 MOVES = frozenset({"init", "advance", "rollback", "auto-rollback", "reconcile"})
 FAILED_OUTCOMES = frozenset({"failed", "fail", "error", "aborted", "refused", "blocked", "denied"})
+MARKED = frozenset({"rollback", "auto-rollback", "sample-breach", "verify-failed"})
+"""Operations drawn as red marks on the timeline."""
 PALETTE = ("#4c78a8", "#59a14f", "#b07aa1", "#f28e2b", "#76b7b2", "#edc948", "#9c755f", "#ff9da7")
 W, H, LEFT, RIGHT, TOP, BOTTOM = 880, 230, 70, 20, 14, 34
 _STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400)
@@ -147,29 +149,33 @@ def build_chart(
         chart.bands.append(
             (max(x0, LEFT), max(0.0, min(x1, W - RIGHT) - max(x0, LEFT)), span.stage, span.color)
         )
-    path: list[str] = []
+    path: list[tuple[float, float]] = []
     stamps = [_time(s["at"]).timestamp() for s in rows]
     gaps = sorted(b - a for a, b in itertools.pairwise(stamps))
     max_gap = 3 * gaps[len(gaps) // 2] if gaps else math.inf
+    marked: set[tuple[float, float]] = set()
     for i, s in enumerate(rows):
         px, value, verdict = x(stamps[i]), s.get("value"), str(s.get("verdict"))
         label = f"{when(_time(s['at']))}: {format_value(value, unit)} ({verdict})"
         if path and stamps[i] - stamps[i - 1] > max_gap:  # no samples for a while: do not draw across
-            chart.lines.append(" ".join(path) if len(path) > 1 else f"{path[0]} h1")
+            chart.lines.append(_svg_path(path))
             path = []
         if not isinstance(value, int | float):
-            chart.errors.append((px, label))
-            if len(path) > 1:
-                chart.lines.append(" ".join(path))
+            if (round(px), -1) not in marked:
+                marked.add((round(px), -1))
+                chart.errors.append((px, label))
+            if path:
+                chart.lines.append(_svg_path(path))
             path = []
             continue
         py = y(float(value))
-        path.append(f"{'L' if path else 'M'}{px},{py}")
-        if verdict != "pass" or len(rows) <= 120:
-            chart.points.append((px, py, verdict, label))
+        path.append((px, py))
         chart.breaches += verdict == "fail"
+        if (verdict != "pass" or len(rows) <= 120) and (round(px), round(py)) not in marked:
+            marked.add((round(px), round(py)))
+            chart.points.append((px, py, verdict, label))
     if path:
-        chart.lines.append(" ".join(path) if len(path) > 1 else f"{path[0]} h1")
+        chart.lines.append(_svg_path(path))
     runs: list[tuple[float, float, float]] = []
     for s in rows:
         t, px = s.get("threshold"), x(_time(s["at"]).timestamp())
@@ -185,6 +191,21 @@ def build_chart(
     last = next((s for s in reversed(rows) if s.get("value") is not None), None)
     chart.latest = format_value(last["value"], unit) if last else "-"
     return chart
+
+
+def _svg_path(points: Sequence[tuple[float, float]]) -> str:
+    """Draw a polyline; over a pixel column holding many samples keep only its first, min, max and last."""
+    if len(points) > 2 * (W - LEFT - RIGHT):
+        columns: dict[int, list[tuple[float, float]]] = {}
+        for p in points:
+            columns.setdefault(round(p[0]), []).append(p)
+        points = [
+            q
+            for col in columns.values()
+            for q in sorted({col[0], min(col, key=lambda p: p[1]), max(col, key=lambda p: p[1]), col[-1]})
+        ]
+    d = " ".join(f"{'L' if i else 'M'}{px},{py}" for i, (px, py) in enumerate(points))
+    return d if len(points) > 1 else d + " h1"
 
 
 def _decision(e: Mapping[str, Any]) -> dict[str, Any]:
@@ -270,5 +291,13 @@ def render_report(
         BOTTOM=BOTTOM,
         visits={s["id"]: sum(1 for t in timeline if t.stage == s["id"]) for s in stages},
         rollbacks=sum(1 for e in ordered if "rollback" in str(e.get("operation"))),
+        marks=[
+            (
+                scale(_time(e["at"]).timestamp()),
+                f"{when(_time(e['at']))}: {e.get('operation')} {e.get('reason') or ''}",
+            )
+            for e in ordered
+            if e.get("operation") in MARKED
+        ],
         sample_count=len(samples),
     )

@@ -88,12 +88,14 @@ def test_slack_message_has_text_and_blocks(hook: Hook) -> None:
     n.notify("auto-rollback", EVENT)
     assert n.flush(30)
     (body,) = hook.bodies
-    assert body["text"] == "🚨 pgboss: auto-rollback (evaluations → off): error rate 12% > 5% <script>"
+    assert (
+        body["text"] == "🚨 pgboss: auto-rollback (evaluations → off): error rate 12% &gt; 5% &lt;script&gt;"
+    )
     kinds = [b["type"] for b in body["blocks"]]
     assert kinds == ["header", "section", "section", "context"]
     assert body["blocks"][1]["fields"][0]["text"] == "*Stage*\nevaluations → off"
     verdicts = body["blocks"][2]["text"]["text"]
-    assert "❌ *error-rate* 0.12 ratio — 12% &gt; 5%" in verdicts
+    assert "❌ *error-rate* 12% — 12% &gt; 5%" in verdicts
     assert "✅ *backlog* 3 jobs — 3 &lt;= 100" in verdicts
     assert "reason: error rate 12% &gt; 5% &lt;script&gt;" in body["blocks"][3]["elements"][0]["text"]
     assert [d.ok for d in n.deliveries] == [True]

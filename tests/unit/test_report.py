@@ -242,7 +242,8 @@ def test_decisions_show_measured_values_and_flag_changes() -> None:
     decisions = html.split('<section id="decisions">')[1]
     assert decisions.count('class="decision"') == len(EVENTS)
     assert "evaluations → off" in decisions
-    assert '<td class="num">131.0MB</td><td>≤ 100.0MB</td><td>131.0MB &gt; 100MB</td>' in decisions
+    assert '<td class="num">131.0MB</td><td>≤ 100.0MB</td><td>131.0MB &gt; 100MB<details>' in decisions
+    assert '<summary>inputs</summary><pre>{\n  "max": 100000000\n}</pre>' in decisions
     assert "<code>PGBOSS_FOR_NEW_EVALS</code> true → <b>false</b>" in decisions
     assert "leak fixed in worker v2.3.1 &amp; redeployed" in decisions
     assert "alice@bastion" in decisions
@@ -282,3 +283,29 @@ def test_empty_history_renders() -> None:
     assert "No transition recorded yet." in html
     assert "No monitor samples recorded." in html
     assert "No decision recorded yet." in html
+
+
+def test_rollbacks_and_breaches_are_marked_on_the_timeline() -> None:
+    marks = [a for tag, a in parsed().tags if tag == "path" and a.get("class") == "mark"]
+    assert len(marks) == 2  # the sample breach and the auto-rollback
+
+
+def test_long_series_are_thinned_to_the_pixel_columns() -> None:
+    rows = [
+        {
+            "at": T0 + dt.timedelta(minutes=i),
+            "stage": "observe",
+            "check": "backlog",
+            "verdict": "pass",
+            "value": 50 + 10 * math.sin(i / 50),
+            "unit": "jobs",
+            "threshold": 100,
+        }
+        for i in range(14 * 24 * 60)  # two weeks, one sample a minute
+    ]
+    html = render_report("big", STAGES, EVENTS[:1], rows, T0 + dt.timedelta(days=14))
+    (d,) = re.findall(r'<path class="value" d="([^"]+)"', html)
+    vertices = d.count("L") + 1
+    assert 800 <= vertices <= 4 * 800  # at most first/min/max/last of each of the ~790 columns
+    assert len(html) < 200_000
+    assert "latest 58.7 jobs · 20160 samples" in html
