@@ -82,7 +82,7 @@ async function main () {
         ok: true,
         pid: process.pid,
         startedAt: startedAt.toISOString(),
-        uptimeSeconds: Math.round(process.uptime() * 1000) / 1000,
+        uptime: Math.round(process.uptime() * 1000) / 1000,
         memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external },
         flags: flags.routing(),
         flagSource: flags.source,

@@ -1,0 +1,55 @@
+"""The app's HTTP API: health and flags shapes, input validation, flags picked up by polling when no NOTIFY
+comes and when the flag table appears only after the app started."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+from tests.e2e.conftest import AppFactory
+
+
+def test_health_shape_and_validation(make_app: AppFactory) -> None:
+    app = make_app("12")
+    health = app.health()
+    assert health["ok"] is True and health["pid"] == app.pid
+    assert set(health["memory"]) == {"rss", "heapUsed", "heapTotal", "external"}
+    assert all(isinstance(v, int) and v > 0 for v in health["memory"].values())
+    assert datetime.fromisoformat(health["startedAt"]).tzinfo is not None
+    assert 0 <= health["uptime"] < 600
+    assert health["pgboss"]["major"] == 12
+
+    cases = [
+        ("POST", "/api/import", {}, 400, '"url"'),
+        ("POST", "/api/evaluations", {"evaluationId": "e"}, 400, '"agentId"'),
+        ("POST", "/api/import", {"url": "u", "key": ""}, 400, '"key"'),
+        ("GET", "/api/import", None, 405, "GET not allowed"),
+        ("GET", "/api/nothing", None, 404, "no route"),
+    ]
+    for method, path, body, code, text in cases:
+        response = app.request(method, path, body)
+        assert (response.status_code, text in response.json()["error"]) == (code, True), (path, response.text)
+    raw = app.request("POST", "/api/import")  # no body at all
+    assert raw.status_code == 400
+
+
+def test_flags_by_polling_with_a_table_created_after_start(make_app: AppFactory, pg_url: str) -> None:
+    app = make_app("12", FLAGS_POLL_MS="300", PGBOSS_FOR_NEW_EVALS="true")
+    flags = app.call("GET", "/api/flags")
+    assert flags["tablePresent"] is False and flags["listening"] is True
+    assert flags["values"]["PGBOSS_FOR_NEW_EVALS"] == {"value": "true", "origin": "env"}
+    assert flags["values"]["PGBOSS_ENABLED"] == {"value": None, "origin": "unset"}
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # no NOTIFY: only the poll can see this
+        conn.execute("CREATE SCHEMA runbook")
+        conn.execute("CREATE TABLE runbook.flags (name text PRIMARY KEY, value text)")
+        conn.execute(
+            "INSERT INTO runbook.flags VALUES ('PGBOSS_ENABLED', 'true'), ('PGBOSS_FOR_NEW_EVALS', NULL)"
+        )
+    app.wait_for_flags({"PGBOSS_ENABLED": True, "PGBOSS_FOR_NEW_EVALS": True}, timeout=5)
+    flags = app.call("GET", "/api/flags")
+    assert flags["tablePresent"] is True
+    assert flags["values"]["PGBOSS_ENABLED"] == {"value": "true", "origin": "table"}
+    assert flags["values"]["PGBOSS_FOR_NEW_EVALS"]["origin"] == "env"  # a NULL row falls back to the env
+    assert app.create_evaluation("e", "a")["routedTo"] == "pgboss"
