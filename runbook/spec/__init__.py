@@ -35,6 +35,9 @@ class RegistryKinds(Mapping[str, type]):
             self._params[name] = get_kind(name).params
         return self._params[name]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
@@ -104,7 +107,20 @@ def json_schema(kinds: Mapping[str, type] | None = None) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the runbook format, for editors (`migrate schema`)."""
     from runbook.spec.schema import runbook_schema
 
-    return runbook_schema(RegistryKinds() if kinds is None else kinds)
+    if kinds is not None:
+        return runbook_schema(kinds)
+    registry = RegistryKinds()
+    usable: dict[str, type] = {}
+    broken: list[str] = []
+    for name in registry:
+        try:
+            usable[name] = registry[name]
+        except Exception as exc:  # an installed kind that cannot be imported is left out, and said so
+            broken.append(f"{name} ({exc})")
+    schema = runbook_schema(usable)
+    if broken:
+        schema["$comment"] = "check kinds left out because they cannot be loaded: " + "; ".join(broken)
+    return schema
 
 
 def _one(source: str, message: str, line: int = 1) -> SpecError:

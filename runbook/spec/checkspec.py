@@ -97,11 +97,11 @@ class CheckConvention:
             kind = conv.convert(value, str, join(path, "kind"))
             if kind is INVALID:
                 return "", None
-            if kind not in self.kinds:
-                conv.issues.add(value, join(path, "kind"), suggest(kind, self.kinds, "check kind"))
-                return kind, None
             try:
                 return kind, self.kinds[kind]
+            except KeyError:
+                conv.issues.add(value, join(path, "kind"), suggest(kind, self.kinds, "check kind"))
+                return kind, None
             except Exception as exc:  # a kind module that fails to import is reported, not raised
                 conv.issues.add(value, join(path, "kind"), f"check kind {kind} cannot be loaded: {exc}")
                 return kind, None

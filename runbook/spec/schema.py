@@ -81,7 +81,7 @@ class SchemaGen:
         members = union_args(tp)
         if members is not None:
             rest = [m for m in members if m is not _NONE]
-            inner = self.of(rest[0]) if len(rest) == 1 else {"oneOf": [self.ref(m, union=True) for m in rest]}
+            inner = self.of(rest[0]) if len(rest) == 1 else self.tagged_union(tuple(rest))
             return {"anyOf": [inner, {"type": "null"}]} if len(rest) < len(members) else inner
         origin = get_origin(tp)
         if origin is Literal:
@@ -100,6 +100,12 @@ class SchemaGen:
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
             return self.ref(tp)
         return {}
+
+    def tagged_union(self, members: tuple[Any, ...]) -> dict[str, Any]:
+        """Dataclasses told apart by a Literal field, or that field's value alone (`flags: dotenv`)."""
+        found = discriminator(members)
+        shorthand = [{"enum": list(found[1])}] if found else []
+        return {"oneOf": [self.ref(m, union=True) for m in members] + shorthand}
 
     def ref(self, cls: type, *, union: bool = False) -> dict[str, Any]:
         """A `$ref` to the schema of dataclass `cls` (generated once)."""
@@ -203,6 +209,7 @@ def runbook_schema(kinds: Mapping[str, type]) -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "required": ["version", "name", "flags", "stages"],
+        "patternProperties": {"^x-": {"description": "ignored; holds YAML anchors to reuse (`<<: *name`)"}},
         "properties": {
             "version": {"const": 1, "description": "format version; 1"},
             "name": {"type": "string", "minLength": 1, "description": "what this migration is"},

@@ -82,6 +82,8 @@ def _syntax_message(text: str, exc: yaml.MarkedYAMLError, line: int, col: int) -
     here = lines[line - 1] if 0 < line <= len(lines) else ""
     if "\t" in here[: max(col, len(here) - len(here.lstrip()))] or "tab" in (exc.problem or ""):
         return "tab characters cannot indent YAML; indent with spaces"
+    if exc.context == "expected a single document in the stream":
+        return "a runbook is a single YAML document; remove this `---` and what follows, or merge it above"
     problem = (exc.problem or "invalid YAML").replace(" in this context", " here")
     if exc.context and exc.context_mark is not None and exc.context_mark is not exc.problem_mark:
         return f"YAML syntax error: {problem} ({exc.context} started at line {exc.context_mark.line + 1})"

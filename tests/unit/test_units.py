@@ -1,0 +1,120 @@
+"""Human durations and sizes (runbook.units) and the time scale switch."""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook.units import format_duration, format_size, parse_duration, parse_size, time_scale
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("24h", 86400.0),
+        ("2d", 172800.0),
+        ("1w", 604800.0),
+        ("250ms", 0.25),
+        ("1h30m", 5400.0),
+        ("1h 30m", 5400.0),
+        ("1.5h", 5400.0),
+        (" 10S ", 10.0),
+        (45, 45.0),
+        (2.5, 2.5),
+        (0, 0.0),
+    ],
+)
+def test_parse_duration(text: str | float, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("soon", 'expected a duration like 90s, 5m, 24h or 2d, got "soon"'),
+        ("5x", 'expected a duration like 90s, 5m, 24h or 2d, got "5x"'),
+        ("5", 'expected a duration like 90s, 5m, 24h or 2d, got "5"'),
+        ("m5", 'expected a duration like 90s, 5m, 24h or 2d, got "m5"'),
+        ("", "expected a duration like 90s, 5m, 24h or 2d, got an empty string"),
+        (-1, "a duration cannot be negative"),
+        (True, "expected a duration like 90s, 5m, 24h or 2d"),
+    ],
+)
+def test_parse_duration_errors(text: str | float, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_duration(text)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("100MB", 100_000_000),
+        ("100mb", 100_000_000),
+        ("100MiB", 100 * 1024**2),
+        ("1.5GiB", int(1.5 * 1024**3)),
+        ("2kB", 2000),
+        ("512", 512),
+        ("512B", 512),
+        (" 3 TB ", 3 * 1000**4),
+        (4096, 4096),
+    ],
+)
+def test_parse_size(text: str | int, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["lots", "10 parsecs", "MB", "1.2.3MB", ""])
+def test_parse_size_errors(text: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_size(text)
+    assert str(info.value) == f'expected a size like 100MB or 1GiB, got "{text}"'
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.25, "250ms"),
+        (0, "0ms"),
+        (5, "5s"),
+        (303, "5m 3s"),
+        (93784, "1d 2h"),
+        (3600, "1h"),
+        (-90, "-1m 30s"),
+    ],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(97_300_000, "97.3MB"), (1500, "1.5kB"), (12, "12B"), (2e9, "2.0GB")]
+)
+def test_format_size(n: float, text: str) -> None:
+    assert format_size(n) == text
+
+
+def test_time_scale_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUNBOOK_TIME_SCALE", raising=False)
+    assert time_scale() == 1.0
+    monkeypatch.setenv("RUNBOOK_TIME_SCALE", "0.001")
+    assert time_scale() == 0.001
+    monkeypatch.setenv("RUNBOOK_TIME_SCALE", " ")
+    assert time_scale() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("fast", "RUNBOOK_TIME_SCALE must be a number such as 0.001, got 'fast'"),
+        ("0", "RUNBOOK_TIME_SCALE must be in (0, 1], got '0'"),
+        ("2", "RUNBOOK_TIME_SCALE must be in (0, 1], got '2'"),
+        ("-0.5", "RUNBOOK_TIME_SCALE must be in (0, 1], got '-0.5'"),
+    ],
+)
+def test_time_scale_errors(monkeypatch: pytest.MonkeyPatch, raw: str, message: str) -> None:
+    monkeypatch.setenv("RUNBOOK_TIME_SCALE", raw)
+    with pytest.raises(ValueError) as info:
+        time_scale()
+    assert str(info.value) == message
