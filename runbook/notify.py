@@ -9,7 +9,8 @@ webhook by position and format (`webhook #2 (slack)`), never by URL.
 
 The payload given to `notify()` is an event of the state store (a dict) or any dict with these keys, all
 optional: `stage`, `operation`, `from_stage`, `to_stage`, `verdicts` (list of `Measurement.to_json()`
-dicts), `reason`, `outcome`, `at` (datetime or ISO string), `user`, `host`, `ci_url`.
+dicts), `reason`, `outcome`, `at` (datetime or ISO string; default now), `user`, `host`, `ci_url` (or
+these three under `actor`, as `NewEvent.to_json()` has them).
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ def _at(payload: Mapping[str, Any]) -> str:
     return str(at) if at else dt.datetime.now(dt.UTC).isoformat()
 
 
+def _actor(payload: Mapping[str, Any], key: str) -> Any:
+    """Read `user`, `host` or `ci_url` at the top level or under `actor` (the state store's event form)."""
+    actor = payload.get("actor")
+    return payload.get(key) or (actor.get(key) if isinstance(actor, Mapping) else None)
+
+
 def _value(v: Mapping[str, Any]) -> str:
     return format_value(v.get("value"), str(v.get("unit") or ""))
 
@@ -102,8 +109,8 @@ def json_message(event_type: str, payload: Mapping[str, Any], runbook: str) -> d
         "verdicts": list(payload.get("verdicts") or []),
         "reason": payload.get("reason"),
         "outcome": payload.get("outcome"),
-        "user": payload.get("user"),
-        "ci_url": payload.get("ci_url"),
+        "user": _actor(payload, "user"),
+        "ci_url": _actor(payload, "ci_url"),
         "at": _at(payload),
     }
 
@@ -139,8 +146,10 @@ def slack_message(event_type: str, payload: Mapping[str, Any], runbook: str) -> 
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Verdicts*\n{summary}"}},
     ]
     context = [f"reason: {_mrkdwn(payload['reason'])}"] if payload.get("reason") else []
-    if payload.get("user"):
-        context.append(f"by {_mrkdwn(payload['user'])}")
+    if _actor(payload, "user"):
+        context.append(f"by {_mrkdwn(_actor(payload, 'user'))}")
+    if str(_actor(payload, "ci_url") or "").startswith(("https://", "http://")):
+        context.append(f"<{_mrkdwn(_actor(payload, 'ci_url'))}|CI job>")
     context.append(_at(payload))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
     return {"text": text, "blocks": blocks}

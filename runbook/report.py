@@ -3,7 +3,8 @@
 Inputs (plain data, as the state store returns it):
 
 - `stages`: `[{"id": ..., "title": ...}]` in runbook order.
-- `events`: dicts with `at` (datetime or ISO string), `user`, `host`, `ci_url`, `operation`, `from_stage`,
+- `events`: dicts with `at` (datetime or ISO string), `user`, `host`, `ci_url` (or these three under
+  `actor`, as `Event.to_json()` has them), `operation`, `from_stage`,
   `to_stage`, `flags_before`, `flags_after`, `verdicts` (list of `Measurement.to_json()` dicts), `reason`,
   `outcome`. An event moves the migration to `to_stage` when its operation is one of `MOVES` and its
   outcome is not one of `FAILED_OUTCOMES`.
@@ -221,7 +222,10 @@ def _decision(e: Mapping[str, Any]) -> dict[str, Any]:
         }
         for v in e.get("verdicts") or []
     ]
-    ci = str(e.get("ci_url") or "")
+    raw = e.get("actor")
+    actor: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    user, host = e.get("user") or actor.get("user"), e.get("host") or actor.get("host")
+    ci = str(e.get("ci_url") or actor.get("ci_url") or "")
     return {
         **e,
         "when": when(_time(e["at"])),
@@ -229,7 +233,7 @@ def _decision(e: Mapping[str, Any]) -> dict[str, Any]:
         "verdicts": verdicts,
         "ci_url": ci,
         "ci_link": ci.startswith(("https://", "http://")),
-        "who": "@".join(str(p) for p in (e.get("user"), e.get("host")) if p),
+        "who": "@".join(str(p) for p in (user, host) if p),
     }
 
 

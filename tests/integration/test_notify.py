@@ -194,3 +194,21 @@ def test_notify_returns_while_the_webhook_still_hangs(hook: Hook) -> None:
 def test_unknown_event_type_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown notification event 'advanced'"):
         notifier(Webhook(url="http://127.0.0.1:9/")).notify("advanced", {})
+
+
+def test_store_event_form_with_nested_actor(hook: Hook) -> None:
+    n = notifier(Webhook(url=hook.url + "/j"), Webhook(url=hook.url + "/s", format="slack"))
+    stored = {
+        **EVENT,
+        "at": None,
+        "user": None,
+        "actor": {"user": "ci", "host": "h", "ci_url": "https://ci/1"},
+    }
+    n.notify("rollback", stored)
+    assert n.flush(30)
+    by_path = dict(zip(hook.paths, hook.bodies, strict=True))
+    generic = by_path["/services/T000/B000/s3cr3tT0ken/j"]
+    assert (generic["user"], generic["ci_url"]) == ("ci", "https://ci/1")
+    assert generic["at"].endswith("+00:00")  # not recorded yet: sent with the time of sending
+    context = by_path["/services/T000/B000/s3cr3tT0ken/s"]["blocks"][3]["elements"][0]["text"]
+    assert "by ci · <https://ci/1|CI job>" in context

@@ -309,3 +309,38 @@ def test_long_series_are_thinned_to_the_pixel_columns() -> None:
     assert 800 <= vertices <= 4 * 800  # at most first/min/max/last of each of the ~790 columns
     assert len(html) < 200_000
     assert "latest 58.7 jobs · 20160 samples" in html
+
+
+def test_store_event_form_with_actor_and_iso_times() -> None:
+    stored = [
+        {
+            "id": 1,
+            "at": at(0).isoformat(),
+            "operation": "init",
+            "from_stage": None,
+            "to_stage": "off",
+            "actor": {"user": "ci", "host": "runner-7", "pid": 42, "ci_url": "https://ci.example/run/9"},
+            "flags_before": None,
+            "flags_after": OFF,
+            "verdicts": [],
+            "reason": None,
+            "outcome": "ok",
+        },
+        {
+            "id": 2,
+            "at": at(2).isoformat(),
+            "operation": "advance",
+            "from_stage": "off",
+            "to_stage": "imports",
+            "actor": {"user": "ci", "host": "runner-7", "pid": 43, "ci_url": None},
+            "flags_before": OFF,
+            "flags_after": ON,
+            "verdicts": [],
+            "reason": "go",
+            "outcome": "done",
+        },
+    ]
+    html = render_report("stored", STAGES, stored, [], at(3))
+    assert "ci@runner-7" in html
+    assert '<a href="https://ci.example/run/9">CI job</a>' in html
+    assert [(s.stage, s.end) for s in stage_spans(STAGES, stored)] == [("off", at(2)), ("imports", None)]
