@@ -7,8 +7,8 @@ then empties the file.
 
 A journaled rollback also implies a state change (its stage and flags). It is applied on sync only if
 nobody moved the state since, judged in this order:
-- the entry knows the state version the rollback was decided on (`base_version`, from the last state the
-  process read): applied when the row still has that version;
+- the entry knows the state version the rollback was decided on (`expected_version`, from the last state
+  the process read): applied when the row still has that version;
 - otherwise: applied when the row is still at the rollback's `from_stage` and was last updated before the
   rollback happened.
 Several rollbacks journaled in a row chain: each one's base is the version the previous one produces.
@@ -46,7 +46,7 @@ class JournalEntry:
 
     runbook: str
     event: NewEvent
-    base_version: int | None
+    expected_version: int | None
     """State version the change was decided on; None = not known."""
     applies_state: bool
     """The event flipped the flags: move the state to its to_stage and flags_after when syncing."""
@@ -54,7 +54,7 @@ class JournalEntry:
     def to_json(self) -> dict[str, Any]:
         return {
             "runbook": self.runbook,
-            "base_version": self.base_version,
+            "expected_version": self.expected_version,
             "applies_state": self.applies_state,
             "event": self.event.to_json(),
         }
@@ -64,7 +64,7 @@ class JournalEntry:
         return cls(
             runbook=str(d["runbook"]),
             event=NewEvent.from_json(d["event"]),
-            base_version=d.get("base_version"),
+            expected_version=d.get("expected_version"),
             applies_state=bool(d.get("applies_state")),
         )
 
@@ -89,7 +89,7 @@ def append_journal(
     runbook: str,
     event: NewEvent,
     *,
-    base_version: int | None = None,
+    expected_version: int | None = None,
     applies_state: bool | None = None,
     redact: Callable[[str], str] = redact_url,
 ) -> JournalEntry:
@@ -116,8 +116,8 @@ def append_journal(
             earlier = [e for e in _parse(f)[0] if e.runbook == runbook and e.applies_state]
             if earlier:
                 last = earlier[-1]
-                base_version = last.base_version + 1 if last.base_version is not None else None
-        entry = JournalEntry(runbook, ev, base_version, applies_state)
+                expected_version = last.expected_version + 1 if last.expected_version is not None else None
+        entry = JournalEntry(runbook, ev, expected_version, applies_state)
         f.seek(0, os.SEEK_END)
         if f.tell() > 0:  # a crash may have left a cut line: start on a fresh one
             f.seek(f.tell() - 1)
@@ -164,12 +164,11 @@ def _sync_entry(store: StateStore, e: JournalEntry) -> bool:
         if e.applies_state and ev.to_stage is not None and ev.flags_after is not None:
             if state is None:
                 note = "no state row for this runbook"
-            elif e.base_version is not None:
-                applied = state.version == e.base_version
+            elif e.expected_version is not None:
+                applied = state.version == e.expected_version
                 if not applied:
-                    note = (
-                        f"the state moved on (version {state.version}, rollback decided on {e.base_version})"
-                    )
+                    seen = e.expected_version
+                    note = f"the state moved on (version {state.version}, rollback decided on {seen})"
             else:
                 applied = state.stage == ev.from_stage and state.updated_at <= at
                 if not applied:
@@ -237,7 +236,7 @@ class Journal:
         runbook: str,
         event: NewEvent,
         *,
-        base_version: int | None = None,
+        expected_version: int | None = None,
         applies_state: bool | None = None,
     ) -> JournalEntry:
         """Append `event` (see `append_journal`)."""
@@ -245,7 +244,7 @@ class Journal:
             self.path,
             runbook,
             event,
-            base_version=base_version,
+            expected_version=expected_version,
             applies_state=applies_state,
             redact=self.redact,
         )

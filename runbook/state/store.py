@@ -168,6 +168,9 @@ class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin):
         assert stored is not None
         return stored
 
+    record = append_event
+    """Alias of `append_event`."""
+
     def events(
         self,
         runbook: str,

@@ -33,8 +33,8 @@ def test_unreachable_store_then_journal_then_sync(pg_url: str, tmp_path: Path) -
         StateStore.open(DOWN)
     assert "127.0.0.1:1/x" in err.value.message and "s3cret" not in str(err.value)
     path = tmp_path / "journal.jsonl"
-    entry = append_journal(path, "rb", rollback_event(), base_version=2)
-    assert entry.applies_state and entry.base_version == 2 and entry.event.at is not None
+    entry = append_journal(path, "rb", rollback_event(), expected_version=2)
+    assert entry.applies_state and entry.expected_version == 2 and entry.event.at is not None
     text = path.read_text()
     assert "s3cret" not in text and "app:***@db" in text and text.endswith("\n")
     assert [e.event.uuid for e in read_journal(path)] == [entry.event.uuid]
@@ -60,7 +60,7 @@ def test_sync_is_idempotent_after_a_crash_before_truncating(pg_url: str, tmp_pat
     store.initialize("rb", "a", FLAGS0, actor())
     advance(store, "rb", "b", FLAGS1)
     path = tmp_path / "j.jsonl"
-    Journal(path).append("rb", rollback_event(), base_version=2)
+    Journal(path).append("rb", rollback_event(), expected_version=2)
     saved = path.read_text()
     assert Journal(path).sync(store) == 1
     path.write_text(saved)  # as if the process died after inserting, before emptying the file
@@ -74,7 +74,7 @@ def test_a_moved_state_is_not_overwritten(pg_url: str, tmp_path: Path) -> None:
     store.initialize("rb", "a", FLAGS0, actor())
     advance(store, "rb", "b", FLAGS1)
     path = tmp_path / "j.jsonl"
-    append_journal(path, "rb", rollback_event(), base_version=2)
+    append_journal(path, "rb", rollback_event(), expected_version=2)
     advance(store, "rb", "c", FLAGS1, who="bob")  # someone else moved on while we could not record
     assert sync_journal(store, path) == 1
     state = store.current("rb")
@@ -85,7 +85,7 @@ def test_a_moved_state_is_not_overwritten(pg_url: str, tmp_path: Path) -> None:
     assert ev.data["journal"]["note"] == "the state moved on (version 3, rollback decided on 2)"
 
 
-def test_unknown_base_version_and_chained_rollbacks(pg_url: str, tmp_path: Path) -> None:
+def test_unknown_expected_version_and_chained_rollbacks(pg_url: str, tmp_path: Path) -> None:
     store = open_store(pg_url)
     store.initialize("rb", "a", FLAGS0, actor())
     advance(store, "rb", "b", FLAGS1)
@@ -94,16 +94,16 @@ def test_unknown_base_version_and_chained_rollbacks(pg_url: str, tmp_path: Path)
     now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     first = append_journal(path, "rb", rollback_event("c", "b", at=now))  # base not known
     second = append_journal(path, "rb", rollback_event("b", "a", at=now + dt.timedelta(seconds=1)))
-    assert first.base_version is None and second.base_version is None
+    assert first.expected_version is None and second.expected_version is None
     assert sync_journal(store, path) == 2
     state = store.current("rb")
     assert state is not None and (state.stage, state.version) == ("a", 5)
     # with a known base, later entries chain on the version the earlier ones produce
     path2 = tmp_path / "j2.jsonl"
-    e1 = append_journal(path2, "rb", rollback_event("a", "a"), base_version=5)
-    e2 = append_journal(path2, "rb", rollback_event("a", "a"), base_version=5)
+    e1 = append_journal(path2, "rb", rollback_event("a", "a"), expected_version=5)
+    e2 = append_journal(path2, "rb", rollback_event("a", "a"), expected_version=5)
     note = append_journal(path2, "rb", NewEvent("note", actor(), reason="while offline"))
-    assert (e1.base_version, e2.base_version, note.applies_state) == (5, 6, False)
+    assert (e1.expected_version, e2.expected_version, note.applies_state) == (5, 6, False)
     assert sync_journal(store, path2) == 3
     assert store.current("rb").version == 7  # type: ignore[union-attr]
 

@@ -1,0 +1,61 @@
+"""Build the flag backend a runbook's `settings.flags` describes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from runbook.errors import ConfigError
+from runbook.model import CommandFlags, DotenvFlags, PostgresFlags, Runbook
+from runbook.stages.base import FlagBackend
+from runbook.stages.command import CommandFlagBackend
+from runbook.stages.dotenv import DotenvFlagBackend
+from runbook.stages.postgres import PostgresFlagBackend
+
+
+def base_dir(runbook: Runbook) -> Path:
+    """The folder relative paths are resolved against: the runbook file's, else the current one."""
+    source = Path(runbook.source)
+    return source.parent.resolve() if source.is_file() else Path.cwd()
+
+
+def make_backend(runbook: Runbook, env: Mapping[str, str] | None = None) -> FlagBackend:
+    """The flag backend of `runbook` (ConfigError naming the setting when something is missing).
+
+    `env` is the environment of the commands it runs (default: this process's)."""
+    env = dict(os.environ if env is None else env)
+    flags = runbook.settings.flags
+    if isinstance(flags, DotenvFlags):
+        path = Path(flags.path)
+        return DotenvFlagBackend(
+            path if path.is_absolute() else base_dir(runbook) / path,
+            reload=flags.reload,
+            reload_shell=flags.reload_shell,
+            reload_timeout=flags.reload_timeout,
+            env=env,
+        )
+    if isinstance(flags, PostgresFlags):
+        url = flags.url or runbook.settings.database.url
+        if not url:
+            raise ConfigError(
+                "the postgres flag backend has no database URL",
+                hint="set settings.flags.url, or settings.database.url (usually ${DATABASE_URL})",
+            )
+        return PostgresFlagBackend(
+            url,
+            schema=flags.schema,
+            table=flags.table,
+            channel=flags.channel,
+            connect_timeout=runbook.settings.database.connect_timeout,
+        )
+    if isinstance(flags, CommandFlags):
+        return CommandFlagBackend(
+            flags.get,
+            flags.set,
+            shell=flags.shell,
+            timeout=flags.timeout,
+            env=env,
+            cwd=str(base_dir(runbook)),
+        )
+    raise ConfigError(f"unknown flag backend {type(flags).__name__}", hint="set settings.flags.type")

@@ -1,0 +1,176 @@
+"""The `command` flag backend: templated commands get and set each flag (Fly, Heroku, Vercel, kubectl...).
+
+`get` prints the value of `{name}` on stdout (empty output = not set); `set` sets `{name}` to `{value}`
+(`{actor}` is also available). Without a shell, each argument is templated separately, so a value can never
+become a second argument. With `shell: true`, get and set are one string each, run by /bin/sh, and the
+substituted values are shell-quoted. The values are also in the environment of every command
+(RUNBOOK_FLAG_NAME, RUNBOOK_FLAG_VALUE, RUNBOOK_ACTOR). After setting, every flag is read back with `get`.
+
+Messages name only the program (`fly`), never its arguments, and pass output through a redactor that
+masks URL passwords and the values of secret-looking environment variables (..._TOKEN, ..._PASSWORD).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from runbook.errors import ConfigError, FlagWriteError, RunbookError, UnreachableError
+from runbook.redact import Redactor
+
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|AUTH|CREDENTIAL|PRIVATE", re.I)
+_PLACEHOLDER = re.compile(r"\{(name|value|actor)\}")
+
+
+def secret_redactor(env: Mapping[str, str] | None) -> Redactor:
+    """A redactor masking the values of secret-looking variables of `env` and URL passwords."""
+    env = os.environ if env is None else env
+    return Redactor(v for k, v in env.items() if _SECRET_NAME.search(k))
+
+
+def tail(text: str, lines: int = 8, chars: int = 1200) -> str:
+    """The last lines of a command's output, for a message."""
+    kept = "\n".join(text.strip().splitlines()[-lines:])
+    return kept[-chars:] if len(kept) > chars else kept
+
+
+def program(argv: Sequence[str]) -> str:
+    """The name shown for a command: its program (for `sh -c "..."`, the first word of the script)."""
+    if len(argv) >= 3 and argv[0] == "/bin/sh" and argv[1] == "-c":
+        words = argv[2].split()
+        return f"sh: {os.path.basename(words[0])}" if words else "sh"
+    return os.path.basename(argv[0]) if argv else "?"
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    what: str,
+    setting: str,
+    error: type[RunbookError] = FlagWriteError,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    redact: Redactor | None = None,
+) -> str:
+    """Run `argv` and return its stdout; failures raise `error` with the stderr tail (redacted).
+
+    A missing program is a ConfigError naming `setting`."""
+    redact = redact or secret_redactor(env)
+    name = program(argv)
+    try:
+        done = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{what}: program not found: {name}", hint=f"install it, or fix {setting}"
+        ) from None
+    except PermissionError:
+        raise ConfigError(f"{what}: {name} is not executable", hint=f"fix {setting}") from None
+    except subprocess.TimeoutExpired:
+        raise error(
+            f"{what} (`{name}`) did not finish within {timeout:g}s", hint=f"check it by hand; see {setting}"
+        ) from None
+    if done.returncode != 0:
+        output = tail(done.stderr) or tail(done.stdout) or "(no output)"
+        raise error(
+            f"{what} (`{name}`) failed with exit status {done.returncode}: {redact(output)}",
+            hint=f"run it by hand to see why; see {setting}",
+        )
+    return done.stdout
+
+
+def mismatches(wanted: Mapping[str, str], got: Mapping[str, str | None]) -> list[str]:
+    """`NAME: wrote "x", read back "y"` for each value that did not stick ("" and unset are equal)."""
+    out = []
+    for name, value in wanted.items():
+        seen = got.get(name)
+        if (seen or "") != value:
+            shown = "(not set)" if seen is None else f'"{seen}"'
+            out.append(f'{name}: wrote "{value}", read back {shown}')
+    return out
+
+
+class CommandFlagBackend:
+    """Flags read and written by external commands."""
+
+    def __init__(
+        self,
+        get: Sequence[str],
+        set: Sequence[str],
+        *,
+        shell: bool = False,
+        timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        if not get:
+            raise ConfigError("the command flag backend has no `get` command", hint="set settings.flags.get")
+        if not set:
+            raise ConfigError("the command flag backend has no `set` command", hint="set settings.flags.set")
+        self.get_template, self.set_template = tuple(get), tuple(set)
+        self.shell, self.timeout, self.cwd = shell, timeout, cwd
+        self.env = dict(os.environ if env is None else env)
+        self.redact = secret_redactor(self.env)
+
+    def _argv(self, template: Sequence[str], subs: Mapping[str, str]) -> list[str]:
+        if self.shell:
+            script = _PLACEHOLDER.sub(lambda m: shlex.quote(subs[m.group(1)]), " ".join(template))
+            return ["/bin/sh", "-c", script]
+        return [_PLACEHOLDER.sub(lambda m: subs[m.group(1)], arg) for arg in template]
+
+    def _run(
+        self, template: Sequence[str], subs: Mapping[str, str], what: str, setting: str, err: type
+    ) -> str:
+        env = {**self.env, "RUNBOOK_FLAG_NAME": subs["name"], "RUNBOOK_FLAG_VALUE": subs["value"]}
+        env["RUNBOOK_ACTOR"] = subs["actor"]
+        return run_command(
+            self._argv(template, subs),
+            timeout=self.timeout,
+            what=what,
+            setting=setting,
+            error=err,
+            env=env,
+            cwd=self.cwd,
+            redact=self.redact,
+        )
+
+    def describe(self) -> str:
+        """`command fly / fly` (programs only: arguments may hold tokens)."""
+        get = program(self._argv(self.get_template, {"name": "", "value": "", "actor": ""}))
+        put = program(self._argv(self.set_template, {"name": "", "value": "", "actor": ""}))
+        return f"command {get} / {put}"
+
+    def read(self, names: Sequence[str]) -> dict[str, str | None]:
+        """Run `get` for each flag; empty output means not set. A failing `get` is UnreachableError."""
+        out: dict[str, str | None] = {}
+        for name in names:
+            subs = {"name": name, "value": "", "actor": ""}
+            text = self._run(
+                self.get_template, subs, f"reading flag {name}", "settings.flags.get", UnreachableError
+            )
+            out[name] = text.strip() or None
+        return out
+
+    def write(self, values: Mapping[str, str], *, actor: str = "") -> None:
+        """Run `set` for each flag, then read every flag back (FlagWriteError when one did not stick)."""
+        for name, value in values.items():
+            subs = {"name": name, "value": value, "actor": actor}
+            self._run(self.set_template, subs, f"setting flag {name}", "settings.flags.set", FlagWriteError)
+        bad = mismatches(values, self.read(list(values)))
+        if bad:
+            raise FlagWriteError(
+                f"flag write did not stick ({self.describe()}): " + "; ".join(bad),
+                hint="check that settings.flags.get and settings.flags.set address the same store",
+            )

@@ -1,0 +1,141 @@
+"""The `postgres` flag backend: flags are rows of a table the app reads at runtime, announced by NOTIFY.
+
+Contract with the app (the example app in examples/pgboss-app implements it):
+
+    CREATE TABLE {schema}.{table} (
+        name       text PRIMARY KEY,
+        value      text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        updated_by text
+    );
+
+- The table is created by the first write if it is missing (defaults: schema `runbook`, table `flags`).
+- A write sets every value in one transaction (a row's `updated_at`/`updated_by` change only when its
+  value does) and, in the same transaction, sends `NOTIFY {channel}` (default `runbook_flags`) with the
+  JSON payload `{"flags": {"NAME": "value", ...}, "by": "user@host pid N"}`: the values of that write.
+  PostgreSQL delivers the notification on commit, so a listener never sees a value the table does not hold.
+- The app should `LISTEN {channel}` and apply the payload at once (this is what makes a rollback instant),
+  read the whole table at start-up and after every reconnect (notifications sent while it was disconnected
+  are lost), and treat a missing row as "the flag's safe value".
+- Values are text (`true`/`false` for booleans), exactly as declared in the runbook's `flags`.
+
+After writing, every value is read back on a fresh statement; a difference raises FlagWriteError.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from runbook import db
+from runbook.errors import FlagWriteError, UnreachableError
+from runbook.redact import redact_url
+from runbook.stages.command import mismatches
+from runbook.state.schema import advisory_key
+
+SETTING = "settings.flags.url (or settings.database.url / DATABASE_URL)"
+
+
+class PostgresFlagBackend:
+    """Flags in a PostgreSQL table, with NOTIFY on change."""
+
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        schema: str = "runbook",
+        table: str = "flags",
+        channel: str = "runbook_flags",
+        connect_timeout: float = 5.0,
+        setting: str = SETTING,
+    ) -> None:
+        self.url, self.schema, self.table, self.channel = url, schema, table, channel
+        self.connect_timeout, self.setting = connect_timeout, setting
+        self._ident = sql.Identifier(schema, table)
+
+    def describe(self) -> str:
+        """`postgres db:5432/app runbook.flags (NOTIFY runbook_flags)`, without credentials."""
+        where = db.describe_url(self.url) if self.url else "(no URL)"
+        return f"postgres {where} {self.schema}.{self.table} (NOTIFY {self.channel})"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return db.connect(
+            self.url,
+            what="the flags database",
+            setting=self.setting,
+            connect_timeout=self.connect_timeout,
+            autocommit=True,
+        )
+
+    def _failed(self, exc: psycopg.Error, doing: str) -> Exception:
+        reason = redact_url(str(exc)).strip().splitlines()
+        text = reason[0] if reason else type(exc).__name__
+        if isinstance(exc, psycopg.OperationalError):
+            return UnreachableError(
+                f"lost the connection to the flags database while {doing}: {text}",
+                hint=f"check that the server is up and {self.setting}",
+            )
+        return FlagWriteError(
+            f"{doing} {self.schema}.{self.table} failed: {text}",
+            hint="the database role needs to create (once), read and write that table",
+        )
+
+    def read(self, names: Sequence[str]) -> dict[str, str | None]:
+        """Values of `names` (None for a missing row, or for every flag when the table does not exist)."""
+        try:
+            with self._connect() as conn:
+                exists = conn.execute("SELECT to_regclass(%s)", (self._ident.as_string(conn),)).fetchone()
+                if not exists or exists[0] is None:
+                    return dict.fromkeys(names)
+                rows = conn.execute(
+                    sql.SQL("SELECT name, value FROM {} WHERE name = ANY(%s)").format(self._ident),
+                    (list(names),),
+                ).fetchall()
+        except psycopg.Error as exc:
+            raise self._failed(exc, "reading") from None
+        found = dict(rows)
+        return {name: found.get(name) for name in names}
+
+    def _ensure_table(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s)", (advisory_key("runbook-flags", self.schema, self.table),)
+        )
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, value text NOT NULL, "
+                "updated_at timestamptz NOT NULL DEFAULT now(), updated_by text)"
+            ).format(self._ident)
+        )
+
+    def write(self, values: Mapping[str, str], *, actor: str = "") -> None:
+        """Upsert every value and NOTIFY in one transaction, then read back (FlagWriteError on a mismatch)."""
+        payload = json.dumps({"flags": dict(values), "by": actor})
+        upsert = sql.SQL(
+            "INSERT INTO {t} AS f (name, value, updated_at, updated_by) VALUES (%s, %s, now(), %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, "
+            "updated_by = excluded.updated_by WHERE f.value IS DISTINCT FROM excluded.value"
+        ).format(t=self._ident)
+        for attempt in (1, 2):
+            try:
+                with self._connect() as conn, conn.transaction():
+                    self._ensure_table(conn)
+                    with conn.cursor() as cur:
+                        cur.executemany(upsert, [(k, v, actor or None) for k, v in values.items()])
+                    conn.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
+                break
+            except psycopg.errors.UniqueViolation as exc:
+                if attempt == 2:  # CREATE SCHEMA raced with another tool's; the second try sees it
+                    raise self._failed(exc, "writing") from None
+            except psycopg.Error as exc:
+                raise self._failed(exc, "writing") from None
+        bad = mismatches(values, self.read(list(values)))
+        if bad:
+            raise FlagWriteError(
+                f"flag write did not stick ({self.describe()}): " + "; ".join(bad),
+                hint=f"something else writes {self.schema}.{self.table} (a trigger, another tool): check it",
+            )

@@ -1,0 +1,83 @@
+"""The postgres flag backend on a real server: table created, one transaction, NOTIFY to a listener."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from runbook.errors import ConfigError, FlagWriteError, UnreachableError
+from runbook.stages.postgres import PostgresFlagBackend
+
+
+def test_write_creates_the_table_and_reads_back(pg_url: str) -> None:
+    backend = PostgresFlagBackend(pg_url, schema="app_flags", table="flags")
+    assert backend.read(["PGBOSS_ENABLED"]) == {"PGBOSS_ENABLED": None}  # no table yet: nothing set
+    backend.write({"PGBOSS_ENABLED": "true", "PGBOSS_FOR_NEW_EVALS": "false"}, actor="ops@box pid 1")
+    assert backend.read(["PGBOSS_ENABLED", "PGBOSS_FOR_NEW_EVALS", "X"]) == {
+        "PGBOSS_ENABLED": "true",
+        "PGBOSS_FOR_NEW_EVALS": "false",
+        "X": None,
+    }
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT name, value, updated_by FROM app_flags.flags ORDER BY name").fetchall()
+        first = conn.execute(
+            "SELECT updated_at FROM app_flags.flags WHERE name = 'PGBOSS_ENABLED'"
+        ).fetchone()
+    assert rows == [
+        ("PGBOSS_ENABLED", "true", "ops@box pid 1"),
+        ("PGBOSS_FOR_NEW_EVALS", "false", "ops@box pid 1"),
+    ]
+    backend.write({"PGBOSS_ENABLED": "true", "PGBOSS_FOR_NEW_EVALS": "true"}, actor="ann@box pid 2")
+    with psycopg.connect(pg_url) as conn:
+        again = {
+            r[0]: r[1:] for r in conn.execute("SELECT name, updated_by, updated_at FROM app_flags.flags")
+        }
+    assert again["PGBOSS_ENABLED"] == ("ops@box pid 1", first[0])  # type: ignore[index]  # unchanged value
+    assert again["PGBOSS_FOR_NEW_EVALS"][0] == "ann@box pid 2"
+    assert backend.describe().endswith("app_flags.flags (NOTIFY runbook_flags)")
+
+
+def test_listener_receives_the_payload(pg_url: str) -> None:
+    backend = PostgresFlagBackend(pg_url, channel="flags_changed")
+    with psycopg.connect(pg_url, autocommit=True) as listener:
+        listener.execute("LISTEN flags_changed")
+        backend.write({"PGBOSS_ENABLED": "false"}, actor="watcher@box pid 9")
+        notes = list(listener.notifies(timeout=10, stop_after=1))
+    assert len(notes) == 1 and notes[0].channel == "flags_changed"
+    assert json.loads(notes[0].payload) == {"flags": {"PGBOSS_ENABLED": "false"}, "by": "watcher@box pid 9"}
+
+
+def test_a_failed_write_changes_nothing(pg_url: str) -> None:
+    backend = PostgresFlagBackend(pg_url)
+    backend.write({"A": "1"})
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a constraint makes the second row fail
+        conn.execute("ALTER TABLE runbook.flags ADD CONSTRAINT short CHECK (length(value) < 5)")
+    with pytest.raises(FlagWriteError, match=r"writing runbook.flags failed"):
+        backend.write({"A": "2", "B": "too long"})
+    assert backend.read(["A", "B"]) == {"A": "1", "B": None}
+
+
+def test_a_trigger_that_rewrites_is_a_read_back_mismatch(pg_url: str) -> None:
+    backend = PostgresFlagBackend(pg_url)
+    backend.write({"A": "false"})
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION pin() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.value := 'false'; "
+            "RETURN NEW; END $$"
+        )
+        conn.execute("CREATE TRIGGER pin BEFORE UPDATE ON runbook.flags FOR EACH ROW EXECUTE FUNCTION pin()")
+    with pytest.raises(FlagWriteError, match=r'did not stick .*: A: wrote "true", read back "false"'):
+        backend.write({"A": "true"})
+
+
+def test_unreachable_and_missing_url_never_show_the_password() -> None:
+    backend = PostgresFlagBackend("postgresql://u:pw-s3cret@127.0.0.1:1/x")
+    assert "s3cret" not in backend.describe()
+    for call in (lambda: backend.read(["A"]), lambda: backend.write({"A": "1"})):
+        with pytest.raises(UnreachableError) as err:
+            call()
+        assert "127.0.0.1:1/x" in str(err.value) and "s3cret" not in str(err.value)
+    with pytest.raises(ConfigError, match="no database URL for the flags database"):
+        PostgresFlagBackend(None).read(["A"])
