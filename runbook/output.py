@@ -125,8 +125,9 @@ class Output:
 
     def error(self, exc: RunbookError) -> None:
         if self.fmt == "json":
-            payload = {"error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
-            payload["error"]["exit_code"] = int(exc.exit_code)
+            body: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+            body["exit_code"] = int(exc.exit_code)
+            payload = {"error": body}
             self.stream.write(self.redact(to_json_text(payload)) + "\n")
             return
         text = self.style("error:", "fail") + " " + exc.message
@@ -150,7 +151,7 @@ def _when(value: Any) -> str:
         try:
             value = dt.datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return str(value)

@@ -1,0 +1,270 @@
+"""The `migrate` command line: thin click commands that parse, call one function of the commands API, and
+hand its result to the output object. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+from runbook import __version__
+from runbook.errors import RunbookError, UsageError
+from runbook.exitcodes import ExitCode
+from runbook.output import FORMATS, Output
+from runbook.units import TIME_SCALE_ENV
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Cli:
+    """What every command gets: the runbook path, the output object and the environment."""
+
+    file: str
+    output: Output
+    traceback: bool = False
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def session(self) -> Any:
+        from runbook.session import Session
+
+        return Session.open(self.file, env=self.env, progress=self.output.progress, confirm=_confirm)
+
+    def run(self, fn: Callable[[], Any]) -> None:
+        """Call a commands-API function, render its result, exit with its code."""
+        try:
+            result = fn()
+        except RunbookError as exc:
+            if self.traceback:
+                raise
+            self.output.error(exc)
+            sys.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            self.output.error(
+                RunbookError("interrupted", hint="run `migrate status` to see where things are")
+            )
+            sys.exit(int(ExitCode.NOT_READY))
+        self.output.emit(result)
+        sys.exit(int(result.exit_code))
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return click.confirm(question, default=False, err=True)
+
+
+pass_cli = click.make_pass_decorator(Cli)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="migrate")
+@click.option(
+    "-f",
+    "--file",
+    "file_",
+    default="stages.yaml",
+    envvar="RUNBOOK_FILE",
+    show_default=True,
+    help="The runbook file.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--time-scale",
+    type=float,
+    default=None,
+    help=f"Multiply every duration by this factor (demos, tests); recorded in history. Env {TIME_SCALE_ENV}.",
+)
+@click.option("--traceback", is_flag=True, help="Show Python tracebacks of errors (for bug reports).")
+@click.option("--no-color", is_flag=True, help="No colours (NO_COLOR is honoured too).")
+@click.pass_context
+def main(
+    ctx: click.Context, file_: str, fmt: str, time_scale: float | None, traceback: bool, no_color: bool
+) -> None:
+    """Walk a staged, flag-gated migration: measure, flip flags, soak, roll back."""
+    env = dict(os.environ)
+    if time_scale is not None:
+        if not 0 < time_scale <= 1:
+            raise click.BadParameter("must be in (0, 1]", param_hint="--time-scale")
+        env[TIME_SCALE_ENV] = str(time_scale)
+        os.environ[TIME_SCALE_ENV] = str(time_scale)
+    out = Output(fmt, color=False if no_color else None)
+    ctx.obj = Cli(file=file_, output=out, traceback=traceback, env=env)
+
+
+@main.command()
+@pass_cli
+def validate(cli: Cli) -> None:
+    """Check the runbook file without touching anything."""
+    from runbook.commands.validate import validate as run
+
+    cli.run(lambda: run(cli.file, cli.env))
+
+
+@main.command()
+@pass_cli
+def schema(cli: Cli) -> None:
+    """Print the JSON Schema of the runbook format."""
+    from runbook.commands.schema import schema as run
+
+    cli.output.fmt = "json"
+    cli.run(run)
+
+
+@main.command()
+@click.option("--dir", "directory", default=".", show_default=True, help="Where to write the files.")
+@click.option("--ci", type=click.Choice(["github", "gitlab"]), default=None, help="Also write a CI pipeline.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@pass_cli
+def init(cli: Cli, directory: str, ci: str | None, force: bool) -> None:
+    """Write stages.yaml, a flags file and optionally a CI pipeline."""
+    from runbook.commands.init import init as run
+
+    cli.run(lambda: run(directory, ci=ci, force=force, runbook_file=cli.file))
+
+
+@main.command()
+@click.option(
+    "--check", is_flag=True, help="Also run the next stage's preflight and the current monitors now."
+)
+@pass_cli
+def plan(cli: Cli, check: bool) -> None:
+    """Show the next transition: flag diff, checks, soak, what blocks it."""
+    from runbook.commands.plan import plan as run
+
+    cli.run(lambda: run(cli.session(), check=check))
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Measure and show what would happen; change nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before flipping flags.")
+@click.option("--force", is_flag=True, help="Advance even though checks fail (needs --reason; audited).")
+@click.option("--reason", default=None, help="Why; recorded in the history.")
+@click.option("--confirm", "confirms", multiple=True, metavar="ITEM", help="Confirm a manual checklist item.")
+@pass_cli
+def advance(
+    cli: Cli, dry_run: bool, yes: bool, force: bool, reason: str | None, confirms: tuple[str, ...]
+) -> None:
+    """Preflight, flip flags, verify, record; roll back by itself if verify fails."""
+    from runbook.commands.advance import advance as run
+
+    if force and not reason:
+        cli.output.error(UsageError("--force needs --reason", hint='add --reason "why this is safe"'))
+        sys.exit(int(ExitCode.USAGE))
+    cli.run(
+        lambda: run(cli.session(), dry_run=dry_run, yes=yes, force=force, reason=reason, confirms=confirms)
+    )
+
+
+@main.command()
+@click.option(
+    "--to", "to_stage", default=None, help="Stage to roll back to (default: the stage's rollback_to)."
+)
+@click.option("--reason", default=None, help="Why; recorded in the history.")
+@click.option("--force", is_flag=True, help="Roll back past an irreversible stage (needs --reason).")
+@click.option("-y", "--yes", is_flag=True, help="Accepted for symmetry; rollback never asks.")
+@pass_cli
+def rollback(cli: Cli, to_stage: str | None, reason: str | None, force: bool, yes: bool) -> None:
+    """Flip flags back now; report work left behind."""
+    from runbook.commands.rollback import rollback as run
+
+    cli.run(lambda: run(cli.session(), to=to_stage, reason=reason, force=force))
+
+
+@main.command()
+@pass_cli
+def status(cli: Cli) -> None:
+    """Stage, desired vs actual flags, soak progress, latest measurements."""
+    from runbook.commands.status import status as run
+
+    cli.run(lambda: run(cli.session()))
+
+
+@main.command()
+@click.option("-n", "--limit", default=50, show_default=True, help="How many events.")
+@click.option("--operation", default=None, help="Only events of this operation (advance, rollback, ...).")
+@pass_cli
+def history(cli: Cli, limit: int, operation: str | None) -> None:
+    """The audit log: every transition with who, why and the measurements behind it."""
+    from runbook.commands.history import history as run
+
+    cli.run(lambda: run(cli.session(), limit=limit, operation=operation))
+
+
+@main.command()
+@click.option("--reason", default=None, help="Why; recorded in the history.")
+@pass_cli
+def unlock(cli: Cli, reason: str | None) -> None:
+    """Release a lock left by a process that is gone."""
+    from runbook.commands.unlock import unlock as run
+
+    cli.run(lambda: run(cli.session(), reason=reason))
+
+
+@main.command()
+@click.option("--rollback-on-failure", is_flag=True, help="Roll back when a monitor breaches its limits.")
+@click.option("--junit", default=None, metavar="FILE", help="Write JUnit XML (one test case per check).")
+@click.option(
+    "--summary", default=None, metavar="FILE", help="Write a markdown summary ($GITHUB_STEP_SUMMARY if set)."
+)
+@pass_cli
+def gate(cli: Cli, rollback_on_failure: bool, junit: str | None, summary: str | None) -> None:
+    """Run the current monitors and the next preflight once; exit non-zero on failure (CI)."""
+    from runbook.commands.gate import gate as run
+
+    cli.run(lambda: run(cli.session(), rollback_on_failure=rollback_on_failure, junit=junit, summary=summary))
+
+
+@main.command()
+@click.option("--interval", default=None, help="Sampling interval (default: the stage's, else 60s).")
+@click.option(
+    "--auto-advance", is_flag=True, help="Advance by itself when soak, monitors and preflight allow."
+)
+@click.option("--max-samples", type=int, default=None, help="Stop after this many rounds.")
+@click.option(
+    "--wait", "wait_for_lease", is_flag=True, help="Wait for another watcher's lease instead of exiting."
+)
+@pass_cli
+def watch(
+    cli: Cli, interval: str | None, auto_advance: bool, max_samples: int | None, wait_for_lease: bool
+) -> None:
+    """Sample monitors every interval, roll back on breach, optionally auto-advance. Stops on SIGTERM."""
+    from runbook.commands.watch import watch as run
+    from runbook.units import parse_duration, time_scale
+    from runbook.watchview import WatchPrinter, stop_on_signals
+
+    every = None
+    if interval:
+        try:
+            every = parse_duration(interval) * time_scale()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--interval") from None
+    stop = stop_on_signals()
+    printer = WatchPrinter(cli.output)
+    cli.run(
+        lambda: run(
+            cli.session(),
+            interval=every,
+            auto_advance=auto_advance,
+            max_rounds=max_samples,
+            stop=stop,
+            on_round=printer,
+            wait_for_lease=wait_for_lease,
+        )
+    )
+
+
+def entry() -> None:  # pragma: no cover - console script shim
+    main()

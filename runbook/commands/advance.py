@@ -1,0 +1,190 @@
+"""`migrate advance`: leave the current stage for the next one. Preflight -> intent -> flip -> verify ->
+commit; if verify fails, roll back by itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook import engine, machine
+from runbook.checks.base import Measurement, Verdict
+from runbook.errors import NotReadyError, UsageError
+from runbook.exitcodes import ExitCode
+from runbook.session import Session
+
+
+@dataclass
+class AdvanceResult:
+    from_stage: str
+    to_stage: str
+    outcome: str  # advanced | rolled-back | blocked | dry-run | verify-inconclusive
+    changes: list[machine.FlagChange]
+    measurements: list[Measurement] = field(default_factory=list)
+    verify: list[Measurement] = field(default_factory=list)
+    blockers: list[machine.Blocker] = field(default_factory=list)
+    rolled_back_to: str | None = None
+    forced: bool = False
+    reason: str | None = None
+    leftover: list[dict[str, Any]] = field(default_factory=list)
+    template: str = "advance"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return {
+            "advanced": ExitCode.OK,
+            "dry-run": ExitCode.OK if not self.blockers else ExitCode.NOT_READY,
+            "rolled-back": ExitCode.ROLLED_BACK,
+        }.get(self.outcome, ExitCode.NOT_READY)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.from_stage,
+            "to": self.to_stage,
+            "outcome": self.outcome,
+            "flags": [c.to_json() for c in self.changes],
+            "checks": [m.to_json() for m in self.measurements],
+            "verify": [m.to_json() for m in self.verify],
+            "blockers": [b.to_json() for b in self.blockers],
+            "rolled_back_to": self.rolled_back_to,
+            "forced": self.forced,
+            "reason": self.reason,
+            "leftover": self.leftover,
+            "exit_code": int(self.exit_code),
+        }
+
+
+def advance(
+    session: Session,
+    *,
+    dry_run: bool = False,
+    yes: bool = False,
+    force: bool = False,
+    reason: str | None = None,
+    confirms: Sequence[str] = (),
+) -> AdvanceResult:
+    """Advance one stage if every gate allows it (or `force`, audited)."""
+    rb = session.runbook
+    if force and not reason:
+        raise UsageError("--force needs --reason", hint='add --reason "why this is safe"')
+    store = session.store()
+    with store.lock(rb.name, "advance", session.actor):
+        from runbook.commands.reconcile import reconcile_pending
+
+        reconcile_pending(session)
+        cur = engine.ensure_recorded(session) if not dry_run else engine.current(session)
+        nxt = rb.next_stage(cur.stage.id)
+        if nxt is None:
+            raise NotReadyError(
+                f"already at the last stage, {cur.stage.id}", hint="nothing to advance; see `migrate status`"
+            )
+        unknown = [c for c in confirms if c not in {m.id for m in nxt.manual}]
+        if unknown:
+            ids = ", ".join(m.id for m in nxt.manual) or "none"
+            raise UsageError(f"{nxt.id} has no checklist item {unknown[0]!r}", hint=f"its items: {ids}")
+
+        now = session.clock()
+        monitors = (
+            engine.measure(session, cur.stage.monitor, cur.stage.id, cur.entered_at) if cur.recorded else []
+        )
+        work = (
+            engine.measure(session, cur.stage.soak.work, cur.stage.id, cur.entered_at) if cur.recorded else []
+        )
+        preflight = engine.measure(session, nxt.preflight, nxt.id, now)
+        measured = [*monitors, *work, *preflight]
+        confirmed = set(confirms)
+        if not dry_run:
+            for item in nxt.manual:
+                if item.id not in confirmed and session.confirm(f"Confirm for {nxt.id}: {item.text}?"):
+                    confirmed.add(item.id)
+        blockers = []
+        if cur.recorded:
+            blockers += machine.leave_blockers(cur.stage, cur.entered_at, now, monitors, work, rb)
+        blockers += machine.entry_blockers(nxt, preflight, confirmed)
+        target = rb.desired_flags(nxt.id)
+        changes = machine.flag_diff(cur.flags, target)
+        result = AdvanceResult(
+            cur.stage.id, nxt.id, "blocked", changes, measured, blockers=blockers, reason=reason
+        )
+        if dry_run:
+            result.outcome = "dry-run"
+            return result
+        hard = [b for b in blockers if b.code == "manual"]
+        if hard or (blockers and not force):
+            return result
+        result.forced = bool(blockers)
+        if not yes and not session.confirm(f"Flip flags and enter {nxt.id}?"):
+            raise UsageError("not confirmed", hint="answer y, or pass --yes when running without a terminal")
+
+        for item in nxt.manual:
+            ev = engine.event(
+                session,
+                "confirm",
+                from_stage=cur.stage.id,
+                to_stage=nxt.id,
+                reason=item.text,
+                data={"item": item.id},
+            )
+            store.append_event(rb.name, ev)
+        store.begin_intent(
+            rb.name,
+            expected_version=cur.version,
+            operation="advance",
+            to_stage=nxt.id,
+            flags_target=target,
+            actor=session.actor,
+            flags_before=cur.flags,
+            reason=reason,
+        )
+        session.progress(f"flipping flags for {nxt.id} ...")
+        f = engine.flip(session, target)
+        if f.error is not None:
+            out = engine.rollback_now(
+                session,
+                from_stage=cur.stage.id,
+                to_stage=cur.stage.id,
+                expected_version=cur.version,
+                operation="auto-rollback",
+                reason=f"flag write failed: {f.error.message}",
+            )
+            result.outcome, result.rolled_back_to, result.leftover = "rolled-back", out.to_stage, out.leftover
+            return result
+        session.progress(f"verifying {nxt.id} ...")
+        checks = engine.verify(session, nxt)
+        result.verify = checks
+        verdict = machine.verify_outcome(checks)
+        if verdict is Verdict.FAIL:
+            back = rb.rollback_target(nxt.id)
+            failing = "; ".join(
+                f"{m.check}: {m.explanation}" for m in checks if m.verdict is not Verdict.PASS
+            )
+            out = engine.rollback_now(
+                session,
+                from_stage=nxt.id,
+                to_stage=back.id,
+                expected_version=cur.version,
+                operation="auto-rollback",
+                reason=f"verify failed: {failing}",
+                verdicts=[*measured, *checks],
+            )
+            result.outcome, result.rolled_back_to, result.leftover = "rolled-back", back.id, out.leftover
+            session.notify("verify-failed", {**out.event.to_json(), "stage": nxt.id})
+            return result
+        data: dict[str, Any] = (
+            {"forced": True, "blockers": [b.to_json() for b in blockers]} if blockers else {}
+        )
+        ev = engine.event(
+            session,
+            "advance",
+            from_stage=cur.stage.id,
+            to_stage=nxt.id,
+            flags_before=f.before,
+            flags_after=target,
+            verdicts=[*measured, *checks],
+            reason=reason,
+            data=data,
+        )
+        store.transition(rb.name, cur.version, nxt.id, target, ev)
+        session.notify("advance", {**ev.to_json(), "stage": nxt.id})
+        result.outcome = "advanced" if verdict is Verdict.PASS else "verify-inconclusive"
+        return result

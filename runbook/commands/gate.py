@@ -1,0 +1,100 @@
+"""`migrate gate`: the CI gate job. Run the current stage's monitors and the next stage's preflight once;
+exit non-zero when any does not pass; optionally roll back on a breach (a scheduled job as the watcher)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runbook import engine, monitoring
+from runbook.checks.base import Measurement, Verdict
+from runbook.exitcodes import ExitCode
+from runbook.session import Session
+
+
+@dataclass
+class GateResult:
+    runbook: str
+    stage: str
+    next_stage: str | None
+    monitors: list[Measurement]
+    preflight: list[Measurement]
+    breaches: list[dict[str, Any]] = field(default_factory=list)
+    rolled_back_to: str | None = None
+    files: list[str] = field(default_factory=list)
+    template: str = "gate"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.rolled_back_to:
+            return ExitCode.ROLLED_BACK
+        every = [*self.monitors, *self.preflight]
+        return ExitCode.OK if all(m.verdict is Verdict.PASS for m in every) else ExitCode.NOT_READY
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runbook": self.runbook,
+            "stage": self.stage,
+            "next_stage": self.next_stage,
+            "monitors": [m.to_json() for m in self.monitors],
+            "preflight": [m.to_json() for m in self.preflight],
+            "breaches": self.breaches,
+            "rolled_back_to": self.rolled_back_to,
+            "files": self.files,
+            "exit_code": int(self.exit_code),
+        }
+
+
+def gate(
+    session: Session,
+    *,
+    rollback_on_failure: bool = False,
+    junit: str | None = None,
+    summary: str | None = None,
+) -> GateResult:
+    """One gate run. Monitor measurements are stored as samples, so limits span scheduled runs."""
+    rb = session.runbook
+    cur = engine.current(session)
+    nxt = rb.next_stage(cur.stage.id)
+    rnd = monitoring.sample(session, cur)
+    preflight = engine.measure(session, nxt.preflight, nxt.id, session.clock()) if nxt else []
+    result = GateResult(rb.name, cur.stage.id, nxt.id if nxt else None, rnd.measurements, preflight)
+    result.breaches = [
+        {"check": j.spec.name, "reason": j.assessment.reason, "explanation": j.measurement.explanation}
+        for j in rnd.breached
+    ]
+    if rollback_on_failure and rnd.breached and cur.recorded:
+        target = rb.rollback_target(cur.stage.id)
+        if target.id != cur.stage.id:
+            with session.store().lock(rb.name, "auto-rollback", session.actor):
+                out = engine.rollback_now(
+                    session,
+                    from_stage=cur.stage.id,
+                    to_stage=target.id,
+                    expected_version=cur.version,
+                    operation="auto-rollback",
+                    reason=f"gate: {rnd.breach_reason()}",
+                    verdicts=rnd.measurements,
+                )
+            result.rolled_back_to = out.to_stage
+    every = [*rnd.measurements, *preflight]
+    if junit:
+        from runbook.junit import render_junit
+
+        Path(junit).parent.mkdir(parents=True, exist_ok=True)
+        Path(junit).write_text(
+            render_junit(
+                every, f"migrate gate {rb.name}", properties={"runbook": rb.name, "stage": cur.stage.id}
+            ),
+            encoding="utf-8",
+        )
+        result.files.append(junit)
+    from runbook.junit import render_summary, write_summary
+
+    outcome = "rolled back to " + result.rolled_back_to if result.rolled_back_to else None
+    text = render_summary(every, f"Gate of {rb.name}: stage {cur.stage.id}", outcome=outcome)
+    written = write_summary(text, summary) if summary or session.env.get("GITHUB_STEP_SUMMARY") else None
+    if written:
+        result.files.append(str(written))
+    return result

@@ -1,0 +1,63 @@
+"""`migrate init`: write the shipped pg-boss runbook, a flags file with every flag at its safe value, and
+optionally a CI pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from runbook.errors import UsageError
+from runbook.exitcodes import ExitCode
+
+
+@dataclass
+class InitResult:
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    template: str = "init"
+    exit_code: ExitCode = ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"written": self.written, "skipped": self.skipped}
+
+
+def default_runbook_text() -> str:
+    """The shipped stages.yaml (package data)."""
+    return resources.files("runbook.data").joinpath("stages.yaml").read_text(encoding="utf-8")
+
+
+def init(
+    directory: str | Path, *, ci: str | None = None, force: bool = False, runbook_file: str = "stages.yaml"
+) -> InitResult:
+    """Write the files; existing files are kept unless `force`."""
+    from runbook.spec import load_runbook_text
+
+    root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is not a folder", hint="pass --dir with a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    text = default_runbook_text()
+    rb = load_runbook_text(text, "stages.yaml", env={"DATABASE_URL": "postgresql://localhost/app"})
+    files: dict[str, str] = {Path(runbook_file).name: text}
+    env_lines = [
+        "# Feature flags of the pg-boss migration, at their safe values (the legacy path).",
+        "# `migrate` rewrites the values in place; comments and other lines are kept.",
+    ]
+    env_lines += [f"{f.name}={f.safe}" for f in rb.flags]
+    files[".env.flags"] = "\n".join(env_lines) + "\n"
+    if ci:
+        from runbook.ciconfig import render_ci
+
+        files.update(render_ci(ci, Path(runbook_file).name))
+    result = InitResult()
+    for rel, content in files.items():
+        path = root / rel
+        if path.exists() and not force:
+            result.skipped.append(str(path))
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        result.written.append(str(path))
+    return result

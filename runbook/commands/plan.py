@@ -1,0 +1,105 @@
+"""`migrate plan`: what the next transition would do, the way `terraform plan` shows a diff."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook import engine, machine
+from runbook.checks.base import Measurement
+from runbook.exitcodes import ExitCode
+from runbook.model import CheckSpec, Stage
+from runbook.session import Session
+
+
+def _spec(c: CheckSpec) -> dict[str, Any]:
+    return {"name": c.name, "kind": c.kind, "description": c.description}
+
+
+@dataclass
+class PlanResult:
+    current: Stage
+    next: Stage | None
+    entered_at: Any
+    version: int
+    changes: list[machine.FlagChange]
+    soak_remaining: float
+    checked: bool
+    measurements: list[Measurement] = field(default_factory=list)
+    blockers: list[machine.Blocker] = field(default_factory=list)
+    time_scale: float = 1.0
+    template: str = "plan"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.NOT_READY if self.blockers else ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        nxt = self.next
+        return {
+            "current": {
+                "id": self.current.id,
+                "title": self.current.title,
+                "entered_at": self.entered_at,
+                "version": self.version,
+            },
+            "next": None
+            if nxt is None
+            else {
+                "id": nxt.id,
+                "title": nxt.title,
+                "description": nxt.description,
+                "preflight": [_spec(c) for c in nxt.preflight],
+                "verify": [_spec(c) for c in nxt.verify],
+                "monitor": [_spec(c) for c in nxt.monitor],
+                "soak_seconds": nxt.soak.duration,
+                "manual": [{"id": m.id, "text": m.text} for m in nxt.manual],
+                "approval": nxt.approval,
+                "irreversible": nxt.irreversible,
+                "rollback_to": nxt.rollback_to,
+            },
+            "flags": [c.to_json() for c in self.changes],
+            "soak_remaining_seconds": self.soak_remaining,
+            "checked": self.checked,
+            "checks": [m.to_json() for m in self.measurements],
+            "blockers": [b.to_json() for b in self.blockers],
+            "time_scale": self.time_scale,
+            "exit_code": int(self.exit_code),
+        }
+
+
+def plan(session: Session, *, check: bool = False) -> PlanResult:
+    """Show the next transition; with `check`, also run its preflight and the current monitors (read-only)."""
+    rb = session.runbook
+    cur = engine.current(session)
+    nxt = rb.next_stage(cur.stage.id)
+    now = session.clock()
+    target = rb.desired_flags(nxt.id) if nxt else cur.flags
+    result = PlanResult(
+        current=cur.stage,
+        next=nxt,
+        entered_at=cur.entered_at,
+        version=cur.version,
+        changes=machine.flag_diff(cur.flags, target),
+        soak_remaining=machine.soak_remaining(cur.stage, cur.entered_at, now),
+        checked=check,
+        time_scale=rb.time_scale,
+    )
+    if nxt is None:
+        result.blockers = [machine.Blocker("final", f"{cur.stage.id} is the last stage")]
+        return result
+    if check:
+        monitors = (
+            engine.measure(session, cur.stage.monitor, cur.stage.id, cur.entered_at) if cur.recorded else []
+        )
+        work = (
+            engine.measure(session, cur.stage.soak.work, cur.stage.id, cur.entered_at) if cur.recorded else []
+        )
+        preflight = engine.measure(session, nxt.preflight, nxt.id, now)
+        result.measurements = [*monitors, *work, *preflight]
+        if cur.recorded:
+            result.blockers += machine.leave_blockers(cur.stage, cur.entered_at, now, monitors, work, rb)
+        result.blockers += machine.entry_blockers(nxt, preflight, {m.id for m in nxt.manual})
+    elif result.soak_remaining > 0:
+        result.blockers.append(machine.Blocker("soak", "soak not over"))
+    return result

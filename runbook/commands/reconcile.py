@@ -1,0 +1,68 @@
+"""Crash safety: an intent recorded before a flip that never completed is reconciled by the next command.
+It reads the actual flags, completes or reverts the flip, and records what it did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runbook import engine, machine
+from runbook.errors import RunbookError
+from runbook.session import Session
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    intent_id: int
+    action: str  # reverted | already-reverted | unreadable
+    detail: str
+
+
+def reconcile_pending(session: Session) -> Reconciled | None:
+    """Resolve an unfinished intent, if any. An interrupted advance is reverted to the recorded stage's flags
+    (verify never completed, so the new stage was never proven); an interrupted rollback is completed."""
+    rb = session.runbook
+    store = session.store()
+    intent = store.pending_intent(rb.name)
+    if intent is None:
+        return None
+    cur = engine.current(session)
+    op = intent.operation
+    to_stage = intent.to_stage
+    try:
+        actual = session.backend().read(list(rb.flag_names))
+    except RunbookError as exc:
+        actual = {}
+        detail = f"could not read flags: {exc.message}"
+    else:
+        detail = ""
+    target_stage = to_stage if op in ("rollback", "auto-rollback") and to_stage else cur.stage.id
+    target = rb.desired_flags(target_stage)
+    drift = (
+        machine.drift(target, actual)
+        if actual
+        else [machine.FlagChange(n, v, None) for n, v in target.items()]
+    )
+    if drift:
+        f = engine.flip(session, target)
+        if f.error is not None:
+            raise f.error
+        action = "completed" if target_stage != cur.stage.id else "reverted"
+    else:
+        action = "already-consistent"
+    ev = engine.event(
+        session,
+        "reconcile",
+        from_stage=cur.stage.id,
+        to_stage=target_stage,
+        flags_before=actual,
+        flags_after=target,
+        reason=f"unfinished {op} (intent #{intent.id}) by {intent.actor}: {action}"
+        + (f"; {detail}" if detail else ""),
+        outcome=action,
+    )
+    if target_stage != cur.stage.id:
+        store.transition(rb.name, cur.version, target_stage, target, ev)
+    else:
+        store.resolve_intent(rb.name, intent.id, ev)
+    session.progress(f"reconciled unfinished {op} #{intent.id}: {action}")
+    return Reconciled(intent.id, action, detail)

@@ -1,0 +1,105 @@
+"""`migrate rollback`: flip flags back now, record it, and say what work was left behind in pg-boss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook import engine, machine
+from runbook.errors import LockedError, NotReadyError, RunbookError, UnreachableError, UsageError
+from runbook.exitcodes import ExitCode
+from runbook.session import Session
+
+
+@dataclass
+class RollbackResult:
+    from_stage: str
+    to_stage: str
+    changes: list[machine.FlagChange]
+    reason: str | None
+    journaled: bool = False
+    leftover: list[dict[str, Any]] = field(default_factory=list)
+    forced: bool = False
+    template: str = "rollback"
+    exit_code: ExitCode = ExitCode.ROLLED_BACK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.from_stage,
+            "to": self.to_stage,
+            "flags": [c.to_json() for c in self.changes],
+            "reason": self.reason,
+            "journaled": self.journaled,
+            "leftover": self.leftover,
+            "forced": self.forced,
+            "exit_code": int(self.exit_code),
+        }
+
+
+def rollback(
+    session: Session, *, to: str | None = None, reason: str | None = None, force: bool = False
+) -> RollbackResult:
+    """Roll back from the current stage to `to` (default: its rollback_to). Never blocked by a check."""
+    rb = session.runbook
+    if to is not None and to not in {s.id for s in rb.stages}:
+        raise UsageError(f"unknown stage {to!r}", hint="stages: " + ", ".join(s.id for s in rb.stages))
+    try:
+        store = session.store()
+    except UnreachableError as exc:
+        return _blind_rollback(session, to, reason, force, exc)
+    try:
+        lock = store.lock(rb.name, "rollback", session.actor, wait=10.0)
+    except LockedError:
+        raise
+    with lock:
+        from runbook.commands.reconcile import reconcile_pending
+
+        reconcile_pending(session)
+        cur = engine.ensure_recorded(session)
+        target = rb.stage(to) if to else rb.rollback_target(cur.stage.id)
+        if rb.index(target.id) > rb.index(cur.stage.id):
+            raise UsageError(
+                f"{target.id} is after the current stage {cur.stage.id}",
+                hint="rollback goes backwards; use `migrate advance` to go forward",
+            )
+        crossed = machine.crossed_irreversible(rb, cur.stage.id, target.id)
+        if crossed is not None and not (force and reason):
+            raise NotReadyError(
+                f"{crossed.id} is irreversible; rolling back to {target.id} would undo it",
+                hint='if you really must, add --force --reason "why"',
+            )
+        out = engine.rollback_now(
+            session,
+            from_stage=cur.stage.id,
+            to_stage=target.id,
+            expected_version=cur.version,
+            operation="rollback",
+            reason=reason,
+        )
+        return RollbackResult(
+            cur.stage.id,
+            target.id,
+            out.flip.changes,
+            reason,
+            out.journaled,
+            out.leftover,
+            forced=crossed is not None,
+        )
+
+
+def _blind_rollback(
+    session: Session, to: str | None, reason: str | None, force: bool, cause: RunbookError
+) -> RollbackResult:
+    """The state database is down: flip flags to the target anyway and journal the event locally."""
+    rb = session.runbook
+    target = rb.stage(to) if to else rb.stages[0]
+    session.progress(f"warning: {cause.message}; flipping flags anyway and journaling the event locally")
+    out = engine.rollback_now(
+        session,
+        from_stage="(unknown: state database unreachable)",
+        to_stage=target.id,
+        expected_version=None,
+        operation="rollback",
+        reason=reason,
+    )
+    return RollbackResult(out.from_stage, target.id, out.flip.changes, reason, True, out.leftover, force)

@@ -1,0 +1,103 @@
+"""`migrate status`: where the migration is, desired vs actual flags (drift), soak, latest measurements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook import engine, machine
+from runbook.errors import RunbookError
+from runbook.exitcodes import ExitCode
+from runbook.session import Session
+
+
+@dataclass
+class StatusResult:
+    runbook: str
+    stage: str
+    title: str
+    version: int
+    entered_at: Any
+    recorded: bool
+    next_stage: str | None
+    soak_seconds: float
+    soak_remaining: float
+    desired: dict[str, str]
+    actual: dict[str, str | None]
+    flags_error: str | None
+    drift: list[machine.FlagChange]
+    pending_intent: dict[str, Any] | None
+    latest: list[dict[str, Any]] = field(default_factory=list)
+    backend: str = ""
+    time_scale: float = 1.0
+    template: str = "status"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.NOT_READY if (self.drift or self.pending_intent or self.flags_error) else ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runbook": self.runbook,
+            "stage": self.stage,
+            "title": self.title,
+            "version": self.version,
+            "entered_at": self.entered_at,
+            "recorded": self.recorded,
+            "next_stage": self.next_stage,
+            "soak_seconds": self.soak_seconds,
+            "soak_remaining_seconds": self.soak_remaining,
+            "flags": {
+                "desired": self.desired,
+                "actual": self.actual,
+                "backend": self.backend,
+                "error": self.flags_error,
+            },
+            "drift": [c.to_json() for c in self.drift],
+            "pending_intent": self.pending_intent,
+            "latest": self.latest,
+            "time_scale": self.time_scale,
+            "exit_code": int(self.exit_code),
+        }
+
+
+def status(session: Session) -> StatusResult:
+    """Read the state and the actual flags; nothing is changed."""
+    rb = session.runbook
+    cur = engine.current(session)
+    store = session.store()
+    nxt = rb.next_stage(cur.stage.id)
+    backend = session.backend()
+    try:
+        actual = backend.read(list(rb.flag_names))
+        err = None
+    except RunbookError as exc:
+        actual, err = {}, exc.message
+    intent = store.pending_intent(rb.name)
+    latest: list[dict[str, Any]] = []
+    if cur.recorded:
+        for spec in (*cur.stage.monitor, *cur.stage.soak.work):
+            got = store.samples(rb.name, cur.stage.id, spec.name, since=cur.entered_at)
+            if got:
+                latest.append(dict(got[-1].measurement))
+    return StatusResult(
+        runbook=rb.name,
+        stage=cur.stage.id,
+        title=cur.stage.title,
+        version=cur.version,
+        entered_at=cur.entered_at,
+        recorded=cur.recorded,
+        next_stage=nxt.id if nxt else None,
+        soak_seconds=cur.stage.soak.duration,
+        soak_remaining=machine.soak_remaining(cur.stage, cur.entered_at, session.clock()),
+        desired=cur.flags,
+        actual=actual,
+        flags_error=err,
+        drift=machine.drift(cur.flags, actual) if not err else [],
+        pending_intent=None
+        if intent is None
+        else {"id": intent.id, "operation": intent.operation, "user": str(intent.actor), "at": intent.at},
+        latest=latest,
+        backend=backend.describe(),
+        time_scale=rb.time_scale,
+    )

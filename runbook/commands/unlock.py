@@ -1,0 +1,28 @@
+"""`migrate unlock`: release the runbook's lock when the process holding it is gone (or hung)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runbook.exitcodes import ExitCode
+from runbook.session import Session
+
+
+@dataclass
+class UnlockResult:
+    runbook: str
+    released: bool
+    detail: str
+    template: str = "unlock"
+    exit_code: ExitCode = ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runbook": self.runbook, "released": self.released, "detail": self.detail}
+
+
+def unlock(session: Session, *, reason: str | None = None) -> UnlockResult:
+    """Terminate the backend holding the lock and clear the holder record; audited."""
+    rb = session.runbook
+    done = session.store().unlock(rb.name, session.actor, reason=reason)
+    return UnlockResult(rb.name, done.terminated_backend is not None or done.holder is not None, done.message)

@@ -1,0 +1,50 @@
+"""`migrate validate`: check a runbook file without touching anything."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runbook.exitcodes import ExitCode
+from runbook.model import Runbook
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    path: str
+    runbook: Runbook
+    template: str = "validate"
+    exit_code: ExitCode = ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        rb = self.runbook
+        checks = sum(len(s.preflight) + len(s.verify) + len(s.monitor) + len(s.soak.work) for s in rb.stages)
+        return {
+            "valid": True,
+            "path": self.path,
+            "name": rb.name,
+            "time_scale": rb.time_scale,
+            "flags": [{"name": f.name, "safe": f.safe} for f in rb.flags],
+            "stages": [
+                {
+                    "id": s.id,
+                    "title": s.title,
+                    "set": dict(s.set),
+                    "checks": len(s.preflight) + len(s.verify) + len(s.monitor) + len(s.soak.work),
+                    "soak_seconds": s.soak.duration,
+                    "approval": s.approval,
+                    "irreversible": s.irreversible,
+                }
+                for s in rb.stages
+            ],
+            "checks": checks,
+        }
+
+
+def validate(path: str | Path, env: Mapping[str, str] | None = None) -> ValidateResult:
+    """Load the runbook strictly; raise SpecError on the first problems found."""
+    from runbook.spec import load_runbook
+
+    return ValidateResult(path=str(path), runbook=load_runbook(path, env=env))

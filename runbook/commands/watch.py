@@ -1,0 +1,237 @@
+"""`migrate watch`: keep watch over the current stage for days. Sample the monitors every interval, store
+each sample, roll back on a breach, pause (and say so) when inconclusive, and with `auto_advance` move on
+when the soak is satisfied and every gate allows it. One watcher acts at a time (a lease)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook import engine, machine, monitoring
+from runbook.errors import LockedError, RunbookError, UnreachableError
+from runbook.exitcodes import ExitCode
+from runbook.session import Session
+
+
+@dataclass
+class WatchView:
+    """What one round looked like (rendered live on a terminal, one line per sample in a log)."""
+
+    n: int
+    stage: str
+    soak_remaining: float
+    round: monitoring.Round | None
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        judged = self.round.judged if self.round else []
+        return {
+            "n": self.n,
+            "stage": self.stage,
+            "soak_remaining_seconds": self.soak_remaining,
+            "note": self.note,
+            "checks": [
+                {
+                    **j.measurement.to_json(),
+                    "state": j.assessment.state,
+                    "assessment": j.assessment.reason,
+                    "threshold": j.threshold,
+                }
+                for j in judged
+            ],
+        }
+
+
+@dataclass
+class WatchResult:
+    runbook: str
+    outcome: str  # stopped | rolled-back | limit
+    rounds: int
+    stage: str
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    last: dict[str, Any] | None = None
+    reason: str | None = None
+    template: str = "watch"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.ROLLED_BACK if self.outcome == "rolled-back" else ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runbook": self.runbook,
+            "outcome": self.outcome,
+            "rounds": self.rounds,
+            "stage": self.stage,
+            "transitions": self.transitions,
+            "last": self.last,
+            "reason": self.reason,
+            "exit_code": int(self.exit_code),
+        }
+
+
+def watch(
+    session: Session,
+    *,
+    interval: float | None = None,
+    auto_advance: bool = False,
+    max_rounds: int | None = None,
+    stop: threading.Event | None = None,
+    on_round: Callable[[WatchView], None] = lambda _v: None,
+    wait_for_lease: bool = False,
+) -> WatchResult:
+    """Watch until stopped, rolled back, or `max_rounds` samples were taken."""
+    rb = session.runbook
+    stop = stop or threading.Event()
+    owner = f"{session.actor} pid {os.getpid()} on {socket.gethostname()}"
+    result = WatchResult(rb.name, "stopped", 0, rb.stages[0].id)
+    notified: set[tuple[str, str, int]] = set()
+    lease_ttl = 0.0
+    have_lease = False
+    failures = 0
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                store = session.store()
+                cur = engine.ensure_recorded(session)
+                every = interval or cur.stage.interval or rb.settings.defaults.interval
+                lease_ttl = max(3 * every, 30.0)
+                if not have_lease:
+                    have_lease = _acquire(session, owner, lease_ttl, wait_for_lease, stop)
+                else:
+                    have_lease = store.renew_lease(rb.name, owner, lease_ttl)
+                    if not have_lease:
+                        raise LockedError(
+                            "lost the watcher lease to another watcher", hint="only one acts at a time"
+                        )
+                failures = 0
+            except UnreachableError as exc:
+                failures += 1
+                session.reset_store()
+                on_round(
+                    WatchView(result.rounds, result.stage, 0, None, note=f"state database: {exc.message}")
+                )
+                stop.wait(min(60.0, 2.0**failures))
+                continue
+            result.stage = cur.stage.id
+            rnd = monitoring.sample(session, cur)
+            result.rounds += 1
+            left = machine.soak_remaining(cur.stage, cur.entered_at, session.clock())
+            view = WatchView(result.rounds, cur.stage.id, left, rnd)
+            if rnd.breached:
+                reason = f"watch: {rnd.breach_reason()}"
+                target = rb.rollback_target(cur.stage.id)
+                engine.rollback_now(
+                    session,
+                    from_stage=cur.stage.id,
+                    to_stage=target.id,
+                    expected_version=cur.version,
+                    operation="auto-rollback",
+                    reason=reason,
+                    verdicts=rnd.measurements,
+                )
+                view.note = f"breach: rolled back to {target.id}"
+                on_round(view)
+                result.outcome, result.reason, result.stage = "rolled-back", reason, target.id
+                result.transitions.append(
+                    {"operation": "auto-rollback", "from": cur.stage.id, "to": target.id}
+                )
+                result.last = view.to_json()
+                return result
+            for j in rnd.inconclusive:
+                key = ("inconclusive", j.spec.name, cur.version)
+                if key not in notified:
+                    notified.add(key)
+                    session.notify(
+                        "inconclusive",
+                        {
+                            "stage": cur.stage.id,
+                            "check": j.spec.name,
+                            "reason": j.assessment.reason,
+                            "verdicts": [j.measurement.to_json()],
+                        },
+                    )
+            if (
+                left <= 0
+                and cur.stage.soak.duration > 0
+                and ("soak", cur.stage.id, cur.version) not in notified
+            ):
+                notified.add(("soak", cur.stage.id, cur.version))
+                session.notify("soak-satisfied", {"stage": cur.stage.id, "verdicts": []})
+            if auto_advance:
+                view.note = _try_advance(session, cur, rnd, left, result)
+                if result.outcome == "rolled-back":
+                    on_round(view)
+                    result.last = view.to_json()
+                    return result
+            elif rnd.inconclusive:
+                view.note = "inconclusive: paused (never advances or rolls back on its own)"
+            on_round(view)
+            result.last = view.to_json()
+            if result.rounds % 100 == 0:
+                session.store().prune_samples(rb.name, rb.settings.state.sample_retention)
+            if max_rounds is not None and result.rounds >= max_rounds:
+                result.outcome = "limit"
+                break
+            stop.wait(max(0.0, every - (time.monotonic() - started)))
+    finally:
+        if have_lease:
+            with contextlib.suppress(RunbookError):
+                session.store().release_lease(rb.name, owner)
+    return result
+
+
+def _acquire(session: Session, owner: str, ttl: float, wait: bool, stop: threading.Event) -> bool:
+    store = session.store()
+    rb = session.runbook
+    while True:
+        if store.acquire_lease(rb.name, owner, ttl):
+            return True
+        lease = store.lease(rb.name)
+        holder = lease.owner if lease else "another watcher"
+        if not wait:
+            raise LockedError(
+                f"another watcher is already acting on {rb.name}: {holder}",
+                hint="stop it first, or pass --wait to take over when its lease expires",
+            )
+        if stop.wait(min(ttl / 3, 10.0)):
+            return False
+
+
+def _try_advance(
+    session: Session, cur: engine.Current, rnd: monitoring.Round, left: float, result: WatchResult
+) -> str:
+    rb = session.runbook
+    nxt = rb.next_stage(cur.stage.id)
+    if nxt is None:
+        return "last stage: nothing to advance to"
+    if left > 0:
+        return f"waiting for the soak ({left:.0f}s left)"
+    if not rnd.holding:
+        return "waiting: monitors do not all hold"
+    if nxt.approval or nxt.manual:
+        return f"waiting for a human: {nxt.id} needs " + ("approval" if nxt.approval else "confirmations")
+    from runbook.commands.advance import advance
+
+    try:
+        res = advance(session, yes=True)
+    except LockedError as exc:
+        return f"advance skipped: {exc.message}"
+    if res.outcome == "advanced":
+        result.transitions.append({"operation": "advance", "from": res.from_stage, "to": res.to_stage})
+        return f"advanced to {res.to_stage}"
+    if res.outcome == "rolled-back":
+        result.outcome, result.stage = "rolled-back", res.rolled_back_to or result.stage
+        result.reason = f"verify of {res.to_stage} failed"
+        result.transitions.append(
+            {"operation": "auto-rollback", "from": res.to_stage, "to": res.rolled_back_to}
+        )
+        return f"verify of {res.to_stage} failed: rolled back to {res.rolled_back_to}"
+    return "not advanced: " + "; ".join(b.message for b in res.blockers)

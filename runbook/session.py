@@ -1,0 +1,145 @@
+"""A session: one loaded runbook with its state store, flag backend and check context, opened lazily so
+that commands touch only what they need (`validate` nothing, `plan` no flags, `rollback` no checks)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runbook.model import Runbook
+
+if TYPE_CHECKING:
+    from runbook.actor import Actor
+    from runbook.checkrun import EngineContext
+    from runbook.checks.base import Sample
+    from runbook.stages.base import FlagBackend
+    from runbook.state import StateStore
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Session:
+    runbook: Runbook
+    env: Mapping[str, str]
+    actor: Actor
+    progress: Callable[[str], None] = lambda _msg: None
+    confirm: Callable[[str], bool] = lambda _q: False
+    clock: Callable[[], dt.datetime] = _utcnow
+    _store: StateStore | None = field(default=None, repr=False)
+    _backend: FlagBackend | None = field(default=None, repr=False)
+    _contexts: list[EngineContext] = field(default_factory=list, repr=False)
+    journal_synced: int = 0
+    _notifier: Any = field(default=None, repr=False)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        env: Mapping[str, str],
+        progress: Callable[[str], None] = lambda _m: None,
+        confirm: Callable[[str], bool] = lambda _q: False,
+    ) -> Session:
+        """Load the runbook strictly (no side effect before it is valid)."""
+        from runbook.actor import current_actor
+        from runbook.spec import load_runbook
+
+        rb = load_runbook(path, env=env)
+        return cls(runbook=rb, env=env, actor=current_actor(env), progress=progress, confirm=confirm)
+
+    @property
+    def name(self) -> str:
+        return self.runbook.name
+
+    def store(self) -> StateStore:
+        """The state store, migrated, with any local journal synced into it."""
+        if self._store is None:
+            from runbook.redact import Redactor
+            from runbook.state import StateStore
+            from runbook.state.journal import sync_journal
+
+            store = StateStore.from_runbook(self.runbook, redact=Redactor(self.secrets()))
+            self._store = store
+            self.journal_synced = sync_journal(store, self.journal_path())
+        return self._store
+
+    def secrets(self) -> list[str]:
+        """Values that must never be printed: header values and webhook URLs of the runbook."""
+        st = self.runbook.settings
+        return [*st.app.headers.values(), *(w.url for w in st.notifications)]
+
+    def reset_store(self) -> None:
+        """Forget a broken state connection; the next `store()` reconnects."""
+        if self._store is not None:
+            with contextlib.suppress(Exception):  # already broken
+                self._store.close()
+            self._store = None
+
+    def notify(self, event_type: str, payload: Mapping[str, Any]) -> None:
+        """Send a notification to the runbook's webhooks in the background (never blocks, never raises)."""
+        if not self.runbook.settings.notifications:
+            return
+        if self._notifier is None:
+            from runbook.notify import Notifier
+            from runbook.redact import Redactor
+
+            self._notifier = Notifier(
+                self.runbook.settings.notifications, Redactor(self.secrets()), runbook=self.name
+            )
+        self._notifier.notify(event_type, payload)
+
+    def journal_path(self) -> Path:
+        return Path(self.runbook.settings.state.journal)
+
+    def backend(self) -> FlagBackend:
+        if self._backend is None:
+            from runbook.stages.backends import make_backend
+
+            self._backend = make_backend(self.runbook, self.env)
+        return self._backend
+
+    def check_context(self, stage_id: str | None, entered_at: dt.datetime | None) -> EngineContext:
+        from runbook.checkrun import EngineContext
+
+        def samples(check: str) -> Sequence[Sample]:
+            if stage_id is None or self._store is None:
+                return ()
+            return self._store_samples(stage_id, check, entered_at)
+
+        ctx = EngineContext(
+            runbook=self.runbook,
+            stage_id=stage_id,
+            stage_entered_at=entered_at,
+            env=self.env,
+            samples=samples,
+        )
+        self._contexts.append(ctx)
+        return ctx
+
+    def _store_samples(self, stage_id: str, check: str, since: dt.datetime | None) -> Sequence[Sample]:
+        assert self._store is not None
+        return [r.as_sample() for r in self._store.samples(self.name, stage_id, check, since=since)]
+
+    def close(self) -> None:
+        if self._notifier is not None:
+            self._notifier.close(timeout=10.0)
+            self._notifier = None
+        for ctx in self._contexts:
+            ctx.close()
+        self._contexts.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

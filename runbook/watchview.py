@@ -1,0 +1,49 @@
+"""How `migrate watch` shows itself: a live view on a terminal, one line per sample in a log; and clean
+stops on SIGTERM and Ctrl-C (the current round finishes or is recorded)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+from runbook.commands.watch import WatchView
+from runbook.output import Output, _isatty
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT; the watcher checks it between rounds."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+class WatchPrinter:
+    """Renders each round: `watch_live` redrawn on a terminal, `watch_line` appended in a log."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self.live = output.fmt == "text" and _isatty(output.stream)
+        self.history: list[str] = []
+
+    def __call__(self, view: WatchView) -> None:
+        if self.output.fmt == "json":
+            from runbook.output import to_json_text
+
+            self.output.err.write(to_json_text(view.to_json()).replace("\n", " ") + "\n")
+            return
+        env = self.output._env
+        line = env.get_template("watch_line.txt.j2").render(v=view.to_json()).strip()
+        self.history = [*self.history[-4:], line]
+        if self.live:
+            screen = env.get_template("watch_live.txt.j2").render(v=view.to_json(), recent=self.history)
+            self.output.stream.write("\x1b[2J\x1b[H" + self.output.redact(screen))
+        else:
+            self.output.err.write(self.output.redact(line) + "\n")
+        self.output.err.flush()
