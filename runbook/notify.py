@@ -156,7 +156,12 @@ def slack_message(event_type: str, payload: Mapping[str, Any], runbook: str) -> 
 
 
 class Notifier:
-    """Post events to the runbook's webhooks in a background thread; never block the caller."""
+    """Post events to the runbook's webhooks in a background thread; never block or fail the caller.
+
+    `timeout` bounds each HTTP phase (connect, read, write), `attempts` and `deadline` (seconds) bound the
+    retries of one delivery; `transport` swaps httpx's transport (proxies, tests). The redactor given is
+    taught the webhook URLs, so everything else that uses it masks them too.
+    """
 
     def __init__(
         self,
@@ -167,13 +172,14 @@ class Notifier:
         timeout: float = 5.0,
         attempts: int = 3,
         backoff: float = 0.5,
+        deadline: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._webhooks = tuple(webhooks)
         self._redact = redactor
         self._redact.add(*(w.url for w in self._webhooks))
         self._runbook = runbook
-        self._attempts, self._backoff = max(1, attempts), backoff
+        self._attempts, self._backoff, self._deadline = max(1, attempts), backoff, deadline
         self._queue: queue.Queue[tuple[int, str, bytes] | None] = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -188,17 +194,41 @@ class Notifier:
 
     def notify(self, event_type: str, payload: Mapping[str, Any]) -> None:
         """Queue `event_type` for every webhook subscribed to it and return at once."""
-        if event_type not in EVENT_TYPES:
-            raise ValueError(f"unknown notification event {event_type!r}; expected one of {EVENT_TYPES}")
+        if event_type not in EVENT_TYPES:  # a bug in the caller; never worth failing a rollback for
+            error = f"unknown notification event {event_type!r}; expected one of {', '.join(EVENT_TYPES)}"
+            log.error("%s", error)
+            self.deliveries.append(Delivery("notifier", event_type, False, 0, error))
+            return
         for i, hook in enumerate(self._webhooks):
             if hook.events and event_type not in hook.events:
                 continue
             build: Callable[..., dict[str, Any]] = slack_message if hook.format == "slack" else json_message
-            body = self._redact(json.dumps(build(event_type, payload, self._runbook), default=str))
+            try:
+                message = self._redact_tree(build(event_type, payload, self._runbook))
+                body = json.dumps(message, default=str, ensure_ascii=False)
+            except Exception as exc:  # an odd payload must not break the caller either
+                error = (
+                    f"{self.name(i)}: {event_type} not sent: cannot build the message ({type(exc).__name__})"
+                )
+                log.error("%s", error)
+                self.deliveries.append(Delivery(self.name(i), event_type, False, 0, error))
+                continue
             with self._idle:
                 self._pending += 1
             self._queue.put((i, event_type, body.encode()))
             self._start()
+
+    def _redact_tree(self, value: Any) -> Any:
+        """Mask secrets in every string of a message (before JSON encoding, so escaping cannot hide one)."""
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, Mapping):
+            return {k: self._redact_tree(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact_tree(v) for v in value]
+        if isinstance(value, dt.datetime):
+            return value.isoformat()
+        return value
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait up to `timeout` seconds for queued messages; True if all were delivered or gave up."""
@@ -239,7 +269,7 @@ class Notifier:
         hook, who = self._webhooks[index], self.name(index)
         headers = {"content-type": "application/json", "user-agent": "runbook-notify"}
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._attempts),
+            stop=tenacity.stop_after_attempt(self._attempts) | tenacity.stop_after_delay(self._deadline),
             wait=tenacity.wait_exponential(multiplier=self._backoff, max=5.0),
             retry=tenacity.retry_if_exception_type(_TRANSIENT),
             reraise=True,

@@ -191,9 +191,22 @@ def test_notify_returns_while_the_webhook_still_hangs(hook: Hook) -> None:
     assert [d.ok for d in n.deliveries] == [True]
 
 
-def test_unknown_event_type_is_rejected() -> None:
-    with pytest.raises(ValueError, match="unknown notification event 'advanced'"):
-        notifier(Webhook(url="http://127.0.0.1:9/")).notify("advanced", {})
+def test_unknown_event_type_is_recorded_not_raised() -> None:
+    n = notifier(Webhook(url="http://127.0.0.1:9/"))
+    n.notify("advanced", {})  # a caller's bug must not break the rollback that called it
+    (d,) = n.deliveries
+    assert (d.webhook, d.ok, d.attempts) == ("notifier", False, 0)
+    assert d.error is not None and d.error.startswith(
+        "unknown notification event 'advanced'; expected one of"
+    )
+
+
+def test_secret_with_json_special_characters_is_masked(hook: Hook) -> None:
+    secret = 'p@ss"w\\ord'
+    n = Notifier([Webhook(url=hook.url)], Redactor([secret]), runbook="pgboss")
+    n.notify("rollback", {**EVENT, "reason": f"token {secret} leaked"})
+    assert n.flush(30)
+    assert hook.bodies[0]["reason"] == "token *** leaked"
 
 
 def test_store_event_form_with_nested_actor(hook: Hook) -> None:
