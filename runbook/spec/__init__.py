@@ -78,7 +78,8 @@ def load_runbook_text(
 ) -> Runbook:
     """Validate runbook `text`; `source` names it in messages. Raises SpecError listing every issue."""
     from runbook.spec.build import build_runbook
-    from runbook.spec.convert import INVALID, Converter
+    from runbook.spec.convert import Converter
+    from runbook.spec.leaves import INVALID
     from runbook.spec.yamlnodes import Issues, compose
     from runbook.units import time_scale as env_time_scale
 

@@ -11,8 +11,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runbook.model import CheckSpec, Defaults, FlagDecl, Limits, Runbook, Settings
 from runbook.spec.checkspec import CheckConvention
-from runbook.spec.convert import INVALID, Converter, suggest
+from runbook.spec.convert import Converter
+from runbook.spec.leaves import INVALID
 from runbook.spec.stageforms import StageForms, flag_value
+from runbook.spec.typehints import suggest
 from runbook.spec.yamlnodes import NULL, join, mapping_items
 
 TOP_KEYS = ("version", "name", "settings", "flags", "stages")

@@ -18,7 +18,9 @@ from typing import Any
 from yaml.nodes import MappingNode, Node
 
 from runbook.model import CheckSpec, Defaults, Duration
-from runbook.spec.convert import INVALID, Converter, Items, suggest, user_fields
+from runbook.spec.convert import Converter, Items
+from runbook.spec.leaves import INVALID
+from runbook.spec.typehints import suggest, user_fields
 from runbook.spec.yamlnodes import join, location, mapping_items
 
 COMMON: dict[str, Any] = {

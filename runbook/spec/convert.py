@@ -10,101 +10,25 @@ an issue and the converter carries on, so one run reports as many issues as it c
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from runbook.spec.scalars import Scalar, ScalarReader, render, what
+from runbook.spec.leaves import INVALID, LeafConverter
+from runbook.spec.typehints import NONE, discriminator, hints, marker, suggest, union_args, user_fields
 from runbook.spec.yamlnodes import NULL, Issues, join, location, mapping_items
-from runbook.units import parse_duration, parse_size
 
-
-class _Invalid:
-    """Marker returned when a value could not be converted (its issue is already recorded)."""
-
-    def __repr__(self) -> str:
-        return "INVALID"
-
-
-INVALID: Any = _Invalid()
 Handler = Callable[["Converter", Node, str], Any]
 Items = list[tuple[str, ScalarNode, Node]]
-_NONE = type(None)
-_hints: dict[type, dict[str, Any]] = {}
 
 
-def user_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
-    """Fields a user may write: all but `location` (filled by the loader)."""
-    return {f.name: f for f in dataclasses.fields(cls) if f.name != "location" and f.init}
-
-
-def hints(cls: type) -> dict[str, Any]:
-    """Resolved type hints of a dataclass, with `Annotated` extras kept (cached)."""
-    found = _hints.get(cls)
-    if found is None:
-        found = _hints[cls] = typing.get_type_hints(cls, include_extras=True)
-    return found
-
-
-def marker(tp: Any) -> str | None:
-    """`duration` / `size` for the model's Annotated markers, else None."""
-    if get_origin(tp) is Annotated:
-        extra = tp.__metadata__
-        return extra[0] if extra and isinstance(extra[0], str) else None
-    return None
-
-
-def union_args(tp: Any) -> tuple[Any, ...] | None:
-    """Members of a union type, or None if `tp` is not one."""
-    origin = get_origin(tp)
-    return get_args(tp) if origin is Union or origin is types.UnionType else None
-
-
-def close_match(word: str, choices: typing.Iterable[str]) -> str | None:
-    """The choice closest to `word` (difflib), if any is close enough."""
-    import difflib
-
-    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
-def suggest(word: str, choices: typing.Iterable[str], what_: str = "key", where: str = "") -> str:
-    """`unknown key "monitr"; did you mean "monitor"?`, else the list of valid names."""
-    names = sorted(choices)
-    close = close_match(word, names)
-    if close:
-        return f'unknown {what_} "{word}"{where}; did you mean "{close}"?'
-    return f'unknown {what_} "{word}"{where}; expected one of: {", ".join(names)}'
-
-
-def discriminator(members: tuple[Any, ...]) -> tuple[str, dict[str, type]] | None:
-    """For dataclasses that each have a Literal field of one name: that name and value -> class."""
-    if not all(dataclasses.is_dataclass(m) for m in members):
-        return None
-    for name, tp in hints(members[0]).items():
-        if get_origin(tp) is not Literal:
-            continue
-        table: dict[str, type] = {}
-        for m in members:
-            mtp = hints(m).get(name)
-            if mtp is None or get_origin(mtp) is not Literal:
-                break
-            table.update({str(v): m for v in get_args(mtp)})
-        else:
-            return name, table
-    return None
-
-
-class Converter:
+class Converter(LeafConverter):
     """Converts nodes of one file into typed values, recording issues in `issues`."""
 
     def __init__(self, issues: Issues, env: Mapping[str, str], time_scale: float = 1.0) -> None:
-        self.issues = issues
-        self.scalars = ScalarReader(env)
-        self.time_scale = time_scale
+        super().__init__(issues, env, time_scale)
         self.special: dict[Any, Handler] = {}
         self.field_hooks: dict[tuple[type, str], Handler] = {}
         self.nonnegative: set[type] = set()
@@ -143,117 +67,11 @@ class Converter:
         self.issues.add(node, path, f"the loader cannot read fields of type {tp!r} (a bug in this kind)")
         return INVALID
 
-    def scalar(self, node: Node, path: str, expected: str) -> Scalar | None:
-        """The scalar at `node`, or None after an issue (`expected` names what was wanted)."""
-        if not isinstance(node, ScalarNode):
-            kind = "a mapping" if isinstance(node, MappingNode) else "a list"
-            self.issues.add(node, path, f"expected {expected}, got {kind}")
-            return None
-        try:
-            return self.scalars.read(node)
-        except ValueError as exc:
-            self.issues.add(node, path, str(exc))
-            return None
-
-    def got(self, node: Node) -> str:
-        """What a node holds, for `expected X, got ...`."""
-        if isinstance(node, MappingNode):
-            return "a mapping"
-        if isinstance(node, SequenceNode):
-            return "a list"
-        try:
-            return self.scalars.read(node).shown() if isinstance(node, ScalarNode) else "a value"
-        except ValueError:
-            return render(node.value)
-
-    # --- scalars --------------------------------------------------------------------------------------
-
-    def simple(self, node: Node, tp: type, path: str) -> Any:
-        """A str, int, float or bool."""
-        expected = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[tp]
-        sc = self.scalar(node, path, expected)
-        if sc is None:
-            return INVALID
-        v = sc.value
-        if tp is str:
-            if sc.expanded is not None or isinstance(v, str):
-                return sc.text
-            if v is not None:
-                self.issues.add(
-                    node,
-                    path,
-                    f'expected a string, got {what(v)} {render(v)}; quote it ("{sc.text}") if it is text',
-                )
-                return INVALID
-        elif isinstance(v, bool):
-            if tp is bool:
-                return v
-        elif (tp is int and isinstance(v, int)) or (tp is float and isinstance(v, int | float)):
-            return tp(v)
-        self.issues.add(node, path, f"expected {expected}, got {sc.shown()}")
-        return INVALID
-
-    def duration(self, node: Node, path: str) -> Any:
-        """Seconds from `90s`, `5m`, `24h`, `2d` or a number, multiplied by the time scale."""
-        sc = self.scalar(node, path, "a duration like 90s, 5m, 24h or 2d")
-        if sc is None:
-            return INVALID
-        try:
-            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
-                raise ValueError(f"expected a duration like 90s, 5m, 24h or 2d, got {sc.shown()}")
-            if isinstance(sc.value, int | float) and sc.value < 0:
-                raise ValueError(f"a duration cannot be negative, got {sc.shown()}")
-            return parse_duration(sc.value) * self.time_scale
-        except ValueError as exc:
-            self.issues.add(node, path, str(exc))
-            return INVALID
-
-    def size(self, node: Node, path: str) -> Any:
-        """Bytes from `100MB`, `1GiB` or a number."""
-        sc = self.scalar(node, path, "a size like 100MB or 1GiB")
-        if sc is None:
-            return INVALID
-        try:
-            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
-                raise ValueError(f"expected a size like 100MB or 1GiB, got {sc.shown()}")
-            if isinstance(sc.value, int | float) and sc.value < 0:
-                raise ValueError(f"a size cannot be negative, got {sc.shown()}")
-            return parse_size(sc.value)
-        except ValueError as exc:
-            self.issues.add(node, path, str(exc))
-            return INVALID
-
-    def literal(self, node: Node, allowed: tuple[Any, ...], path: str) -> Any:
-        """One of the allowed values."""
-        listed = ", ".join(render(a) for a in allowed)
-        sc = self.scalar(node, path, f"one of {listed}")
-        if sc is None:
-            return INVALID
-        value = sc.text if sc.expanded is not None else sc.value
-        if value in allowed:
-            return value
-        msg = f"expected one of {listed}, got {sc.shown()}"
-        close = close_match(value, [str(a) for a in allowed]) if isinstance(value, str) else None
-        msg += f'; did you mean "{close}"?' if close else ""
-        self.issues.add(node, path, msg)
-        return INVALID
-
-    def plain(self, node: Node, path: str) -> Any:
-        """Any YAML value as plain Python (dicts, lists, scalars), interpolated."""
-        if isinstance(node, MappingNode):
-            out = {k: self.plain(v, join(path, k)) for k, _, v in mapping_items(node, path, self.issues)}
-            return INVALID if any(v is INVALID for v in out.values()) else out
-        if isinstance(node, SequenceNode):
-            items = [self.plain(v, f"{path}[{i}]") for i, v in enumerate(node.value)]
-            return INVALID if any(v is INVALID for v in items) else items
-        sc = self.scalar(node, path, "a value")
-        return INVALID if sc is None else sc.value
-
     # --- collections ----------------------------------------------------------------------------------
 
     def union(self, node: Node, members: tuple[Any, ...], path: str) -> Any:
         """`X | None` (null and "" mean None), or a union of dataclasses told apart by a Literal field."""
-        rest = tuple(m for m in members if m is not _NONE)
+        rest = tuple(m for m in members if m is not NONE)
         if len(rest) < len(members) and isinstance(node, ScalarNode):
             if node.tag == NULL or node.value == "":
                 return None
@@ -377,8 +195,8 @@ class Converter:
     def scaled_default(self, f: dataclasses.Field[Any], tp: Any) -> Any:
         """The default of a missing field with its durations scaled; INVALID means: use the class default."""
         members = union_args(tp)
-        if members is not None and len(members) == 2 and _NONE in members:
-            tp = members[0] if members[1] is _NONE else members[1]
+        if members is not None and len(members) == 2 and NONE in members:
+            tp = members[0] if members[1] is NONE else members[1]
         if marker(tp) == "duration" and isinstance(f.default, int | float):
             return f.default * self.time_scale
         if f.default_factory is not dataclasses.MISSING:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from runbook.model import CheckSpec, Limits, ManualItem, Soak, Stage
 from runbook.spec.checkspec import COMMON, LIMIT_KEYS
-from runbook.spec.convert import discriminator, hints, marker, union_args, user_fields
+from runbook.spec.typehints import discriminator, hints, marker, union_args, user_fields
 
 DURATION = r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$"
 SIZE = r"^\s*\d+(\.\d+)?\s*([kKmMgGtT][iI]?[bB]|[bB])?\s*$"

@@ -12,8 +12,10 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from runbook.model import CheckSpec, Defaults, ManualItem, Soak, Stage
-from runbook.spec.convert import INVALID, Converter, close_match, suggest
+from runbook.spec.convert import Converter
+from runbook.spec.leaves import INVALID
 from runbook.spec.scalars import render
+from runbook.spec.typehints import close_match, suggest
 from runbook.spec.yamlnodes import NULL, join, mapping_items
 
 STAGE_ID = re.compile(r"[a-z][a-z0-9_-]*")

@@ -11,7 +11,8 @@ import pytest
 from runbook.errors import SpecError
 from runbook.model import CheckSpec, Duration, Limits, Size, doc
 from runbook.spec import load_runbook_text
-from runbook.spec.convert import INVALID, Converter
+from runbook.spec.convert import Converter
+from runbook.spec.leaves import INVALID
 from runbook.spec.yamlnodes import Issues, compose
 
 

@@ -1,0 +1,141 @@
+"""Convert leaf values: strings, numbers, booleans, Literal choices, durations, sizes and `Any` values.
+
+`LeafConverter` is the base of `Converter`; it owns the issue list, the scalar reader and the time scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runbook.spec.scalars import Scalar, ScalarReader, render, what
+from runbook.spec.typehints import close_match
+from runbook.spec.yamlnodes import Issues, join, mapping_items
+from runbook.units import parse_duration, parse_size
+
+
+class _Invalid:
+    """Marker returned when a value could not be converted (its issue is already recorded)."""
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID: Any = _Invalid()
+
+
+class LeafConverter:
+    """Converts scalar nodes (and `Any` values) of one file, recording issues in `issues`."""
+
+    def __init__(self, issues: Issues, env: Mapping[str, str], time_scale: float = 1.0) -> None:
+        self.issues = issues
+        self.scalars = ScalarReader(env)
+        self.time_scale = time_scale
+
+    def scalar(self, node: Node, path: str, expected: str) -> Scalar | None:
+        """The scalar at `node`, or None after an issue (`expected` names what was wanted)."""
+        if not isinstance(node, ScalarNode):
+            kind = "a mapping" if isinstance(node, MappingNode) else "a list"
+            self.issues.add(node, path, f"expected {expected}, got {kind}")
+            return None
+        try:
+            return self.scalars.read(node)
+        except ValueError as exc:
+            self.issues.add(node, path, str(exc))
+            return None
+
+    def got(self, node: Node) -> str:
+        """What a node holds, for `expected X, got ...`."""
+        if isinstance(node, MappingNode):
+            return "a mapping"
+        if isinstance(node, SequenceNode):
+            return "a list"
+        try:
+            return self.scalars.read(node).shown() if isinstance(node, ScalarNode) else "a value"
+        except ValueError:
+            return render(node.value)
+
+    # --- scalars --------------------------------------------------------------------------------------
+
+    def simple(self, node: Node, tp: type, path: str) -> Any:
+        """A str, int, float or bool."""
+        expected = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[tp]
+        sc = self.scalar(node, path, expected)
+        if sc is None:
+            return INVALID
+        v = sc.value
+        if tp is str:
+            if sc.expanded is not None or isinstance(v, str):
+                return sc.text
+            if v is not None:
+                self.issues.add(
+                    node,
+                    path,
+                    f'expected a string, got {what(v)} {render(v)}; quote it ("{sc.text}") if it is text',
+                )
+                return INVALID
+        elif isinstance(v, bool):
+            if tp is bool:
+                return v
+        elif (tp is int and isinstance(v, int)) or (tp is float and isinstance(v, int | float)):
+            return tp(v)
+        self.issues.add(node, path, f"expected {expected}, got {sc.shown()}")
+        return INVALID
+
+    def duration(self, node: Node, path: str) -> Any:
+        """Seconds from `90s`, `5m`, `24h`, `2d` or a number, multiplied by the time scale."""
+        sc = self.scalar(node, path, "a duration like 90s, 5m, 24h or 2d")
+        if sc is None:
+            return INVALID
+        try:
+            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
+                raise ValueError(f"expected a duration like 90s, 5m, 24h or 2d, got {sc.shown()}")
+            if isinstance(sc.value, int | float) and sc.value < 0:
+                raise ValueError(f"a duration cannot be negative, got {sc.shown()}")
+            return parse_duration(sc.value) * self.time_scale
+        except ValueError as exc:
+            self.issues.add(node, path, str(exc))
+            return INVALID
+
+    def size(self, node: Node, path: str) -> Any:
+        """Bytes from `100MB`, `1GiB` or a number."""
+        sc = self.scalar(node, path, "a size like 100MB or 1GiB")
+        if sc is None:
+            return INVALID
+        try:
+            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
+                raise ValueError(f"expected a size like 100MB or 1GiB, got {sc.shown()}")
+            if isinstance(sc.value, int | float) and sc.value < 0:
+                raise ValueError(f"a size cannot be negative, got {sc.shown()}")
+            return parse_size(sc.value)
+        except ValueError as exc:
+            self.issues.add(node, path, str(exc))
+            return INVALID
+
+    def literal(self, node: Node, allowed: tuple[Any, ...], path: str) -> Any:
+        """One of the allowed values."""
+        listed = ", ".join(render(a) for a in allowed)
+        sc = self.scalar(node, path, f"one of {listed}")
+        if sc is None:
+            return INVALID
+        value = sc.text if sc.expanded is not None else sc.value
+        if value in allowed:
+            return value
+        msg = f"expected one of {listed}, got {sc.shown()}"
+        close = close_match(value, [str(a) for a in allowed]) if isinstance(value, str) else None
+        msg += f'; did you mean "{close}"?' if close else ""
+        self.issues.add(node, path, msg)
+        return INVALID
+
+    def plain(self, node: Node, path: str) -> Any:
+        """Any YAML value as plain Python (dicts, lists, scalars), interpolated."""
+        if isinstance(node, MappingNode):
+            out = {k: self.plain(v, join(path, k)) for k, _, v in mapping_items(node, path, self.issues)}
+            return INVALID if any(v is INVALID for v in out.values()) else out
+        if isinstance(node, SequenceNode):
+            items = [self.plain(v, f"{path}[{i}]") for i, v in enumerate(node.value)]
+            return INVALID if any(v is INVALID for v in items) else items
+        sc = self.scalar(node, path, "a value")
+        return INVALID if sc is None else sc.value
