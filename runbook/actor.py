@@ -25,7 +25,7 @@ class Actor:
         return f"{self.user}@{self.host} pid {self.pid}"
 
     def to_json(self) -> dict[str, Any]:
-        """A plain mapping (journal lines, JSON output)."""
+        """Return a plain mapping (journal lines, JSON output)."""
         return {"user": self.user, "host": self.host, "pid": self.pid, "ci_url": self.ci_url}
 
     @classmethod
@@ -40,7 +40,7 @@ class Actor:
 
 
 def ci_url(env: Mapping[str, str]) -> str | None:
-    """URL of the CI job running this process (GitHub Actions, GitLab, Jenkins, or RUNBOOK_CI_URL)."""
+    """Return the URL of this CI job (RUNBOOK_CI_URL, GitHub Actions, GitLab or Jenkins), if any."""
     if env.get("RUNBOOK_CI_URL"):
         return env["RUNBOOK_CI_URL"]
     server, repo, run = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")
@@ -59,7 +59,7 @@ def _user(env: Mapping[str, str]) -> str:
 
 
 def current_actor(env: Mapping[str, str] | None = None) -> Actor:
-    """The actor of this process: user from RUNBOOK_ACTOR or the login name, this host and pid, the CI URL."""
+    """Describe this process: user (RUNBOOK_ACTOR or the login name), host, pid and CI job URL."""
     env = os.environ if env is None else env
     url = ci_url(env)
     return Actor(

@@ -15,13 +15,13 @@ from runbook.stages.postgres import PostgresFlagBackend
 
 
 def base_dir(runbook: Runbook) -> Path:
-    """The folder relative paths are resolved against: the runbook file's, else the current one."""
+    """Return the folder relative paths are resolved against: the runbook file's, else the current one."""
     source = Path(runbook.source)
     return source.parent.resolve() if source.is_file() else Path.cwd()
 
 
 def make_backend(runbook: Runbook, env: Mapping[str, str] | None = None) -> FlagBackend:
-    """The flag backend of `runbook` (ConfigError naming the setting when something is missing).
+    """Build the flag backend of `runbook` (ConfigError naming the setting when something is missing).
 
     `env` is the environment of the commands it runs (default: this process's)."""
     env = dict(os.environ if env is None else env)

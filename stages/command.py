@@ -26,19 +26,19 @@ _PLACEHOLDER = re.compile(r"\{(name|value|actor)\}")
 
 
 def secret_redactor(env: Mapping[str, str] | None) -> Redactor:
-    """A redactor masking the values of secret-looking variables of `env` and URL passwords."""
+    """Build a redactor masking the values of secret-looking variables of `env` and URL passwords."""
     env = os.environ if env is None else env
     return Redactor(v for k, v in env.items() if _SECRET_NAME.search(k))
 
 
 def tail(text: str, lines: int = 8, chars: int = 1200) -> str:
-    """The last lines of a command's output, for a message."""
+    """Return the last lines of a command's output, for a message."""
     kept = "\n".join(text.strip().splitlines()[-lines:])
     return kept[-chars:] if len(kept) > chars else kept
 
 
 def program(argv: Sequence[str]) -> str:
-    """The name shown for a command: its program (for `sh -c "..."`, the first word of the script)."""
+    """Name a command by its program (for `sh -c "..."`, the first word of the script)."""
     if len(argv) >= 3 and argv[0] == "/bin/sh" and argv[1] == "-c":
         words = argv[2].split()
         return f"sh: {os.path.basename(words[0])}" if words else "sh"
@@ -92,7 +92,7 @@ def run_command(
 
 
 def mismatches(wanted: Mapping[str, str], got: Mapping[str, str | None]) -> list[str]:
-    """`NAME: wrote "x", read back "y"` for each value that did not stick ("" and unset are equal)."""
+    """List `NAME: wrote "x", read back "y"` for each value that did not stick ("" equals unset)."""
     out = []
     for name, value in wanted.items():
         seen = got.get(name)
@@ -147,7 +147,7 @@ class CommandFlagBackend:
         )
 
     def describe(self) -> str:
-        """`command fly / fly` (programs only: arguments may hold tokens)."""
+        """Name the programs only (`command fly / fly`): arguments may hold tokens."""
         get = program(self._argv(self.get_template, {"name": "", "value": "", "actor": ""}))
         put = program(self._argv(self.set_template, {"name": "", "value": "", "actor": ""}))
         return f"command {get} / {put}"

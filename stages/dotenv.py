@@ -49,7 +49,7 @@ class Line:
 
 
 def encode(value: str, quote: str = "") -> str:
-    """`value` written as a dotenv value, keeping the quoting style when it can hold the value."""
+    """Encode `value` as a dotenv value, keeping the quoting style when it can hold the value."""
     if quote == "'" and "'" not in value and "\n" not in value:
         return f"'{value}'"
     if quote == "" and _BARE.fullmatch(value):
@@ -59,7 +59,7 @@ def encode(value: str, quote: str = "") -> str:
 
 
 def _closing(text: str, quote: str) -> int:
-    """Index of the closing quote in `text` (which starts after the opening one), or -1."""
+    """Find the closing quote in `text` (which starts after the opening one), or -1."""
     i = 0
     while i < len(text):
         if quote == '"' and text[i] == "\\":
@@ -106,12 +106,12 @@ def parse(text: str) -> list[Line]:
 
 
 def values_of(lines: Sequence[Line]) -> dict[str, str]:
-    """Every key's value (the last occurrence wins)."""
+    """Return every key's value (the last occurrence wins)."""
     return {line.key: line.value for line in lines if line.key is not None}
 
 
 def rewrite(text: str, values: Mapping[str, str]) -> str:
-    """`text` with `values` set: flag lines changed in place (only their value), missing ones appended."""
+    """Set `values` in `text`: flag lines changed in place (only their value), missing ones appended."""
     lines, seen, out = parse(text), set(), []
     for line in lines:
         if line.key is not None and line.key in values:
@@ -171,7 +171,7 @@ class DotenvFlagBackend:
         self.env = dict(os.environ if env is None else env)
 
     def describe(self) -> str:
-        """`dotenv /srv/app/.env (reload: pm2)`."""
+        """Name the file and reload program: `dotenv /srv/app/.env (reload: pm2)`."""
         reload = (
             f" (reload: {self._reload_argv()[0] if not self.reload_shell else 'sh'})" if self.reload else ""
         )
@@ -198,7 +198,7 @@ class DotenvFlagBackend:
             ) from None
 
     def read(self, names: Sequence[str]) -> dict[str, str | None]:
-        """Values of `names` in the file (None when a flag is absent or the file does not exist)."""
+        """Read the values of `names` from the file (None when absent, or when there is no file)."""
         found = values_of(parse(self._text(self._real())))
         return {name: found.get(name) for name in names}
 

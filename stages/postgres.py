@@ -38,6 +38,8 @@ from runbook.stages.command import mismatches
 from runbook.state.schema import advisory_key
 
 SETTING = "settings.flags.url (or settings.database.url / DATABASE_URL)"
+STATEMENT_TIMEOUT = 30.0
+"""Seconds any statement of the backend may take (a locked table must not hang a rollback)."""
 
 
 class PostgresFlagBackend:
@@ -58,7 +60,7 @@ class PostgresFlagBackend:
         self._ident = sql.Identifier(schema, table)
 
     def describe(self) -> str:
-        """`postgres db:5432/app runbook.flags (NOTIFY runbook_flags)`, without credentials."""
+        """Name the table without credentials: `postgres db:5432/app runbook.flags (NOTIFY runbook_flags)`."""
         where = db.describe_url(self.url) if self.url else "(no URL)"
         return f"postgres {where} {self.schema}.{self.table} (NOTIFY {self.channel})"
 
@@ -68,12 +70,23 @@ class PostgresFlagBackend:
             what="the flags database",
             setting=self.setting,
             connect_timeout=self.connect_timeout,
+            statement_timeout=STATEMENT_TIMEOUT,
             autocommit=True,
         )
 
     def _failed(self, exc: psycopg.Error, doing: str) -> Exception:
         reason = redact_url(str(exc)).strip().splitlines()
         text = reason[0] if reason else type(exc).__name__
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return UnreachableError(
+                f"{doing} {self.schema}.{self.table} did not finish within {STATEMENT_TIMEOUT:g}s ({text})",
+                hint="something holds a lock on the flags table: look at pg_stat_activity",
+            )
+        if doing == "reading" and not isinstance(exc, psycopg.OperationalError):
+            return UnreachableError(
+                f"cannot read {self.schema}.{self.table}: {text}",
+                hint="the database role needs SELECT on the flags table",
+            )
         if isinstance(exc, psycopg.OperationalError):
             return UnreachableError(
                 f"lost the connection to the flags database while {doing}: {text}",
@@ -85,7 +98,7 @@ class PostgresFlagBackend:
         )
 
     def read(self, names: Sequence[str]) -> dict[str, str | None]:
-        """Values of `names` (None for a missing row, or for every flag when the table does not exist)."""
+        """Read the values of `names` (None for a missing row; all None when there is no table)."""
         try:
             with self._connect() as conn:
                 exists = conn.execute("SELECT to_regclass(%s)", (self._ident.as_string(conn),)).fetchone()

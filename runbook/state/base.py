@@ -27,7 +27,7 @@ EVENT_COLUMNS: LiteralString = (
 
 
 def scrub(value: Any, redact: Callable[[str], str]) -> Any:
-    """`value` with every string inside it passed through `redact` (events never hold a password)."""
+    """Return `value` with every string inside it passed through `redact` (events never hold a password)."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):
@@ -38,13 +38,13 @@ def scrub(value: Any, redact: Callable[[str], str]) -> Any:
 
 
 def state_from_row(row: tuple[Any, ...]) -> State:
-    """A `State` from a row selected with STATE_COLUMNS."""
+    """Build a `State` from a row selected with STATE_COLUMNS."""
     runbook, stage, version, entered_at, flags, updated_at, pending = row
     return State(runbook, stage, version, entered_at, dict(flags or {}), updated_at, pending)
 
 
 def event_from_row(row: tuple[Any, ...]) -> Event:
-    """An `Event` from a row selected with EVENT_COLUMNS."""
+    """Build an `Event` from a row selected with EVENT_COLUMNS."""
     (id_, uuid_, runbook, at, user, host, pid, ci, op, frm, to, fb, fa, verdicts, reason, outcome, intent,
      data, version) = row  # fmt: skip
     return Event(
@@ -94,28 +94,32 @@ class StoreBase:
         self.conn.close()
 
     def sql(self, template: LiteralString) -> sql.Composed:
-        """`template` with `{state}`, `{events}`, `{samples}`... replaced by the schema-qualified tables."""
+        """Compose `template`, replacing `{state}`, `{events}`... by the schema-qualified tables."""
         return sql.SQL(template).format(**self._names)
 
     def where(self) -> str:
-        """`host:port/db` of the state database, for messages."""
+        """Return `host:port/db` of the state database, for messages."""
         return describe_url(self.url) if self.url else "the state database"
+
+    def unreachable(self, exc: psycopg.Error) -> UnreachableError:
+        """Build the error for a lost or refused connection to the state database."""
+        reason = redact_url(str(exc)).strip().splitlines()
+        return UnreachableError(
+            f"lost the connection to the state database at {self.where()}: "
+            f"{reason[-1] if reason else 'unknown error'}",
+            hint="check that the server is up; a rollback still flips the flags and journals the event",
+        )
 
     @contextmanager
     def tx(self) -> Iterator[psycopg.Connection[Any]]:
-        """One transaction; a lost connection becomes UnreachableError (exit code 5)."""
+        """Run one transaction; a lost connection becomes UnreachableError (exit code 5)."""
         try:
             with self.conn.transaction():
                 yield self.conn
         except psycopg.OperationalError as exc:
             if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
                 raise
-            reason = redact_url(str(exc)).strip().splitlines()
-            raise UnreachableError(
-                f"lost the connection to the state database at {self.where()}: "
-                f"{reason[-1] if reason else 'unknown error'}",
-                hint="check that the server is up; a rollback still flips the flags and journals the event",
-            ) from None
+            raise self.unreachable(exc) from None
 
     def insert_event(
         self,
@@ -180,7 +184,7 @@ class StoreBase:
         return state_from_row(row)
 
     def conflict(self, conn: psycopg.Connection[Any], state: State, expected: int) -> ConflictError:
-        """The error for a lost compare-and-set, naming who made the change that won."""
+        """Build the error for a lost compare-and-set, naming who made the change that won."""
         row = conn.execute(
             self.sql(
                 "SELECT " + EVENT_COLUMNS + " FROM {events} WHERE runbook = %s AND operation = ANY(%s) "

@@ -17,7 +17,7 @@ from runbook.state.records import Confirmation, Event, Intent, NewEvent
 
 
 def intent_from_event(ev: Event) -> Intent:
-    """The intent an `intent` event describes."""
+    """Return the intent an `intent` event describes."""
     return Intent(
         id=ev.id,
         runbook=ev.runbook,
@@ -87,7 +87,7 @@ class IntentsMixin(StoreBase):
         return intent_from_event(stored)
 
     def pending_intent(self, runbook: str) -> Intent | None:
-        """The unfinished intent of `runbook`, if any."""
+        """Return the unfinished intent of `runbook`, if any."""
         with self.tx() as conn:
             row = conn.execute(
                 self.sql(
@@ -142,7 +142,7 @@ class IntentsMixin(StoreBase):
         return stored
 
     def confirmations(self, runbook: str, stage: str, since_version: int) -> list[Confirmation]:
-        """Items confirmed for `stage` in entries since `since_version` (first confirmation per item)."""
+        """List the items confirmed for `stage` in entries since `since_version` (first one per item)."""
         with self.tx() as conn:
             rows = conn.execute(
                 self.sql(

@@ -70,7 +70,7 @@ class JournalEntry:
 
 
 def _parse(f: IO[str]) -> tuple[list[JournalEntry], list[str]]:
-    """The entries of an open journal, and the lines that are not entries (cut short by a crash)."""
+    """Return the entries of an open journal, and the lines that are not entries (cut short by a crash)."""
     f.seek(0)
     out: list[JournalEntry] = []
     bad: list[str] = []
@@ -132,7 +132,7 @@ def append_journal(
 
 
 def read_journal(path: str | Path) -> list[JournalEntry]:
-    """The entries waiting in the journal (empty when there is no journal)."""
+    """Return the entries waiting in the journal (empty when there is no journal)."""
     path = Path(path)
     if not path.exists():
         return []
@@ -250,7 +250,7 @@ class Journal:
         )
 
     def entries(self) -> list[JournalEntry]:
-        """The entries waiting to be synced."""
+        """Return the entries waiting to be synced."""
         return read_journal(self.path)
 
     def sync(self, store: StateStore) -> int:

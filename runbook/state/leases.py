@@ -50,7 +50,7 @@ class LeaseMixin(StoreBase):
             return cur.rowcount == 1
 
     def lease(self, runbook: str) -> Lease | None:
-        """The current, unexpired lease of `runbook`, if any."""
+        """Return the current, unexpired lease of `runbook`, if any."""
         with self.tx() as conn:
             row = conn.execute(
                 self.sql(

@@ -4,7 +4,8 @@ The key is derived from the schema and the runbook name, so runbooks sharing a s
 other. The holder (user, host, pid, operation, CI URL, backend pid) is written to `lock_holders` when the
 lock is taken, so a second operator reads "locked by ops@host pid 4121 since 10:02:03 UTC (advance)".
 The lock dies with its connection: a crashed process never leaves it behind; a hung one can be removed
-with `unlock`, which terminates the backend holding it.
+with `unlock`, which terminates the backend holding it. Session-level locks need a real session: point
+the state URL at PostgreSQL or a session-pooling proxy, not at a transaction-pooling PgBouncer.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class LockMixin(StoreBase):
     """The per-runbook operation lock."""
 
     def lock_key(self, runbook: str) -> int:
-        """The advisory lock key of `runbook` in this schema."""
+        """Return the advisory lock key of `runbook` in this schema."""
         return advisory_key("runbook-lock", self.schema, runbook)
 
     def _lock_pid(self, conn: psycopg.Connection[Any], runbook: str) -> int | None:
@@ -56,7 +57,7 @@ class LockMixin(StoreBase):
         return _holder(row) if row else None
 
     def lock_holder(self, runbook: str, *, settle: float = 0.0) -> tuple[LockHolder | None, int | None]:
-        """Who holds the lock now: (holder record, backend pid); (None, None) when it is free.
+        """Return who holds the lock now: (holder record, backend pid); (None, None) when free.
 
         The record may lag the lock by a moment after it is taken: `settle` seconds are waited for them
         to agree. A record whose backend no longer holds the lock is stale and not returned."""

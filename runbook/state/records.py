@@ -53,7 +53,7 @@ class NewEvent:
     """When it happened; None = now (set for journaled events, which happened earlier)."""
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready mapping (journal lines)."""
+        """Return a JSON-ready mapping (journal lines)."""
         return {
             "operation": self.operation,
             "actor": self.actor.to_json(),
@@ -113,7 +113,7 @@ class Event:
     """State version the event belongs to (after a transition: the new version)."""
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready mapping (stable: `migrate history --output json`)."""
+        """Return a JSON-ready mapping (stable: `migrate history --output json`)."""
         return {
             "id": self.id,
             "uuid": self.uuid,
@@ -165,7 +165,7 @@ class StoredSample:
     measurement: dict[str, Any]
 
     def as_sample(self) -> Sample:
-        """The form checks receive (`CheckContext.samples`)."""
+        """Return the form checks receive (`CheckContext.samples`)."""
         return Sample(at=self.at, value=self.value, verdict=self.verdict)
 
 
@@ -192,7 +192,7 @@ class LockHolder:
     backend_pid: int
 
     def describe(self) -> str:
-        """`ops@host pid 4121 since 10:02:03 UTC (advance)`."""
+        """Describe the holder: `ops@host pid 4121 since 10:02:03 UTC (advance)`."""
         since = self.since.astimezone(dt.UTC).strftime("%H:%M:%S")
         ci = f", {self.actor.ci_url}" if self.actor.ci_url else ""
         return f"{self.actor} since {since} UTC ({self.operation}{ci})"

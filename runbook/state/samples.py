@@ -19,7 +19,7 @@ from runbook.state.records import StoredSample
 
 
 def numeric(value: Any) -> float | None:
-    """`value` as a float for the `value` column (charts), or None when it is not a finite number."""
+    """Return `value` as a float for the `value` column (charts), or None when it is not a finite number."""
     if isinstance(value, bool) or value is None:
         return None
     try:

@@ -109,7 +109,7 @@ LATEST = MIGRATIONS[-1].version
 
 
 def advisory_key(*parts: str) -> int:
-    """A stable signed 64-bit advisory lock key for these name parts (same in every process)."""
+    """Derive a stable signed 64-bit advisory lock key from these name parts (same in every process)."""
     digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -177,6 +177,6 @@ def _migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
 
 
 def installed_version(conn: psycopg.Connection[Any], schema: str = "runbook") -> int:
-    """The schema version in the database (0 = not installed)."""
+    """Return the schema version in the database (0 = not installed)."""
     with conn.transaction():
         return _installed(conn, schema)

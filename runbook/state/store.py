@@ -76,14 +76,13 @@ class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin):
         """Bring the schema to the latest version (safe when many processes do it at once)."""
         try:
             return schema_mod.migrate(self.conn, self.schema)
-        except psycopg.OperationalError:
-            with self.tx():  # re-raises as UnreachableError with the state database named
-                raise
+        except psycopg.OperationalError as exc:
+            raise self.unreachable(exc) from None
 
     # --- state ------------------------------------------------------------------------------------------
 
     def current(self, runbook: str) -> State | None:
-        """The state of `runbook`, or None before `initialize`."""
+        """Return the state of `runbook`, or None before `initialize`."""
         with self.tx() as conn:
             row = conn.execute(
                 self.sql("SELECT " + STATE_COLUMNS + " FROM {state} WHERE runbook = %s"), (runbook,)
@@ -194,7 +193,7 @@ class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin):
         return out[::-1] if since_id is None else out
 
     def last_event(self, runbook: str, operation: str | Sequence[str] | None = None) -> Event | None:
-        """The newest event (of these operations)."""
+        """Return the newest event (of these operations)."""
         got = self.events(runbook, limit=1, operation=operation)
         return got[0] if got else None
 
