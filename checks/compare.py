@@ -2,8 +2,8 @@
 
 `a` and `b` are inline checks of any kind (written like any check, with a name and a kind); only their
 values are used: value = a / b, and it fails above `max` (default 1.2: "comparable or better") or below
-`min`. Either side INCONCLUSIVE or ERROR makes the comparison so too; a zero or missing baseline `b` is
-INCONCLUSIVE (nothing to compare with yet); a value that is not a number is ERROR.
+`min`. Either side INCONCLUSIVE or ERROR makes the comparison so too (their pass/fail is ignored); a null
+value (no data yet) or a zero baseline `b` is INCONCLUSIVE; any other value that is not a number is ERROR.
 """
 
 from __future__ import annotations
@@ -60,10 +60,12 @@ def measure(params: CompareParams, ctx: CheckContext) -> Measurement:
             return Measurement(side.verdict, None, text, inputs)
     va, vb = _number(a.value), _number(b.value)
     for side, v in ((a, va), (b, vb)):
+        if side.value is None:
+            text = f"{side.check} has no value yet (null): nothing to compare"
+            return Measurement(Verdict.INCONCLUSIVE, None, text, inputs)
         if v is None:
-            return Measurement(
-                Verdict.ERROR, None, f"{side.check} gave {ex.show(side.value)}, not a number", inputs
-            )
+            text = f"{side.check} gave {ex.show(side.value)}, not a number"
+            return Measurement(Verdict.ERROR, None, text, inputs)
     assert va is not None and vb is not None
     if vb == 0:
         return Measurement(Verdict.INCONCLUSIVE, None, f"{b.check} is 0: nothing to compare with yet", inputs)

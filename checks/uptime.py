@@ -140,9 +140,13 @@ def _from_registry(
     if params.instance is not None:
         rows = [r for r in rows if r.get("name") == params.instance]
     named = f' named "{params.instance}"' if params.instance else ""
-    if since is not None:
+    if since is not None:  # quiet without stop() and still live at the window's start: it crashed in it
         crashed = [
-            r for r in rows if not r["live"] and r.get("stopped_on") is None and r["heartbeat_on"] >= since
+            r
+            for r in rows
+            if not r["live"]
+            and r.get("stopped_on") is None
+            and r["heartbeat_on"] + dt.timedelta(seconds=3 * (r.get("heartbeat_seconds") or 60)) >= since
         ]
         if crashed:
             last = max(r["heartbeat_on"] for r in crashed)
