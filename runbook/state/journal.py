@@ -101,9 +101,10 @@ def append_journal(
         applies_state = (
             event.operation in STATE_CHANGING and event.to_stage is not None and event.flags_after is not None
         )
+    at = event.at or dt.datetime.now(dt.UTC)
     ev = replace(
         event,
-        at=event.at or dt.datetime.now(dt.UTC),
+        at=at if at.tzinfo else at.replace(tzinfo=dt.UTC),
         reason=redact(event.reason) if event.reason else event.reason,
         data=scrub(event.data, redact),
         verdicts=scrub(list(event.verdicts), redact),

@@ -99,3 +99,25 @@ class SamplesMixin(StoreBase):
                 (runbook, float(older_than_seconds)),
             )
             return cur.rowcount
+
+    def all_samples(self, runbook: str, *, limit: int | None = None) -> list[StoredSample]:
+        """Every sample of `runbook` across stages and checks, oldest first (the newest `limit` ones)."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                self.sql(
+                    "SELECT at, stage, check_name, verdict, value, measurement FROM {samples} "
+                    "WHERE runbook = %s ORDER BY at DESC, id DESC LIMIT %s"
+                ),
+                (runbook, limit),
+            ).fetchall()
+        return [
+            StoredSample(
+                at,
+                st,
+                name,
+                Verdict(verdict),
+                value if value is not None else (m or {}).get("value"),
+                dict(m or {}),
+            )
+            for at, st, name, verdict, value, m in reversed(rows)
+        ]

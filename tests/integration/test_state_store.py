@@ -34,7 +34,7 @@ def test_migrations_are_idempotent(pg_url: str) -> None:
 def test_concurrent_migrations_apply_once(pg_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_migrate_in_process, args=(pg_url, out)) for _ in range(8)]
+    procs = [ctx.Process(target=_migrate_in_process, args=(pg_url, out)) for _ in range(12)]
     for p in procs:
         p.start()
     threads_out: list[list[int]] = []
@@ -54,7 +54,7 @@ def test_concurrent_migrations_apply_once(pg_url: str) -> None:
     results = [out.get(timeout=5) for _ in procs] + threads_out
     applied = [r for r in results if r]
     assert applied == [list(range(1, SCHEMA_VERSION + 1))]
-    assert results.count([]) == 15
+    assert results.count([]) == 19  # 20 migrators (12 processes, 8 threads), one did the work
 
 
 def test_initialize_is_idempotent_and_concurrent(pg_url: str) -> None:
@@ -280,3 +280,18 @@ def test_two_schemas_and_runbooks_are_separate(pg_url: str) -> None:
     assert b.current("rb") is None
     b.initialize("rb", "y", FLAGS1, actor())
     assert (a.current("rb").stage, b.current("rb").stage) == ("x", "y")  # type: ignore[union-attr]
+
+
+def test_from_runbook_names_the_setting(pg_url: str) -> None:
+    from runbook.errors import ConfigError
+    from runbook.model import DatabaseSettings, Runbook, Settings, Stage, StateSettings
+
+    def rb(db: str | None, state: str | None) -> Runbook:
+        settings = Settings(database=DatabaseSettings(url=db), state=StateSettings(url=state, schema="st"))
+        return Runbook(1, "rb", settings, (), (Stage("a"),))
+
+    with pytest.raises(ConfigError) as err:
+        StateStore.from_runbook(rb(None, None))
+    assert err.value.hint == "set settings.state.url (or settings.database.url / DATABASE_URL)"
+    with StateStore.from_runbook(rb("postgresql://u:pw@127.0.0.1:1/x", pg_url)) as store:
+        assert store.schema == "st" and store.initialize("rb", "a", {}, actor()).version == 1
