@@ -38,6 +38,16 @@ class Converter(LeafConverter):
 
     def convert(self, node: Node, tp: Any, path: str) -> Any:
         """`node` as a value of type `tp`, or INVALID after recording why not."""
+        if not isinstance(node, MappingNode | SequenceNode):
+            return self._dispatch(node, tp, path)
+        if not self.enter(node, path):
+            return INVALID
+        try:
+            return self._dispatch(node, tp, path)
+        finally:
+            self.leave(node)
+
+    def _dispatch(self, node: Node, tp: Any, path: str) -> Any:
         handler = self.special.get(tp)
         if handler is not None:
             return handler(self, node, path)
@@ -47,9 +57,9 @@ class Converter(LeafConverter):
         if mark == "size":
             return self.size(node, path)
         if get_origin(tp) is Annotated:
-            return self.convert(node, get_args(tp)[0], path)
+            return self._dispatch(node, get_args(tp)[0], path)
         if tp is Any:
-            return self.plain(node, path)
+            return self.plain_inside(node, path)
         members = union_args(tp)
         if members is not None:
             return self.union(node, members, path)
@@ -82,7 +92,7 @@ class Converter(LeafConverter):
                 if sc.text == "" or sc.value is None:
                     return None
         if len(rest) == 1:
-            return self.convert(node, rest[0], path)
+            return self._dispatch(node, rest[0], path)
         found = discriminator(rest)
         if found is None:
             self.issues.add(node, path, f"the loader cannot read fields of type {members!r} (a bug)")

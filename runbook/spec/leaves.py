@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ class LeafConverter:
         self.issues = issues
         self.scalars = ScalarReader(env)
         self.time_scale = time_scale
+        self._active: set[int] = set()
 
     def scalar(self, node: Node, path: str, expected: str) -> Scalar | None:
         """The scalar at `node`, or None after an issue (`expected` names what was wanted)."""
@@ -92,6 +94,8 @@ class LeafConverter:
         try:
             if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
                 raise ValueError(f"expected a duration like 90s, 5m, 24h or 2d, got {sc.shown()}")
+            if isinstance(sc.value, float) and not math.isfinite(sc.value):
+                raise ValueError(f"expected a finite duration, got {sc.shown()}")
             if isinstance(sc.value, int | float) and sc.value < 0:
                 raise ValueError(f"a duration cannot be negative, got {sc.shown()}")
             return parse_duration(sc.value) * self.time_scale
@@ -107,8 +111,8 @@ class LeafConverter:
         try:
             if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
                 raise ValueError(f"expected a size like 100MB or 1GiB, got {sc.shown()}")
-            if isinstance(sc.value, int | float) and sc.value < 0:
-                raise ValueError(f"a size cannot be negative, got {sc.shown()}")
+            if isinstance(sc.value, int | float) and not 0 <= sc.value < math.inf:
+                raise ValueError(f"a size must be 0 or more and finite, got {sc.shown()}")
             return parse_size(sc.value)
         except ValueError as exc:
             self.issues.add(node, path, str(exc))
@@ -129,10 +133,35 @@ class LeafConverter:
         self.issues.add(node, path, msg)
         return INVALID
 
+    def enter(self, node: Node, path: str) -> bool:
+        """Mark a collection as being converted; False (after an issue) if it already is: an alias
+        that contains itself (`&a [*a]`). Call `leave` when done."""
+        if id(node) in self._active:
+            self.issues.add(node, path, "this YAML alias contains itself; a runbook value must be finite")
+            return False
+        self._active.add(id(node))
+        return True
+
+    def leave(self, node: Node) -> None:
+        """End what `enter` began."""
+        self._active.discard(id(node))
+
     def plain(self, node: Node, path: str) -> Any:
         """Any YAML value as plain Python (dicts, lists, scalars), interpolated."""
+        if isinstance(node, MappingNode | SequenceNode):
+            if not self.enter(node, path):
+                return INVALID
+            try:
+                return self.plain_inside(node, path)
+            finally:
+                self.leave(node)
+        return self.plain_inside(node, path)
+
+    def plain_inside(self, node: Node, path: str) -> Any:
+        """`plain` of a node already entered (or a scalar)."""
         if isinstance(node, MappingNode):
-            out = {k: self.plain(v, join(path, k)) for k, _, v in mapping_items(node, path, self.issues)}
+            pairs = mapping_items(node, path, self.issues)
+            out = {k: self.plain(v, join(path, k)) for k, _, v in pairs}
             return INVALID if any(v is INVALID for v in out.values()) else out
         if isinstance(node, SequenceNode):
             items = [self.plain(v, f"{path}[{i}]") for i, v in enumerate(node.value)]

@@ -97,7 +97,9 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def mapping_items(node: MappingNode, path: str, issues: Issues) -> Iterator[tuple[str, ScalarNode, Node]]:
+def mapping_items(
+    node: MappingNode, path: str, issues: Issues, _merging: tuple[int, ...] = ()
+) -> Iterator[tuple[str, ScalarNode, Node]]:
     """Yield (key, key node, value node) of a mapping; merge keys (`<<: *anchor`) are expanded, explicit
     keys win over merged ones, and duplicate or non-string keys are issues (the later duplicate is skipped).
     """
@@ -105,7 +107,7 @@ def mapping_items(node: MappingNode, path: str, issues: Issues) -> Iterator[tupl
     merged: list[tuple[ScalarNode, Node]] = []
     for key, value in node.value:
         if isinstance(key, ScalarNode) and key.tag == MERGE:
-            merged.extend(_merge_sources(value, path, issues))
+            merged.extend(_merge_sources(value, path, issues, (*_merging, id(node))))
             continue
         if not isinstance(key, ScalarNode) or key.tag not in (STR, INT, BOOL, FLOAT, NULL):
             issues.add(key, path, "keys must be plain text")
@@ -123,7 +125,9 @@ def mapping_items(node: MappingNode, path: str, issues: Issues) -> Iterator[tupl
             yield key.value, key, value
 
 
-def _merge_sources(value: Node, path: str, issues: Issues) -> list[tuple[ScalarNode, Node]]:
+def _merge_sources(
+    value: Node, path: str, issues: Issues, merging: tuple[int, ...]
+) -> list[tuple[ScalarNode, Node]]:
     """Items merged by `<<:` (a mapping or a list of mappings; earlier mappings win)."""
     sources = value.value if isinstance(value, SequenceNode) else [value]
     out: list[tuple[ScalarNode, Node]] = []
@@ -132,7 +136,10 @@ def _merge_sources(value: Node, path: str, issues: Issues) -> list[tuple[ScalarN
         if not isinstance(src, MappingNode):
             issues.add(src, path, "`<<` merges a mapping or a list of mappings")
             continue
-        for name, key, item in mapping_items(src, path, issues):
+        if id(src) in merging:
+            issues.add(src, path, "`<<` merges a mapping into itself")
+            continue
+        for name, key, item in mapping_items(src, path, issues, merging):
             if name not in names:
                 names.add(name)
                 out.append((key, item))
