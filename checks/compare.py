@@ -1,9 +1,10 @@
 """`compare`: the ratio of two measurements, e.g. pg-boss p95 processing time over the legacy p95.
 
-`a` and `b` are inline checks of any kind (written like any check, with a name and a kind); only their
-values are used: value = a / b, and it fails above `max` (default 1.2: "comparable or better") or below
-`min`. Either side INCONCLUSIVE or ERROR makes the comparison so too (their pass/fail is ignored); a null
-value (no data yet) or a zero baseline `b` is INCONCLUSIVE; any other value that is not a number is ERROR.
+`a` and `b` are inline checks of any kind (written like any check, with a name and a kind), run one after
+the other within this check's timeout (give it room for both); only their values are used: value = a / b,
+and it fails above `max` (default 1.2: "comparable or better") or below `min`. Either side INCONCLUSIVE or
+ERROR makes the comparison so too (their own pass/fail is ignored); a null value (no data yet) or a zero
+baseline `b` is INCONCLUSIVE; any other value that is not a number is ERROR.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from runbook.checks import expect as ex
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
-from runbook.checks.transient import current
+from runbook.checks.transient import budget, current
 from runbook.model import CheckSpec, doc
 
 
@@ -39,14 +40,19 @@ def _number(v: Any) -> float | None:
 
 def measure(params: CompareParams, ctx: CheckContext) -> Measurement:
     """Measure both sides and judge their ratio."""
-    from runbook.checkrun import run_check  # the runner measures the sides (timeouts, errors, redaction)
+    from runbook.checkrun import (
+        GRACE,
+        run_check,
+    )  # the runner measures the sides (timeouts, errors, redaction)
 
     assert params.a is not None and params.b is not None
     parent = current()
     prefix = parent.check if parent is not None else "compare"
     sides = []
-    for key, spec in (("a", params.a), ("b", params.b)):
-        sides.append(run_check(replace(spec, name=spec.name or f"{prefix}.{key}"), ctx))
+    for share, (key, spec) in ((2.0, ("a", params.a)), (1.0, ("b", params.b))):
+        # the sides share this check's timeout: a gets at most half of it, b what is left
+        timeout = min(spec.timeout, max(0.5, (budget() - GRACE) / share)) if parent else spec.timeout
+        sides.append(run_check(replace(spec, name=spec.name or f"{prefix}.{key}", timeout=timeout), ctx))
     a, b = sides
     inputs: dict[str, Any] = {
         "a": {"check": a.check, "kind": a.kind, "value": a.value, "verdict": a.verdict.value},

@@ -166,8 +166,10 @@ def _measure(spec: CheckSpec, ctx: CheckContext) -> Measurement:
     """Resolve the kind and measure; exceptions become ERROR measurements."""
     try:
         kind = get_kind(spec.kind)
-    except (KeyError, ImportError):
+    except KeyError:
         return Measurement(Verdict.ERROR, None, f"unknown check kind {spec.kind!r}", {})
+    except ImportError as exc:
+        return Measurement(Verdict.ERROR, None, f"check kind {spec.kind!r} cannot be loaded: {exc}", {})
     params = spec.params
     try:
         if isinstance(params, Mapping):
@@ -178,6 +180,10 @@ def _measure(spec: CheckSpec, ctx: CheckContext) -> Measurement:
         text = exc.message + (f"; {exc.hint}" if exc.hint else "")
         return Measurement(Verdict.ERROR, None, _one_line(text), {})
     except Exception as exc:
+        message, hint = getattr(exc, "message", None), getattr(exc, "hint", None)
+        if isinstance(message, str):  # a kind's own "could not measure" error with a message and a hint
+            text = message + (f"; {hint}" if isinstance(hint, str) and hint else "")
+            return Measurement(Verdict.ERROR, None, _one_line(text), {})
         return Measurement(Verdict.ERROR, None, f"{type(exc).__name__}: {_one_line(str(exc))}", {})
 
 
