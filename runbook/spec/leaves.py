@@ -111,8 +111,10 @@ class LeafConverter:
         try:
             if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
                 raise ValueError(f"expected a size like 100MB or 1GiB, got {sc.shown()}")
-            if isinstance(sc.value, int | float) and not 0 <= sc.value < math.inf:
-                raise ValueError(f"a size must be 0 or more and finite, got {sc.shown()}")
+            if isinstance(sc.value, float) and not math.isfinite(sc.value):
+                raise ValueError(f"expected a finite size, got {sc.shown()}")
+            if isinstance(sc.value, int | float) and sc.value < 0:
+                raise ValueError(f"a size cannot be negative, got {sc.shown()}")
             return parse_size(sc.value)
         except ValueError as exc:
             self.issues.add(node, path, str(exc))
