@@ -100,7 +100,10 @@ def measure(params: CommandParams, ctx: CheckContext) -> Measurement:
     except subprocess.TimeoutExpired:
         return Measurement(Verdict.ERROR, None, f"`{shown}` timed out after {timeout:.1f}s", inputs)
     except OSError as exc:
-        return Measurement(Verdict.ERROR, None, f"cannot run `{shown}`: {exc.strerror or exc}", inputs)
+        text = f"cannot run `{shown}`: {exc.strerror or exc}"
+        if not params.shell and len(params.run) == 1 and " " in params.run[0]:
+            text += " (run is one string: write an argv list such as [pg_isready, -q], or set shell: true)"
+        return Measurement(Verdict.ERROR, None, text, inputs)
     value = as_value(last_line(out))
     if code != params.exit_code:
         why = last_line(err) or last_line(out) or "no output"

@@ -50,6 +50,11 @@ def test_missing_program_is_an_error(make_ctx: ContextFactory) -> None:
     m = run_check(spec("command", run=("no-such-program-xyz",)), make_ctx())
     assert m.verdict is Verdict.ERROR
     assert m.explanation == "cannot run `no-such-program-xyz`: No such file or directory"
+    m = run_check(spec("command", run=("echo hello",)), make_ctx())
+    assert m.verdict is Verdict.ERROR
+    assert m.explanation.endswith(
+        "(run is one string: write an argv list such as [pg_isready, -q], or set shell: true)"
+    )
 
 
 def test_env_values_are_secret(make_ctx: ContextFactory) -> None:
