@@ -266,5 +266,17 @@ def watch(
     )
 
 
+@main.command()
+@click.option(
+    "--out", "path", default="runbook-report.html", show_default=True, help="The HTML file to write."
+)
+@pass_cli
+def report(cli: Cli, path: str) -> None:
+    """Write an HTML report: stage timeline, every decision, charts of the monitored values."""
+    from runbook.commands.report import report as run
+
+    cli.run(lambda: run(cli.session(), path=path))
+
+
 def entry() -> None:  # pragma: no cover - console script shim
     main()

@@ -57,10 +57,15 @@ def rollback(
         reconcile_pending(session)
         cur = engine.ensure_recorded(session)
         target = rb.stage(to) if to else rb.rollback_target(cur.stage.id)
-        if rb.index(target.id) > rb.index(cur.stage.id):
+        if rb.index(target.id) > rb.index(cur.stage.id) or (to is not None and target.id == cur.stage.id):
+            where = (
+                "is the current stage"
+                if target.id == cur.stage.id
+                else f"is after the current stage {cur.stage.id}"
+            )
             raise UsageError(
-                f"{target.id} is after the current stage {cur.stage.id}",
-                hint="rollback goes backwards; use `migrate advance` to go forward",
+                f"{target.id} {where}",
+                hint="rollback goes to an earlier stage; use `migrate advance` to go forward",
             )
         crossed = machine.crossed_irreversible(rb, cur.stage.id, target.id)
         if crossed is not None and not (force and reason):
