@@ -65,6 +65,7 @@ def build_runbook(root: Node | None, conv: Converter, kinds: Mapping[str, type])
 
 
 def _required(conv: Converter, root: Node, top: dict[str, Node], key: str, fix: str) -> Any:
+    """Read a required, non-empty top-level string."""
     if key not in top:
         conv.issues.add(root, "", f'missing required key "{key}"; {fix}')
         return INVALID
@@ -76,6 +77,7 @@ def _required(conv: Converter, root: Node, top: dict[str, Node], key: str, fix: 
 
 
 def _version(conv: Converter, root: Node, node: Node | None) -> Any:
+    """Read `version:`, which must be the one this loader reads."""
     if node is None:
         conv.issues.add(root, "", f'missing required key "version"; add version: {VERSION}')
         return INVALID
@@ -115,6 +117,7 @@ def _flags(conv: Converter, root: Node, node: Node | None) -> Any:
 
 
 def _flag_decl(conv: Converter, name: str, node: MappingNode, path: str) -> Any:
+    """Read the long form of a flag: {safe: VALUE, description: TEXT}."""
     found: dict[str, Any] = {}
     for key_name, key, value in mapping_items(node, path, conv.issues):
         if key_name == "safe":
@@ -133,6 +136,7 @@ def _flag_decl(conv: Converter, name: str, node: MappingNode, path: str) -> Any:
 
 
 def _stages(conv: Converter, root: Node, node: Node | None, forms: StageForms) -> Any:
+    """Read `stages:`, a non-empty list, in order (rules that need earlier stages rely on it)."""
     if node is None:
         conv.issues.add(root, "", 'missing required key "stages"; list the stages in order')
         return INVALID

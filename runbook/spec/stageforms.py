@@ -98,6 +98,7 @@ class StageForms:
     # --- field rules ----------------------------------------------------------------------------------
 
     def stage_id(self, conv: Converter, node: Node, path: str) -> Any:
+        """Check a stage id: a slug, unique in the file."""
         value = conv.convert(node, str, path)
         if value is INVALID:
             return INVALID
@@ -116,6 +117,7 @@ class StageForms:
         return value
 
     def set_flags(self, conv: Converter, node: Node, path: str) -> Any:
+        """Read `set:` as FLAG: VALUE of declared flags, values as text."""
         if isinstance(node, ScalarNode) and node.tag == NULL:
             return {}
         if not isinstance(node, MappingNode):
@@ -139,18 +141,21 @@ class StageForms:
         return out if ok else INVALID
 
     def rollback_to(self, conv: Converter, node: Node, path: str) -> Any:
+        """Read `rollback_to`; whether it names an earlier stage is checked in `finish`."""
         value = conv.convert(node, str | None, path)
         if isinstance(value, str):
             self.rollbacks.append((self.index, value, node, path))
         return value
 
     def soak(self, conv: Converter, node: Node, path: str) -> Any:
+        """Read `soak:` as a bare duration or as {duration, work}."""
         if isinstance(node, ScalarNode) and node.tag != NULL:
             duration = conv.duration(node, path)
             return INVALID if duration is INVALID else Soak(duration=duration)
         return conv.dataclass(node, Soak, path)
 
     def manual_item(self, conv: Converter, node: Node, path: str) -> Any:
+        """Read a manual item: plain text (its id is a slug of it) or {id, text}."""
         if isinstance(node, ScalarNode) and node.tag != NULL:
             text = conv.convert(node, str, path)
             return INVALID if text is INVALID else ManualItem(id=slug(text), text=text)
@@ -169,6 +174,7 @@ class StageForms:
         return item if item.id else dataclasses.replace(item, id=slug(item.text))
 
     def manual(self, conv: Converter, node: Node, path: str) -> Any:
+        """Read `manual:` items and check their ids are unique in the stage."""
         items = conv.convert(node, tuple[ManualItem, ...], path)
         if items is INVALID:
             return INVALID
@@ -190,6 +196,7 @@ class StageForms:
     # --- cross checks ---------------------------------------------------------------------------------
 
     def _unique_check_names(self, conv: Converter, stage: Stage, path: str) -> None:
+        """Report a check name used twice in one stage (samples and history are keyed by it)."""
         lists: list[tuple[str, tuple[CheckSpec, ...]]] = [
             ("preflight", stage.preflight),
             ("verify", stage.verify),
