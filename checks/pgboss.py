@@ -1,0 +1,156 @@
+"""`pgboss`: facts about pg-boss queues read straight from PostgreSQL, for the v10, v11 and v12 layouts:
+installed (and schema version), queue_exists, backlog, oldest_ready_age, error_rate, run_time, wait_time,
+throughput, stuck_active and live_workers. Read-only; every job query filters by queue name."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import psycopg
+
+from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
+from runbook.checks.pgboss_layout import NotInstalledError, detect
+from runbook.checks.pgboss_metrics import METRIC_FUNCTIONS, missing_queue
+from runbook.checks.pgboss_queries import INTERNAL_PREFIX, queue_row
+from runbook.checks.pgboss_queries import queued_per_queue as _queued_per_queue
+from runbook.checks.pgboss_workers import instances
+from runbook.checks.sqlutil import MeasureError, Session, check_percentile, check_thresholds, run_measurement
+from runbook.model import Duration, doc
+
+__all__ = ["KIND", "PgBossParams", "instances", "measure", "queued_per_queue"]
+
+Metric = Literal[
+    "installed",
+    "queue_exists",
+    "backlog",
+    "oldest_ready_age",
+    "error_rate",
+    "run_time",
+    "wait_time",
+    "throughput",
+    "stuck_active",
+    "live_workers",
+]
+METRICS: tuple[str, ...] = get_args(Metric)
+QUEUE_OPTIONAL = frozenset({"installed", "live_workers"})
+WINDOWED = frozenset({"error_rate", "run_time", "wait_time", "throughput"})
+NO_THRESHOLD = frozenset({"queue_exists"})
+
+
+@dataclass(frozen=True)
+class PgBossParams:
+    metric: Metric = doc(
+        "what to measure: installed, queue_exists, backlog, oldest_ready_age, error_rate, run_time, "
+        "wait_time, throughput, stuck_active, live_workers",
+        "installed",
+    )
+    queue: str | None = doc("the queue (required except for installed and live_workers)", None)
+    state: Literal["queued", "ready", "deferred", "active"] = doc(
+        "backlog: which jobs to count (queued = ready + deferred, + blocked on 12.x)", "queued"
+    )
+    percentile: float = doc("run_time / wait_time: the percentile, e.g. 50 or 95", 95.0)
+    window: Duration = doc("error_rate, run_time, wait_time, throughput: look back this far", 3600.0)
+    since_stage: bool = doc("windowed metrics: never look back before the stage was entered", False)
+    min_jobs: int = doc(
+        "error_rate, run_time, wait_time: fewer jobs than this in the window is inconclusive", 1
+    )
+    max: float | None = doc("fail above this (stuck_active: default 0)", None)
+    min: float | None = doc(
+        "fail below this (live_workers: default 1; installed: minimum schema version)", None
+    )
+    counters: Literal["auto", "live", "cached"] = doc(
+        "backlog on 11/12: auto uses pg-boss's cached queue counters while fresher than max_staleness, "
+        "else counts live",
+        "auto",
+    )
+    max_staleness: Duration = doc(
+        "cached counters (queue.monitor_on) and the v10/v11 live-worker proxies (cron_on) older than this "
+        "are stale",
+        120.0,
+    )
+    schema: str | None = doc("pg-boss schema; default settings.pgboss.schema", None)
+    url: str | None = doc("database; default settings.pgboss.url, then settings.database.url", None)
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; expected one of {', '.join(METRICS)}")
+        if self.metric not in QUEUE_OPTIONAL and not self.queue:
+            raise ValueError(f"metric {self.metric} needs a queue (the name given to createQueue/send)")
+        if self.queue and self.queue.startswith(INTERNAL_PREFIX):
+            raise ValueError(f"queue {self.queue!r} is internal to pg-boss; name one of the app's queues")
+        if self.metric in NO_THRESHOLD and (self.max is not None or self.min is not None):
+            raise ValueError(f"metric {self.metric} takes no max/min: it passes when the queue exists")
+        check_percentile(self.percentile)
+        check_thresholds(self.max, self.min)
+        if self.window <= 0:
+            raise ValueError(f"window must be positive, got {self.window}")
+        if self.min_jobs < 0:
+            raise ValueError(f"min_jobs cannot be negative, got {self.min_jobs}")
+        if self.max_staleness <= 0:
+            raise ValueError(f"max_staleness must be positive, got {self.max_staleness}")
+
+    @property
+    def effective_max(self) -> float | None:
+        if self.max is None and self.min is None and self.metric == "stuck_active":
+            return 0.0
+        return self.max
+
+    @property
+    def effective_min(self) -> float | None:
+        if self.max is None and self.min is None and self.metric == "live_workers":
+            return 1.0
+        return self.min
+
+
+def measure(params: PgBossParams, ctx: CheckContext) -> Measurement:
+    """Measure `params.metric` on the pg-boss schema of the runbook's settings (or the params' overrides)."""
+    settings = ctx.runbook.settings
+    schema = params.schema or settings.pgboss.schema
+    url = params.url or settings.pgboss.url
+    since = ctx.stage_entered_at if params.since_stage else None
+    return run_measurement(ctx, url, "pgboss", lambda session: _measure(session, params, schema, since))
+
+
+def _measure(session: Session, params: PgBossParams, schema: str, since: dt.datetime | None) -> Measurement:
+    session.inputs.update(metric=params.metric, queue=params.queue)
+    try:
+        layout = detect(session, schema)
+    except NotInstalledError as exc:
+        session.inputs.update(schema=schema, installed=False)
+        return Measurement(
+            verdict=Verdict.FAIL, value=None, explanation=f"{exc.message}; {exc.hint}", unit="", kind="pgboss"
+        )
+    session.inputs.update(layout.describe())
+    if params.metric in WINDOWED:
+        session.inputs.update(window=params.window, since_stage=params.since_stage)
+    info = None
+    if params.queue:
+        info = queue_row(session, layout, params.queue)
+        if info is None:
+            if params.metric == "queue_exists":
+                return Measurement(
+                    verdict=Verdict.FAIL, value=False, explanation=missing_queue(params.queue), kind="pgboss"
+                )
+            raise MeasureError(missing_queue(params.queue))
+    return METRIC_FUNCTIONS[params.metric](session, layout, params, info, since)
+
+
+def queued_per_queue(conn: psycopg.Connection[Any], schema: str = "pgboss") -> list[dict[str, Any]]:
+    """Work left in pg-boss: each app queue with queued or active jobs and its live counts
+    (`queue`, `queued`, `ready`, `deferred`, `active`). [] when pg-boss is not installed."""
+    session = Session(conn)
+    try:
+        layout = detect(session, schema)
+    except NotInstalledError:
+        return []
+    return _queued_per_queue(session, layout)
+
+
+KIND = CheckKind(
+    name="pgboss",
+    params=PgBossParams,
+    measure=measure,
+    summary="pg-boss queues: backlog, error rate, latency, stuck jobs, live workers (v10, v11, v12)",
+)

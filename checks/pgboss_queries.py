@@ -1,0 +1,206 @@
+"""The read-only queries behind the `pgboss` kind, one per fact, for every layout. Each filters the job table
+by `name = queue` so PostgreSQL prunes to one partition; v10 windows read `job UNION ALL archive`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from runbook.checks.pgboss_layout import Layout
+from runbook.checks.sqlutil import Session
+
+INTERNAL_PREFIX = "__pgboss__"
+FINISHED = ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window ending now: `seconds` long (None = unbounded), never starting before `since`."""
+
+    seconds: float | None
+    since: dt.datetime | None = None
+
+    def start(self) -> sql.Composable:
+        """SQL for the window's start; uses parameters `window` and `since`."""
+        if self.seconds is None:
+            return sql.SQL("%(since)s::timestamptz")
+        return sql.SQL("greatest(now() - %(window)s * interval '1 second', %(since)s::timestamptz)")
+
+    def params(self) -> dict[str, Any]:
+        return {"window": self.seconds, "since": self.since}
+
+
+def queue_row(session: Session, layout: Layout, queue: str) -> dict[str, Any] | None:
+    """The queue's row (settings, cached counters and their age in seconds), or None if it does not exist."""
+    wanted = [
+        "name",
+        "table_name",
+        "partition_name",
+        "monitor_on",
+        *sorted(c for c in layout.queue_columns if c.endswith("_count")),
+    ]
+    cols = [c for c in wanted if c in layout.queue_columns]
+    age = (
+        sql.SQL(", extract(epoch FROM now() - monitor_on)::float8 AS monitor_age")
+        if "monitor_on" in cols
+        else sql.SQL("")
+    )
+    query = sql.SQL("SELECT {cols}{age} FROM {queue} WHERE name = %(queue)s").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols), age=age, queue=layout.table("queue")
+    )
+    rows = session.rows(query, {"queue": queue}, table=layout.qualified("queue"))
+    if not rows:
+        return None
+    names = [*cols, "monitor_age"] if "monitor_on" in cols else cols
+    return dict(zip(names, rows[0], strict=True))
+
+
+def queue_names(session: Session, layout: Layout) -> list[str]:
+    """Names of the app's queues (internal `__pgboss__` queues skipped)."""
+    rows = session.rows(
+        sql.SQL("SELECT name FROM {} WHERE name NOT LIKE %s ORDER BY name").format(layout.table("queue")),
+        (INTERNAL_PREFIX.replace("_", r"\_") + "%",),
+        table=layout.qualified("queue"),
+    )
+    return [r[0] for r in rows]
+
+
+def live_counts(session: Session, layout: Layout, queue: str) -> dict[str, int]:
+    """Queued, ready, deferred and active jobs of `queue`, counted now."""
+    nb = layout.not_blocked
+    query = sql.SQL(
+        "SELECT count(*) FILTER (WHERE state < 'active'),"
+        " count(*) FILTER (WHERE state < 'active'{nb} AND start_after <= now()),"
+        " count(*) FILTER (WHERE state < 'active'{nb} AND start_after > now()),"
+        " count(*) FILTER (WHERE state = 'active')"
+        " FROM {job} WHERE name = %(queue)s AND state <= 'active'"
+    ).format(nb=nb, job=layout.table("job"))
+    row = session.one(query, {"queue": queue}, table=layout.qualified("job"))
+    return dict(zip(("queued", "ready", "deferred", "active"), (int(v) for v in row), strict=True))
+
+
+def oldest_ready(session: Session, layout: Layout, queue: str) -> tuple[float, int]:
+    """Age in seconds of the oldest ready job (0 when none) and how many jobs are ready."""
+    query = sql.SQL(
+        "SELECT coalesce(extract(epoch FROM now() - min(greatest(created_on, start_after))), 0)::float8,"
+        " count(*)"
+        " FROM {job} WHERE name = %(queue)s AND state < 'active'{nb} AND start_after <= now()"
+    ).format(job=layout.table("job"), nb=layout.not_blocked)
+    age, count = session.one(query, {"queue": queue}, table=layout.qualified("job"))
+    return float(age), int(count)
+
+
+def _finished_source(
+    layout: Layout, window: Window, time_column: str, states: tuple[str, ...]
+) -> sql.Composable:
+    """Rows of `queue` in `states` whose `time_column` is in the window: job, plus archive on v10."""
+    cols = sql.SQL("state, created_on, start_after, started_on, completed_on")
+    where = sql.SQL("name = %(queue)s AND state = ANY(%(states)s) AND {col} >= {start}").format(
+        col=sql.Identifier(time_column), start=window.start()
+    )
+    parts = [sql.SQL("SELECT {} FROM {} WHERE {}").format(cols, layout.table("job"), where)]
+    if layout.has_archive:
+        parts.append(sql.SQL("SELECT {} FROM {} WHERE {}").format(cols, layout.table("archive"), where))
+    return sql.SQL(" UNION ALL ").join(parts)
+
+
+def finished(
+    session: Session,
+    layout: Layout,
+    queue: str,
+    window: Window,
+    percentile: float,
+    *,
+    hint: str | None = None,
+) -> dict[str, Any]:
+    """Completed and failed jobs finished in the window, and the run time percentile of the completed ones."""
+    query = sql.SQL(
+        "SELECT count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'failed'),"
+        " percentile_cont(%(p)s) WITHIN GROUP (ORDER BY extract(epoch FROM completed_on - started_on))"
+        " FILTER (WHERE state = 'completed' AND started_on IS NOT NULL)"
+        " FROM ({source}) AS f"
+    ).format(source=_finished_source(layout, window, "completed_on", FINISHED))
+    params = {"queue": queue, "states": list(FINISHED), "p": percentile / 100, **window.params()}
+    completed, failed, run = session.one(query, params, table=_tables(layout), timeout_hint=hint)
+    return {
+        "completed": int(completed),
+        "failed": int(failed),
+        "run_time": None if run is None else float(run),
+    }
+
+
+def waits(
+    session: Session,
+    layout: Layout,
+    queue: str,
+    window: Window,
+    percentile: float,
+    *,
+    hint: str | None = None,
+) -> tuple[int, float | None]:
+    """Jobs started in the window and the percentile of their wait (start minus when they became ready)."""
+    query = sql.SQL(
+        "SELECT count(*), percentile_cont(%(p)s) WITHIN GROUP"
+        " (ORDER BY extract(epoch FROM started_on - greatest(created_on, start_after))) FROM ({source}) AS f"
+    ).format(source=_finished_source(layout, window, "started_on", ("active", *FINISHED)))
+    params = {"queue": queue, "states": ["active", *FINISHED], "p": percentile / 100, **window.params()}
+    count, wait = session.one(query, params, table=_tables(layout), timeout_hint=hint)
+    return int(count), None if wait is None else float(wait)
+
+
+def stuck(session: Session, layout: Layout, queue: str) -> tuple[int, int]:
+    """Active jobs past their expiry (or, on 12.x, past their own heartbeat), and all active jobs."""
+    late = sql.SQL("{expiry} < now()").format(expiry=layout.expiry)
+    if layout.has_job_heartbeat:
+        late = sql.SQL(
+            "({late} OR (heartbeat_seconds IS NOT NULL AND"
+            " coalesce(heartbeat_on, started_on) + heartbeat_seconds * interval '1 second' < now()))"
+        ).format(late=late)
+    query = sql.SQL(
+        "SELECT count(*) FILTER (WHERE {late}), count(*) FROM {job}"
+        " WHERE name = %(queue)s AND state = 'active'"
+    )
+    row = session.one(
+        query.format(late=late, job=layout.table("job")), {"queue": queue}, table=layout.qualified("job")
+    )
+    return int(row[0]), int(row[1])
+
+
+def _tables(layout: Layout) -> str:
+    job = layout.qualified("job")
+    return f"{job} and {layout.qualified('archive')}" if layout.has_archive else job
+
+
+def window_index_hint(layout: Layout, queue_info: dict[str, Any] | None) -> str:
+    """The index that makes window queries cheap on this layout, as a statement to run."""
+    if layout.has_archive:
+        return (
+            f"pg-boss 10's archive has no index on completed_on: CREATE INDEX CONCURRENTLY IF NOT EXISTS "
+            f"archive_name_completed_on_idx ON {sql_name(layout.schema)}.archive (name, completed_on); "
+            "or shorten the window"
+        )
+    table = str((queue_info or {}).get("table_name") or "job_common")
+    return (
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {table}_name_completed_on_idx ON {sql_name(layout.schema)}."
+        f"{sql_name(table)} (name, completed_on) WHERE completed_on IS NOT NULL (pg-boss 12.3x creates it "
+        "itself); or shorten the window"
+    )
+
+
+def sql_name(name: str) -> str:
+    """An identifier as it must be written in SQL (quoted only when needed)."""
+    plain = name.isidentifier() and name == name.lower() and name.isascii()
+    return name if plain else '"' + name.replace('"', '""') + '"'
+
+
+def queued_per_queue(session: Session, layout: Layout) -> list[dict[str, Any]]:
+    """Live counts (queued, ready, deferred, active) of every app queue that has queued or active jobs."""
+    out = []
+    for name in queue_names(session, layout):
+        counts = live_counts(session, layout, name)
+        if counts["queued"] or counts["active"]:
+            out.append({"queue": name, **counts})
+    return out

@@ -1,0 +1,104 @@
+"""A generic retry decorator for named transient errors, bounded, with exponential backoff, and inside the
+time budget of the check being run (`runbook.checks.transient`).
+
+Retried: everything `transient.is_transient` names (connection refused or reset, serialization failure,
+lock not available, httpx connect/read errors, HTTP 5xx) plus the connection-level PostgreSQL failures a
+database check meets mid-query (deadlock, server restarting, connection lost). Never a timeout
+(query_canceled) nor a SQL error: retrying those only hides them."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import tenacity
+
+from runbook.checks import transient
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+ATTEMPTS = 3
+"""Total attempts (first try included): an unreachable database answers within about a second."""
+DB_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available
+        "57P01",  # admin_shutdown (server restarting)
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (server starting up)
+        "08000",  # connection_exception
+        "08003",  # connection_does_not_exist
+        "08006",  # connection_failure
+    }
+)
+DB_MESSAGES = (
+    "connection refused",
+    "connection reset",
+    "server closed the connection unexpectedly",
+    "the database system is starting up",
+    "the database system is shutting down",
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` is a named transient error worth another attempt."""
+    if transient.is_transient(exc):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate:
+        return str(sqlstate) in DB_SQLSTATES
+    operational = type(exc).__name__ == "OperationalError" and type(exc).__module__.startswith("psycopg")
+    return operational and any(m in str(exc).lower() for m in DB_MESSAGES)
+
+
+def call(
+    fn: Callable[[], T],
+    *,
+    attempts: int = ATTEMPTS,
+    initial: float = 0.2,
+    maximum: float = 2.0,
+    predicate: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """Call `fn`, retrying `predicate` errors: `attempts` tries, waits `initial`, 2x, ... up to `maximum`,
+    never past 80% of the running check's remaining budget. The last error is re-raised unchanged."""
+    stop: Any = tenacity.stop_after_attempt(attempts)
+    scope = transient.current()
+    if scope is not None:
+        stop = stop | tenacity.stop_before_delay(max(0.0, scope.deadline - time.monotonic()) * 0.8)
+    policy = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(predicate),
+        stop=stop,
+        wait=tenacity.wait_exponential(multiplier=initial, min=initial, max=maximum),
+        reraise=True,
+    )
+    return policy(fn)
+
+
+def retry_transient(
+    fn: F | None = None,
+    *,
+    attempts: int = ATTEMPTS,
+    initial: float = 0.2,
+    maximum: float = 2.0,
+    predicate: Callable[[BaseException], bool] = is_transient,
+) -> Any:
+    """Decorate a function so that its named transient errors are retried (use bare or with arguments)."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return call(
+                lambda: func(*args, **kwargs),
+                attempts=attempts,
+                initial=initial,
+                maximum=maximum,
+                predicate=predicate,
+            )
+
+        return cast(F, wrapper)
+
+    return decorate(fn) if fn is not None else decorate
