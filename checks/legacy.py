@@ -1,0 +1,107 @@
+"""`legacy`: facts about the legacy job table (mapped in settings.legacy; defaults match the Prisma "Job"
+table): counts by status, drained, rows created since the stage was entered, stale running rows, and error
+rate and processing time over a window. Refuses to scan a large table without an index unless allowed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from runbook.checks.base import CheckContext, CheckKind, Measurement
+from runbook.checks.legacy_metrics import METRIC_FUNCTIONS, ROLES
+from runbook.checks.legacy_table import GROUPS, load
+from runbook.checks.sqlutil import Session, check_percentile, check_thresholds, run_measurement
+from runbook.model import Duration, doc
+
+__all__ = ["KIND", "LegacyParams", "measure"]
+
+Metric = Literal["counts", "drained", "created_since", "stale_running", "error_rate", "processing_time"]
+METRICS: tuple[str, ...] = get_args(Metric)
+
+
+@dataclass(frozen=True)
+class LegacyParams:
+    metric: Metric = doc(
+        "what to measure: counts, drained, created_since, stale_running, error_rate, processing_time",
+        "counts",
+    )
+    status: tuple[str, ...] = doc(
+        "counts: the status groups summed into the value (pending, running, done, failed, cancelled)",
+        ("pending", "running"),
+    )
+    type: str | None = doc("only rows of this job type (needs settings.legacy.type_column)", None)
+    filter: str | None = doc("extra SQL condition on the rows, ANDed with settings.legacy.filter", None)
+    window: Duration = doc(
+        "error_rate, processing_time: look back this far (by the completed column)", 3600.0
+    )
+    since_stage: bool = doc("windowed metrics: never look back before the stage was entered", False)
+    min_jobs: int = doc("error_rate, processing_time: fewer finished rows than this is inconclusive", 1)
+    percentile: float = doc("processing_time: the percentile of completed - started, e.g. 50 or 95", 95.0)
+    stale_after: Duration | None = doc("stale_running: default settings.legacy.stale_after (30m)", None)
+    max: float | None = doc("fail above this (created_since and stale_running: default 0)", None)
+    min: float | None = doc("fail below this", None)
+    strict: bool = doc(
+        "drained: fail (instead of inconclusive) while rows are still pending or running", False
+    )
+    scan_limit_rows: int = doc(
+        "above this many rows (planner estimate), refuse to scan without an index on the filtered column",
+        1_000_000,
+    )
+    allow_scan: bool = doc("scan even a large table without a suitable index", False)
+    url: str | None = doc("database; default settings.legacy.url, then settings.database.url", None)
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; expected one of {', '.join(METRICS)}")
+        unknown = [s for s in self.status if s not in GROUPS]
+        if unknown or not self.status:
+            raise ValueError(f"status must list groups among {', '.join(GROUPS)}; got {list(self.status)}")
+        check_percentile(self.percentile)
+        check_thresholds(self.max, self.min)
+        if self.window <= 0:
+            raise ValueError(f"window must be positive, got {self.window}")
+        if self.stale_after is not None and self.stale_after <= 0:
+            raise ValueError(f"stale_after must be positive, got {self.stale_after}")
+        if self.min_jobs < 0 or self.scan_limit_rows < 0:
+            raise ValueError("min_jobs and scan_limit_rows cannot be negative")
+        if self.metric == "drained" and (self.max is not None or self.min is not None):
+            raise ValueError("metric drained takes no max/min: it passes when nothing is pending or running")
+
+    @property
+    def effective_max(self) -> float | None:
+        if self.max is None and self.min is None and self.metric in ("created_since", "stale_running"):
+            return 0.0
+        return self.max
+
+
+def measure(params: LegacyParams, ctx: CheckContext) -> Measurement:
+    """Measure `params.metric` on the mapped legacy table."""
+    settings = ctx.runbook.settings.legacy
+    url = params.url or settings.url
+    entered = ctx.stage_entered_at
+
+    def body(session: Session) -> Measurement:
+        session.inputs.update(
+            metric=params.metric, table=f'"{settings.schema}"."{settings.table}"', type=params.type
+        )
+        table = load(
+            session, settings, ROLES[params.metric], type_value=params.type, extra_filter=params.filter
+        )
+        session.inputs.update(rows_estimate=round(table.rows_estimate), estimate_source=table.estimate_source)
+        return METRIC_FUNCTIONS[params.metric](session, table, params, entered)
+
+    return run_measurement(ctx, url, "legacy", body)
+
+
+def stage_start(entered: dt.datetime | None) -> str:
+    """`2026-11-29 13:00:00Z` for explanations."""
+    return entered.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if entered else "never"
+
+
+KIND = CheckKind(
+    name="legacy",
+    params=LegacyParams,
+    measure=measure,
+    summary='the legacy job table ("Job"): drained, new rows after a flip, stale rows, error rate, latency',
+)
