@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from runbook.model import CheckSpec, Limits, ManualItem, Soak, Stage
+from runbook.spec.build import FLAG_NAME
 from runbook.spec.checkspec import COMMON, LIMIT_KEYS
+from runbook.spec.stageforms import STAGE_ID
 from runbook.spec.typehints import discriminator, hints, marker, union_args, user_fields
 
 DURATION = r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$"
@@ -60,7 +62,7 @@ class SchemaGen:
         self.overrides = {
             (Stage, "soak"): {"anyOf": [{"$ref": "#/$defs/Duration"}, self.ref(Soak)]},
             (Stage, "set"): {"type": "object", "additionalProperties": {"$ref": "#/$defs/FlagValue"}},
-            (Stage, "id"): {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$"},
+            (Stage, "id"): {"type": "string", "pattern": f"^{STAGE_ID.pattern}$"},
             (Stage, "manual"): {
                 "type": "array",
                 "items": {"anyOf": [{"type": "string"}, self.ref(ManualItem)]},
@@ -85,7 +87,7 @@ class SchemaGen:
             return {"anyOf": [inner, {"type": "null"}]} if len(rest) < len(members) else inner
         origin = get_origin(tp)
         if origin is Literal:
-            return {"enum": list(get_args(tp))}
+            return {"anyOf": [{"enum": list(get_args(tp))}, {"$ref": "#/$defs/Interpolated"}]}
         if origin is tuple:
             item = get_args(tp)[0]
             array = {"type": "array", "items": self.of(item)}
@@ -102,10 +104,11 @@ class SchemaGen:
         return {}
 
     def tagged_union(self, members: tuple[Any, ...]) -> dict[str, Any]:
-        """Dataclasses told apart by a Literal field, or that field's value alone (`flags: dotenv`)."""
+        """Dataclasses told apart by a Literal field, or that field's value alone (`flags: dotenv`).
+        `anyOf`, not `oneOf`: with `type: ${VAR}` several members may match."""
         found = discriminator(members)
         shorthand = [{"enum": list(found[1])}] if found else []
-        return {"oneOf": [self.ref(m, union=True) for m in members] + shorthand}
+        return {"anyOf": [self.ref(m, union=True) for m in members] + shorthand}
 
     def ref(self, cls: type, *, union: bool = False) -> dict[str, Any]:
         """A `$ref` to the schema of dataclass `cls` (generated once)."""
@@ -218,7 +221,7 @@ def runbook_schema(kinds: Mapping[str, type]) -> dict[str, Any]:
                 "type": "object",
                 "description": "every flag the runbook owns: NAME: SAFE_VALUE or NAME: {safe, description}",
                 "minProperties": 1,
-                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$"},
+                "propertyNames": {"pattern": f"^{FLAG_NAME.pattern}$"},
                 "additionalProperties": {"anyOf": [{"$ref": "#/$defs/FlagValue"}, flag_decl]},
             },
             "stages": {

@@ -104,7 +104,7 @@ class StageForms:
             return INVALID
         if not STAGE_ID.fullmatch(value):
             conv.issues.add(
-                node, path, f"stage id {render(value)} must match ^[a-z][a-z0-9_-]*$ (e.g. enable-imports)"
+                node, path, f"stage id {render(value)} must match ^{STAGE_ID.pattern}$ (e.g. enable-imports)"
             )
             return INVALID
         if value in self.id_lines:

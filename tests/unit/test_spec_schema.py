@@ -15,7 +15,7 @@ import yaml
 
 from runbook.checks import get_kind
 from runbook.model import Duration, Size, doc
-from runbook.spec import RegistryKinds
+from runbook.spec import RegistryKinds, load_runbook
 from runbook.spec import json_schema as full_schema
 
 REAL = ("http", "sql", "command")
@@ -130,7 +130,7 @@ def test_every_object_is_closed_and_fields_are_documented() -> None:
     assert "location" not in defs["Stage"]["properties"]
     assert defs["Stage"]["required"] == ["id"]
     assert defs["Settings"]["properties"]["flags"] == {
-        "oneOf": [
+        "anyOf": [
             {"$ref": "#/$defs/DotenvFlags"},
             {"$ref": "#/$defs/PostgresFlags"},
             {"$ref": "#/$defs/CommandFlags"},
@@ -166,6 +166,13 @@ def test_durations_and_sizes() -> None:
 @pytest.mark.parametrize("name", ["minimal.yaml", "full.yaml"])
 def test_good_runbooks_validate(name: str) -> None:
     assert validate(yaml.safe_load((GOOD / name).read_text())) == []
+
+
+def test_shipped_runbook_loads_and_validates() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "runbook" / "data" / "stages.yaml"
+    load_runbook(shipped, env={}, time_scale=1.0)
+    schema = full_schema()
+    assert validate(yaml.safe_load(shipped.read_text()), schema) == []
 
 
 def test_bad_documents_do_not_validate() -> None:
