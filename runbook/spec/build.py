@@ -14,7 +14,6 @@ from runbook.spec.checkspec import CheckConvention
 from runbook.spec.convert import Converter
 from runbook.spec.leaves import INVALID
 from runbook.spec.stageforms import StageForms, flag_value
-from runbook.spec.typehints import suggest
 from runbook.spec.yamlnodes import NULL, join, mapping_items
 
 TOP_KEYS = ("version", "name", "settings", "flags", "stages")
@@ -37,7 +36,7 @@ def build_runbook(root: Node | None, conv: Converter, kinds: Mapping[str, type])
         if name in TOP_KEYS:
             top[name] = value
         elif not name.startswith("x-"):  # `x-...` keys hold YAML anchors for reuse, as in compose files
-            conv.issues.add(key, "", suggest(name, TOP_KEYS))
+            conv.issues.unknown(key, "", name, TOP_KEYS)
     version = _version(conv, root, top.get("version"))
     name = _required(conv, root, top, "name", 'add name: "..." (what this migration is)')
     settings = (
@@ -67,7 +66,7 @@ def build_runbook(root: Node | None, conv: Converter, kinds: Mapping[str, type])
 def _required(conv: Converter, root: Node, top: dict[str, Node], key: str, fix: str) -> Any:
     """Read a required, non-empty top-level string."""
     if key not in top:
-        conv.issues.add(root, "", f'missing required key "{key}"; {fix}')
+        conv.issues.missing(root, "", key, f"; {fix}")
         return INVALID
     value = conv.convert(top[key], str, key)
     if value == "":
@@ -79,7 +78,7 @@ def _required(conv: Converter, root: Node, top: dict[str, Node], key: str, fix: 
 def _version(conv: Converter, root: Node, node: Node | None) -> Any:
     """Read `version:`, which must be the one this loader reads."""
     if node is None:
-        conv.issues.add(root, "", f'missing required key "version"; add version: {VERSION}')
+        conv.issues.missing(root, "", "version", f"; add version: {VERSION}")
         return INVALID
     value = conv.convert(node, int, "version")
     if value is not INVALID and value != VERSION:
@@ -92,7 +91,7 @@ def _flags(conv: Converter, root: Node, node: Node | None) -> Any:
     """`flags:` as NAME: SAFE_VALUE or NAME: {safe: VALUE, description: TEXT}."""
     fix = "declare each flag with its safe value, e.g. flags: {PGBOSS_ENABLED: false}"
     if node is None:
-        conv.issues.add(root, "", f'missing required key "flags"; {fix}')
+        conv.issues.missing(root, "", "flags", f"; {fix}")
         return INVALID
     if not isinstance(node, MappingNode):
         conv.issues.add(node, "flags", f"expected a mapping of flag names, got {conv.got(node)}; {fix}")
@@ -125,10 +124,10 @@ def _flag_decl(conv: Converter, name: str, node: MappingNode, path: str) -> Any:
         elif key_name == "description":
             found["description"] = conv.convert(value, str, join(path, "description"))
         else:
-            conv.issues.add(key, path, suggest(key_name, FLAG_KEYS))
+            conv.issues.unknown(key, path, key_name, FLAG_KEYS)
             found[key_name] = INVALID
     if "safe" not in found:
-        conv.issues.add(node, path, 'missing required key "safe" (the value of the legacy path, e.g. false)')
+        conv.issues.missing(node, path, "safe", " (the value of the legacy path, e.g. false)")
         return INVALID
     if any(v is INVALID for v in found.values()):
         return INVALID
@@ -138,7 +137,7 @@ def _flag_decl(conv: Converter, name: str, node: MappingNode, path: str) -> Any:
 def _stages(conv: Converter, root: Node, node: Node | None, forms: StageForms) -> Any:
     """Read `stages:`, a non-empty list, in order (rules that need earlier stages rely on it)."""
     if node is None:
-        conv.issues.add(root, "", 'missing required key "stages"; list the stages in order')
+        conv.issues.missing(root, "", "stages", "; list the stages in order")
         return INVALID
     if not isinstance(node, SequenceNode):
         conv.issues.add(node, "stages", f"expected a list of stages, got {conv.got(node)}")

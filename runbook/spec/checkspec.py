@@ -20,7 +20,7 @@ from yaml.nodes import MappingNode, Node
 from runbook.model import CheckSpec, Defaults, Duration
 from runbook.spec.convert import Converter, Items
 from runbook.spec.leaves import INVALID
-from runbook.spec.typehints import suggest, user_fields
+from runbook.spec.typehints import close_match, suggest, user_fields
 from runbook.spec.yamlnodes import join, location, mapping_items
 
 COMMON: dict[str, Any] = {
@@ -68,10 +68,10 @@ class CheckConvention:
             elif name in fields:
                 params.append((name, key, value))
             elif params_cls is not None:
-                conv.issues.add(key, path, suggest(name, [*fields, *COMMON], where=f" for kind {kind}"))
+                conv.issues.unknown(key, path, name, [*fields, *COMMON], where=f" for kind {kind}")
                 unknown = True
         if "name" not in common:
-            conv.issues.add(node, path, 'missing required key "name"')
+            conv.issues.missing(node, path, "name")
             ok = False
         elif common["name"] == "":
             conv.issues.add(node, path, "a check needs a non-empty name")
@@ -107,5 +107,8 @@ class CheckConvention:
             except Exception as exc:  # a kind module that fails to import is reported, not raised
                 conv.issues.add(value, join(path, "kind"), f"check kind {kind} cannot be loaded: {exc}")
                 return kind, None
-        conv.issues.add(node, path, 'missing required key "kind" (a check kind such as http, sql or command)')
+        for name, key, _ in items:
+            if name not in COMMON and close_match(name, ["kind"]):
+                conv.issues.unknown(key, path, name, ["kind"])
+        conv.issues.missing(node, path, "kind", " (a check kind such as http, sql or command)")
         return "", None

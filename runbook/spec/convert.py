@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runbook.spec.leaves import INVALID, LeafConverter
-from runbook.spec.typehints import NONE, discriminator, hints, marker, suggest, union_args, user_fields
+from runbook.spec.typehints import NONE, discriminator, hints, marker, union_args, user_fields
 from runbook.spec.yamlnodes import NULL, Issues, join, location, mapping_items
 
 Handler = Callable[["Converter", Node, str], Any]
@@ -108,7 +108,7 @@ class Converter(LeafConverter):
             if name == field:
                 chosen = self.literal(value, tuple(table), join(path, field))
                 return INVALID if chosen is INVALID else self.dataclass(node, table[chosen], path)
-        self.issues.add(node, path, f'missing required key "{field}" (one of: {", ".join(table)})')
+        self.issues.missing(node, path, field, f" (one of: {', '.join(table)})")
         return INVALID
 
     def sequence(self, node: Node, item: Any, path: str) -> Any:
@@ -153,7 +153,7 @@ class Converter(LeafConverter):
             if name in known:
                 items.append((name, key, value))
             else:
-                self.issues.add(key, path, suggest(name, known))
+                self.issues.unknown(key, path, name, known)
                 items.append(("", key, value))
         return self.construct(cls, items, node, path)
 
@@ -182,7 +182,7 @@ class Converter(LeafConverter):
             if name in given:
                 continue
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                self.issues.add(node, path, f'missing required key "{name}"')
+                self.issues.missing(node, path, name)
                 ok = False
             elif self.time_scale != 1.0:
                 default = self.scaled_default(f, types_[name])

@@ -6,13 +6,14 @@ other: the loader never lets a PyYAML exception or a traceback reach the user.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runbook.errors import SpecIssue
+from runbook.spec.typehints import close_match, suggest
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -27,6 +28,8 @@ class Issues:
     def __init__(self, source: str) -> None:
         self.source = source
         self.items: list[SpecIssue] = []
+        self._typos: set[tuple[str, str]] = set()
+        self._missing: dict[int, tuple[str, str]] = {}
 
     def add(self, at: Node | None, path: str, message: str) -> None:
         """Record `message` about `path`, located at the start of node `at`."""
@@ -37,9 +40,25 @@ class Issues:
         """Record `message` at a 1-based line and column."""
         self.items.append(SpecIssue(self.source, line, col, path, message))
 
+    def unknown(self, key: Node, path: str, word: str, choices: Iterable[str], where: str = "") -> None:
+        """Record an unknown key, with a did-you-mean (which then hides "missing" for the key meant)."""
+        message = suggest(word, choices, "key", where)
+        close = close_match(word, choices)
+        if close:
+            self._typos.add((path, close))
+        self.add(key, path, message)
+
+    def missing(self, node: Node | None, path: str, key: str, fix: str = "") -> None:
+        """Record a missing required key (`fix` follows the message)."""
+        self._missing[len(self.items)] = (path, key)
+        self.add(node, path, f'missing required key "{key}"{fix}')
+
     def ordered(self) -> list[SpecIssue]:
-        """Issues in file order (stable for issues at the same place)."""
-        return sorted(self.items, key=lambda i: (i.line, i.column))
+        """Issues in file order (stable for issues at the same place); a missing key that an unknown key
+        was probably meant to be is not repeated."""
+        hidden = {i for i, where in self._missing.items() if where in self._typos}
+        kept = [issue for i, issue in enumerate(self.items) if i not in hidden]
+        return sorted(kept, key=lambda i: (i.line, i.column))
 
     def __len__(self) -> int:
         return len(self.items)

@@ -130,7 +130,6 @@ def test_unknown_and_missing_keys() -> None:
     value, issues = convert("inner: {nme: x}\nitems: [{name: a, wieght: 2}]\ncolor: red\n")
     assert value is INVALID
     assert issues == [
-        't.yaml:1:8: x.inner: missing required key "name"',
         't.yaml:1:9: x.inner: unknown key "nme"; did you mean "name"?',
         't.yaml:2:19: x.items[0]: unknown key "wieght"; did you mean "weight"?',
         't.yaml:3:1: x: unknown key "color"; expected one of: choice, count, extra, inner, items, labels, '
