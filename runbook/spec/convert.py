@@ -17,7 +17,16 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runbook.spec.leaves import INVALID, LeafConverter
-from runbook.spec.typehints import NONE, discriminator, hints, marker, union_args, user_fields
+from runbook.spec.typehints import (
+    LOCATION,
+    NONE,
+    discriminator,
+    has_location,
+    hints,
+    marker,
+    union_args,
+    user_fields,
+)
 from runbook.spec.yamlnodes import NULL, Issues, join, location, mapping_items
 
 Handler = Callable[["Converter", Node, str], Any]
@@ -190,8 +199,8 @@ class Converter(LeafConverter):
                     kwargs[name] = default
         if not ok:
             return INVALID
-        if "location" in {f.name for f in dataclasses.fields(cls)}:
-            kwargs["location"] = location(self.issues.source, node)
+        if has_location(cls):
+            kwargs[LOCATION] = location(self.issues.source, node)
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:

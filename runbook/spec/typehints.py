@@ -9,12 +9,23 @@ import typing
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 NONE = type(None)
+LOCATION = "location"
+"""A dataclass field of this name is filled by the loader with `FILE:LINE:COL`; users cannot write it."""
 _hints: dict[type, dict[str, Any]] = {}
+_fields: dict[type, dict[str, dataclasses.Field[Any]]] = {}
 
 
 def user_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
-    """Fields a user may write: all but `location` (filled by the loader)."""
-    return {f.name: f for f in dataclasses.fields(cls) if f.name != "location" and f.init}
+    """Fields a user may write: all but `location` (cached)."""
+    found = _fields.get(cls)
+    if found is None:
+        found = _fields[cls] = {f.name: f for f in dataclasses.fields(cls) if f.name != LOCATION and f.init}
+    return found
+
+
+def has_location(cls: type) -> bool:
+    """Whether the loader fills a `location` field of `cls`."""
+    return LOCATION in hints(cls) and LOCATION not in user_fields(cls)
 
 
 def hints(cls: type) -> dict[str, Any]:
