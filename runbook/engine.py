@@ -142,7 +142,7 @@ def flip(session: Session, target: Mapping[str, str]) -> Flip:
 
 @dataclass
 class RollbackOutcome:
-    from_stage: str
+    from_stage: str | None
     to_stage: str
     flip: Flip
     journaled: bool
@@ -153,7 +153,7 @@ class RollbackOutcome:
 def rollback_now(
     session: Session,
     *,
-    from_stage: str,
+    from_stage: str | None,
     to_stage: str,
     expected_version: int | None,
     operation: str,

@@ -27,6 +27,7 @@ class AdvanceResult:
     forced: bool = False
     reason: str | None = None
     leftover: list[dict[str, Any]] = field(default_factory=list)
+    failure: str | None = None
     template: str = "advance"
 
     @property
@@ -35,6 +36,7 @@ class AdvanceResult:
             "advanced": ExitCode.OK,
             "dry-run": ExitCode.OK if not self.blockers else ExitCode.NOT_READY,
             "rolled-back": ExitCode.ROLLED_BACK,
+            "flag-write-failed": ExitCode.UNREACHABLE,
         }.get(self.outcome, ExitCode.NOT_READY)
 
     def to_json(self) -> dict[str, Any]:
@@ -50,6 +52,7 @@ class AdvanceResult:
             "forced": self.forced,
             "reason": self.reason,
             "leftover": self.leftover,
+            "failure": self.failure,
             "exit_code": int(self.exit_code),
         }
 
@@ -147,7 +150,12 @@ def advance(
                 operation="auto-rollback",
                 reason=f"flag write failed: {f.error.message}",
             )
-            result.outcome, result.rolled_back_to, result.leftover = "rolled-back", out.to_stage, out.leftover
+            result.outcome, result.rolled_back_to, result.leftover = (
+                "flag-write-failed",
+                out.to_stage,
+                out.leftover,
+            )
+            result.failure = f.error.message
             return result
         session.progress(f"verifying {nxt.id} ...")
         checks = engine.verify(session, nxt)

@@ -101,10 +101,18 @@ def _blind_rollback(
     session.progress(f"warning: {cause.message}; flipping flags anyway and journaling the event locally")
     out = engine.rollback_now(
         session,
-        from_stage="(unknown: state database unreachable)",
+        from_stage=None,
         to_stage=target.id,
         expected_version=None,
         operation="rollback",
         reason=reason,
     )
-    return RollbackResult(out.from_stage, target.id, out.flip.changes, reason, True, out.leftover, force)
+    return RollbackResult(
+        "(unknown: state database unreachable)",
+        target.id,
+        out.flip.changes,
+        reason,
+        True,
+        out.leftover,
+        force,
+    )

@@ -171,7 +171,10 @@ def _sync_entry(store: StateStore, e: JournalEntry) -> bool:
                     seen = e.expected_version
                     note = f"the state moved on (version {state.version}, rollback decided on {seen})"
             else:
-                applied = state.stage == ev.from_stage and state.updated_at <= at
+                # from_stage None: the rollback did not know the stage (state database down); the flags were
+                # flipped all the same, so the state follows unless something changed after the rollback.
+                same = ev.from_stage is None or state.stage == ev.from_stage
+                applied = same and state.updated_at <= at
                 if not applied:
                     note = f'the state changed later (stage "{state.stage}", version {state.version})'
         version = state.version if state else None
