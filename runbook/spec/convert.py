@@ -168,7 +168,11 @@ class Converter(LeafConverter):
 
     def construct(self, cls: type, items: Items, node: Node, path: str) -> Any:
         """Build `cls` from checked items (name "" marks an unknown key already reported)."""
-        types_ = hints(cls)
+        try:
+            types_ = hints(cls)
+        except Exception as exc:  # an annotation that cannot be resolved at run time (TYPE_CHECKING import)
+            self.issues.add(node, path, f"the loader cannot read the fields of {cls.__name__}: {exc} (a bug)")
+            return INVALID
         fields = user_fields(cls)
         kwargs: dict[str, Any] = {}
         ok = True

@@ -294,3 +294,14 @@ def test_a_kind_that_fails_to_import_is_an_issue() -> None:
     assert str(info.value) == (
         "k.yaml:7:31: stages[0].monitor[0].kind: check kind boom cannot be loaded: No module named 'psutil'"
     )
+
+
+def test_unresolvable_annotations_are_an_issue() -> None:
+    @dataclass(frozen=True)
+    class Hidden:
+        when: NotImportedAnywhere = None  # type: ignore[name-defined]  # noqa: F821
+
+    assert convert("when: 1\n", Hidden)[1] == [
+        "t.yaml:1:1: x: the loader cannot read the fields of Hidden: "
+        "name 'NotImportedAnywhere' is not defined (a bug)"
+    ]
