@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook import machine
+from runbook import faultpoints, machine
 from runbook.checks.base import Measurement, Verdict
 from runbook.errors import RunbookError, UnreachableError
 from runbook.model import CheckSpec, Stage
@@ -163,7 +163,24 @@ def rollback_now(
     """Flip flags to `to_stage` first, then record; if the state database is unreachable, journal locally."""
     rb = session.runbook
     target = rb.desired_flags(to_stage)
+    if session.has_store() and expected_version is not None:
+        # the intent comes first, but only on an open connection: a rollback never waits for a connect
+        try:
+            session.store().begin_intent(
+                rb.name,
+                expected_version=expected_version,
+                operation=operation,
+                to_stage=to_stage,
+                flags_target=target,
+                actor=session.actor,
+                reason=reason,
+                supersede=True,
+            )
+        except UnreachableError:
+            session.reset_store()
+    faultpoints.pause("rollback:intent")
     f = flip(session, target)
+    faultpoints.pause("rollback:flipped")
     leftover = pgboss_leftover(session)
     ev = event(
         session,
@@ -182,6 +199,7 @@ def rollback_now(
         store = session.store()
         version = expected_version if expected_version is not None else store.require(rb.name).version
         store.transition(rb.name, version, to_stage, target, ev)
+        faultpoints.pause("rollback:committed")
     except UnreachableError:
         from runbook.state.journal import Journal
 

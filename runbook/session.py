@@ -75,6 +75,10 @@ class Session:
         st = self.runbook.settings
         return [*st.app.headers.values(), *(w.url for w in st.notifications)]
 
+    def has_store(self) -> bool:
+        """Whether the state store is already connected (no connect attempt)."""
+        return self._store is not None
+
     def reset_store(self) -> None:
         """Forget a broken state connection; the next `store()` reconnects."""
         if self._store is not None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook import engine, machine
+from runbook import engine, faultpoints, machine
 from runbook.checks.base import Measurement, Verdict
 from runbook.errors import NotReadyError, UsageError
 from runbook.exitcodes import ExitCode
@@ -72,6 +72,7 @@ def advance(
         raise UsageError("--force needs --reason", hint='add --reason "why this is safe"')
     store = session.store()
     with store.lock(rb.name, "advance", session.actor):
+        faultpoints.pause("advance:locked")
         from runbook.commands.reconcile import reconcile_pending
 
         reconcile_pending(session)
@@ -140,7 +141,9 @@ def advance(
             reason=reason,
         )
         session.progress(f"flipping flags for {nxt.id} ...")
+        faultpoints.pause("advance:intent")
         f = engine.flip(session, target)
+        faultpoints.pause("advance:flipped")
         if f.error is not None:
             out = engine.rollback_now(
                 session,
@@ -159,6 +162,7 @@ def advance(
             return result
         session.progress(f"verifying {nxt.id} ...")
         checks = engine.verify(session, nxt)
+        faultpoints.pause("advance:verified")
         result.verify = checks
         verdict = machine.verify_outcome(checks)
         if verdict is Verdict.FAIL:
@@ -193,6 +197,7 @@ def advance(
             data=data,
         )
         store.transition(rb.name, cur.version, nxt.id, target, ev)
+        faultpoints.pause("advance:committed")
         session.notify("advance", {**ev.to_json(), "stage": nxt.id})
         result.outcome = "advanced" if verdict is Verdict.PASS else "verify-inconclusive"
         return result

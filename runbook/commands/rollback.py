@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook import engine, machine
+from runbook import engine, faultpoints, machine
 from runbook.errors import LockedError, NotReadyError, RunbookError, UnreachableError, UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
@@ -52,6 +52,7 @@ def rollback(
     except LockedError:
         raise
     with lock:
+        faultpoints.pause("rollback:locked")
         from runbook.commands.reconcile import reconcile_pending
 
         reconcile_pending(session)

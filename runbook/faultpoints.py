@@ -1,0 +1,34 @@
+"""Test-only pause points: with RUNBOOK_PAUSE_AT=<name> set, the process announces that it reached the
+named step (a line on stderr and the file RUNBOOK_PAUSE_FILE, if set) and sleeps, so a crash test can kill it
+exactly there. Without the variable this costs one dictionary lookup."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+POINTS = (
+    "advance:locked",
+    "advance:intent",
+    "advance:flipped",
+    "advance:verified",
+    "advance:committed",
+    "rollback:locked",
+    "rollback:intent",
+    "rollback:flipped",
+    "rollback:committed",
+)
+
+
+def pause(name: str) -> None:
+    """Stop here for RUNBOOK_PAUSE_SECONDS (default 60) when RUNBOOK_PAUSE_AT names this point."""
+    if os.environ.get("RUNBOOK_PAUSE_AT") != name:
+        return
+    marker = os.environ.get("RUNBOOK_PAUSE_FILE")
+    if marker:
+        with open(marker, "w", encoding="utf-8") as f:
+            f.write(f"{name} {os.getpid()}\n")
+    sys.stderr.write(f"paused at {name} (pid {os.getpid()})\n")
+    sys.stderr.flush()
+    time.sleep(float(os.environ.get("RUNBOOK_PAUSE_SECONDS", "60")))
