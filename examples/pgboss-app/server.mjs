@@ -1,5 +1,6 @@
 // Example app for runbook: the pg-boss incremental plan, done correctly for real pg-boss 10 and 12.
 // Usage: DATABASE_URL=... PGBOSS_DIR=... PORT=0 node server.mjs   (see README.md for every setting)
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { loadEnvFile, readConfig } from './lib/config.mjs'
 import { loadDeps } from './lib/deps.mjs'
 import { FlagStore } from './lib/flags.mjs'
@@ -102,6 +103,8 @@ async function main () {
     server.listen(config.port, config.host, resolve)
   })
   const { port } = server.address()
+  const pidFile = process.env.PID_FILE
+  if (pidFile) writeFileSync(pidFile, `${process.pid}\n`)
   console.log(`listening on http://127.0.0.1:${port}`)
 
   let stopping = false
@@ -110,12 +113,14 @@ async function main () {
     stopping = true
     log(`${signal}: stopping`)
     setTimeout(() => { log('stop timed out; exiting'); process.exit(0) }, 10000).unref()
-    server.close()
-    server.closeAllConnections?.()
+    await new Promise((resolve) => server.close(resolve)) // finish requests in flight; idle keep-alives close
     await legacy.stop().catch((e) => log(`legacy stop: ${e.message}`))
     await boss.stop().catch((e) => log(`pg-boss stop: ${e.message}`))
     await flags.stop()
     await pool.end().catch(() => {})
+    try {
+      if (pidFile && readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile)
+    } catch {}
     process.exit(0)
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))

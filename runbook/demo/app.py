@@ -54,7 +54,8 @@ def node_binary() -> Path:
 class ExampleApp(AppClient):
     """One example-app process. `env` overrides its settings (see examples/pgboss-app/README.md); the
     caller's own PGBOSS_*, FAULT_*, FLAG* ... variables are not inherited. The port picked on the first start
-    (0 = any free port) is kept by `restart()`, so URLs stay valid."""
+    (0 = any free port) is kept by `restart()`, so URLs stay valid. The app writes its pid to `pid_file`
+    (for process checks, or a dotenv reload command such as `kill -HUP $(cat app.pid)`)."""
 
     log_path: Path
 
@@ -79,6 +80,7 @@ class ExampleApp(AppClient):
         self.app_dir = app_dir or default_app_dir()
         self.start_timeout = start_timeout
         self.log_path = self.workdir / "app.log"
+        self.pid_file = self.workdir / "app.pid"
         self.starts = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
@@ -122,6 +124,7 @@ class ExampleApp(AppClient):
             PGBOSS_DIR=str(ensure_pgboss(self.pgboss_major, _node())),
             PORT=str(self.port),
             HOST="127.0.0.1",
+            PID_FILE=str(self.pid_file),
         )
         if self.fast:
             env["FAST"] = "1"

@@ -68,10 +68,11 @@ def run_load(
     seed: int | None = None,
     stop: threading.Event | None = None,
     timeout: float = 5.0,
-    retries: int = 3,
+    retries: int = 6,
 ) -> LoadResult:
     """Send `rate` jobs per second for `seconds` (evaluations with probability `eval_share`); stop early
-    when `stop` is set. A request that fails is retried with the same key up to `retries` times."""
+    when `stop` is set. A failed request is retried with the same key up to `retries` times, backing off
+    from 0.25 s to 2 s (about 8 s in all by default: long enough for an app restart)."""
     check_local(base_url)
     if not 0 < rate <= MAX_RATE or not 0 < seconds <= MAX_SECONDS or not 0 <= eval_share <= 1:
         raise ConfigError(
@@ -93,7 +94,7 @@ def run_load(
                     response.raise_for_status()
                     route = str(response.json()["routedTo"])
                 except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    if attempt < retries and not stop.wait(0.5):
+                    if attempt < retries and not stop.wait(min(2.0, 0.25 * 2**attempt)):
                         continue
                     result.errors += 1
                     if len(result.error_samples) < 10:
@@ -126,6 +127,11 @@ class BackgroundLoad:
         """Start sending in the background."""
         self._thread.start()
         return self
+
+    def wait(self, timeout: float = 60.0) -> LoadResult:
+        """Wait for the load to finish by itself (stop() after `timeout`); return what was sent."""
+        self._thread.join(timeout)
+        return self.stop()
 
     def stop(self, timeout: float = 30.0) -> LoadResult:
         """Stop sending, wait for the thread, return what was sent."""

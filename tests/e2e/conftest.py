@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -15,6 +16,7 @@ from runbook.errors import ConfigError
 from runbook.toolchain import ensure_pgboss, find_node
 
 MAJORS = ("10", "12")
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +52,16 @@ def query(database_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tup
     """Run one read query and return all rows."""
     with psycopg.connect(database_url) as conn:
         return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+def eventually(probe: Callable[[], T], ok: Callable[[T], bool], timeout: float = 15.0) -> T:
+    """Call `probe` until `ok` holds for its result (pg-boss marks a job completed or failed a moment after
+    the handler wrote the ledger); return that result, or fail with the last one."""
+    deadline = time.monotonic() + timeout
+    while not ok(value := probe()):
+        assert time.monotonic() < deadline, f"still {value!r} after {timeout} s"
+        time.sleep(0.05)
+    return value
 
 
 AppFactory = Callable[..., ExampleApp]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from runbook.demo import ExampleApp, wait_until_settled
-from tests.e2e.conftest import MAJORS, AppFactory, query, set_flags
+from tests.e2e.conftest import MAJORS, AppFactory, eventually, query, set_flags
 
 EVAL_JOBS = (
     "SELECT state::text, retry_count, retry_limit, output::text FROM pgboss.job WHERE name = 'evaluation'"
@@ -37,12 +37,12 @@ def test_injected_failures_fail_evaluations_on_pgboss(major: str, make_app: AppF
     assert summary["failed"] == 3 and summary["processed_once"] == 1
     assert summary["failed_attempts"] == 12  # 1 attempt + 3 retries each
 
+    status = eventually(app.status, lambda s: s["evaluation_jobs"]["failed"] == 3)
+    assert status["evaluation_jobs"] == {"pending": 0, "completed": 0, "failed": 3}
+    assert status["import_jobs"] == {"pending": 0, "completed": 1, "failed": 0}
     rows = query(pg_url, EVAL_JOBS)
     assert [(state, count, limit) for state, count, limit, _ in rows] == [("failed", 3, 3)] * 3
     assert all("injected failure" in output for *_, output in rows)
-    status = app.status()
-    assert status["evaluation_jobs"] == {"pending": 0, "completed": 0, "failed": 3}
-    assert status["import_jobs"] == {"pending": 0, "completed": 1, "failed": 0}
 
     set_flags(pg_url, {"FAULT_FAIL_RATE_EVALUATION": None})  # switched off at runtime
     _wait_health(app, lambda h: h["faults"]["failRate"]["evaluation"] == 0)

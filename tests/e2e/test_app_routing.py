@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runbook.demo import wait_until_settled
-from tests.e2e.conftest import MAJORS, AppFactory, query, set_flags
+from tests.e2e.conftest import MAJORS, AppFactory, eventually, query, set_flags
 
 ROUTING_FLAGS = ("PGBOSS_ENABLED", "PGBOSS_FOR_NEW_EVALS", "PGBOSS_FOR_ALL_JOBS")
 
@@ -51,6 +51,9 @@ def test_flags_route_jobs_between_legacy_and_pgboss(major: str, make_app: AppFac
     assert summary["routed_to"]["pgboss"]["processed_once"] == 3
     assert summary["processed_by"] == {"legacy": 5, "pgboss": 3}
 
+    status = eventually(
+        app.status, lambda s: s["import_jobs"]["completed"] + s["evaluation_jobs"]["completed"] == 3
+    )
     legacy_sql = 'SELECT "type", "status"::text, count(*) FROM "Job" GROUP BY 1, 2'
     legacy_rows = {(t, s): n for t, s, n in query(pg_url, legacy_sql)}
     assert legacy_rows == {("import-article", "COMPLETED"): 2, ("evaluation", "COMPLETED"): 3}
@@ -61,7 +64,6 @@ def test_flags_route_jobs_between_legacy_and_pgboss(major: str, make_app: AppFac
     ledger_ids = {k: j for k, j in query(pg_url, "SELECT key, job_id FROM public.ledger")}
     assert all(ledger_ids[r["key"]] == r["jobId"] for r in stage0 + stage1 + stage3 + rollback)
 
-    status = app.status()
     assert status["enabled"] is False
     assert status["pgboss"]["installed"] is True and status["pgboss"]["started"] is True
     version = status["pgboss"]["schemaVersion"]

@@ -79,7 +79,7 @@ export function readConfig () {
     flagsPollMs: envNumber('FLAGS_POLL_MS', 2000),
     pgbossWorkers: workers && envBool('PGBOSS_WORKERS', true),
     legacyWorkers: workers && envBool('LEGACY_WORKERS', true),
-    importConcurrency: envNumber('IMPORT_CONCURRENCY', 2),
+    importConcurrency: envNumber('IMPORT_CONCURRENCY', 5),
     evalConcurrency: envNumber('EVAL_CONCURRENCY', 10),
     legacyConcurrency: envNumber('LEGACY_CONCURRENCY', 5),
     legacyPollMs: envNumber('LEGACY_POLL_MS', 200),

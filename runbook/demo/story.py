@@ -1,0 +1,209 @@
+"""The migration story the demo tells (and the end-to-end tests replay): a compressed copy of the shipped
+runbook, the environment the `migrate` commands get, fault switches in the app's flag table, and the steps
+(plan, advance through the increments, a bad stage rolled back by the watcher, recovery, retirement), each
+a real `migrate` command in a subprocess whose key output lines are shown."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+import psycopg
+
+SCALE = 0.001
+"""Time scale of the story: a runbook hour lasts 3.6 s, a day 86 s."""
+
+# Settings that are real-world latencies, not story time: the copy keeps them at these many real seconds.
+_REAL_SECONDS = {
+    "    statement_timeout: 5s\n": ("    statement_timeout: {}s\n", 5.0),
+    "    timeout: 10s\n": ("    timeout: {}s\n", 10.0),
+    "    verify_deadline: 2m\n": ("    verify_deadline: {}s\n", 30.0),
+    "    verify_interval: 2s\n": ("    verify_interval: {}s\n", 0.25),
+}
+_FLAG_TYPE = "    type: ${RUNBOOK_FLAG_BACKEND:-postgres}\n"
+MANUAL_ITEMS = ("legacy-workers-stopped", "legacy-code-removed", "job-table-archived")
+_KEY_LINE = re.compile(
+    r"^(Advanced|Not advanced|Rolled back|Watch stopped|Ready:|Current:|Next:|Entered|error:|  hint:"
+    r"|  - |  (FAIL|ERROR) |  auto-rollback|Left in pg-boss)"
+)
+
+
+def shipped_runbook() -> str:
+    """Return the text of the shipped stages.yaml (package data)."""
+    return files("runbook.data").joinpath("stages.yaml").read_text(encoding="utf-8")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def compress_runbook(
+    dest: Path, *, scale: float = SCALE, dotenv: Path | None = None, reload: Sequence[str] = ()
+) -> Path:
+    """Write dest/stages.yaml: the shipped runbook whose timeouts and verify deadline stay in real seconds
+    under `scale` (`--time-scale` compresses every duration, and a 10 ms HTTP timeout helps no one). With
+    `dotenv`, the flag backend section also names that file and the `reload` command (argv)."""
+    text = shipped_runbook()
+    for old, (new, real) in _REAL_SECONDS.items():
+        if text.count(old) != 1:
+            raise ValueError(f"the shipped runbook no longer has exactly one line {old.strip()!r}")
+        text = text.replace(old, new.format(_seconds(real / scale)))
+    if dotenv is not None:
+        if text.count(_FLAG_TYPE) != 1:
+            raise ValueError("the shipped runbook no longer sets settings.flags.type from the environment")
+        extra = f"    path: {json.dumps(str(dotenv))}\n"
+        if reload:
+            extra += f"    reload: {json.dumps(list(reload))}\n"
+            extra += f"    reload_timeout: {_seconds(10.0 / scale)}s\n"
+        text = text.replace(_FLAG_TYPE, _FLAG_TYPE + extra)
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "stages.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def story_env(
+    database_url: str, app_url: str, *, scale: float = SCALE, soak: str = "1h", **overrides: str
+) -> dict[str, str]:
+    """Return the variables the `migrate` commands get: URLs, the time scale, short soaks (`soak` of story
+    time each), small work minimums and memory limits that fit the example app (Node idles near 95 MB)."""
+    env = {
+        "DATABASE_URL": database_url,
+        "APP_URL": app_url,
+        "RUNBOOK_TIME_SCALE": str(scale),
+        "MIN_IMPORT_JOBS": "5",
+        "MIN_EVALUATION_JOBS": "10",
+        "MAX_WORKER_RSS": "300MB",
+        "MAX_RSS_GROWTH": "30MB",
+        "NO_COLOR": "1",
+    }
+    env |= {f"SOAK_INCREMENT_{n}": soak for n in range(1, 5)}
+    env.update(overrides)
+    return env
+
+
+def set_app_flags(database_url: str, values: Mapping[str, str | None]) -> None:
+    """Switch app settings at runtime (faults such as FAULT_FAIL_RATE_EVALUATION) the way the postgres flag
+    backend does: upsert rows of runbook.flags (None deletes one), NOTIFY runbook_flags in the same
+    transaction. The table must exist (the first `migrate advance` creates it)."""
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        for name, value in values.items():
+            if value is None:
+                conn.execute("DELETE FROM runbook.flags WHERE name = %s", (name,))
+            else:
+                conn.execute(
+                    "INSERT INTO runbook.flags (name, value) VALUES (%s, %s)"
+                    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (name, value),
+                )
+        conn.execute("SELECT pg_notify('runbook_flags', %s)", (json.dumps({"flags": dict(values)}),))
+
+
+@dataclass
+class CliRun:
+    """One `migrate` command the story ran."""
+
+    args: list[str]
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def command(self) -> str:
+        return "migrate " + " ".join(self.args)
+
+    def key_lines(self) -> list[str]:
+        """Return the lines of its output that tell what happened."""
+        lines = (self.stdout + "\n" + self.stderr).splitlines()
+        return [line.rstrip() for line in lines if _KEY_LINE.match(line)]
+
+
+@dataclass
+class Story:
+    """Drive the runbook with real `migrate` commands; `say` prints one line per step."""
+
+    runbook: Path
+    env: Mapping[str, str]
+    database_url: str
+    say: Callable[[str], None]
+    rounds: int = 8
+    interval: str = "10m"
+    runs: list[CliRun] = field(default_factory=list)
+    transitions: list[str] = field(default_factory=list)
+
+    def migrate(self, *args: str, ok: Sequence[int] = (0,)) -> CliRun:
+        """Run `migrate -f RUNBOOK ARGS` in a subprocess; show the command, its key lines and exit status."""
+        argv = [sys.executable, "-m", "runbook", "-f", str(self.runbook), *args]
+        began = time.monotonic()
+        proc = subprocess.run(argv, env=dict(self.env), capture_output=True, text=True, timeout=300)
+        run = CliRun(list(args), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - began)
+        self.runs.append(run)
+        self.say(f"  $ {run.command}   (exit {run.code}, {run.seconds:.1f}s)")
+        for line in run.key_lines():
+            self.say(f"    {line.strip()}")
+        if run.code not in ok:
+            raise RuntimeError(f"`{run.command}` exited {run.code}:\n{run.stdout}\n{run.stderr}")
+        return run
+
+    def soak(self) -> CliRun:
+        """Let the watcher sample the current stage for a while (stores the samples leak detection needs)."""
+        return self.migrate(
+            "watch", "--interval", self.interval, "--max-samples", str(self.rounds), ok=(0, 4)
+        )
+
+    def advance(self, *extra: str, tries: int = 4) -> CliRun:
+        """`migrate advance --yes`; while blocked (soak or work not yet done), watch a little and retry."""
+        for _ in range(tries):
+            run = self.migrate("advance", "--yes", *extra, ok=(0, 1))
+            if run.code == 0:
+                moved = re.search(r"^Advanced (\S+) -> (\S+)\.", run.stdout, re.M)
+                if moved:
+                    self.transitions.append(f"advance {moved.group(1)} -> {moved.group(2)}")
+                return run
+            self.migrate("watch", "--interval", self.interval, "--max-samples", "3", ok=(0, 4))
+        raise RuntimeError(f"could not advance after {tries} tries:\n{run.stdout}\n{run.stderr}")
+
+    def climb(self, stages: Sequence[str]) -> None:
+        """Advance into each of `stages` in turn, soaking before each step but the first."""
+        for n, stage in enumerate(stages):
+            if n:
+                self.soak()
+            self.say(f"-> {stage}")
+            extra = [a for item in MANUAL_ITEMS for a in ("--confirm", item)] if stage == "retired" else []
+            self.advance(*extra)
+
+    def bad_stage(self, fault: str = "FAULT_FAIL_RATE_EVALUATION", value: str = "0.5") -> CliRun:
+        """Inject a fault and let the watcher find it; return the watch run (exit 4: rolled back)."""
+        self.say(f"!! injecting a fault: {fault}={value} (evaluation jobs start failing)")
+        set_app_flags(self.database_url, {fault: value})
+        run = self.migrate(
+            "watch", "--interval", self.interval, "--max-samples", str(self.rounds * 3), ok=(4,)
+        )
+        self.transitions.append("auto-rollback (watch)")
+        set_app_flags(self.database_url, {fault: None})
+        self.say(f"!! fault cleared: {fault} removed; jobs already in pg-boss are retried and drain")
+        return run
+
+    def tell(self) -> None:
+        """The whole story: plan, three increments, a bad stage rolled back, recovery, retirement."""
+        self.say("== 1. plan")
+        self.migrate("plan")
+        self.say("== 2. advance through increments 1-3 (soak: the watcher samples every monitor)")
+        self.climb(["increment-1", "increment-2", "increment-3"])
+        self.soak()
+        self.say("== 3. a bad stage: the watcher rolls back on its own")
+        self.bad_stage()
+        self.migrate("history", "--operation", "auto-rollback", "-n", "1")
+        self.migrate("status", ok=(0, 1))
+        self.say(
+            "== 4. recovery: the fault is fixed; walk the increments again, then retire the legacy system"
+        )
+        self.climb(["increment-1", "increment-2", "increment-3", "increment-4", "retired"])
