@@ -39,7 +39,6 @@ class Index:
     name: str
     first_column: str
     partial: bool
-    definition: str
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,8 @@ class LegacyTable:
     def index_statement(self, role: str, *, active_only: bool = False) -> str:
         """The index to create so the role's filter does not scan the table."""
         name = getattr(self.settings, SETTING_OF[role])
-        idx = f'"{self.settings.table}_{name}_idx"'
+        suffix = "active_idx" if role == "status" and active_only else "idx"
+        idx = f'"{self.settings.table}_{name}_{suffix}"'
         head = f'CREATE INDEX CONCURRENTLY IF NOT EXISTS {idx} ON {self.name} ("{name}")'
         if role == "status" and active_only:
             values = ", ".join("'" + v.replace("'", "''") + "'" for v in self.values("pending", "running"))
@@ -157,10 +157,9 @@ def load(
     where = sql.SQL("to_regclass(format('%%I.%%I', %s::text, %s::text))")
     target = (settings.schema, settings.table)
     head = session.one(
-        sql.SQL(
-            "SELECT c.reltuples::float8, pg_relation_size(c.oid)::float8 FROM pg_catalog.pg_class c"
-            " WHERE c.oid = {}"
-        ).format(where),
+        sql.SQL("SELECT c.reltuples::float8, c.oid FROM pg_catalog.pg_class c WHERE c.oid = {}").format(
+            where
+        ),
         target,
         table="the catalog",
     )
@@ -169,7 +168,7 @@ def load(
         raise MeasureError(
             f"legacy table {name} does not exist", hint="fix settings.legacy.schema and settings.legacy.table"
         )
-    reltuples, size = head
+    reltuples, oid = head
     columns = {
         r[0]: Column(r[0], r[1])
         for r in session.rows(
@@ -197,11 +196,10 @@ def load(
                 hint=f"fix settings.legacy.{setting}",
             )
     indexes = tuple(
-        Index(r[0], r[1], r[2], r[3])
+        Index(r[0], r[1], r[2])
         for r in session.rows(
             sql.SQL(
-                "SELECT i.indexrelid::regclass::text, a.attname, i.indpred IS NOT NULL,"
-                " pg_get_indexdef(i.indexrelid)"
+                "SELECT i.indexrelid::regclass::text, a.attname, i.indpred IS NOT NULL"
                 " FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a"
                 " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
                 " WHERE i.indrelid = {} AND i.indisvalid"
@@ -210,7 +208,8 @@ def load(
             table="the catalog",
         )
     )
-    estimate, source = (
-        (reltuples, "pg_class.reltuples") if reltuples >= 0 else (size / 200, "table size / 200 B")
-    )
+    estimate, source = float(reltuples), "pg_class.reltuples"
+    if reltuples < 0:  # never analyzed: estimate from the size (this one takes a lock on the table)
+        size = session.scalar(sql.SQL("SELECT pg_relation_size(%s::oid)::float8"), (oid,), table=name)
+        estimate, source = float(size) / 200, "table size / 200 B (never analyzed)"
     return LegacyTable(settings, columns, float(estimate), source, indexes, type_value, extra_filter)
