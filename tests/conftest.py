@@ -4,6 +4,7 @@ session) and a fresh database per test."""
 from __future__ import annotations
 
 import os
+import tempfile
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from psycopg import sql
 
 from runbook.embedded import EmbeddedPostgres
 
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 REPO = Path(__file__).resolve().parent.parent
 
 
