@@ -72,7 +72,9 @@ def run_query(
 
     def once() -> tuple[list[str], tuple[Any, ...] | None]:
         with ctx.connect(url) as conn, conn.cursor() as cur:
-            cur.execute(query.encode(), bind)  # bytes: a query from the runbook is trusted, not composed
+            # bytes: the runbook's query is trusted text, not composed from values. prepare=True sends it
+            # with the extended protocol, which refuses several statements (no "...; COMMIT; DELETE").
+            cur.execute(query.encode(), bind, prepare=True)
             names = [c.name for c in cur.description or ()]
             row = cur.fetchone() if cur.description else None
             return names, row

@@ -78,6 +78,12 @@ def test_checks_cannot_write(jobs_url: str, make_ctx: ContextFactory) -> None:
     m = run_check(spec("sql", query="""DELETE FROM "Job" RETURNING id"""), make_ctx(db_url=jobs_url))
     assert m.verdict is Verdict.ERROR
     assert "read-only transaction" in m.explanation
+    sneaky = """SET default_transaction_read_only = off; COMMIT; DELETE FROM "Job" """
+    m = run_check(spec("sql", query=sneaky), make_ctx(db_url=jobs_url))
+    assert (m.verdict, m.explanation) == (
+        Verdict.ERROR,
+        "query failed: cannot insert multiple commands into a prepared statement",
+    )
     with psycopg.connect(jobs_url) as conn:
         assert conn.execute('SELECT count(*) FROM "Job"').fetchone() == (6,)
 
