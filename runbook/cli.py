@@ -104,7 +104,7 @@ def main(
     ctx.obj = Cli(file=file_, output=out, traceback=traceback, env=env)
 
 
-@main.command()
+@main.command(short_help="Check the runbook file (no connections).")
 @pass_cli
 def validate(cli: Cli) -> None:
     """Check the runbook file without touching anything."""
@@ -113,7 +113,7 @@ def validate(cli: Cli) -> None:
     cli.run(lambda: run(cli.file, cli.env))
 
 
-@main.command()
+@main.command(short_help="Print the JSON Schema of the format.")
 @pass_cli
 def schema(cli: Cli) -> None:
     """Print the JSON Schema of the runbook format."""
@@ -123,7 +123,7 @@ def schema(cli: Cli) -> None:
     cli.run(run)
 
 
-@main.command()
+@main.command(short_help="Write stages.yaml, flags file, CI pipeline.")
 @click.option("--dir", "directory", default=".", show_default=True, help="Where to write the files.")
 @click.option("--ci", type=click.Choice(["github", "gitlab"]), default=None, help="Also write a CI pipeline.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
@@ -135,19 +135,19 @@ def init(cli: Cli, directory: str, ci: str | None, force: bool) -> None:
     cli.run(lambda: run(directory, ci=ci, force=force, runbook_file=cli.file))
 
 
-@main.command()
+@main.command(short_help="The next transition: flag diff and blockers.")
 @click.option(
     "--check", is_flag=True, help="Also run the next stage's preflight and the current monitors now."
 )
 @pass_cli
 def plan(cli: Cli, check: bool) -> None:
-    """Show the next transition: flag diff, checks, soak, what blocks it."""
+    """Show the next transition: flag diff, checks, soak, blockers."""
     from runbook.commands.plan import plan as run
 
     cli.run(lambda: run(cli.session(), check=check))
 
 
-@main.command()
+@main.command(short_help="Enter the next stage (preflight, flip, verify).")
 @click.option("--dry-run", is_flag=True, help="Measure and show what would happen; change nothing.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before flipping flags.")
 @click.option("--force", is_flag=True, help="Advance even though checks fail (needs --reason; audited).")
@@ -157,7 +157,7 @@ def plan(cli: Cli, check: bool) -> None:
 def advance(
     cli: Cli, dry_run: bool, yes: bool, force: bool, reason: str | None, confirms: tuple[str, ...]
 ) -> None:
-    """Preflight, flip flags, verify, record; roll back by itself if verify fails."""
+    """Enter the next stage: preflight, flip flags, verify (rolls back by itself on failure)."""
     from runbook.commands.advance import advance as run
 
     if force and not reason:
@@ -168,7 +168,7 @@ def advance(
     )
 
 
-@main.command()
+@main.command(short_help="Roll back now; report work left behind.")
 @click.option(
     "--to", "to_stage", default=None, help="Stage to roll back to (default: the stage's rollback_to)."
 )
@@ -177,33 +177,33 @@ def advance(
 @click.option("-y", "--yes", is_flag=True, help="Accepted for symmetry; rollback never asks.")
 @pass_cli
 def rollback(cli: Cli, to_stage: str | None, reason: str | None, force: bool, yes: bool) -> None:
-    """Flip flags back now; report work left behind."""
+    """Roll back now (flags first); report work left in pg-boss."""
     from runbook.commands.rollback import rollback as run
 
     cli.run(lambda: run(cli.session(), to=to_stage, reason=reason, force=force))
 
 
-@main.command()
+@main.command(short_help="Stage, flags (drift), soak, latest values.")
 @pass_cli
 def status(cli: Cli) -> None:
-    """Stage, desired vs actual flags, soak progress, latest measurements."""
+    """Show stage, desired vs actual flags (drift), soak, latest values."""
     from runbook.commands.status import status as run
 
     cli.run(lambda: run(cli.session()))
 
 
-@main.command()
+@main.command(short_help="The audit log, with the measurements.")
 @click.option("-n", "--limit", default=50, show_default=True, help="How many events.")
 @click.option("--operation", default=None, help="Only events of this operation (advance, rollback, ...).")
 @pass_cli
 def history(cli: Cli, limit: int, operation: str | None) -> None:
-    """The audit log: every transition with who, why and the measurements behind it."""
+    """Show the audit log: who did what, why, and the measurements behind it."""
     from runbook.commands.history import history as run
 
     cli.run(lambda: run(cli.session(), limit=limit, operation=operation))
 
 
-@main.command()
+@main.command(short_help="Release a lock whose holder is gone.")
 @click.option("--reason", default=None, help="Why; recorded in the history.")
 @pass_cli
 def unlock(cli: Cli, reason: str | None) -> None:
@@ -213,7 +213,7 @@ def unlock(cli: Cli, reason: str | None) -> None:
     cli.run(lambda: run(cli.session(), reason=reason))
 
 
-@main.command()
+@main.command(short_help="CI gate: monitors + next preflight, once.")
 @click.option("--rollback-on-failure", is_flag=True, help="Roll back when a monitor breaches its limits.")
 @click.option("--junit", default=None, metavar="FILE", help="Write JUnit XML (one test case per check).")
 @click.option(
@@ -221,13 +221,13 @@ def unlock(cli: Cli, reason: str | None) -> None:
 )
 @pass_cli
 def gate(cli: Cli, rollback_on_failure: bool, junit: str | None, summary: str | None) -> None:
-    """Run the current monitors and the next preflight once; exit non-zero on failure (CI)."""
+    """CI gate: run the monitors and next preflight once; exit 1 on failure."""
     from runbook.commands.gate import gate as run
 
     cli.run(lambda: run(cli.session(), rollback_on_failure=rollback_on_failure, junit=junit, summary=summary))
 
 
-@main.command()
+@main.command(short_help="Sample monitors; roll back on breach.")
 @click.option("--interval", default=None, help="Sampling interval (default: the stage's, else 60s).")
 @click.option(
     "--auto-advance", is_flag=True, help="Advance by itself when soak, monitors and preflight allow."
@@ -240,7 +240,7 @@ def gate(cli: Cli, rollback_on_failure: bool, junit: str | None, summary: str | 
 def watch(
     cli: Cli, interval: str | None, auto_advance: bool, max_samples: int | None, wait_for_lease: bool
 ) -> None:
-    """Sample monitors every interval, roll back on breach, optionally auto-advance. Stops on SIGTERM."""
+    """Watch the stage: sample, roll back on breach, optionally auto-advance."""
     from runbook.commands.watch import watch as run
     from runbook.units import parse_duration, time_scale
     from runbook.watchview import WatchPrinter, stop_on_signals
@@ -266,13 +266,13 @@ def watch(
     )
 
 
-@main.command()
+@main.command(short_help="Write the HTML report.")
 @click.option(
     "--out", "path", default="runbook-report.html", show_default=True, help="The HTML file to write."
 )
 @pass_cli
 def report(cli: Cli, path: str) -> None:
-    """Write an HTML report: stage timeline, every decision, charts of the monitored values."""
+    """Write an HTML report: timeline, decisions, charts of monitored values."""
     from runbook.commands.report import report as run
 
     cli.run(lambda: run(cli.session(), path=path))
