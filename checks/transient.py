@@ -1,9 +1,9 @@
 """Retry named transient errors, inside the time budget of the check being run.
 
-Only these are retried (bounded attempts, exponential backoff): connection refused or reset, PostgreSQL
-serialization failures and lock-not-available, httpx connect/read errors and HTTP 5xx answers (raised by
-the http kinds as `ServerError`). Everything else fails at once: retrying a wrong query or a 404 only
-hides it.
+Only these are retried (bounded attempts, exponential backoff): connection refused or reset (also a
+PostgreSQL connection that was closed or terminated), serialization failures and lock-not-available, httpx
+connect/read errors, and HTTP 5xx answers (raised by the http kinds as `ServerError`). Everything else
+fails at once: retrying a wrong query or a 404 only hides it.
 
 The runner (`runbook.checkrun`) opens a `scope` for each check, so kinds can read the check's name (for
 its stored samples) and how much of its timeout is left (for their own HTTP, SQL and process timeouts).
@@ -27,6 +27,14 @@ from runbook.errors import UnreachableError
 __all__ = ["Scope", "ServerError", "budget", "current", "is_transient", "retry", "scope"]
 
 T = TypeVar("T")
+_CONNECTION_LOST = (
+    "connection refused",
+    "connection reset",
+    "server closed the connection",
+    "terminating connection",
+    "the connection is lost",
+    "consuming input failed",
+)
 DEFAULT_TIMEOUT = 10.0
 ATTEMPTS = 3
 
@@ -83,6 +91,9 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, psycopg.errors.SerializationFailure | psycopg.errors.LockNotAvailable):
         return True
+    if isinstance(exc, psycopg.OperationalError):  # the connection went away (reset, server restarted)
+        text = str(exc).lower()
+        return any(m in text for m in _CONNECTION_LOST)
     return isinstance(exc, UnreachableError) and "connection refused" in exc.message
 
 

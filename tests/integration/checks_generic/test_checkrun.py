@@ -7,6 +7,8 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 
+import psycopg
+
 from runbook.checkrun import EngineContext, run_check, run_checks
 from runbook.checks.base import Sample, Verdict
 from runbook.model import CheckSpec, Limits
@@ -97,3 +99,15 @@ def test_measured_at_duration_and_limits_untouched(make_ctx: ContextFactory) -> 
     assert (m.verdict, m.measured_at, m.kind) == (Verdict.PASS, at, "command")
     assert m.duration_ms > 0
     assert m.to_json()["check"] == "ok"
+
+
+def test_a_terminated_connection_is_replaced_and_the_check_retried(
+    pg_url: str, make_ctx: ContextFactory
+) -> None:
+    ctx = make_ctx(db_url=pg_url)
+    before = run_check(spec("sql", query="SELECT pg_backend_pid()"), ctx).value
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (before,))
+    after = run_check(spec("sql", query="SELECT pg_backend_pid()"), ctx)
+    assert after.verdict is Verdict.PASS, after.explanation
+    assert after.value != before
