@@ -7,6 +7,8 @@ from datetime import datetime
 
 import psycopg
 
+from runbook.db import connect
+from runbook.demo import ledger_summary, wait_until_settled
 from tests.e2e.conftest import AppFactory
 
 
@@ -53,3 +55,17 @@ def test_flags_by_polling_with_a_table_created_after_start(make_app: AppFactory,
     assert flags["values"]["PGBOSS_ENABLED"] == {"value": "true", "origin": "table"}
     assert flags["values"]["PGBOSS_FOR_NEW_EVALS"]["origin"] == "env"  # a NULL row falls back to the env
     assert app.create_evaluation("e", "a")["routedTo"] == "pgboss"
+
+
+def test_workers_off_builds_a_backlog_that_drains_after_restart(make_app: AppFactory, pg_url: str) -> None:
+    app = make_app("10", WORKERS="0", PGBOSS_ENABLED="true")
+    health = app.health()
+    assert health["legacyWorker"]["running"] is False and health["pgboss"]["workers"] == 0
+    assert app.import_article("https://example.com/q")["routedTo"] == "pgboss"
+    assert app.create_evaluation("e", "a")["routedTo"] == "legacy"
+    with connect(pg_url) as conn:
+        assert ledger_summary(conn)["lost"] == 2  # nothing can process them
+    app.restart({"WORKERS": None})
+    assert app.health()["pgboss"]["workers"] == 15
+    summary = wait_until_settled(pg_url, expect_created=2, timeout=30)
+    assert summary["exactly_once"] is True and summary["processed_by"] == {"pgboss": 1, "legacy": 1}

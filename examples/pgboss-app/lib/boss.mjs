@@ -73,7 +73,13 @@ export class Boss {
   }
 
   evaluationOptions () {
-    return { priority: 5, retryLimit: 3, retryDelay: this.config.evalRetryDelay, retryBackoff: true, expireInSeconds: 3600 }
+    return {
+      priority: 5,
+      retryLimit: 3,
+      retryDelay: this.config.evalRetryDelay,
+      retryBackoff: true,
+      expireInSeconds: this.config.evalExpireSeconds
+    }
   }
 
   async send (name, data) {

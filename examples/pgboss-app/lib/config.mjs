@@ -87,6 +87,7 @@ export function readConfig () {
     legacyStaleSeconds: envNumber('LEGACY_STALE_SECONDS', 1800),
     workPollSeconds: envNumber('WORK_POLL_SECONDS', fast ? 0.5 : 1),
     evalRetryDelay: envNumber('EVAL_RETRY_DELAY', fast ? 1 : 30),
+    evalExpireSeconds: envNumber('EVAL_EXPIRE_SECONDS', 3600),
     jobMs: envNumber('JOB_MS', 20)
   }
 }
