@@ -162,8 +162,10 @@ def closed_port_url() -> str:
 class NodeWorker:
     """A node process with `work()` running; killed with SIGKILL (a crash) or at the end of the test."""
 
-    def __init__(self, node: Node, folder: Path, url: str, queue: str) -> None:
+    def __init__(self, node: Node, folder: Path, url: str, queue: str, *, fast_monitor: bool = False) -> None:
         env = {**node.env(), "DATABASE_URL": url, "PGBOSS_SCHEMA": "pgboss"}
+        if fast_monitor:
+            env["FAST_MONITOR"] = "1"
         self.proc = subprocess.Popen(
             [str(node.node), "scenario.mjs", "worker", queue],
             cwd=folder,

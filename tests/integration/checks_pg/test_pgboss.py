@@ -137,6 +137,27 @@ def test_cached_counters_used_while_fresh_and_live_count_when_stale(
     assert (forced.value, forced.inputs["source"]) == (42, "cached")
 
 
+@pytest.mark.parametrize("major", ["11", "12"])
+def test_cached_counters_written_by_a_real_supervisor(
+    major: str, templates: dict[str, Template], copy_db: Any, node: Any, pgboss_dirs: Any
+) -> None:
+    url = copy_db(templates[major])
+    worker = NodeWorker(node, pgboss_dirs[major], url, "q-work", fast_monitor=True)  # monitors every second
+    try:
+        m = poll(
+            lambda: pb(url, metric="backlog", queue="q-backlog"), lambda m: m.inputs["source"] == "cached"
+        )
+        deferred = pb(url, metric="backlog", queue="q-backlog", state="deferred")
+        ready = pb(url, metric="backlog", queue="q-backlog", state="ready")
+    finally:
+        worker.kill()
+    assert (m.value, m.inputs["source"], m.inputs["cache_column"]) == (5, "cached", "queue.queued_count")
+    assert 0 <= m.inputs["cache_age"] < 120
+    assert (deferred.value, deferred.inputs["source"]) == (2, "cached")
+    # ready_count is cached from schema 32 (12.21); 11's layout has none, so ready is counted live.
+    assert ready.value == 3 and ready.inputs["source"] == ("cached" if major == "12" else "live")
+
+
 def test_oldest_ready_age(db: tuple[str, Template]) -> None:
     url, t = db
     # Simulated: the first ready job was created and became ready 10 minutes ago.
