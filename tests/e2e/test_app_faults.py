@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import psycopg
 import pytest
 
 from runbook.demo import ExampleApp, wait_until_settled
@@ -75,3 +76,21 @@ def test_legacy_failures_retry_as_new_rows_and_slow_jobs(make_app: AppFactory, p
            FROM "Job" WHERE "type" = 'import-article' AND status = 'COMPLETED'""",
     )
     assert duration >= 1 and seconds >= 1.2
+
+
+def test_sweep_fails_stale_running_legacy_rows(make_app: AppFactory, pg_url: str) -> None:
+    set_flags(pg_url, {"LEGACY_PAUSED": "true"})
+    app = make_app("12", LEGACY_STALE_SECONDS="2")
+    job = app.create_evaluation("stuck", "agent")
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as if a worker claimed it and then died
+        conn.execute(
+            """UPDATE "Job" SET status = 'RUNNING', attempts = 1,
+                 "startedAt" = (now() AT TIME ZONE 'UTC') - interval '1 hour' WHERE id = %s""",
+            (job["jobId"],),
+        )
+    summary = wait_until_settled(pg_url, expect_created=1, timeout=20)
+    assert summary["failed"] == 1 and summary["failed_attempts"] == 1
+    swept = 'SELECT status::text, error, "completedAt" IS NOT NULL FROM "Job" WHERE id = %s'
+    ((status, error, completed),) = query(pg_url, swept, (job["jobId"],))
+    assert (status, completed) == ("FAILED", True) and error.startswith("stale:")
+    assert query(pg_url, 'SELECT count(*) FROM "Job"') == [(1,)]  # the sweep never retries

@@ -50,7 +50,8 @@ export class LegacyWorker {
   start () {
     this.running = true
     for (let i = 0; i < this.config.legacyConcurrency; i++) this.loops.push(this._loop())
-    this._sweeper = setInterval(() => { this.sweep().catch((e) => this.log(`legacy sweep: ${e.message}`)) }, 30000)
+    const every = Math.max(200, Math.min(30000, this.config.legacyStaleSeconds * 500))
+    this._sweeper = setInterval(() => { this.sweep().catch((e) => this.log(`legacy sweep: ${e.message}`)) }, every)
     this._sweeper.unref()
     this.log(`legacy worker started (${this.config.legacyConcurrency} loops, poll ${this.config.legacyPollMs} ms)`)
   }
@@ -141,14 +142,25 @@ export class LegacyWorker {
     })
   }
 
-  /** Fail RUNNING rows whose worker is presumably gone (started longer than LEGACY_STALE_SECONDS ago). */
+  /** Fail RUNNING rows whose worker is presumably gone (started longer than LEGACY_STALE_SECONDS ago), as
+   * the real sweep does: no retry row. The ledger records the job as given up. */
   async sweep () {
-    await this.pool.query(
-      `UPDATE "Job" SET "status" = 'FAILED', "error" = 'stale: RUNNING too long, worker presumed crashed',
-         "completedAt" = ${NOW}, "updatedAt" = ${NOW}
-       WHERE "status" = 'RUNNING' AND "startedAt" < ${NOW} - make_interval(secs => $1)`,
-      [this.config.legacyStaleSeconds]
-    )
+    const error = 'stale: RUNNING too long, worker presumed crashed'
+    await inTransaction(this.pool, async (client) => {
+      const { rows } = await client.query(
+        `UPDATE "Job" SET "status" = 'FAILED', "error" = $2, "completedAt" = ${NOW}, "updatedAt" = ${NOW}
+         WHERE "status" = 'RUNNING' AND "startedAt" < ${NOW} - make_interval(secs => $1)
+         RETURNING coalesce("originalJobId", "id") AS root`,
+        [this.config.legacyStaleSeconds, error]
+      )
+      if (!rows.length) return
+      this.log(`legacy sweep failed ${rows.length} stale RUNNING row(s)`)
+      await client.query(
+        `UPDATE public.ledger SET failed_attempts = failed_attempts + 1, last_error = $2, gave_up = true
+         WHERE job_id = ANY($1::text[])`,
+        [rows.map((r) => r.root), error]
+      )
+    })
   }
 
   async counts () {
