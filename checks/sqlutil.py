@@ -105,7 +105,8 @@ def explain_error(exc: BaseException, session: Session | None) -> tuple[str, str
         return (
             f"query on {table} was cancelled by statement_timeout "
             "(a long scan, or a lock held by another session)",
-            hint or "raise settings.database.statement_timeout or shorten the window",
+            hint
+            or "raise settings.database.statement_timeout, or find the session holding a lock (pg_locks)",
         )
     if isinstance(exc, pgerrors.InsufficientPrivilege):
         return (

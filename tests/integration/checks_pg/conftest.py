@@ -55,9 +55,11 @@ def pgboss_dirs(node: Node, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     return out
 
 
-def run_node(node: Node, folder: Path, url: str, *args: str, timeout: float = 120) -> str:
+def run_node(
+    node: Node, folder: Path, url: str, *args: str, timeout: float = 120, schema: str = "pgboss"
+) -> str:
     """Run the scenario script; its stdout (raises with stderr on failure)."""
-    env = {**node.env(), "DATABASE_URL": url, "PGBOSS_SCHEMA": "pgboss"}
+    env = {**node.env(), "DATABASE_URL": url, "PGBOSS_SCHEMA": schema}
     proc = subprocess.run(
         [str(node.node), "scenario.mjs", *args],
         cwd=folder,

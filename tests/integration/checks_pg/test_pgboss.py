@@ -26,6 +26,7 @@ from tests.integration.checks_pg.conftest import (
     execute,
     measure,
     poll,
+    run_node,
 )
 
 pytestmark = pytest.mark.pgboss
@@ -345,6 +346,17 @@ def test_live_workers_proxies_before_the_registry(
     dead = pb(url, metric="live_workers")
     assert (dead.verdict, dead.value) == (Verdict.FAIL, 0)
     assert "version.cron_on 3600s ago" in dead.explanation
+
+
+def test_custom_schema_from_settings_or_params(pg_url: str, node: Any, pgboss_dirs: Any) -> None:
+    run_node(node, pgboss_dirs["12"], pg_url, "outcomes", schema="app_jobs")
+    direct = pb(pg_url, metric="error_rate", queue="q-main", schema="app_jobs")
+    assert direct.value == pytest.approx(2 / 6) and direct.inputs["schema"] == "app_jobs"
+    settings = measure(
+        "pgboss", PgBossParams(metric="throughput", queue="q-main"), pg_url, pgboss_schema="app_jobs"
+    )
+    assert settings.value == 4
+    assert pb(pg_url, metric="installed").explanation.startswith('pg-boss schema "pgboss" not installed')
 
 
 # --- failure modes ---------------------------------------------------------------------------------
