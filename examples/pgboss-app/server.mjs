@@ -123,6 +123,10 @@ async function main () {
     } catch {}
     process.exit(0)
   }
+  if (process.env.EXIT_WITH_PARENT === '1') { // a controller that dies without stopping us leaves no orphan
+    const parent = process.ppid
+    setInterval(() => { if (process.ppid !== parent) shutdown('parent process gone') }, 1000).unref()
+  }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
   process.on('SIGHUP', () => {

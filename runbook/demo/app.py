@@ -125,6 +125,7 @@ class ExampleApp(AppClient):
             PORT=str(self.port),
             HOST="127.0.0.1",
             PID_FILE=str(self.pid_file),
+            EXIT_WITH_PARENT="1",
         )
         if self.fast:
             env["FAST"] = "1"

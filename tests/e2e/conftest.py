@@ -16,6 +16,7 @@ from runbook.errors import ConfigError
 from runbook.toolchain import ensure_pgboss, find_node
 
 MAJORS = ("10", "12")
+REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 

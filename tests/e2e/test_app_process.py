@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from runbook.demo import wait_until_settled
 from runbook.errors import UnreachableError
-from tests.e2e.conftest import AppFactory, set_flags
+from tests.e2e.conftest import REPO, AppFactory, set_flags
 
 MB = 1024 * 1024
 
@@ -72,3 +75,37 @@ def test_env_flag_source_switches_by_restart(make_app: AppFactory, pg_url: str, 
     summary = wait_until_settled(pg_url, expect_created=3, timeout=30)
     assert summary["exactly_once"] is True
     assert summary["processed_by"] == {"legacy": 2, "pgboss": 1}
+
+
+ORPHAN = """
+import os, signal, sys
+from runbook.demo import ExampleApp
+app = ExampleApp(sys.argv[1], "12", workdir=sys.argv[2]).start()
+print(app.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # the controller dies without stopping the app
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_app_exits_when_its_controller_dies(pg_url: str, tmp_path: Path, pgboss_dirs: object) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", ORPHAN, pg_url, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    pid = int(child.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while not _gone(pid):
+        assert time.monotonic() < deadline, f"example app {pid} outlived its controller"
+        time.sleep(0.1)
+    log = (tmp_path / "app.log").read_text()
+    assert "parent process gone: stopping" in log, log
