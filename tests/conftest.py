@@ -16,7 +16,7 @@ from psycopg import sql
 
 from runbook.embedded import EmbeddedPostgres
 
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="runbook-xdg-"))
 REPO = Path(__file__).resolve().parent.parent
 
 
