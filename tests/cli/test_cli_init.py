@@ -1,0 +1,85 @@
+"""`migrate init`, `validate` and `schema` through the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cli.conftest import Outcome
+from tests.conftest import REPO
+
+Migrate = Callable[..., Outcome]
+
+
+@pytest.fixture
+def empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNBOOK_FILE", raising=False)
+    return tmp_path
+
+
+def test_init_writes_the_shipped_runbook_and_a_safe_flags_file(empty: Path, migrate: Migrate) -> None:
+    r = migrate("init")
+    assert r.code == 0, r.text
+    assert r.out.splitlines()[:2] == ["wrote stages.yaml", "wrote .env.flags"]
+    assert (empty / "stages.yaml").read_text() == (REPO / "stages.yaml").read_text()
+    flags = [ln for ln in (empty / ".env.flags").read_text().splitlines() if not ln.startswith("#")]
+    assert flags == ["PGBOSS_ENABLED=false", "PGBOSS_FOR_NEW_EVALS=false", "PGBOSS_FOR_ALL_JOBS=false"]
+    again = migrate("init")
+    assert again.code == 0
+    assert "kept  stages.yaml (exists; --force overwrites)" in again.out
+    v = migrate("validate")
+    assert v.code == 0, v.text
+    assert v.out.startswith("stages.yaml: valid (6 stages, 3 flags, ")
+
+
+def test_init_with_a_github_pipeline(empty: Path, migrate: Migrate) -> None:
+    r = migrate("init", "--ci", "github")
+    assert r.code == 0, r.text
+    wf = yaml.safe_load((empty / ".github/workflows/runbook.yml").read_text())
+    jobs = wf["jobs"]
+    assert any("migrate gate" in str(job) for job in jobs.values())
+    on = wf.get("on", wf.get(True))
+    assert "schedule" in on and "workflow_dispatch" in on
+    assert "secrets.DATABASE_URL" in (empty / ".github/workflows/runbook.yml").read_text()
+
+
+def test_validate_markdown_and_json(empty: Path, migrate: Migrate) -> None:
+    assert migrate("init").code == 0
+    md = migrate("-o", "markdown", "validate")
+    assert md.code == 0 and "| 5 | `retired` Legacy system retired |" in md.out
+    data = json.loads(migrate("-o", "json", "validate").out)
+    assert [s["id"] for s in data["stages"]] == [
+        "legacy",
+        "increment-1",
+        "increment-2",
+        "increment-3",
+        "increment-4",
+        "retired",
+    ]
+    assert data["stages"][5]["irreversible"] is True
+
+
+def test_schema_is_json_with_every_kind(empty: Path, migrate: Migrate) -> None:
+    r = migrate("schema")
+    assert r.code == 0
+    schema = json.loads(r.out)
+    assert schema["$schema"].endswith("2020-12/schema")
+    text = json.dumps(schema)
+    for kind in (
+        "http",
+        "sql",
+        "command",
+        "pgboss",
+        "legacy",
+        "memory",
+        "uptime",
+        "compare",
+        "work",
+        "prometheus",
+    ):
+        assert f'"{kind}"' in text, kind
