@@ -9,7 +9,7 @@ import psycopg
 
 from runbook.db import connect
 from runbook.demo import ledger_summary, wait_until_settled
-from tests.e2e.conftest import AppFactory
+from tests.e2e.conftest import AppFactory, set_flags
 
 
 def test_health_shape_and_validation(make_app: AppFactory) -> None:
@@ -69,3 +69,17 @@ def test_workers_off_builds_a_backlog_that_drains_after_restart(make_app: AppFac
     assert app.health()["pgboss"]["workers"] == 15
     summary = wait_until_settled(pg_url, expect_created=2, timeout=30)
     assert summary["exactly_once"] is True and summary["processed_by"] == {"pgboss": 1, "legacy": 1}
+
+
+def test_flags_listener_reconnects_after_its_connection_is_killed(make_app: AppFactory, pg_url: str) -> None:
+    app = make_app("12", FLAGS_POLL_MS="60000")  # no poll: only LISTEN (and its reconnect) can switch flags
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'pgboss-app:flags' AND datname = current_database()"
+        ).fetchone()
+    assert killed == (1,)
+    set_flags(pg_url, {"PGBOSS_ENABLED": "true"})  # may land before the listener is back: it re-reads then
+    app.wait_for_flags({"PGBOSS_ENABLED": True}, timeout=10)
+    assert "LISTEN connection lost" in app.log_tail()
+    assert app.call("GET", "/api/flags")["listening"] is True
