@@ -75,7 +75,8 @@ def advance(
         faultpoints.pause("advance:locked")
         from runbook.commands.reconcile import reconcile_pending
 
-        reconcile_pending(session)
+        if not dry_run:  # a dry run changes nothing, not even a repair
+            reconcile_pending(session)
         cur = engine.ensure_recorded(session) if not dry_run else engine.current(session)
         nxt = rb.next_stage(cur.stage.id)
         if nxt is None:
