@@ -58,6 +58,8 @@ def gate(
     cur = engine.current(session)
     nxt = rb.next_stage(cur.stage.id)
     rnd = monitoring.sample(session, cur)
+    if cur.recorded and rnd.stored:
+        session.store().prune_samples(rb.name, rb.settings.state.sample_retention)
     preflight = engine.measure(session, nxt.preflight, nxt.id, session.clock()) if nxt else []
     result = GateResult(rb.name, cur.stage.id, nxt.id if nxt else None, rnd.measurements, preflight)
     result.breaches = [
