@@ -16,16 +16,18 @@ from runbook.errors import ConfigError
 from runbook.toolchain import ensure_pgboss, find_node
 
 MAJORS = ("10", "12")
+ALL_MAJORS = ("10", "11", "12")
+"""pg-boss lines: 10.4.2 (v10 layout), 12.5.0 (v11 layout, toolchain line "11"), the current 12.x."""
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
 def pgboss_dirs() -> dict[str, Path]:
-    """pg-boss 10 and 12 installed once (skips when no Node.js or no npm registry can be had)."""
+    """pg-boss 10, 11 (12.5.0) and 12 installed once (skips when no Node.js or npm registry can be had)."""
     try:
         node = find_node()
-        return {major: ensure_pgboss(major, node) for major in MAJORS}
+        return {major: ensure_pgboss(major, node) for major in ALL_MAJORS}
     except ConfigError as exc:
         pytest.skip(f"example app unavailable: {exc}")
 
