@@ -3,6 +3,7 @@ comes and when the flag table appears only after the app started."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import psycopg
@@ -83,3 +84,13 @@ def test_flags_listener_reconnects_after_its_connection_is_killed(make_app: AppF
     app.wait_for_flags({"PGBOSS_ENABLED": True}, timeout=10)
     assert "LISTEN connection lost" in app.log_tail()
     assert app.call("GET", "/api/flags")["listening"] is True
+
+
+def test_concurrent_requests_with_one_key_create_one_job(make_app: AppFactory, pg_url: str) -> None:
+    app = make_app("12")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: app.import_article("https://example.com/k", key="k1"), range(8)))
+    assert [a["duplicate"] for a in answers].count(False) == 1
+    assert len({a["jobId"] for a in answers}) == 1 and {a["routedTo"] for a in answers} == {"legacy"}
+    summary = wait_until_settled(pg_url, expect_created=1, timeout=30)
+    assert summary["created"] == 1 and summary["exactly_once"] is True

@@ -24,9 +24,20 @@ export class Manager {
   /** Create one job; an already-used idempotency key returns the original job with duplicate: true. */
   async create (type, payload, key = randomUUID()) {
     const existing = await findByKey(this.pool, key)
-    if (existing) {
-      return { jobId: existing.job_id, key, type: existing.type, routedTo: existing.routed_to, duplicate: true }
+    if (existing) return this._duplicate(existing)
+    try {
+      return await this._create(type, payload, key)
+    } catch (err) {
+      if (err.code !== '23505') throw err // unique_violation: the same key raced in concurrently
+      return this._duplicate(await findByKey(this.pool, key))
     }
+  }
+
+  _duplicate (row) {
+    return { jobId: row.job_id, key: row.key, type: row.type, routedTo: row.routed_to, duplicate: true }
+  }
+
+  async _create (type, payload, key) {
     let routedTo = this.route(type)
     if (routedTo === 'pgboss') {
       try {
