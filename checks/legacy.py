@@ -95,7 +95,7 @@ def measure(params: LegacyParams, ctx: CheckContext) -> Measurement:
 
 
 def stage_start(entered: dt.datetime | None) -> str:
-    """`2026-11-29 13:00:00Z` for explanations."""
+    """Format a stage start for explanations (`2026-11-29 13:00:00Z`)."""
     return entered.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if entered else "never"
 
 

@@ -11,7 +11,7 @@ from psycopg import sql
 
 from runbook.checks.base import Measurement, Verdict
 from runbook.checks.legacy_table import LegacyTable
-from runbook.checks.sqlutil import Session, judge, num, seconds, thresholds, window_text
+from runbook.checks.sqlutil import Session, aware, judge, num, seconds, thresholds, window_text
 from runbook.units import format_duration
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def created_since(
             explanation="no stage entered yet: nothing to count since",
         )
     table.guard_scan("created", active_only=False, limit=p.scan_limit_rows, allow=p.allow_scan)
-    cond = (sql.SQL("{} >= {}").format(table.col("created"), table.instant("created")), [entered])
+    cond = (sql.SQL("{} >= {}").format(table.col("created"), table.instant("created")), [aware(entered)])
     q = Query().add(sql.SQL("SELECT count(*) FROM {}").format(table.ident)).where(table, cond)
     value = int(q.run(s, table, f"create the index: {table.index_statement('created')}")[0][0])
     since = entered.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
@@ -159,7 +159,7 @@ def _window(
     start = sql.SQL("greatest({} - %s * interval '1 second', {})").format(
         table.now("completed"), table.instant("completed")
     )
-    return sql.SQL("{} >= {}").format(table.col("completed"), start), [p.window, since]
+    return sql.SQL("{} >= {}").format(table.col("completed"), start), [p.window, aware(since)]
 
 
 def _too_few(n: int, what: str, p: LegacyParams, value: Any) -> Measurement:

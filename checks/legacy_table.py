@@ -63,17 +63,17 @@ class LegacyTable:
         return f'"{self.settings.schema}"."{self.settings.table}"'
 
     def col(self, role: str) -> sql.Identifier:
-        """The quoted column playing `role` (status, created, started, completed, type, id)."""
+        """Quote the column playing `role` (status, created, started, completed, type, id)."""
         name = getattr(self.settings, SETTING_OF[role])
         assert name, role
         return sql.Identifier(name)
 
     def values(self, *groups: str) -> list[str]:
-        """Status values of the groups, in mapping order."""
+        """List the status values of the groups, in mapping order."""
         return [v for g in groups for v in getattr(self.settings, g)]
 
     def status_in(self, *groups: str) -> tuple[sql.Composable, list[str]]:
-        """`"status" IN (%s, ...)` for the groups' values, and those values as parameters."""
+        """Compose `"status" IN (%s, ...)` for the groups' values, with and those values as parameters."""
         values = self.values(*groups)
         if not values:
             return sql.SQL("false"), []
@@ -81,7 +81,7 @@ class LegacyTable:
         return sql.SQL("{} IN ({})").format(self.col("status"), marks), values
 
     def row_filter(self) -> tuple[sql.Composable, list[Any]]:
-        """The rows of this migration: type column value and the SQL filters (settings, then params)."""
+        """Select the rows of this migration: type value and the SQL filters (settings, params)."""
         parts: list[sql.Composable] = []
         params: list[Any] = []
         if self.type_value is not None:
@@ -96,7 +96,7 @@ class LegacyTable:
         return sql.SQL(" AND ").join(parts), params
 
     def now(self, role: str) -> sql.Composable:
-        """`now()` in the column's terms: UTC wall time for a timestamp-without-time-zone column in UTC."""
+        """Express `now()` in the column's terms (UTC wall time for a UTC timestamp-without-time-zone)."""
         if self.columns[getattr(self.settings, SETTING_OF[role])].with_time_zone:
             return sql.SQL("now()")
         return (
@@ -106,7 +106,7 @@ class LegacyTable:
         )
 
     def instant(self, role: str) -> sql.Composable:
-        """A timestamptz parameter (`%s`) converted to the column's terms."""
+        """Convert a timestamptz parameter (`%s`) to the column's terms."""
         if self.columns[getattr(self.settings, SETTING_OF[role])].with_time_zone:
             return sql.SQL("%s::timestamptz")
         if self.settings.timestamps_utc:
@@ -114,12 +114,12 @@ class LegacyTable:
         return sql.SQL("%s::timestamptz::timestamp")
 
     def has_index(self, role: str, *, partial_ok: bool) -> bool:
-        """Whether a valid index leads with the role's column (a partial one only when `partial_ok`)."""
+        """Tell whether a valid index leads with the role's column (a partial one only when `partial_ok`)."""
         name = getattr(self.settings, SETTING_OF[role])
         return any(i.first_column == name and (partial_ok or not i.partial) for i in self.indexes)
 
     def index_statement(self, role: str, *, active_only: bool = False) -> str:
-        """The index to create so the role's filter does not scan the table."""
+        """Suggest the index to create so the role's filter does not scan the table."""
         name = getattr(self.settings, SETTING_OF[role])
         suffix = "active_idx" if role == "status" and active_only else "idx"
         idx = f'"{self.settings.table}_{name}_{suffix}"'

@@ -54,7 +54,9 @@ class PgBossParams:
     window: Duration = doc("error_rate, run_time, wait_time, throughput: look back this far", 3600.0)
     since_stage: bool = doc("windowed metrics: never look back before the stage was entered", False)
     min_jobs: int = doc(
-        "error_rate, run_time, wait_time: fewer jobs than this in the window is inconclusive", 1
+        "error_rate, run_time, wait_time, throughput: fewer finished (wait_time: started) jobs than this in "
+        "the window is inconclusive, never a pass",
+        1,
     )
     max: float | None = doc("fail above this (stuck_active: default 0)", None)
     min: float | None = doc(
@@ -138,7 +140,7 @@ def _measure(session: Session, params: PgBossParams, schema: str, since: dt.date
 
 
 def queued_per_queue(conn: psycopg.Connection[Any], schema: str = "pgboss") -> list[dict[str, Any]]:
-    """Work left in pg-boss: each app queue with queued or active jobs and its live counts
+    """List the work left in pg-boss: each app queue with queued or active jobs and its live counts
     (`queue`, `queued`, `ready`, `deferred`, `active`). [] when pg-boss is not installed."""
     session = Session(conn)
     try:

@@ -51,11 +51,11 @@ class Layout:
     queue_columns: frozenset[str]
 
     def table(self, name: str) -> sql.Identifier:
-        """The quoted `schema.table` identifier."""
+        """Quote `schema.table` as an identifier."""
         return sql.Identifier(self.schema, name)
 
     def qualified(self, name: str) -> str:
-        """`pgboss.job` for messages."""
+        """Name `schema.table` for messages (`pgboss.job`)."""
         return f"{self.schema}.{name}"
 
     @property
@@ -87,19 +87,19 @@ class Layout:
         return {"heartbeat_on", "heartbeat_seconds"} <= self.job_columns
 
     def cached_counter(self, state: str) -> str | None:
-        """The `queue` column caching the count of `state` jobs, if this layout has one (with monitor_on)."""
+        """Name the `queue` column caching the count of `state` jobs, if any (stamped by monitor_on)."""
         column = CACHED_COUNTERS.get(state)
         if column and column in self.queue_columns and "monitor_on" in self.queue_columns:
             return column
         return None
 
     def describe(self) -> dict[str, Any]:
-        """The layout facts recorded in a measurement's inputs."""
+        """Describe the layout for a measurement's inputs."""
         return {"schema": self.schema, "schema_version": self.version, "layout": self.name}
 
 
 def detect(session: Session, schema: str) -> Layout:
-    """The layout of pg-boss schema `schema`. Raises NotInstalledError or MeasureError (unsupported)."""
+    """Detect the layout of pg-boss schema `schema`; NotInstalledError, or MeasureError if unsupported."""
     rows = session.rows(
         sql.SQL(
             "SELECT c.relname, a.attname FROM pg_catalog.pg_class c"

@@ -29,7 +29,7 @@ MetricFn = Callable[[Session, Layout, "PgBossParams", QueueInfo, dt.datetime | N
 
 
 def missing_queue(queue: str) -> str:
-    """The message for a queue that was never created, naming the fix."""
+    """Explain a queue that was never created, naming the fix."""
     return (
         f"queue {queue} does not exist: the app must call `await boss.createQueue('{queue}')` before "
         "send()/work() (pg-boss 10 send() silently returns null without it; 11 and 12 throw)"
@@ -178,6 +178,8 @@ def throughput(
 ) -> Measurement:
     assert p.queue is not None
     f = finished(s, layout, p.queue, _window(p, since), p.percentile, hint=window_index_hint(layout, info))
+    if f["completed"] + f["failed"] < max(p.min_jobs, 1):
+        return _too_few(f["completed"] + f["failed"], "finished jobs", p, f["completed"])
     span = window_text(p.window, p.since_stage)
     what = f"{f['completed']} jobs completed in {p.queue} {span} ({f['failed']} failed)"
     return _result(f["completed"], what, p, unit="jobs", completed=f["completed"], failed=f["failed"])

@@ -10,7 +10,7 @@ from typing import Any
 from psycopg import sql
 
 from runbook.checks.pgboss_layout import Layout
-from runbook.checks.sqlutil import Session
+from runbook.checks.sqlutil import Session, aware
 
 INTERNAL_PREFIX = "__pgboss__"
 FINISHED = ("completed", "failed")
@@ -24,17 +24,17 @@ class Window:
     since: dt.datetime | None = None
 
     def start(self) -> sql.Composable:
-        """SQL for the window's start; uses parameters `window` and `since`."""
+        """Compose the window's start; uses parameters `window` and `since`."""
         if self.seconds is None:
             return sql.SQL("%(since)s::timestamptz")
         return sql.SQL("greatest(now() - %(window)s * interval '1 second', %(since)s::timestamptz)")
 
     def params(self) -> dict[str, Any]:
-        return {"window": self.seconds, "since": self.since}
+        return {"window": self.seconds, "since": aware(self.since)}
 
 
 def queue_row(session: Session, layout: Layout, queue: str) -> dict[str, Any] | None:
-    """The queue's row (settings, cached counters and their age in seconds), or None if it does not exist."""
+    """Read the queue's row (settings, cached counters, their age in seconds), or None if missing."""
     wanted = [
         "name",
         "table_name",
@@ -59,7 +59,7 @@ def queue_row(session: Session, layout: Layout, queue: str) -> dict[str, Any] | 
 
 
 def queue_names(session: Session, layout: Layout) -> list[str]:
-    """Names of the app's queues (internal `__pgboss__` queues skipped)."""
+    """List the app's queue names (internal `__pgboss__` queues skipped)."""
     rows = session.rows(
         sql.SQL("SELECT name FROM {} WHERE name NOT LIKE %s ORDER BY name").format(layout.table("queue")),
         (INTERNAL_PREFIX.replace("_", r"\_") + "%",),
@@ -69,7 +69,7 @@ def queue_names(session: Session, layout: Layout) -> list[str]:
 
 
 def live_counts(session: Session, layout: Layout, queue: str) -> dict[str, int]:
-    """Queued, ready, deferred and active jobs of `queue`, counted now."""
+    """Count the queued, ready, deferred and active jobs of `queue` now."""
     nb = layout.not_blocked
     query = sql.SQL(
         "SELECT count(*) FILTER (WHERE state < 'active'),"
@@ -83,7 +83,7 @@ def live_counts(session: Session, layout: Layout, queue: str) -> dict[str, int]:
 
 
 def oldest_ready(session: Session, layout: Layout, queue: str) -> tuple[float, int]:
-    """Age in seconds of the oldest ready job (0 when none) and how many jobs are ready."""
+    """Measure the age in seconds of the oldest ready job (0 when none) and how many jobs are ready."""
     query = sql.SQL(
         "SELECT coalesce(extract(epoch FROM now() - min(greatest(created_on, start_after))), 0)::float8,"
         " count(*)"
@@ -96,7 +96,7 @@ def oldest_ready(session: Session, layout: Layout, queue: str) -> tuple[float, i
 def _finished_source(
     layout: Layout, window: Window, time_column: str, states: tuple[str, ...]
 ) -> sql.Composable:
-    """Rows of `queue` in `states` whose `time_column` is in the window: job, plus archive on v10."""
+    """Select rows of `queue` in `states` whose `time_column` is in the window: job, plus archive on v10."""
     cols = sql.SQL("state, created_on, start_after, started_on, completed_on")
     where = sql.SQL("name = %(queue)s AND state = ANY(%(states)s) AND {col} >= {start}").format(
         col=sql.Identifier(time_column), start=window.start()
@@ -116,7 +116,7 @@ def finished(
     *,
     hint: str | None = None,
 ) -> dict[str, Any]:
-    """Completed and failed jobs finished in the window, and the run time percentile of the completed ones."""
+    """Count completed and failed jobs finished in the window; percentile of the completed ones' run time."""
     query = sql.SQL(
         "SELECT count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'failed'),"
         " percentile_cont(%(p)s) WITHIN GROUP (ORDER BY extract(epoch FROM completed_on - started_on))"
@@ -141,7 +141,7 @@ def waits(
     *,
     hint: str | None = None,
 ) -> tuple[int, float | None]:
-    """Jobs started in the window and the percentile of their wait (start minus when they became ready)."""
+    """Count jobs started in the window; percentile of their wait (start - when they became ready)."""
     query = sql.SQL(
         "SELECT count(*), percentile_cont(%(p)s) WITHIN GROUP"
         " (ORDER BY extract(epoch FROM started_on - greatest(created_on, start_after))) FROM ({source}) AS f"
@@ -152,7 +152,7 @@ def waits(
 
 
 def stuck(session: Session, layout: Layout, queue: str) -> tuple[int, int]:
-    """Active jobs past their expiry (or, on 12.x, past their own heartbeat), and all active jobs."""
+    """Count active jobs past their expiry (or, on 12.x, past their own heartbeat), and all active jobs."""
     late = sql.SQL("{expiry} < now()").format(expiry=layout.expiry)
     if layout.has_job_heartbeat:
         late = sql.SQL(
@@ -175,7 +175,7 @@ def _tables(layout: Layout) -> str:
 
 
 def window_index_hint(layout: Layout, queue_info: dict[str, Any] | None) -> str:
-    """The index that makes window queries cheap on this layout, as a statement to run."""
+    """Suggest the index that makes window queries cheap on this layout, as a statement to run."""
     if layout.has_archive:
         return (
             f"pg-boss 10's archive has no index on completed_on: CREATE INDEX CONCURRENTLY IF NOT EXISTS "
@@ -191,13 +191,13 @@ def window_index_hint(layout: Layout, queue_info: dict[str, Any] | None) -> str:
 
 
 def sql_name(name: str) -> str:
-    """An identifier as it must be written in SQL (quoted only when needed)."""
+    """Write an identifier as SQL needs it (quoted only when needed)."""
     plain = name.isidentifier() and name == name.lower() and name.isascii()
     return name if plain else '"' + name.replace('"', '""') + '"'
 
 
 def queued_per_queue(session: Session, layout: Layout) -> list[dict[str, Any]]:
-    """Live counts (queued, ready, deferred, active) of every app queue that has queued or active jobs."""
+    """Count live the queued, ready, deferred and active jobs of every app queue that has any."""
     out = []
     for name in queue_names(session, layout):
         counts = live_counts(session, layout, name)

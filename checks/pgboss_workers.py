@@ -26,7 +26,7 @@ class NoRegistryError(MeasureError):
 
 
 def instances(conn: psycopg.Connection[Any], schema: str = "pgboss") -> list[dict[str, Any]]:
-    """Rows of pg-boss 12's instance registry, oldest start first, each with a `live` flag.
+    """Read pg-boss 12's instance registry: oldest start first, each with a `live` flag.
 
     Keys: id (str), name, host, pid, version, application_name, heartbeat_seconds, workers (list of the
     instance's work() entries), queues (their queue names), metrics, crash_restarts, crash_restarts_since,
@@ -37,7 +37,7 @@ def instances(conn: psycopg.Connection[Any], schema: str = "pgboss") -> list[dic
 
 
 def registry(session: Session, schema: str) -> list[dict[str, Any]]:
-    """`instances()` on a traced session."""
+    """Read the registry as `instances()` does, on a traced session."""
     present = {
         r[0]
         for r in session.rows(
@@ -82,7 +82,7 @@ def registry(session: Session, schema: str) -> list[dict[str, Any]]:
 def live_from_registry(
     session: Session, layout: Layout, queue: str | None
 ) -> tuple[int, str, dict[str, Any]]:
-    """Live instances (working `queue` when given), a description, and inputs."""
+    """Count live instances (working `queue` when given); also a description and inputs."""
     rows = registry(session, layout.schema)
     if queue:
         rows = [r for r in rows if queue in r["queues"]]
@@ -109,7 +109,7 @@ def live_from_registry(
 def live_from_proxies(
     session: Session, layout: Layout, queue: str | None, max_staleness: float
 ) -> tuple[int, str, dict[str, Any]]:
-    """Proxy for live workers where no registry exists: pg-boss connections, or fresh maintenance stamps."""
+    """Estimate live workers where no registry exists: pg-boss connections, or fresh maintenance stamps."""
     connections = int(
         session.scalar(
             sql.SQL(

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-import tenacity
-
 from runbook.checks import transient
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,7 +43,7 @@ DB_MESSAGES = (
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether `exc` is a named transient error worth another attempt."""
+    """Tell whether `exc` is a named transient error worth another attempt."""
     if transient.is_transient(exc):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
@@ -65,6 +63,8 @@ def call(
 ) -> T:
     """Call `fn`, retrying `predicate` errors: `attempts` tries, waits `initial`, 2x, ... up to `maximum`,
     never past 80% of the running check's remaining budget. The last error is re-raised unchanged."""
+    import tenacity  # on first use: loading a runbook stays fast
+
     stop: Any = tenacity.stop_after_attempt(attempts)
     scope = transient.current()
     if scope is not None:

@@ -4,6 +4,7 @@ that turns errors into `error` measurements naming the fix, thresholds, and numb
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -94,7 +95,7 @@ def run_measurement(
 
 
 def explain_error(exc: BaseException, session: Session | None) -> tuple[str, str | None]:
-    """A one-line message and the fix for an error raised while measuring."""
+    """Explain an error raised while measuring: a one-line message and the fix."""
     table = session.table if session and session.table else "the database"
     if isinstance(exc, MeasureError):
         return exc.message, exc.hint
@@ -137,12 +138,12 @@ def judge(
 
 
 def thresholds(max: float | None, min: float | None) -> dict[str, float]:
-    """The thresholds that are set, for a measurement's inputs."""
+    """Collect the thresholds that are set, for a measurement's inputs."""
     return {k: v for k, v in (("max", max), ("min", min)) if v is not None}
 
 
 def num(x: float | int | None) -> str:
-    """`3`, `0.333`, `12.5`: integers bare, others to three decimals without trailing zeros."""
+    """Format a number: `3`, `0.333`, `12.5` (three decimals at most, no trailing zeros)."""
     if x is None:
         return "none"
     if float(x).is_integer():
@@ -151,14 +152,21 @@ def num(x: float | int | None) -> str:
 
 
 def seconds(x: float) -> str:
-    """A duration value for explanations: `3.85s` below a minute, `5m 3s` above."""
+    """Format a duration for explanations: `3.85s` below a minute, `5m 3s` above."""
     return f"{num(round(x, 3))}s" if x < 60 else format_duration(x)
 
 
 def window_text(window: float, since_stage: bool) -> str:
-    """`in the last 1h` (and `since the stage was entered` when clipped)."""
+    """Describe a window: `in the last 1h` (and `since the stage was entered` when clipped)."""
     text = f"in the last {format_duration(window)}"
     return f"{text} (not before the stage was entered)" if since_stage else text
+
+
+def aware(at: dt.datetime | None) -> dt.datetime | None:
+    """Make a datetime timezone-aware (a naive one is taken as UTC, as the engine's clock is)."""
+    if at is None or at.tzinfo is not None:
+        return at
+    return at.replace(tzinfo=dt.UTC)
 
 
 def check_percentile(p: float) -> None:

@@ -16,7 +16,7 @@ from runbook.checks.legacy_table import load
 from runbook.checks.pgboss_layout import detect
 from runbook.checks.pgboss_metrics import missing_queue
 from runbook.checks.pgboss_queries import INTERNAL_PREFIX, Window, finished, queue_row, window_index_hint
-from runbook.checks.sqlutil import Session, run_measurement
+from runbook.checks.sqlutil import Session, aware, run_measurement
 from runbook.model import doc
 
 __all__ = ["KIND", "WorkParams", "measure"]
@@ -103,7 +103,7 @@ def _legacy(s: Session, params: WorkParams, ctx: CheckContext, entered: dt.datet
     table = load(s, settings, ("status", "completed"), type_value=params.type, extra_filter=params.filter)
     s.inputs.update(source="legacy", table=table.name, type=params.type, since=entered.isoformat())
     groups = ("done", "failed") if params.include_failed else ("done",)
-    since = (sql.SQL("{} >= {}").format(table.col("completed"), table.instant("completed")), [entered])
+    since = (sql.SQL("{} >= {}").format(table.col("completed"), table.instant("completed")), [aware(entered)])
     q = Query().add(sql.SQL("SELECT count(*) FROM {}").format(table.ident))
     q.where(table, table.status_in(*groups), since)
     count = int(q.run(s, table, f"create the index: {table.index_statement('completed')}")[0][0])

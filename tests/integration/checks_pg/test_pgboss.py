@@ -99,6 +99,8 @@ def test_window_can_be_clipped_to_the_stage(db: tuple[str, Template]) -> None:
     now = dt.datetime.now(dt.UTC)
     m = pb(url, metric="error_rate", queue="q-main", since_stage=True, entered=now, max=0.5)
     assert m.verdict is Verdict.INCONCLUSIVE and "only 0 finished jobs" in m.explanation
+    tp = pb(url, metric="throughput", queue="q-main", since_stage=True, entered=now, min=1)
+    assert (tp.verdict, tp.value) == (Verdict.INCONCLUSIVE, 0)  # no traffic is not a failure
     earlier = now - dt.timedelta(hours=1)
     assert pb(
         url, metric="error_rate", queue="q-main", since_stage=True, entered=earlier
@@ -281,6 +283,8 @@ def test_work_counts_jobs_done_since_the_stage(db: tuple[str, Template]) -> None
     assert m.explanation.startswith("4 jobs completed in pg-boss queue q-main since the stage was entered")
     short = measure("work", _work_params(queue="q-main", min_jobs=5), url, entered=t.started_at)
     assert (short.verdict, short.value) == (Verdict.INCONCLUSIVE, 4)
+    naive_utc = t.started_at.replace(tzinfo=None)  # a naive datetime is taken as UTC
+    assert measure("work", _work_params(queue="q-main", min_jobs=4), url, entered=naive_utc).value == 4
     none = measure("work", _work_params(queue="q-main", min_jobs=1), url, entered=dt.datetime.now(dt.UTC))
     assert (none.verdict, none.value) == (Verdict.INCONCLUSIVE, 0)
 
