@@ -32,9 +32,14 @@ _RUNNING: set[ExampleApp] = set()
 
 
 def default_app_dir() -> Path:
-    """Locate the example app: $RUNBOOK_EXAMPLE_APP, else examples/pgboss-app beside the package."""
+    """Locate the example app: $RUNBOOK_EXAMPLE_APP, else the copy shipped as package data."""
     override = os.environ.get(APP_DIR_ENV)
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "examples" / "pgboss-app"
+    if override:
+        return Path(override)
+    import runbook.data
+
+    # package data in a wheel; in a checkout a symlink to examples/pgboss-app
+    return Path(runbook.data.__file__).parent / "pgboss-app"
 
 
 @functools.cache

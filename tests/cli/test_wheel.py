@@ -33,6 +33,8 @@ def test_wheel_holds_real_copies_of_the_top_level_folders(wheel: Path) -> None:
     assert "runbook/checks/pgboss.py" in names or "runbook/checks/http.py" in names
     assert "runbook/stages/base.py" in names
     assert "runbook/templates/plan.txt.j2" in names
+    assert "runbook/data/pgboss-app/server.mjs" in names  # `migrate demo` works from a wheel
+    assert "runbook/state/store.py" in names and "runbook/demo/app.py" in names
     assert not any(n.startswith(("checks/", "stages/", "templates/")) for n in names)
 
 
