@@ -200,7 +200,7 @@ def live_workers(
     s: Session, layout: Layout, p: PgBossParams, info: QueueInfo, since: dt.datetime | None
 ) -> Measurement:
     if layout.has_instances:
-        value, what, inputs = live_from_registry(s, layout, p.queue)
+        value, what, inputs = live_from_registry(s, layout, p.queue, p.max_staleness)
     else:
         value, what, inputs = live_from_proxies(s, layout, p.queue, p.max_staleness)
     return _result(value, what, p, unit="instances", **inputs)

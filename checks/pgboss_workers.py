@@ -80,10 +80,15 @@ def registry(session: Session, schema: str) -> list[dict[str, Any]]:
 
 
 def live_from_registry(
-    session: Session, layout: Layout, queue: str | None
+    session: Session, layout: Layout, queue: str | None, max_staleness: float
 ) -> tuple[int, str, dict[str, Any]]:
-    """Count live instances (working `queue` when given); also a description and inputs."""
+    """Count live instances (working `queue` when given); also a description and inputs.
+
+    An empty registry means the app runs with `registerInstance: false` (or never started): the proxies
+    answer instead, and say so."""
     rows = registry(session, layout.schema)
+    if not rows:
+        return live_from_proxies(session, layout, queue, max_staleness)
     if queue:
         rows = [r for r in rows if queue in r["queues"]]
     live = [r for r in rows if r["live"]]
@@ -138,10 +143,12 @@ def live_from_proxies(
     fresh = [name for name, age in stamps.items() if age is not None and age <= max_staleness]
     value = connections if connections else (1 if fresh else 0)
     ages = ", ".join(f"{k} {'never' if v is None else f'{round(v)}s ago'}" for k, v in stamps.items())
-    text = (
-        f"proxy (pg-boss {layout.name} has no worker registry): {connections} pg-boss connection(s) in "
-        f"pg_stat_activity; {ages}"
+    why = (
+        f"pg-boss {layout.name} has no worker registry"
+        if not layout.has_instances
+        else "the instance registry is empty: registerInstance: false?"
     )
+    text = f"proxy ({why}): {connections} pg-boss connection(s) in pg_stat_activity; {ages}"
     if not connections and fresh:
         text += f" (fresh within {round(max_staleness)}s: counted as 1 supervising instance)"
     inputs = {

@@ -164,10 +164,21 @@ def closed_port_url() -> str:
 class NodeWorker:
     """A node process with `work()` running; killed with SIGKILL (a crash) or at the end of the test."""
 
-    def __init__(self, node: Node, folder: Path, url: str, queue: str, *, fast_monitor: bool = False) -> None:
+    def __init__(
+        self,
+        node: Node,
+        folder: Path,
+        url: str,
+        queue: str,
+        *,
+        fast_monitor: bool = False,
+        registry: bool = True,
+    ) -> None:
         env = {**node.env(), "DATABASE_URL": url, "PGBOSS_SCHEMA": "pgboss"}
         if fast_monitor:
             env["FAST_MONITOR"] = "1"
+        if not registry:
+            env["NO_REGISTRY"] = "1"
         self.proc = subprocess.Popen(
             [str(node.node), "scenario.mjs", "worker", queue],
             cwd=folder,

@@ -327,6 +327,21 @@ def test_live_workers_v12_registry_sees_a_crash(
     assert len(stopped) == 1 and stopped[0]["stopped_on"] is not None and stopped[0]["live"] is False
 
 
+def test_live_workers_v12_without_registration_uses_the_proxies(
+    templates: dict[str, Template], copy_db: Any, node: Any, pgboss_dirs: Any
+) -> None:
+    url = copy_db(templates["12"])
+    execute(url, "DELETE FROM pgboss.instance")  # the outcomes script's (stopped) row
+    worker = NodeWorker(node, pgboss_dirs["12"], url, "q-work", registry=False)  # registerInstance: false
+    try:
+        m = pb(url, metric="live_workers")
+    finally:
+        worker.kill()
+    assert execute(url, "SELECT count(*) FROM pgboss.instance") == [(0,)]
+    assert m.verdict is Verdict.PASS and m.inputs["proxy"] is True and m.inputs["connections"] >= 1
+    assert "the instance registry is empty: registerInstance: false?" in m.explanation
+
+
 @pytest.mark.parametrize("major", ["10", "11"])
 def test_live_workers_proxies_before_the_registry(
     major: str, templates: dict[str, Template], copy_db: Any, node: Any, pgboss_dirs: Any

@@ -18,6 +18,7 @@ function newBoss() {
     // 11 and 12: refresh the cached queue counters every second instead of every minute.
     Object.assign(options, { superviseIntervalSeconds: 1, monitorIntervalSeconds: 1, queueCacheIntervalSeconds: 1 });
   }
+  if (process.env.NO_REGISTRY) options.registerInstance = false; // 12.x: stay out of the instance registry
   const boss = new PgBoss(options);
   boss.on('error', err => console.error('pg-boss error:', err.message));
   return boss;
