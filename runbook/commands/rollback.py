@@ -68,6 +68,11 @@ def rollback(
                 f"{target.id} {where}",
                 hint="rollback goes to an earlier stage; use `migrate advance` to go forward",
             )
+        if target.id == cur.stage.id and not _drifted(session, rb.desired_flags(target.id)):
+            raise NotReadyError(
+                f"already at {target.id} with its flags; nothing to roll back",
+                hint="`migrate status` shows the stage and flags; `migrate advance` moves forward",
+            )
         crossed = machine.crossed_irreversible(rb, cur.stage.id, target.id)
         if crossed is not None and not (force and reason):
             raise NotReadyError(
@@ -91,6 +96,15 @@ def rollback(
             out.leftover,
             forced=crossed is not None,
         )
+
+
+def _drifted(session: Session, target: dict[str, str]) -> bool:
+    """Whether the actual flags differ from `target` (an unreadable backend counts as drifted)."""
+    try:
+        actual = session.backend().read(list(target))
+    except RunbookError:
+        return True
+    return bool(machine.drift(target, actual))
 
 
 def _blind_rollback(
