@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,15 @@ class Migration:
     def watch(self, rounds: int = 8, expect: int | Sequence[int] = 0) -> Result:
         """Let the watcher sample the current stage `rounds` times (0.6 s apart)."""
         return self("watch", "--interval", INTERVAL, "--max-samples", str(rounds), expect=expect)
+
+    def gate_until_rollback(self, tries: int = 30) -> str:
+        """Run `migrate gate --rollback-on-failure` (a CI job) until it rolls back; return its output."""
+        for _ in range(tries):
+            result = self("gate", "--rollback-on-failure", expect=(0, 1, 4))
+            if result.exit_code == 4:
+                return result.output
+            time.sleep(0.5)
+        raise AssertionError("the gate never rolled back:\n" + "\n".join(self.log[-3:]))
 
     def advance(self, *extra: str, tries: int = 5) -> Result:
         """`migrate advance --yes`; while it is blocked (soak, work), watch a little more and retry."""

@@ -13,7 +13,6 @@ from runbook.demo.story import set_app_flags
 from tests.e2e.conftest import AppFactory
 from tests.e2e.migration_support import (
     APP_ENV,
-    Migration,
     events,
     load,
     make_migration,
@@ -24,16 +23,6 @@ from tests.e2e.migration_support import (
 pytestmark = pytest.mark.e2e
 
 SAFE = {"PGBOSS_ENABLED": False, "PGBOSS_FOR_NEW_EVALS": False, "PGBOSS_FOR_ALL_JOBS": False}
-
-
-def gate_until_rollback(m: Migration, tries: int = 30) -> str:
-    """Run `migrate gate --rollback-on-failure` (a scheduled CI job) until it rolls back; return output."""
-    for _ in range(tries):
-        result = m("gate", "--rollback-on-failure", expect=(0, 1, 4))
-        if result.exit_code == 4:
-            return result.output
-        time.sleep(0.5)
-    raise AssertionError("the gate never rolled back:\n" + "\n".join(m.log[-3:]))
 
 
 def flip_time(database_url: str) -> float:
@@ -101,7 +90,7 @@ def test_memory_leak_fails_the_gate_and_rolls_back(make_app: AppFactory, pg_url:
         m.climb(["increment-1", "increment-2"])
         m.watch(6)
         set_app_flags(pg_url, {"FAULT_LEAK_MB_PER_SEC": "40"})
-        output = gate_until_rollback(m)
+        output = m.gate_until_rollback()
         assert app.wait_for_flags(SAFE, timeout=1.0)["faults"]["leakedMb"] > 0
         set_app_flags(pg_url, {"FAULT_LEAK_MB_PER_SEC": None})
         sent = bg.stop()
@@ -128,7 +117,7 @@ def test_worker_crash_fails_uptime_and_rolls_back(make_app: AppFactory, pg_url: 
         assert app.wait_exit(10) == 1
         app.start()  # the supervisor (pm2, systemd, kubernetes) starts it again
         assert app.pid != first_pid
-        output = gate_until_rollback(m)
+        output = m.gate_until_rollback()
         assert app.wait_for_flags(SAFE, timeout=1.0)["flags"] == SAFE
         sent = bg.stop()
     assert m.stage() == "legacy"
