@@ -17,6 +17,7 @@ Known truth (`scenario`, times relative to now):
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -267,3 +268,56 @@ def test_params_are_validated() -> None:
         WorkParams()
     with pytest.raises(ValueError, match="at least 1"):
         WorkParams(queue="q", min_jobs=0)
+
+
+def test_the_suggested_indexes_are_the_ones_the_checks_use(pg_url: str) -> None:
+    app = LegacyApp(pg_url)
+    app.install()
+    app.close()
+    t0 = dt.datetime.now(dt.UTC)
+    execute(  # 100,000 rows, 0.1% PENDING and 0.1% RUNNING, one created per second before t0
+        pg_url,
+        'INSERT INTO "public"."Job" ("id", "status", "evaluationId", "createdAt", "updatedAt", "startedAt",'
+        " \"completedAt\") SELECT 'j' || g, CASE g %% 1000 WHEN 0 THEN 'PENDING'::\"JobStatus\" WHEN 1 THEN"
+        " 'RUNNING' ELSE 'COMPLETED' END, 'e' || g, t, t, t, t + interval '5 seconds'"
+        " FROM generate_series(1, 100000) g,"
+        " LATERAL (SELECT (%s::timestamptz AT TIME ZONE 'UTC') - g * interval '1 second') x(t)",
+        (t0,),
+    )
+    execute(pg_url, 'ANALYZE "public"."Job"')
+    metrics = ("drained", "stale_running", "created_since", "error_rate", "processing_time")
+    entered = t0 - dt.timedelta(seconds=H + 0.5)  # rows 1 to 3600 were created since
+    kw: dict[str, Any] = {
+        "scan_limit_rows": 50_000,
+        "entered": entered,
+        "window": 2 * 86400,
+        "since_stage": True,
+    }
+    statements = set()
+    for metric in metrics:
+        m = lg(pg_url, metric=metric, **kw)
+        assert m.verdict is Verdict.ERROR, metric
+        statements.add(m.explanation.split("create the index: ")[1].split(";")[0])
+    assert len(statements) == 3
+    for statement in statements:
+        execute(pg_url, statement)
+    execute(pg_url, 'ANALYZE "public"."Job"')
+    results = {metric: lg(pg_url, metric=metric, **kw) for metric in metrics}
+    assert results["drained"].value == 200  # 100 PENDING + 100 RUNNING
+    assert results["stale_running"].value == 98  # RUNNING rows 1 and 1001 started less than 30m ago
+    assert results["created_since"].value == 3600
+    # completed since the stage: rows 1 to 3605 (completed 5 s after creation) less 3 PENDING and 4 RUNNING
+    assert results["error_rate"].inputs["completed"] == 3598 and results["error_rate"].value == 0
+    assert results["processing_time"].value == pytest.approx(5.0)
+    scans: dict[str, int] = {}
+    for _ in range(50):  # statistics reach pg_stat_user_indexes shortly after the sessions end
+        scans = dict(
+            execute(pg_url, "SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE relname = 'Job'")
+        )
+        if all(
+            scans.get(n, 0) > 0 for n in ("Job_status_active_idx", "Job_createdAt_idx", "Job_completedAt_idx")
+        ):
+            break
+        time.sleep(0.2)
+    assert scans["Job_status_active_idx"] >= 2 and scans["Job_createdAt_idx"] >= 1
+    assert scans["Job_completedAt_idx"] >= 2
