@@ -415,18 +415,33 @@ def test_unreachable_database_is_an_error_not_a_failure(pg_url: str) -> None:
     assert "secret-pw" not in m.explanation
 
 
-def test_timeout_names_the_table_and_the_index(templates: dict[str, Template], copy_db: Any) -> None:
+@pytest.mark.parametrize(
+    ("major", "locked", "table", "index"),
+    [
+        ("10", "pgboss.archive", "pgboss.job and pgboss.archive", "archive_name_completed_on_idx"),
+        ("11", "pgboss.job_common", "pgboss.job", "job_common_name_completed_on_idx"),
+    ],
+)
+def test_timeout_names_the_table_and_the_index(
+    major: str, locked: str, table: str, index: str, templates: dict[str, Template], copy_db: Any
+) -> None:
     import psycopg
 
-    url = copy_db(templates["10"])
+    url = copy_db(templates[major])
     with psycopg.connect(url) as locker:
-        locker.execute("LOCK TABLE pgboss.archive IN ACCESS EXCLUSIVE MODE")  # held until the block ends
+        locker.execute(f"LOCK TABLE {locked} IN ACCESS EXCLUSIVE MODE")  # held until the block ends
         m = pb(url, metric="error_rate", queue="q-main", statement_timeout=0.5)
     assert m.verdict is Verdict.ERROR
-    assert m.explanation.startswith(
-        "query on pgboss.job and pgboss.archive was cancelled by statement_timeout"
+    assert m.explanation.startswith(f"query on {table} was cancelled by statement_timeout")
+    statement = m.explanation.split("; ")[1]
+    assert statement.startswith(
+        "pg-boss 10's archive has no index on completed_on: CREATE INDEX" if major == "10" else "CREATE INDEX"
     )
-    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS archive_name_completed_on_idx" in m.explanation
+    execute(
+        url, statement[statement.index("CREATE INDEX") :].split(" (pg-boss")[0]
+    )  # the suggestion is valid SQL
+    assert execute(url, "SELECT count(*) FROM pg_indexes WHERE indexname = %s", (index,)) == [(1,)]
+    assert pb(url, metric="error_rate", queue="q-main").value == pytest.approx(2 / 6)
 
 
 def test_params_are_validated() -> None:
