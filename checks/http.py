@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from runbook.checks import expect as ex
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.transient import ServerError, budget, retry
 from runbook.model import doc
 from runbook.redact import redact_url
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ def request(
     """Send one request (app headers added for app URLs), retrying connect errors and unexpected 5xx.
 
     Returns the last response (also a 5xx after the retries); raises httpx errors otherwise."""
+    import httpx  # on first use: loading a runbook imports every kind module
+
     full, is_app = resolve_url(ctx, url)
     merged = {**(ctx.runbook.settings.app.headers if is_app else {}), **(headers or {})}
 
@@ -84,6 +87,8 @@ def request(
 
 def failure_reason(exc: httpx.HTTPError) -> str:
     """A short reason for a transport error: `timed out after 2s`, `connection refused`."""
+    import httpx  # on first use: loading a runbook imports every kind module
+
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out after {budget():.0f}s" if budget() > 1 else "timed out"
     text = str(exc) or type(exc).__name__
@@ -102,6 +107,8 @@ def shown(ctx: CheckContext, url: str) -> str:
 
 def measure(params: HttpParams, ctx: CheckContext) -> Measurement:
     """Call the endpoint and judge its status and JSON body."""
+    import httpx  # on first use: loading a runbook imports every kind module
+
     url = shown(ctx, params.url)
     inputs: dict[str, Any] = {"method": params.method, "url": url, "status": list(params.status)}
     if params.expect:

@@ -16,8 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
-
 from runbook.checks import expect as ex
 from runbook.checks import processes
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Sample, Verdict
@@ -77,6 +75,8 @@ class MemoryParams:
 
 def read(params: MemoryParams, ctx: CheckContext) -> tuple[int, str]:
     """The memory figure in bytes and where it came from. Raises Unmeasurable."""
+    import httpx  # on first use: loading a runbook imports every kind module
+
     if params.selector.given:
         try:
             procs = processes.find(params.selector)

@@ -7,8 +7,11 @@ import contextlib
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
+
 
 __all__ = ["Selector", "find", "rss"]
 
@@ -60,6 +63,8 @@ def _read_pid(path: str) -> int:
 
 def find(selector: Selector) -> list[psutil.Process]:
     """The running processes selected (never this process). Raises NoProcess when there are none."""
+    import psutil  # on first use: loading a runbook imports every kind module
+
     if selector.cmdline is not None:
         pattern = re.compile(selector.cmdline)
         me = os.getpid()
@@ -84,6 +89,8 @@ def find(selector: Selector) -> list[psutil.Process]:
 
 
 def _running(proc: psutil.Process) -> bool:
+    import psutil  # on first use: loading a runbook imports every kind module
+
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -92,6 +99,8 @@ def _running(proc: psutil.Process) -> bool:
 
 def rss(proc: psutil.Process, children: bool = False) -> int:
     """Resident set size of `proc` in bytes (plus its descendants' when `children`); 0 if it vanished."""
+    import psutil  # on first use: loading a runbook imports every kind module
+
     total = 0
     procs = [proc]
     if children:

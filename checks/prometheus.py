@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
-
 from runbook.checks import expect as ex
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.http import failure_reason, request
@@ -94,6 +92,8 @@ def combine(values: list[float], aggregate: Aggregate) -> float:
 
 def measure(params: PrometheusParams, ctx: CheckContext) -> Measurement:
     """Run the query and judge its value."""
+    import httpx  # on first use: loading a runbook imports every kind module
+
     inputs: dict[str, Any] = {"url": redact_url(params.url), "query": params.query}
     if params.expect:
         inputs["expect"] = list(params.expect)

@@ -12,17 +12,19 @@ its stored samples) and how much of its timeout is left (for their own HTTP, SQL
 from __future__ import annotations
 
 import contextvars
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import psycopg.errors
-import tenacity
 
 from runbook.errors import UnreachableError
+
+if TYPE_CHECKING:  # httpx and tenacity are imported on first use: loading a runbook stays fast
+    import httpx
 
 __all__ = ["Scope", "ServerError", "budget", "current", "is_transient", "retry", "scope"]
 
@@ -87,7 +89,8 @@ def is_transient(exc: BaseException) -> bool:
     """Whether `exc` is one of the named transient errors worth another attempt."""
     if isinstance(exc, ConnectionRefusedError | ConnectionResetError | ServerError):
         return True
-    if isinstance(exc, httpx.ConnectError | httpx.ReadError | httpx.RemoteProtocolError):
+    http = sys.modules.get("httpx")  # an httpx error implies httpx was imported
+    if http is not None and isinstance(exc, http.ConnectError | http.ReadError | http.RemoteProtocolError):
         return True
     if isinstance(exc, psycopg.errors.SerializationFailure | psycopg.errors.LockNotAvailable):
         return True
@@ -101,6 +104,8 @@ def retry(fn: Callable[[], T], *, attempts: int = ATTEMPTS, wait: float = 0.2, w
     """Call `fn`, retrying transient errors up to `attempts` times with backoff while budget remains.
 
     The last exception is re-raised unchanged when the attempts or the budget run out."""
+    import tenacity
+
     s = _SCOPE.get()
     stop: Any = tenacity.stop_after_attempt(attempts)
     if s is not None:

@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
-import psutil
 import psycopg
 
 from runbook.checks import expect as ex
@@ -86,6 +84,9 @@ def _timestamp(raw: Any) -> dt.datetime:
 
 def started(params: UptimeParams, ctx: CheckContext, since: dt.datetime | None) -> tuple[dt.datetime, str]:
     """When the watched worker last (re)started, and a description. Raises NotRunning or Unmeasurable."""
+    import httpx  # on first use: loading a runbook imports every kind module
+    import psutil
+
     if params.selector.given:
         try:
             procs = processes.find(params.selector)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -54,6 +55,37 @@ def to_json_text(data: Any) -> str:
     return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
 
 
+TEMPLATE_CACHE_ENV = "RUNBOOK_TEMPLATE_CACHE"
+"""Folder for compiled templates (default: $XDG_CACHE_HOME/runbook/templates); `off` disables the cache."""
+
+
+def _bytecode_cache(jinja2: Any) -> Any:
+    """Return a cache of compiled templates (compiling them costs more than the rest of `migrate status`), or
+    None when it is turned off or its folder cannot be made. Cache errors never fail a command."""
+    setting = os.environ.get(TEMPLATE_CACHE_ENV, "")
+    if setting.lower() == "off":
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = setting or os.path.join(base, "runbook", "templates")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+
+    class QuietCache(jinja2.FileSystemBytecodeCache):  # type: ignore[misc]
+        def load_bytecode(self, bucket: Any) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # a corrupt or unreadable entry: compile again
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: Any) -> None:
+            with contextlib.suppress(OSError):  # read-only or full disk: just no cache
+                super().dump_bytecode(bucket)
+
+    return QuietCache(folder)
+
+
 class Output:
     """Renders results to a stream. Tests swap the streams; the CLI builds one per invocation."""
 
@@ -89,6 +121,7 @@ class Output:
             lstrip_blocks=True,
             keep_trailing_newline=True,
             undefined=jinja2.StrictUndefined,
+            bytecode_cache=_bytecode_cache(jinja2),
         )
         env.filters["duration"] = lambda s: "-" if s is None else format_duration(float(s))
         env.filters["size"] = lambda n: "-" if n is None else format_size(float(n))
