@@ -4,7 +4,6 @@ rate and processing time over a window. Refuses to scan a large table without an
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -92,11 +91,6 @@ def measure(params: LegacyParams, ctx: CheckContext) -> Measurement:
         return METRIC_FUNCTIONS[params.metric](session, table, params, entered)
 
     return run_measurement(ctx, url, "legacy", body)
-
-
-def stage_start(entered: dt.datetime | None) -> str:
-    """Format a stage start for explanations (`2026-11-29 13:00:00Z`)."""
-    return entered.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if entered else "never"
 
 
 KIND = CheckKind(

@@ -61,13 +61,13 @@ def _selection(table: LegacyTable) -> str:
 
 
 def _status_counts(
-    s: Session, table: LegacyTable, p: LegacyParams, groups: tuple[str, ...], *, more: tuple[Any, ...] = ()
+    s: Session, table: LegacyTable, p: LegacyParams, groups: tuple[str, ...]
 ) -> dict[str, int]:
     active_only = set(groups) <= {"pending", "running"}
     table.guard_scan("status", active_only=active_only, limit=p.scan_limit_rows, allow=p.allow_scan)
     hint = f"create the index: {table.index_statement('status', active_only=active_only)}"
     q = Query().add(sql.SQL("SELECT {}::text, count(*) FROM {}").format(table.col("status"), table.ident))
-    q.where(table, table.status_in(*groups), *more).add(" GROUP BY 1")
+    q.where(table, table.status_in(*groups)).add(" GROUP BY 1")
     return {str(v): int(n) for v, n in q.run(s, table, hint)}
 
 
@@ -76,7 +76,9 @@ def _judged(
 ) -> Measurement:
     verdict, cmp = judge(value, max=max, min=min, fmt=fmt)
     inputs.update(thresholds(max, min))
-    return Measurement(verdict=verdict, value=value, explanation=f"{what} {cmp}", inputs=inputs)
+    return Measurement(
+        verdict=verdict, value=value, explanation=f"{what} {cmp}" if cmp else what, inputs=inputs
+    )
 
 
 def counts(s: Session, table: LegacyTable, p: LegacyParams, entered: dt.datetime | None) -> Measurement:
@@ -115,7 +117,8 @@ def created_since(
             explanation="no stage entered yet: nothing to count since",
         )
     table.guard_scan("created", active_only=False, limit=p.scan_limit_rows, allow=p.allow_scan)
-    cond = (sql.SQL("{} >= {}").format(table.col("created"), table.instant("created")), [aware(entered)])
+    entered = aware(entered) or entered
+    cond = (sql.SQL("{} >= {}").format(table.col("created"), table.instant("created")), [entered])
     q = Query().add(sql.SQL("SELECT count(*) FROM {}").format(table.ident)).where(table, cond)
     value = int(q.run(s, table, f"create the index: {table.index_statement('created')}")[0][0])
     since = entered.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -48,7 +48,8 @@ def _result(
     """Judge `value` against the params' thresholds; explanation `<what> <comparison>`."""
     verdict, cmp = judge(float(value), max=p.effective_max, min=p.effective_min, fmt=fmt)
     inputs.update(thresholds(p.effective_max, p.effective_min))
-    return Measurement(verdict=verdict, value=value, explanation=f"{what} {cmp}", unit=unit, inputs=inputs)
+    text = f"{what} {cmp}" if cmp else what
+    return Measurement(verdict=verdict, value=value, explanation=text, unit=unit, inputs=inputs)
 
 
 def _too_few(n: int, what: str, p: PgBossParams, value: Any, unit: str = "") -> Measurement:

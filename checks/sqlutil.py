@@ -127,14 +127,15 @@ def explain_error(exc: BaseException, session: Session | None) -> tuple[str, str
 def judge(
     value: float, *, max: float | None, min: float | None, fmt: Callable[[float], str] | None = None
 ) -> tuple[Verdict, str]:
-    """Compare `value` with the thresholds: the verdict and the comparison text (`> max 0.05`)."""
+    """Compare `value` with the thresholds: the verdict and the comparison text (`> max 0.05`; empty
+    when no threshold is set: the check then only reports the value)."""
     f = fmt or num
     if max is not None and value > max:
         return Verdict.FAIL, f"> max {f(max)}"
     if min is not None and value < min:
         return Verdict.FAIL, f"< min {f(min)}"
     parts = [f"<= max {f(max)}" if max is not None else "", f">= min {f(min)}" if min is not None else ""]
-    return Verdict.PASS, " and ".join(p for p in parts if p) or "(no threshold)"
+    return Verdict.PASS, " and ".join(p for p in parts if p)
 
 
 def thresholds(max: float | None, min: float | None) -> dict[str, float]:
