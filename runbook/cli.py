@@ -278,5 +278,22 @@ def report(cli: Cli, path: str) -> None:
     cli.run(lambda: run(cli.session(), path=path))
 
 
+@main.command()
+@click.option(
+    "--pgboss", type=click.Choice(["10", "12"]), default="12", show_default=True, help="pg-boss line."
+)
+@click.option("--keep", is_flag=True, help="Leave the database and the app running until Ctrl-C.")
+@click.option("--transcript", default=None, metavar="FILE", help="Also write the story and summary to FILE.")
+@pass_cli
+def demo(cli: Cli, pgboss: str, keep: bool, transcript: str | None) -> None:
+    """The whole migration, on an embedded database with the example app and real pg-boss (a few minutes)."""
+    from runbook.commands.demo import demo as run
+
+    def say(line: str) -> None:
+        click.echo(cli.output.redact(line), err=cli.output.fmt != "text")
+
+    cli.run(lambda: run(pgboss=pgboss, keep=keep, say=say, transcript=transcript))
+
+
 def entry() -> None:  # pragma: no cover - console script shim
     main()

@@ -31,8 +31,11 @@ _FLAG_TYPE = "    type: ${RUNBOOK_FLAG_BACKEND:-postgres}\n"
 MANUAL_ITEMS = ("legacy-workers-stopped", "legacy-code-removed", "job-table-archived")
 _KEY_LINE = re.compile(
     r"^(Advanced|Not advanced|Rolled back|Watch stopped|Ready:|Current:|Next:|Entered|error:|  hint:"
-    r"|  - |  (FAIL|ERROR) |  auto-rollback|Left in pg-boss)"
+    r"|  - |  (FAIL|ERROR) |  auto-rollback|Left in pg-boss|Runbook \S+: stage|  PGBOSS_\w+ +desired"
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC +#\d+|    reason:|    FAIL )"
 )
+_ROUND = re.compile(r"^#\d+ ")
+LINE_MAX = 300
 
 
 def shipped_runbook() -> str:
@@ -122,8 +125,12 @@ class CliRun:
 
     def key_lines(self) -> list[str]:
         """Return the lines of its output that tell what happened."""
-        lines = (self.stdout + "\n" + self.stderr).splitlines()
-        return [line.rstrip() for line in lines if _KEY_LINE.match(line)]
+        rounds = [line for line in self.stderr.splitlines() if _ROUND.match(line)]
+        lines = [line.rstrip() for line in (self.stdout + "\n" + self.stderr).splitlines()]
+        keep = [line for line in lines if _KEY_LINE.match(line)]
+        if rounds:  # a watch: its last round, one check per field
+            keep.insert(0, rounds[-1])
+        return [line if len(line) <= LINE_MAX else line[: LINE_MAX - 3] + "..." for line in keep]
 
 
 @dataclass

@@ -1,0 +1,78 @@
+"""`migrate demo` in a subprocess, interrupted midway with SIGINT (Ctrl-C): it stops and leaves no node or
+postgres process behind, and removes its work folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def _ours(workdir: str) -> list[psutil.Process]:
+    """Processes whose command line or environment names the demo's work folder (postgres, node)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmdline = proc.info["cmdline"] or ()
+            if (proc.name() == "postgres" and any(workdir in part for part in cmdline)) or (
+                "server.mjs" in cmdline and any(workdir in v for v in proc.environ().values())
+            ):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_ctrl_c_midway_leaves_no_process_behind(pgboss_dirs: dict[str, Path]) -> None:
+    env = dict(os.environ, NO_COLOR="1", RUNBOOK_CACHE=str(pgboss_dirs["12"].parent))
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "demo", "--pgboss", "12"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("-> increment-2"):  # mid-story: app, load, a migrate command running
+                break
+        workdir = next(m.group(1) for x in lines if (m := re.match(r"\s+work folder (\S+)", x)))
+        started = _ours(workdir)
+        kinds = {"postgres" if p.name() == "postgres" else "node" for p in started}
+        assert kinds == {"node", "postgres"}, (lines, started)
+        children = psutil.Process(demo.pid).children(recursive=True)
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:  # a failed assertion above: still let the demo clean up after itself
+            demo.terminate()
+            demo.wait(60)
+    assert demo.returncode == 1, (out, err)
+    assert "error: interrupted" in err
+    time.sleep(0.5)
+    survivors = [p for p in [*started, *children] if _alive(p)] + _ours(workdir)
+    assert survivors == [], survivors
+    assert not Path(workdir).exists()
+    assert any(x.startswith("  $ migrate advance --yes") for x in lines)
