@@ -144,11 +144,14 @@ def thresholds(max: float | None, min: float | None) -> dict[str, float]:
 
 
 def num(x: float | int | None) -> str:
-    """Format a number: `3`, `0.333`, `12.5` (three decimals at most, no trailing zeros)."""
+    """Format a number: `3`, `0.333`, `12.5` (three decimals at most, no trailing zeros; `6.7e-06` for
+    values too small to show that way, so a tiny error rate never reads as 0)."""
     if x is None:
         return "none"
     if float(x).is_integer():
         return str(int(x))
+    if abs(x) < 0.0005:
+        return f"{x:.2g}"
     return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
