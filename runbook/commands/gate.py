@@ -9,6 +9,7 @@ from typing import Any
 
 from runbook import engine, monitoring
 from runbook.checks.base import Measurement, Verdict
+from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
 
@@ -55,6 +56,9 @@ def gate(
 ) -> GateResult:
     """One gate run. Monitor measurements are stored as samples, so limits span scheduled runs."""
     rb = session.runbook
+    for path, option in ((junit, "--junit"), (summary, "--summary")):
+        if path is not None:
+            _writable(path, option)
     cur = engine.current(session)
     nxt = rb.next_stage(cur.stage.id)
     rnd = monitoring.sample(session, cur)
@@ -100,3 +104,15 @@ def gate(
     if written:
         result.files.append(str(written))
     return result
+
+
+def _writable(path: str, option: str) -> None:
+    """Fail before measuring when an output file cannot be written (not after a rollback)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {path!r}: {exc.strerror or exc}", hint=f"pass {option} with a writable file path"
+        ) from None

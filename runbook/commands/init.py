@@ -3,6 +3,8 @@ optionally a CI pipeline."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -37,7 +39,7 @@ def init(
     root = Path(directory)
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is not a folder", hint="pass --dir with a folder")
-    root.mkdir(parents=True, exist_ok=True)
+    _write_guard(root, "--dir", lambda: root.mkdir(parents=True, exist_ok=True))
     text = default_runbook_text()
     rb = load_runbook_text(text, "stages.yaml", env={"DATABASE_URL": "postgresql://localhost/app"})
     files: dict[str, str] = {Path(runbook_file).name: text}
@@ -57,7 +59,21 @@ def init(
         if path.exists() and not force:
             result.skipped.append(str(path))
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+        _write_guard(path, "--dir", functools.partial(_write, path, content))
         result.written.append(str(path))
     return result
+
+
+def _write(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+
+
+def _write_guard(path: Path, option: str, write: Callable[[], None]) -> None:
+    """Run `write`; an OS error (not a folder, no permission, name too long) is a usage error naming it."""
+    try:
+        write()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {str(path)!r}: {exc.strerror or exc}", hint=f"pass {option} with a writable folder"
+        ) from None

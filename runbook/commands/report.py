@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
 
@@ -56,6 +57,12 @@ def report(
     stages = [{"id": s.id, "title": s.title} for s in rb.stages]
     html = render_report(rb.name, stages, events, samples, session.clock())
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the report to {path!r}: {exc.strerror or exc}",
+            hint="pass --out with a file path in a writable folder",
+        ) from None
     return ReportResult(str(out), len(events), len(samples), len({s["check"] for s in samples}))

@@ -36,9 +36,10 @@ class Scalar:
     def shown(self) -> str:
         """How the value reads after `got` in a message: `"ten"`, `3`, `true`, `null`."""
         if self.expanded is not None:
+            raw = render(self.raw)[1:-1]  # one line, shortened
             if self.expanded.secretish:
-                return f"the value of {self.raw}"
-            return f"{render(self.value)} (from {self.raw})"
+                return f"the value of {raw}"
+            return f"{render(self.value)} (from {raw})"
         return render(self.value)
 
 
@@ -49,7 +50,7 @@ def render(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
     if isinstance(value, str):
-        text = redact_url(value)
+        text = redact_url(value).replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
         return '"' + (text if len(text) <= 60 else text[:57] + "...") + '"'
     return str(value)
 

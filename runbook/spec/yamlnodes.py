@@ -88,8 +88,13 @@ def compose(text: str, issues: Issues) -> Node | None:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         issues.add_at(line, col, "", _syntax_message(text, exc, line, col))
-    except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML parse error carries a mark
-        issues.add_at(1, 1, "", f"YAML syntax error: {exc}")
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: no mark, only a position
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+        issues.add_at(line, col, "", f"YAML syntax error: {exc.reason} (#x{char:04x}); remove it")
+    except yaml.YAMLError as exc:  # pragma: no cover - every other PyYAML parse error carries a mark
+        issues.add_at(1, 1, "", f"YAML syntax error: {str(exc).splitlines()[0]}")
     finally:
         loader.dispose()
     return None
