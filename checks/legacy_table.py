@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg import sql
 
-from runbook.checks.sqlutil import MeasureError, Session
+from runbook.checks.sqlutil import CATALOG, MeasureError, Session
 from runbook.model import LegacySettings
 
 GROUPS = ("pending", "running", "done", "failed", "cancelled")
@@ -161,7 +161,7 @@ def load(
             where
         ),
         target,
-        table="the catalog",
+        table=CATALOG,
     )
     name = f'"{settings.schema}"."{settings.table}"'
     if not head:
@@ -177,7 +177,7 @@ def load(
                 " WHERE attrelid = {} AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
             ).format(where),
             target,
-            table="the catalog",
+            table=CATALOG,
         )
     }
     if type_value is not None and not settings.type_column:
@@ -205,7 +205,7 @@ def load(
                 " WHERE i.indrelid = {} AND i.indisvalid"
             ).format(where),
             target,
-            table="the catalog",
+            table=CATALOG,
         )
     )
     estimate, source = float(reltuples), "pg_class.reltuples"

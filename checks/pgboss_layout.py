@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from psycopg import sql
 
-from runbook.checks.sqlutil import MeasureError, Session
+from runbook.checks.sqlutil import CATALOG, MeasureError, Session
 
 LayoutName = Literal["v10", "v11", "v12"]
 
@@ -109,7 +109,7 @@ def detect(session: Session, schema: str) -> Layout:
             " WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')"
         ),
         (schema, list(TABLES)),
-        table="the catalog",
+        table=CATALOG,
     )
     columns: dict[str, set[str]] = {}
     for table, column in rows:

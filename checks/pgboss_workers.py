@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from runbook.checks.pgboss_layout import Layout
-from runbook.checks.sqlutil import MeasureError, Session
+from runbook.checks.sqlutil import CATALOG, MeasureError, Session
 
 QUIET_BEATS = 3
 """pg-boss counts an instance live until it misses this many heartbeats (INSTANCE_QUIET_BEATS)."""
@@ -47,7 +47,7 @@ def registry(session: Session, schema: str) -> list[dict[str, Any]]:
                 " AND NOT attisdropped"
             ),
             (schema,),
-            table="the catalog",
+            table=CATALOG,
         )
     }
     if not present:

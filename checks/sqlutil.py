@@ -21,6 +21,10 @@ Query = sql.SQL | sql.Composed
 """Queries are always composed with psycopg.sql (identifiers quoted, values bound as parameters)."""
 
 
+CATALOG = "the catalog"
+"""The `table` of catalog queries: named in timeout messages, left out of a measurement's `queries`."""
+
+
 class MeasureError(Exception):
     """The check could not measure (not installed, wrong layout, missing column): an `error` verdict."""
 
@@ -49,7 +53,8 @@ class Session:
         timeout_hint: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Run `query` and return all rows; `table` and `timeout_hint` explain a timeout if one happens."""
-        self.queries.append(" ".join(query.as_string(self.conn).split()))
+        if table != CATALOG:  # catalog look-ups (layout, columns, indexes) would only clutter the audit log
+            self.queries.append(" ".join(query.as_string(self.conn).split()))
         self.table, self.timeout_hint = table, timeout_hint
         rows: list[tuple[Any, ...]] = self.conn.execute(query, params).fetchall()
         return rows
