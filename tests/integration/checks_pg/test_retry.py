@@ -80,3 +80,23 @@ def test_gives_up_after_the_attempts_and_never_retries_timeouts(pg_url: str) -> 
     with pytest.raises(errors.QueryCanceled):
         slow()
     assert attempts.count(2) == 1
+
+
+def test_a_check_survives_its_connection_being_killed(pg_url: str) -> None:
+    from runbook.checkrun import EngineContext
+    from runbook.checks.base import Verdict
+    from runbook.checks.pgboss import PgBossParams, measure
+    from tests.integration.checks_pg.conftest import execute, runbook_for
+
+    params = PgBossParams(metric="installed")
+    with EngineContext(runbook_for(pg_url)) as ctx:
+        first = measure(params, ctx)
+        killed = execute(
+            pg_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'runbook-check' AND datname = current_database()",
+        )
+        second = measure(params, ctx)  # the cached connection is dead: reset, retried, reconnected
+    assert killed == [(True,)]
+    assert first.verdict is second.verdict is Verdict.FAIL
+    assert second.explanation.startswith('pg-boss schema "pgboss" not installed')
