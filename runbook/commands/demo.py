@@ -12,6 +12,7 @@ import signal
 import tempfile
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,8 @@ class DemoResult:
             "ledger": self.ledger,
             "load": self.load,
             "transitions": self.transitions,
+            "advances": sum(t.startswith("advance") for t in self.transitions),
+            "rollbacks": sum("rollback" in t for t in self.transitions),
             "commands": self.commands,
             "workdir": self.workdir,
             "exit_code": int(self.exit_code),
@@ -138,7 +141,9 @@ def _run(pgboss: str, keep: bool, say: Say, workdir: str | Path | None) -> DemoR
                 f"runbook demo: the pg-boss migration in compressed time (x{SCALE:g}: a runbook hour is 3.6s)"
             )
             say(f"   work folder {root}")
-            server_url = server.start()
+            with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (harmless)
+                warnings.simplefilter("ignore")
+                server_url = server.start()
             with psycopg.connect(server_url, autocommit=True) as conn:
                 conn.execute("CREATE DATABASE app")
                 pg_version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]

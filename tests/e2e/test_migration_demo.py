@@ -3,6 +3,7 @@ postgres process behind, and removes its work folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -76,3 +77,32 @@ def test_ctrl_c_midway_leaves_no_process_behind(pgboss_dirs: dict[str, Path]) ->
     assert survivors == [], survivors
     assert not Path(workdir).exists()
     assert any(x.startswith("  $ migrate advance --yes") for x in lines)
+
+
+def test_demo_tells_the_whole_story_and_cleans_up(pgboss_dirs: dict[str, Path], tmp_path: Path) -> None:
+    env = dict(os.environ, NO_COLOR="1", RUNBOOK_CACHE=str(pgboss_dirs["12"].parent))
+    transcript = tmp_path / "demo.txt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "runbook", "-o", "json", "demo", "--transcript", str(transcript)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    ledger = result["ledger"]
+    assert result["stage"] == "retired" and result["pgboss"].startswith("12.")
+    assert (ledger["lost"], ledger["duplicated"]) == (0, 0)
+    assert ledger["created"] == result["load"]["sent"] > 0
+    assert ledger["processed_once"] + ledger["failed"] == ledger["created"]
+    assert ledger["processed_by"]["pgboss"] > 0 and ledger["processed_by"]["legacy"] > 0
+    assert (result["advances"], result["rollbacks"]) == (8, 1)
+    assert result["transitions"][3] == "auto-rollback (watch)"
+    text = transcript.read_text(encoding="utf-8")
+    assert re.search(r"Rolled back after \d+ round\(s\): watch: evaluation-error-rate: .*> max 0\.05", text)
+    assert "Advanced increment-4 -> retired." in text
+    assert re.search(r"  lost +0\n  duplicated +0\n", text)
+    assert text.splitlines()[0] == proc.stderr.splitlines()[0]  # the transcript is what was shown
+    assert _ours(result["workdir"]) == [] and not Path(result["workdir"]).exists()

@@ -1,5 +1,5 @@
 """Stages that go bad: the toolkit rolls back by itself (the watcher, or a CI gate run), the app switches
-within a second, and no job is lost or run twice. Real CLI, shipped runbook x0.001, real pg-boss 12."""
+within a second, and no job is lost or run twice. Real CLI, shipped runbook x0.001, real pg-boss."""
 
 from __future__ import annotations
 
@@ -33,10 +33,11 @@ def flip_time(database_url: str) -> float:
     return float(found[0][0])
 
 
+@pytest.mark.parametrize("major", ["10", "12"])
 def test_failing_evaluations_roll_back_by_themselves(
-    make_app: AppFactory, pg_url: str, tmp_path: Path
+    major: str, make_app: AppFactory, pg_url: str, tmp_path: Path
 ) -> None:
-    app = make_app("12", **APP_ENV)
+    app = make_app(major, **APP_ENV)
     m = make_migration(tmp_path, pg_url, app)
     with load(app) as bg:
         m.climb(["increment-1", "increment-2", "increment-3"])
