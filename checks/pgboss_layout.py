@@ -60,7 +60,8 @@ class Layout:
 
     @property
     def has_archive(self) -> bool:
-        return "archive" in self.tables
+        """Whether finished jobs also live in `archive` (v10 only)."""
+        return self.name == "v10" and "archive" in self.tables
 
     @property
     def has_instances(self) -> bool:
@@ -143,7 +144,7 @@ def detect(session: Session, schema: str) -> Layout:
         )
     tables = frozenset(columns)
     name: LayoutName
-    if "archive" in tables:
+    if "archive" in tables and "expire_in" in job_columns:  # a stray archive beside a v11+ job is ignored
         name = "v10"
     elif tables & V12_EXTRAS:
         name = "v12"

@@ -458,3 +458,23 @@ def test_params_are_validated() -> None:
         PgBossParams(metric="latency", queue="q")  # type: ignore[arg-type]
     assert PgBossParams(metric="stuck_active", queue="q").effective_max == 0
     assert PgBossParams(metric="live_workers").effective_min == 1
+
+
+def test_a_stray_archive_beside_a_v12_schema_is_not_read(
+    templates: dict[str, Template], copy_db: Any
+) -> None:
+    url = copy_db(templates["12"])
+    # Simulated: a hand-migrated database kept pg-boss 10's archive table (with a failure in the window).
+    execute(
+        url,
+        "CREATE TABLE pgboss.archive (LIKE pgboss.job);"
+        " ALTER TABLE pgboss.archive ADD archived_on timestamptz",
+    )
+    execute(
+        url,
+        "INSERT INTO pgboss.archive SELECT *, now() FROM pgboss.job"
+        " WHERE name = 'q-main' AND state = 'failed'",
+    )
+    m = pb(url, metric="error_rate", queue="q-main")
+    assert m.inputs["layout"] == "v12" and m.value == pytest.approx(2 / 6)
+    assert not any("archive" in q for q in m.inputs["queries"])
