@@ -65,7 +65,10 @@ def measure(
     from runbook.checkrun import run_checks
 
     ctx = session.check_context(stage_id, entered_at)
-    return run_checks(specs, ctx)
+    try:
+        return run_checks(specs, ctx)
+    finally:
+        session.release_context(ctx)  # one connection per round, not one more per round until exit
 
 
 def verify(session: Session, stage: Stage) -> list[Measurement]:

@@ -127,6 +127,12 @@ class Session:
         self._contexts.append(ctx)
         return ctx
 
+    def release_context(self, ctx: EngineContext) -> None:
+        """Close a check context's connections now rather than at `close()` (a watcher measures for days)."""
+        ctx.close()
+        with contextlib.suppress(ValueError):
+            self._contexts.remove(ctx)
+
     def _store_samples(self, stage_id: str, check: str, since: dt.datetime | None) -> Sequence[Sample]:
         assert self._store is not None
         return [r.as_sample() for r in self._store.samples(self.name, stage_id, check, since=since)]

@@ -1,0 +1,33 @@
+"""Run every benchmark in turn (`make bench`): latency, scale, rollback, footprint. Each prints its table
+and writes bench/results/<name>.json; the exit status is non-zero when any missed its target."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+BENCHMARKS = ("latency", "rollback", "footprint", "scale")
+"""Quick ones first; scale builds 10 million legacy rows and 2 x 5 million pg-boss jobs."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = list(argv if argv is not None else sys.argv[1:]) or list(BENCHMARKS)
+    failed = []
+    for name in names:
+        print(f"\n=== bench.{name} ===", flush=True)
+        start = time.monotonic()
+        module = importlib.import_module(f"bench.{name}")
+        code = module.main([])
+        print(
+            f"=== bench.{name}: {'ok' if code == 0 else 'target missed'} in {time.monotonic() - start:.0f} s"
+        )
+        if code:
+            failed.append(name)
+    if failed:
+        print(f"\ntargets missed by: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
