@@ -146,6 +146,15 @@ def measure(
         return get_kind(kind).measure(params, ctx)
 
 
+def pb(url: str, **params: Any) -> Measurement:
+    """Measure the `pgboss` kind with these params (`entered` and `statement_timeout` go to the context)."""
+    from runbook.checks.pgboss import PgBossParams
+
+    entered = params.pop("entered", None)
+    timeout = params.pop("statement_timeout", 5.0)
+    return measure("pgboss", PgBossParams(**params), url, entered=entered, statement_timeout=timeout)
+
+
 def execute(url: str, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
     """Run one statement as the test (not read-only) and return its rows, if any."""
     with psycopg.connect(url, autocommit=True) as conn:

@@ -18,16 +18,8 @@ from typing import Any
 import pytest
 
 from runbook.checks.base import Verdict
-from runbook.checks.pgboss import PgBossParams, instances, queued_per_queue
-from tests.integration.checks_pg.conftest import (
-    NodeWorker,
-    Template,
-    closed_port_url,
-    execute,
-    measure,
-    poll,
-    run_node,
-)
+from runbook.checks.pgboss import queued_per_queue
+from tests.integration.checks_pg.conftest import Template, execute, measure, pb
 
 pytestmark = pytest.mark.pgboss
 
@@ -39,12 +31,6 @@ def db(request: pytest.FixtureRequest, templates: dict[str, Template], copy_db: 
     """(URL of a fresh copy of the outcomes database, its template) for each pg-boss major."""
     template = templates[request.param]
     return copy_db(template), template
-
-
-def pb(url: str, **params: Any) -> Any:
-    entered = params.pop("entered", None)
-    timeout = params.pop("statement_timeout", 5.0)
-    return measure("pgboss", PgBossParams(**params), url, entered=entered, statement_timeout=timeout)
 
 
 def test_installed_reports_schema_version_and_layout(db: tuple[str, Template]) -> None:
@@ -139,27 +125,6 @@ def test_cached_counters_used_while_fresh_and_live_count_when_stale(
     assert "cached counters stale (1h" in stale.explanation
     forced = pb(url, metric="backlog", queue="q-backlog", counters="cached")
     assert (forced.value, forced.inputs["source"]) == (42, "cached")
-
-
-@pytest.mark.parametrize("major", ["11", "12"])
-def test_cached_counters_written_by_a_real_supervisor(
-    major: str, templates: dict[str, Template], copy_db: Any, node: Any, pgboss_dirs: Any
-) -> None:
-    url = copy_db(templates[major])
-    worker = NodeWorker(node, pgboss_dirs[major], url, "q-work", fast_monitor=True)  # monitors every second
-    try:
-        m = poll(
-            lambda: pb(url, metric="backlog", queue="q-backlog"), lambda m: m.inputs["source"] == "cached"
-        )
-        deferred = pb(url, metric="backlog", queue="q-backlog", state="deferred")
-        ready = pb(url, metric="backlog", queue="q-backlog", state="ready")
-    finally:
-        worker.kill()
-    assert (m.value, m.inputs["source"], m.inputs["cache_column"]) == (5, "cached", "queue.queued_count")
-    assert 0 <= m.inputs["cache_age"] < 120
-    assert (deferred.value, deferred.inputs["source"]) == (2, "cached")
-    # ready_count is cached from schema 32 (12.21); 11's layout has none, so ready is counted live.
-    assert ready.value == 3 and ready.inputs["source"] == ("cached" if major == "12" else "live")
 
 
 def test_oldest_ready_age(db: tuple[str, Template]) -> None:
@@ -300,181 +265,3 @@ def test_queued_per_queue_skips_internal_queues(db: tuple[str, Template]) -> Non
         {"queue": "q-active", "queued": 0, "ready": 0, "deferred": 0, "active": 2},
         {"queue": "q-backlog", "queued": 5, "ready": 3, "deferred": 2, "active": 0},
     ]
-
-
-def test_live_workers_v12_registry_sees_a_crash(
-    templates: dict[str, Template], copy_db: Any, node: Any, pgboss_dirs: Any
-) -> None:
-    import psycopg
-
-    url = copy_db(templates["12"])
-    worker = NodeWorker(node, pgboss_dirs["12"], url, "q-work")
-    try:
-        live = poll(lambda: pb(url, metric="live_workers", queue="q-work"), lambda m: m.value == 1)
-        assert (live.verdict, live.value, live.inputs["source"]) == (Verdict.PASS, 1, "instance registry")
-        worker.kill()  # kill -9: no stop(), stopped_on stays null, the heartbeat (1 s) goes quiet
-        dead = poll(lambda: pb(url, metric="live_workers", queue="q-work"), lambda m: m.value == 0)
-    finally:
-        worker.kill()
-    assert (dead.verdict, dead.value) == (Verdict.FAIL, 0)
-    assert "1 quiet without stop() (crashed or frozen" in dead.explanation
-    with psycopg.connect(url) as conn:
-        rows = instances(conn, "pgboss")
-    crashed = [r for r in rows if "q-work" in r["queues"]]
-    assert len(crashed) == 1 and crashed[0]["pid"] == worker.pid
-    assert crashed[0]["live"] is False and crashed[0]["stopped_on"] is None
-    assert crashed[0]["heartbeat_on"] >= crashed[0]["started_on"]
-    stopped = [r for r in rows if "q-main" in r["queues"]]  # the outcomes script, stopped gracefully
-    assert len(stopped) == 1 and stopped[0]["stopped_on"] is not None and stopped[0]["live"] is False
-
-
-def test_live_workers_v12_without_registration_uses_the_proxies(
-    templates: dict[str, Template], copy_db: Any, node: Any, pgboss_dirs: Any
-) -> None:
-    url = copy_db(templates["12"])
-    execute(url, "DELETE FROM pgboss.instance")  # the outcomes script's (stopped) row
-    worker = NodeWorker(node, pgboss_dirs["12"], url, "q-work", registry=False)  # registerInstance: false
-    try:
-        m = pb(url, metric="live_workers")
-    finally:
-        worker.kill()
-    assert execute(url, "SELECT count(*) FROM pgboss.instance") == [(0,)]
-    assert m.verdict is Verdict.PASS and m.inputs["proxy"] is True and m.inputs["connections"] >= 1
-    assert "the instance registry is empty: registerInstance: false?" in m.explanation
-
-
-@pytest.mark.parametrize("major", ["10", "11"])
-def test_live_workers_proxies_before_the_registry(
-    major: str, templates: dict[str, Template], copy_db: Any, node: Any, pgboss_dirs: Any
-) -> None:
-    url = copy_db(templates[major])
-    worker = NodeWorker(node, pgboss_dirs[major], url, "q-work")
-    try:
-        live = pb(url, metric="live_workers")
-        assert live.verdict is Verdict.PASS and live.value >= 1
-        assert live.inputs["proxy"] is True and live.inputs["connections"] >= 1
-        assert "proxy (pg-boss" in live.explanation and "no worker registry" in live.explanation
-        worker.kill()
-        gone = poll(lambda: pb(url, metric="live_workers"), lambda m: m.inputs.get("connections") == 0)
-    finally:
-        worker.kill()
-    assert gone.inputs["connections"] == 0
-    # Simulated: an hour passes with no instance refreshing cron_on (nor monitor_on on 11).
-    execute(url, "UPDATE pgboss.version SET cron_on = now() - interval '1 hour'")
-    if major == "11":
-        execute(url, "UPDATE pgboss.queue SET monitor_on = now() - interval '1 hour'")
-    dead = pb(url, metric="live_workers")
-    assert (dead.verdict, dead.value) == (Verdict.FAIL, 0)
-    assert "version.cron_on 3600s ago" in dead.explanation
-
-
-def test_custom_schema_from_settings_or_params(pg_url: str, node: Any, pgboss_dirs: Any) -> None:
-    run_node(node, pgboss_dirs["12"], pg_url, "outcomes", schema="app_jobs")
-    direct = pb(pg_url, metric="error_rate", queue="q-main", schema="app_jobs")
-    assert direct.value == pytest.approx(2 / 6) and direct.inputs["schema"] == "app_jobs"
-    settings = measure(
-        "pgboss", PgBossParams(metric="throughput", queue="q-main"), pg_url, pgboss_schema="app_jobs"
-    )
-    assert settings.value == 4
-    assert pb(pg_url, metric="installed").explanation.startswith('pg-boss schema "pgboss" not installed')
-
-
-# --- failure modes ---------------------------------------------------------------------------------
-
-
-def test_not_installed_fails_naming_the_schema(pg_url: str) -> None:
-    m = pb(pg_url, metric="installed")
-    assert m.verdict is Verdict.FAIL
-    assert m.explanation.startswith('pg-boss schema "pgboss" not installed')
-    assert pb(pg_url, metric="backlog", queue="q").verdict is Verdict.FAIL
-    other = measure("pgboss", PgBossParams(metric="installed", schema="jobs"), pg_url)
-    assert 'pg-boss schema "jobs" not installed' in other.explanation
-
-
-def test_pgboss_9_layout_is_refused(pg_url: str) -> None:
-    # A v9-like schema: version 20, camel-case-less old column names, an archive table.
-    execute(
-        pg_url,
-        "CREATE SCHEMA pgboss; CREATE TABLE pgboss.version (version int, maintained_on timestamptz,"
-        " cron_on timestamptz); INSERT INTO pgboss.version VALUES (20);"
-        " CREATE TABLE pgboss.job (id uuid, name text, state text, createdon timestamptz,"
-        " startedon timestamptz, completedon timestamptz, expirein interval);"
-        " CREATE TABLE pgboss.archive (LIKE pgboss.job);"
-        " ALTER TABLE pgboss.archive ADD archivedon timestamptz",
-    )
-    m = pb(pg_url, metric="installed")
-    assert m.verdict is Verdict.ERROR
-    assert "version 20, the layout of pg-boss 9 or older" in m.explanation
-    assert "upgrade the app to pg-boss 10" in m.explanation
-
-
-def test_unreachable_database_is_an_error_not_a_failure(pg_url: str) -> None:
-    url = closed_port_url()
-    m = measure("pgboss", PgBossParams(metric="backlog", queue="q", url=url), pg_url)
-    assert m.verdict is Verdict.ERROR
-    assert "connection refused" in m.explanation
-    assert "secret-pw" not in m.explanation
-
-
-@pytest.mark.parametrize(
-    ("major", "locked", "table", "index"),
-    [
-        ("10", "pgboss.archive", "pgboss.job and pgboss.archive", "archive_name_completed_on_idx"),
-        ("11", "pgboss.job_common", "pgboss.job", "job_common_name_completed_on_idx"),
-    ],
-)
-def test_timeout_names_the_table_and_the_index(
-    major: str, locked: str, table: str, index: str, templates: dict[str, Template], copy_db: Any
-) -> None:
-    import psycopg
-
-    url = copy_db(templates[major])
-    with psycopg.connect(url) as locker:
-        locker.execute(f"LOCK TABLE {locked} IN ACCESS EXCLUSIVE MODE")  # held until the block ends
-        m = pb(url, metric="error_rate", queue="q-main", statement_timeout=0.5)
-    assert m.verdict is Verdict.ERROR
-    assert m.explanation.startswith(f"query on {table} was cancelled by statement_timeout")
-    statement = m.explanation.split("; ")[1]
-    assert statement.startswith(
-        "pg-boss 10's archive has no index on completed_on: CREATE INDEX" if major == "10" else "CREATE INDEX"
-    )
-    execute(
-        url, statement[statement.index("CREATE INDEX") :].split(" (pg-boss")[0]
-    )  # the suggestion is valid SQL
-    assert execute(url, "SELECT count(*) FROM pg_indexes WHERE indexname = %s", (index,)) == [(1,)]
-    assert pb(url, metric="error_rate", queue="q-main").value == pytest.approx(2 / 6)
-
-
-def test_params_are_validated() -> None:
-    with pytest.raises(ValueError, match="needs a queue"):
-        PgBossParams(metric="backlog")
-    with pytest.raises(ValueError, match="internal to pg-boss"):
-        PgBossParams(metric="backlog", queue="__pgboss__send-it")
-    with pytest.raises(ValueError, match="percentile"):
-        PgBossParams(metric="run_time", queue="q", percentile=100)
-    with pytest.raises(ValueError, match="no value can pass"):
-        PgBossParams(metric="backlog", queue="q", max=1, min=2)
-    with pytest.raises(ValueError, match="unknown metric"):
-        PgBossParams(metric="latency", queue="q")  # type: ignore[arg-type]
-    assert PgBossParams(metric="stuck_active", queue="q").effective_max == 0
-    assert PgBossParams(metric="live_workers").effective_min == 1
-
-
-def test_a_stray_archive_beside_a_v12_schema_is_not_read(
-    templates: dict[str, Template], copy_db: Any
-) -> None:
-    url = copy_db(templates["12"])
-    # Simulated: a hand-migrated database kept pg-boss 10's archive table (with a failure in the window).
-    execute(
-        url,
-        "CREATE TABLE pgboss.archive (LIKE pgboss.job);"
-        " ALTER TABLE pgboss.archive ADD archived_on timestamptz",
-    )
-    execute(
-        url,
-        "INSERT INTO pgboss.archive SELECT *, now() FROM pgboss.job"
-        " WHERE name = 'q-main' AND state = 'failed'",
-    )
-    m = pb(url, metric="error_rate", queue="q-main")
-    assert m.inputs["layout"] == "v12" and m.value == pytest.approx(2 / 6)
-    assert not any("archive" in q for q in m.inputs["queries"])
