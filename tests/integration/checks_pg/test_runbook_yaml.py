@@ -12,7 +12,7 @@ from runbook.checkrun import EngineContext, run_checks
 from runbook.checks.base import Verdict
 from runbook.errors import SpecError
 from runbook.spec import load_runbook_text
-from tests.integration.checks_pg.conftest import Template
+from tests.integration.checks_pg.conftest import Template, execute
 from tests.integration.checks_pg.legacy_app import LegacyApp
 
 RUNBOOK = """
@@ -97,3 +97,58 @@ def test_bad_params_are_located_errors(change: tuple[str, str], message: str) ->
         load_runbook_text(RUNBOOK.replace(*change), "stages.yaml", env={"DATABASE_URL": "postgresql://x/y"})
     assert message in str(err.value)
     assert str(err.value).startswith("stages.yaml:")
+
+
+COMPARE = """
+version: 1
+name: compare
+settings:
+  database:
+    url: ${DATABASE_URL}
+flags:
+  PGBOSS_ENABLED:
+    safe: false
+stages:
+  - id: increment-3
+    monitor:
+      - name: processing-time-vs-legacy
+        kind: compare
+        max: 1.2
+        a:
+          name: pgboss-p95
+          kind: pgboss
+          metric: run_time
+          queue: q-main
+          percentile: 95
+          window: 1h
+        b:
+          name: legacy-p95
+          kind: legacy
+          metric: processing_time
+          percentile: 95
+          window: 1h
+"""
+
+
+def test_pgboss_and_legacy_p95_compared(templates: dict[str, Template], copy_db: Any) -> None:
+    url = copy_db(templates["12"])
+    # Simulated with SQL: q-main's 4 completed jobs ran 10, 20, 30 and 40 s (p95 38.5 s) ...
+    completed = [*templates["12"].outcome["main"]["ok"], *templates["12"].outcome["main"]["flaky"]]
+    for i, job in enumerate(completed):
+        execute(
+            url,
+            "UPDATE pgboss.job SET started_on = now() - interval '5 minutes',"
+            " completed_on = now() - interval '5 minutes' + %s * interval '1 second' WHERE id = %s",
+            ((i + 1) * 10, job),
+        )
+    # ... and the legacy app's 4 jobs ran 20, 40, 60 and 80 s (p95 77 s).
+    app = LegacyApp(url)
+    app.install()
+    for i in range(4):
+        app.run(f"eval-{i}", created=-20 * 60 + i, started=-15 * 60, seconds=(i + 1) * 20)
+    app.close()
+    rb = load_runbook_text(COMPARE, "stages.yaml", env={"DATABASE_URL": url})
+    with EngineContext(rb, stage_id="increment-3") as ctx:
+        [m] = run_checks(rb.stage("increment-3").monitor, ctx)
+    assert (m.verdict, m.value) == (Verdict.PASS, pytest.approx(0.5))
+    assert m.inputs["a"]["value"] == pytest.approx(38.5) and m.inputs["b"]["value"] == pytest.approx(77.0)
