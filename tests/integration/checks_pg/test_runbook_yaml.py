@@ -15,6 +15,8 @@ from runbook.spec import load_runbook_text
 from tests.integration.checks_pg.conftest import Template, execute
 from tests.integration.checks_pg.legacy_app import LegacyApp
 
+pytestmark = pytest.mark.pgboss
+
 RUNBOOK = """
 version: 1
 name: checks
