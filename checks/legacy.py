@@ -17,6 +17,8 @@ __all__ = ["KIND", "LegacyParams", "measure"]
 
 Metric = Literal["counts", "drained", "created_since", "stale_running", "error_rate", "processing_time"]
 METRICS: tuple[str, ...] = get_args(Metric)
+Group = Literal["pending", "running", "done", "failed", "cancelled"]
+"""A status group of the mapping: settings.legacy.pending, .running, ... list each group's values."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class LegacyParams:
         "what to measure: counts, drained, created_since, stale_running, error_rate, processing_time",
         "counts",
     )
-    status: tuple[str, ...] = doc(
+    status: tuple[Group, ...] = doc(
         "counts: the status groups summed into the value (pending, running, done, failed, cancelled)",
         ("pending", "running"),
     )
