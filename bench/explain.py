@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 BIG_TABLE_ROWS = 10_000
-"""A sequential scan of a relation estimated above this many rows is not index-bounded."""
+"""A scan that discards more rows than this (and more than it keeps) is not index-bounded."""
 SKIP_PREFIXES = ("set ", "show ", "begin", "commit", "rollback", "reset ")
 
 
@@ -71,10 +71,9 @@ def _scans(node: dict[str, Any], out: list[dict[str, Any]]) -> None:
 
 
 def _unbounded(scan: dict[str, Any], sizes: dict[str, float]) -> bool:
-    """A sequential scan of a big table, or an index scan that reads many rows only to filter most out
-    (the index bounds the queue, not the window)."""
-    if scan["node"] == "Seq Scan":
-        return sizes.get(scan["relation"], 0) > BIG_TABLE_ROWS
+    """A scan that reads many rows only to throw most of them away: the filter, not an index, bounds it
+    (a sequential scan of a big table, or an index that bounds the queue but not the window). A scan
+    that keeps most of what it reads is bounded by the data the query needs."""
     removed = scan["removed_by_filter"]
     return removed > BIG_TABLE_ROWS and removed > scan["rows"]
 

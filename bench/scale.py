@@ -124,6 +124,18 @@ def hinted_indexes(results: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def pgboss_hints(url: str) -> list[str]:
+    """The index the pgboss kind names for long windows on pg-boss 10 (its archive has none on
+    completed_on; windows longer than the archive's own bound on archived_on read much of it)."""
+    from runbook.checks.pgboss_layout import detect
+    from runbook.checks.pgboss_queries import window_index_hint
+    from runbook.checks.sqlutil import Session
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        layout = detect(Session(conn), SCHEMAS["10"])
+        return INDEX_HINT.findall(window_index_hint(layout, None))
+
+
 def pgboss_counts(url: str, major: str, rounds: int, work: Path) -> dict[str, Any]:
     """pg-boss's own count calls timed from node, and the pgboss kind's backlog (live count) beside them."""
     from runbook.checks import get_kind
@@ -228,6 +240,7 @@ def run(url: str, rounds: int, work: Path, built: Mapping[str, Any]) -> int:
     print("gate without extra indexes ...", flush=True)
     phases["real_indexes"] = {m: measure_gate(url, m, rounds, entered) for m in SCHEMAS}
     hints = hinted_indexes([r for p in phases["real_indexes"].values() for r in p["results"]])
+    hints += pgboss_hints(url)
     created = []
     with psycopg.connect(url, autocommit=True) as conn:
         for stmt in hints:
