@@ -62,9 +62,7 @@ def sample(session: Session, cur: engine.Current, *, record: bool = True) -> Rou
             try:
                 store = session.store()
                 store.add_sample(rb.name, cur.stage.id, spec.name, m.to_json(), m.verdict, m.value)
-                history = [
-                    s.verdict for s in store.samples(rb.name, cur.stage.id, spec.name, since=cur.entered_at)
-                ]
+                history = store.verdicts(rb.name, cur.stage.id, spec.name, since=cur.entered_at)
             except RunbookError as exc:
                 out.stored, out.store_error = False, exc.message
         if not history:

@@ -77,7 +77,7 @@ def status(session: Session) -> StatusResult:
     latest: list[dict[str, Any]] = []
     if cur.recorded:
         for spec in (*cur.stage.monitor, *cur.stage.soak.work):
-            got = store.samples(rb.name, cur.stage.id, spec.name, since=cur.entered_at)
+            got = store.samples(rb.name, cur.stage.id, spec.name, since=cur.entered_at, limit=1)
             if got:
                 latest.append(dict(got[-1].measurement))
     return StatusResult(

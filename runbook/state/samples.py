@@ -61,6 +61,23 @@ class SamplesMixin(StoreBase):
                 ),
             )
 
+    def verdicts(
+        self, runbook: str, stage: str, check: str, since: dt.datetime | None = None
+    ) -> list[Verdict]:
+        """Return the verdicts of one check in one stage, oldest first: what its limits are judged on, read
+        without the measurements (a watcher judges every check every round, for days)."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                self.sql(
+                    "SELECT verdict FROM {samples} "
+                    "WHERE runbook = %s AND stage = %s AND check_name = %s "
+                    "AND at >= coalesce(%s, '-infinity'::timestamptz) "
+                    "ORDER BY at, id"
+                ),
+                (runbook, stage, check, since),
+            ).fetchall()
+        return [Verdict(r[0]) for r in rows]
+
     def samples(
         self,
         runbook: str,
