@@ -109,9 +109,12 @@ class Home:
     def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {**os.environ, **self.env, **(extra or {})}
 
-    def popen(self, *args: str, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    def popen(
+        self, *args: str, extra: dict[str, str] | None = None, module: bool = False
+    ) -> subprocess.Popen[str]:
+        """Start `migrate ARGS` (the console script, or `python -m runbook` with `module`)."""
         return subprocess.Popen(
-            [*MIGRATE, *args],
+            [*([sys.executable, "-m", "runbook"] if module else MIGRATE), *args],
             cwd=self.dir,
             env=self.environ(extra),
             stdout=subprocess.PIPE,

@@ -11,8 +11,11 @@ from collections import Counter
 from runbook.state import TRANSITIONS
 from tests.reliability.conftest import NAME, Home, record
 
-ROUNDS = int(os.environ.get("RELIABILITY_ROUNDS", "24"))
+ROUNDS = int(os.environ.get("RELIABILITY_ROUNDS", "0"))
+"""Fixed number of rounds; 0 (default): as many as fit in BUDGET seconds, from MIN_ROUNDS up to MAX_ROUNDS."""
 PROCESSES = int(os.environ.get("RELIABILITY_PROCESSES", "20"))
+BUDGET = float(os.environ.get("RELIABILITY_BUDGET", "150"))
+MIN_ROUNDS, MAX_ROUNDS = 10, 50
 DESIRED = {
     "legacy": {"PGBOSS_ENABLED": "false", "PGBOSS_FOR_NEW_EVALS": "false"},
     "one": {"PGBOSS_ENABLED": "true", "PGBOSS_FOR_NEW_EVALS": "false"},
@@ -26,10 +29,15 @@ def test_concurrent_advance_and_rollback_make_one_transition_per_round(home: Hom
     version = 0
     codes: Counter[int] = Counter()
     started = time.monotonic()
-    for n in range(ROUNDS):
+    rounds = 0
+    for n in range(ROUNDS or MAX_ROUNDS):
+        spent = time.monotonic() - started
+        if not ROUNDS and n >= MIN_ROUNDS and n % 2 == 0 and spent + 2 * spent / n > BUDGET:
+            break  # the next advance + rollback pair would not fit in the budget
+        rounds += 1
         forward = n % 2 == 0
         args = ("advance", "--yes") if forward else ("rollback", "--reason", f"round {n}")
-        procs = [home.popen(*args) for _ in range(PROCESSES)]
+        procs = [home.popen(*args, module=i % 2 == 1) for i in range(PROCESSES)]
         results = [(p, *p.communicate(timeout=180)) for p in procs]
         round_codes = [p.returncode for p, _, _ in results]
         codes.update(round_codes)
@@ -65,16 +73,16 @@ def test_concurrent_advance_and_rollback_make_one_transition_per_round(home: Hom
     events = home.events()
     by_op = Counter(e.operation for e in events)
     versions = [e.version for e in events if e.operation in TRANSITIONS]
-    assert versions == list(range(1, ROUNDS + 2)), versions
+    assert versions == list(range(1, rounds + 2)), versions
     assert by_op == Counter(
-        {"init": 1, "intent": ROUNDS, "advance": (ROUNDS + 1) // 2, "rollback": ROUNDS // 2}
+        {"init": 1, "intent": rounds, "advance": (rounds + 1) // 2, "rollback": rounds // 2}
     )
     assert len({e.uuid for e in events}) == len(events)
-    lost = ROUNDS - (by_op["advance"] + by_op["rollback"])
+    lost = rounds - (by_op["advance"] + by_op["rollback"])
     duplicated = len(events) - len({(e.operation, e.version) for e in events})
     seconds = time.monotonic() - started
     record(
-        f"RELIABILITY concurrency: {ROUNDS} rounds x {PROCESSES} processes: "
+        f"RELIABILITY concurrency: {rounds} rounds x {PROCESSES} processes: "
         f"{by_op['advance'] + by_op['rollback']} transitions ({by_op['advance']} advance, "
         f"{by_op['rollback']} rollback), {lost} lost, {duplicated} duplicated; exit codes "
         + ", ".join(f"{c}: {k}" for c, k in sorted(codes.items()))
