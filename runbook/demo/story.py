@@ -187,12 +187,15 @@ class Story:
             extra = [a for item in MANUAL_ITEMS for a in ("--confirm", item)] if stage == "retired" else []
             self.advance(*extra)
 
-    def bad_stage(self, fault: str = "FAULT_FAIL_RATE_EVALUATION", value: str = "0.5") -> CliRun:
-        """Inject a fault and let the watcher find it; return the watch run (exit 4: rolled back)."""
-        self.say(f"!! injecting a fault: {fault}={value} (evaluation jobs start failing)")
+    def bad_stage(self, fault: str = "FAULT_FAIL_RATE_EVALUATION", value: str = "0.8") -> CliRun:
+        """Inject a fault and let the watcher find it; return the watch run (exit 4: rolled back). A job
+        counts as failed once pg-boss has used up its retries (about 7 s of backoff here)."""
+        self.say(
+            f"!! injecting a fault: {fault}={value} (80% of evaluation runs throw; pg-boss retries them)"
+        )
         set_app_flags(self.database_url, {fault: value})
         run = self.migrate(
-            "watch", "--interval", self.interval, "--max-samples", str(self.rounds * 3), ok=(4,)
+            "watch", "--interval", self.interval, "--max-samples", str(self.rounds * 8), ok=(4,)
         )
         self.transitions.append("auto-rollback (watch)")
         set_app_flags(self.database_url, {fault: None})

@@ -25,6 +25,17 @@ pytestmark = pytest.mark.e2e
 SAFE = {"PGBOSS_ENABLED": False, "PGBOSS_FOR_NEW_EVALS": False, "PGBOSS_FOR_ALL_JOBS": False}
 
 
+def failed_in_pgboss(database_url: str, expected: int, timeout: float = 10.0) -> int:
+    """Jobs pg-boss holds as failed, once it agrees with `expected` (the app writes its ledger just before
+    pg-boss records the failure) or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        count = int(rows(database_url, "SELECT count(*) FROM pgboss.job WHERE state = 'failed'")[0][0])
+        if count == expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.2)
+
+
 def flip_time(database_url: str) -> float:
     """Epoch seconds at which the flag backend last wrote PGBOSS_ENABLED."""
     found = rows(
@@ -42,8 +53,8 @@ def test_failing_evaluations_roll_back_by_themselves(
     with load(app) as bg:
         m.climb(["increment-1", "increment-2", "increment-3"])
         m.watch(4)
-        set_app_flags(pg_url, {"FAULT_FAIL_RATE_EVALUATION": "0.5"})
-        watched = m.watch(40, expect=4)
+        set_app_flags(pg_url, {"FAULT_FAIL_RATE_EVALUATION": "0.8"})
+        watched = m.watch(80, expect=4)  # a job fails once its 3 retries are used up (1+2+4 s backoff)
         assert app.wait_for_flags(SAFE, timeout=1.0)["flags"] == SAFE
         flipped = flip_time(pg_url)
         assert m.stage() == "legacy"
@@ -65,8 +76,11 @@ def test_failing_evaluations_roll_back_by_themselves(
     # jobs already in pg-boss were processed (workers keep running) or reported as failed: none lost or twice
     summary = settle(pg_url, sent)
     assert (summary["duplicated"], summary["lost"]) == (0, 0), summary
-    failed_in_pgboss = rows(pg_url, "SELECT count(*) FROM pgboss.job WHERE state = 'failed'")[0][0]
-    assert summary["failed"] == summary["routed_to"]["pgboss"]["failed"] == failed_in_pgboss
+    assert (
+        summary["failed"]
+        == summary["routed_to"]["pgboss"]["failed"]
+        == failed_in_pgboss(pg_url, summary["failed"])
+    )
     assert summary["processed_once"] + summary["failed"] == sent.sent
     assert summary["failed_attempts"] > 0
 
