@@ -173,6 +173,12 @@ def second_db(pg_server_url: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def table_flags(url: str) -> dict[str, str]:
+    """The flags as the app reads them from the postgres flag backend's table."""
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute("SELECT name, value FROM runbook.flags").fetchall())  # type: ignore[arg-type]
+
+
 def wait_for_file(path: Path, proc: subprocess.Popen[str], timeout: float = 90.0) -> str:
     """Wait until `path` exists (a pause point reached); fail with the process's output if it ends first."""
     deadline = time.monotonic() + timeout

@@ -65,6 +65,7 @@ def test_concurrent_advance_and_rollback_make_one_transition_per_round(home: Hom
         with home.store() as store:
             state = store.require(NAME)
             assert state.pending_intent is None
+            assert store.lock_holder(NAME) == (None, None)  # every process let go of the lock
         assert (state.stage, state.version, state.flags) == (stage, version, DESIRED[stage])
         flags = home.flags()
         assert {k: flags[k] for k in DESIRED[stage]} == DESIRED[stage]

@@ -12,7 +12,16 @@ import pytest
 
 from runbook.faultpoints import POINTS
 from runbook.state import TRANSITIONS, Event
-from tests.reliability.conftest import NAME, Home, kill, record, wait_for_file
+from tests.reliability.conftest import (
+    NAME,
+    POSTGRES_FLAGS,
+    Home,
+    kill,
+    record,
+    runbook_yaml,
+    table_flags,
+    wait_for_file,
+)
 
 STAGE_FLAGS = {
     "legacy": {"PGBOSS_ENABLED": "false", "PGBOSS_FOR_NEW_EVALS": "false"},
@@ -70,8 +79,19 @@ def test_every_pause_point_is_covered() -> None:
     assert {c.point for c in CASES} == set(POINTS)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c.command[0]}-{c.point}" for c in CASES])
-def test_a_kill_at_each_step_is_reconciled(home: Home, case: Case) -> None:
+FLIPS = ("advance:flipped", "advance:verified", "rollback:intent", "rollback:flipped")
+RUNS = [(c, "dotenv") for c in CASES] + [
+    (c, "postgres") for c in CASES if c.point in FLIPS and not c.extra
+]  # the flips again, with the flags in a table of another database
+
+
+@pytest.mark.parametrize(("case", "backend"), RUNS, ids=[f"{c.command[0]}-{c.point}-{b}" for c, b in RUNS])
+def test_a_kill_at_each_step_is_reconciled(
+    home: Home, case: Case, backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend == "postgres":
+        home.env["FLAGS_URL"] = request.getfixturevalue("second_db")
+        home.write(runbook_yaml(flags=POSTGRES_FLAGS))
     auto = case.command == ADVANCE and case.point.startswith("rollback:")
     if not auto:
         assert home.run(*ADVANCE).code == 0  # from stage one: advance goes to two, rollback to legacy
@@ -102,7 +122,7 @@ def test_a_kill_at_each_step_is_reconciled(home: Home, case: Case) -> None:
     assert after.code == 0, after.text
     assert (final["stage"], final["pending_intent"], final["drift"]) == (case.final, None, [])
     assert final["flags"]["actual"] == STAGE_FLAGS[case.final] == final["flags"]["desired"]
-    flags = home.flags()
+    flags = home.flags() if backend == "dotenv" else table_flags(home.env["FLAGS_URL"])
     assert {k: flags[k] for k in STAGE_FLAGS[case.final]} == STAGE_FLAGS[case.final]
 
     events = home.events()
@@ -122,11 +142,16 @@ def test_a_kill_at_each_step_is_reconciled(home: Home, case: Case) -> None:
     with home.store() as store:
         assert store.require(NAME).pending_intent is None
     RESULTS["cases"] += 1
+    RESULTS[backend] += 1
     RESULTS["reconciled"] += len(reconciles)
     RESULTS["intents closed"] += len([e for e in new if e.operation == "intent"])
-    if RESULTS["cases"] == len(CASES):
+
+
+def test_zz_report_counts() -> None:
+    if RESULTS["cases"]:
         record(
-            f"RELIABILITY crashes: {len(CASES)} kills at {len(POINTS)} pause points "
-            f"(advance, rollback, auto-rollback): {RESULTS['reconciled']} reconciled by the next command, "
-            f"{RESULTS['intents closed']} intents all closed, 0 pending, 0 flag drift"
+            f"RELIABILITY crashes: {RESULTS['cases']} SIGKILLs at {len(POINTS)} pause points (advance, "
+            f"rollback, auto-rollback; {RESULTS['dotenv']} dotenv, {RESULTS['postgres']} postgres flags): "
+            f"{RESULTS['reconciled']} reconciled by the next command, {RESULTS['intents closed']} intents "
+            "all closed, 0 pending, 0 flag drift"
         )

@@ -21,17 +21,12 @@ from tests.reliability.conftest import (
     RestartablePostgres,
     record,
     runbook_yaml,
+    table_flags,
     wait_for_file,
 )
 
 SAFE = {"PGBOSS_ENABLED": "false", "PGBOSS_FOR_NEW_EVALS": "false"}
 ONE = {"PGBOSS_ENABLED": "true", "PGBOSS_FOR_NEW_EVALS": "false"}
-
-
-def table_flags(url: str) -> dict[str, str]:
-    """The flags as the app reads them from the postgres flag backend's table."""
-    with psycopg.connect(url) as conn:
-        return dict(conn.execute("SELECT name, value FROM runbook.flags").fetchall())  # type: ignore[arg-type]
 
 
 def journal_lines(home: Home) -> list[str]:
