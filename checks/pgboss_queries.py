@@ -136,6 +136,26 @@ def finished(
     }
 
 
+def finished_count(
+    session: Session,
+    layout: Layout,
+    queue: str,
+    since: dt.datetime,
+    states: tuple[str, ...],
+    cap: int,
+    *,
+    hint: str | None = None,
+) -> int:
+    """Jobs of `queue` in `states` that finished since `since`, counted up to `cap`: the scan stops there,
+    so a soak that began days ago costs no more than one that began a minute ago."""
+    window = Window(None, since)
+    query = sql.SQL("SELECT count(*) FROM ({source} LIMIT %(cap)s) AS f").format(
+        source=_finished_source(layout, window, "completed_on", states)
+    )
+    params = {"queue": queue, "states": list(states), "cap": cap, **window.params()}
+    return int(session.scalar(query, params, table=_tables(layout), timeout_hint=hint))
+
+
 def waits(
     session: Session,
     layout: Layout,

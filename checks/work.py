@@ -15,11 +15,14 @@ from runbook.checks.legacy_metrics import Query
 from runbook.checks.legacy_table import load
 from runbook.checks.pgboss_layout import detect
 from runbook.checks.pgboss_metrics import missing_queue
-from runbook.checks.pgboss_queries import INTERNAL_PREFIX, Window, finished, queue_row, window_index_hint
+from runbook.checks.pgboss_queries import INTERNAL_PREFIX, finished_count, queue_row, window_index_hint
 from runbook.checks.sqlutil import Session, aware, run_measurement
 from runbook.model import doc
 
-__all__ = ["KIND", "WorkParams", "measure"]
+__all__ = ["COUNT_CAP", "KIND", "WorkParams", "measure"]
+
+COUNT_CAP = 10_000
+"""Jobs are counted exactly up to this many (or min_jobs, if larger); past it the count says `at least`."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,15 @@ def _pgboss(s: Session, params: WorkParams, schema: str, entered: dt.datetime) -
     info = queue_row(s, layout, params.queue)
     if info is None:
         return Measurement(verdict=Verdict.INCONCLUSIVE, value=0, explanation=missing_queue(params.queue))
-    f = finished(s, layout, params.queue, Window(None, entered), 50, hint=window_index_hint(layout, info))
-    count = f["completed"] + (f["failed"] if params.include_failed else 0)
-    states = "completed or failed" if params.include_failed else "completed"
+    states = ("completed", "failed") if params.include_failed else ("completed",)
+    cap = count_cap(params)
+    hint = window_index_hint(layout, info)
+    count = finished_count(s, layout, params.queue, entered, states, cap, hint=hint)
     return _judge(
-        count, f"{count} jobs {states} in pg-boss queue {params.queue} since the stage was entered", params
+        count,
+        f"{_shown(count, cap)} jobs {' or '.join(states)} in pg-boss queue {params.queue} "
+        "since the stage was entered",
+        params,
     )
 
 
@@ -104,11 +111,23 @@ def _legacy(s: Session, params: WorkParams, ctx: CheckContext, entered: dt.datet
     s.inputs.update(source="legacy", table=table.name, type=params.type, since=entered.isoformat())
     groups = ("done", "failed") if params.include_failed else ("done",)
     since = (sql.SQL("{} >= {}").format(table.col("completed"), table.instant("completed")), [aware(entered)])
-    q = Query().add(sql.SQL("SELECT count(*) FROM {}").format(table.ident))
-    q.where(table, table.status_in(*groups), since)
+    cap = count_cap(params)
+    q = Query().add(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {}").format(table.ident))
+    q.where(table, table.status_in(*groups), since).add(" LIMIT %s) AS f", cap)
     count = int(q.run(s, table, f"create the index: {table.index_statement('completed')}")[0][0])
     kind = f" of type {params.type}" if params.type else ""
-    return _judge(count, f"{count} legacy rows{kind} processed since the stage was entered", params)
+    return _judge(
+        count, f"{_shown(count, cap)} legacy rows{kind} processed since the stage was entered", params
+    )
+
+
+def count_cap(params: WorkParams) -> int:
+    """Count at most this many jobs: exact up to COUNT_CAP (or min_jobs if larger), `at least` beyond."""
+    return max(COUNT_CAP, params.min_jobs)
+
+
+def _shown(count: int, cap: int) -> str:
+    return f"at least {count}" if count >= cap else str(count)
 
 
 KIND = CheckKind(
