@@ -164,8 +164,9 @@ def _run(pgboss: str, keep: bool, say: Say, workdir: str | Path | None) -> DemoR
             try:
                 story.tell()
             except RuntimeError as exc:
+                owned = False  # keep the logs
                 raise RunbookError(
-                    f"the demo stopped: {exc}", hint=f"read the app's log {app.log_path}"
+                    f"the demo stopped: {exc}", hint=f"read the app's log {app.log_path} and the output above"
                 ) from None
             sent = load.stop()
             say(f"-- load stopped after {sent.sent} jobs; waiting for the queues to drain ...")

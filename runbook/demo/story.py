@@ -22,10 +22,13 @@ SCALE = 0.001
 
 # Settings that are real-world latencies, not story time: the copy keeps them at these many real seconds.
 _REAL_SECONDS = {
-    "    statement_timeout: 5s\n": ("    statement_timeout: {}s\n", 5.0),
-    "    timeout: 10s\n": ("    timeout: {}s\n", 10.0),
-    "    verify_deadline: 2m\n": ("    verify_deadline: {}s\n", 30.0),
-    "    verify_interval: 2s\n": ("    verify_interval: {}s\n", 0.25),
+    "    statement_timeout: 5s\n": (
+        "    statement_timeout: {}s  # {} real seconds under the time scale\n",
+        5.0,
+    ),
+    "    timeout: 10s\n": ("    timeout: {}s  # {} real seconds\n", 10.0),
+    "    verify_deadline: 2m\n": ("    verify_deadline: {}s  # {} real seconds\n", 30.0),
+    "    verify_interval: 2s\n": ("    verify_interval: {}s  # {} real seconds\n", 0.25),
 }
 _FLAG_TYPE = "    type: ${RUNBOOK_FLAG_BACKEND:-postgres}\n"
 MANUAL_ITEMS = ("legacy-workers-stopped", "legacy-code-removed", "job-table-archived")
@@ -57,14 +60,14 @@ def compress_runbook(
     for old, (new, real) in _REAL_SECONDS.items():
         if text.count(old) != 1:
             raise ValueError(f"the shipped runbook no longer has exactly one line {old.strip()!r}")
-        text = text.replace(old, new.format(_seconds(real / scale)))
+        text = text.replace(old, new.format(_seconds(real / scale), _seconds(real)))
     if dotenv is not None:
         if text.count(_FLAG_TYPE) != 1:
             raise ValueError("the shipped runbook no longer sets settings.flags.type from the environment")
         extra = f"    path: {json.dumps(str(dotenv))}\n"
         if reload:
             extra += f"    reload: {json.dumps(list(reload))}\n"
-            extra += f"    reload_timeout: {_seconds(10.0 / scale)}s\n"
+            extra += f"    reload_timeout: {_seconds(10.0 / scale)}s  # 10 real seconds\n"
         text = text.replace(_FLAG_TYPE, _FLAG_TYPE + extra)
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "stages.yaml"
@@ -82,7 +85,7 @@ def story_env(
         "APP_URL": app_url,
         "RUNBOOK_TIME_SCALE": str(scale),
         "MIN_IMPORT_JOBS": "5",
-        "MIN_EVALUATION_JOBS": "10",
+        "MIN_EVALUATION_JOBS": "20",
         "MAX_WORKER_RSS": "300MB",
         "MAX_RSS_GROWTH": "30MB",
         "NO_COLOR": "1",
@@ -157,14 +160,12 @@ class Story:
         for line in run.key_lines():
             self.say(f"    {line.strip()}")
         if run.code not in ok:
-            raise RuntimeError(f"`{run.command}` exited {run.code}:\n{run.stdout}\n{run.stderr}")
+            raise RuntimeError(f"`{run.command}` exited {run.code} (expected {' or '.join(map(str, ok))})")
         return run
 
     def soak(self) -> CliRun:
         """Let the watcher sample the current stage for a while (stores the samples leak detection needs)."""
-        return self.migrate(
-            "watch", "--interval", self.interval, "--max-samples", str(self.rounds), ok=(0, 4)
-        )
+        return self.migrate("watch", "--interval", self.interval, "--max-samples", str(self.rounds))
 
     def advance(self, *extra: str, tries: int = 4) -> CliRun:
         """`migrate advance --yes`; while blocked (soak or work not yet done), watch a little and retry."""
@@ -175,8 +176,8 @@ class Story:
                 if moved:
                     self.transitions.append(f"advance {moved.group(1)} -> {moved.group(2)}")
                 return run
-            self.migrate("watch", "--interval", self.interval, "--max-samples", "3", ok=(0, 4))
-        raise RuntimeError(f"could not advance after {tries} tries:\n{run.stdout}\n{run.stderr}")
+            self.migrate("watch", "--interval", self.interval, "--max-samples", "3")
+        raise RuntimeError(f"could not advance after {tries} tries: {'; '.join(run.key_lines())}")
 
     def climb(self, stages: Sequence[str]) -> None:
         """Advance into each of `stages` in turn, soaking before each step but the first."""
