@@ -76,7 +76,10 @@ def live_counts(session: Session, layout: Layout, queue: str) -> dict[str, int]:
         " count(*) FILTER (WHERE state < 'active'{nb} AND start_after <= now()),"
         " count(*) FILTER (WHERE state < 'active'{nb} AND start_after > now()),"
         " count(*) FILTER (WHERE state = 'active')"
-        " FROM {job} WHERE name = %(queue)s AND state <= 'active'"
+        # `IN` rather than the equivalent `state <= 'active'`: pg-boss 12's partial index on live states
+        # (name, state, blocked, start_after) WHERE state IN (...) is only provably usable with a list
+        # (0.4 ms instead of a 0.75 s scan of 5M jobs)
+        " FROM {job} WHERE name = %(queue)s AND state IN ('created', 'retry', 'active')"
     ).format(nb=nb, job=layout.table("job"))
     row = session.one(query, {"queue": queue}, table=layout.qualified("job"))
     return dict(zip(("queued", "ready", "deferred", "active"), (int(v) for v in row), strict=True))
