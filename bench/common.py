@@ -98,6 +98,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "load_average_1_5_15": [round(x, 1) for x in os.getloadavg()],
     }
 
 
