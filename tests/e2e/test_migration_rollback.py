@@ -88,6 +88,9 @@ def test_failing_evaluations_roll_back_by_themselves(
     (rollback,) = events(pg_url, "auto-rollback")
     assert (rollback["from_stage"], rollback["to_stage"]) == ("increment-3", "legacy")
     assert rollback["flags_after"] == {k: "false" for k in SAFE}
+    # work left behind in pg-boss at the flip is reported (retrying evaluations), and drained afterwards
+    left = {q["queue"]: q for q in rollback["data"]["leftover"]}
+    assert left["evaluation"]["queued"] + left["evaluation"]["active"] > 0, left
     text = m.history("--operation", "auto-rollback")
     reason = re.search(r"reason: watch: evaluation-error-rate: (.*)", text)
     assert reason, text
