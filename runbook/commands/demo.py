@@ -113,7 +113,13 @@ def demo(
         lines.append(line)
         say(line)
 
-    result = _run(pgboss, keep, tell, workdir)
+    try:
+        result = _run(pgboss, keep, tell, workdir)
+    except KeyboardInterrupt:  # _run has cleaned up by now
+        raise RunbookError(
+            "interrupted: the load, the app and PostgreSQL are stopped; nothing is left running",
+            hint="run `migrate demo` again for the whole story (a few minutes)",
+        ) from None
     if transcript:
         from runbook.output import Output
 

@@ -71,7 +71,7 @@ def test_ctrl_c_midway_leaves_no_process_behind(pgboss_dirs: dict[str, Path]) ->
             demo.terminate()
             demo.wait(60)
     assert demo.returncode == 1, (out, err)
-    assert "error: interrupted" in err
+    assert "error: interrupted: the load, the app and PostgreSQL are stopped; nothing is left running" in err
     time.sleep(0.5)
     survivors = [p for p in [*started, *children] if _alive(p)] + _ours(workdir)
     assert survivors == [], survivors
