@@ -88,6 +88,8 @@ def story_env(
         "MIN_EVALUATION_JOBS": "20",
         "MAX_WORKER_RSS": "300MB",
         "MAX_RSS_GROWTH": "30MB",
+        # a 250 ms job with the machine busy running all of this: allow pg-boss's extra round trips
+        "MAX_EVALUATION_P95_RATIO": "1.5",
         "NO_COLOR": "1",
     }
     env |= {f"SOAK_INCREMENT_{n}": soak for n in range(1, 5)}
