@@ -5,7 +5,8 @@ pg-boss's own count calls (getQueueSize on 10, getQueueStats on 12) timed from n
 
 First without any index beyond the table's real ones (the legacy checks then refuse to scan and name the
 index to create), then with those indexes. Run: `.venv/bin/python -m bench.scale` (a few minutes to build the
-data; `--legacy-rows` / `--jobs` to scale down; `--keep-db NAME` keeps and reuses the database)."""
+data; `--legacy-rows` / `--jobs` to scale down; `--keep-db NAME` keeps and reuses the database, which needs
+a server of your own in TEST_DATABASE_URL or DATABASE_URL: the embedded one is deleted on exit)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ hand its result to the output object. Nothing else lives here."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from runbook.output import FORMATS, Output
 from runbook.units import TIME_SCALE_ENV
 
 F = TypeVar("F", bound=Callable[..., Any])
+LONG_RUNNING = frozenset({"watch", "demo"})
+"""Commands that keep Python's cyclic garbage collector on."""
 
 
 @dataclass
@@ -94,6 +97,13 @@ def main(
     ctx: click.Context, file_: str, fmt: str, time_scale: float | None, traceback: bool, no_color: bool
 ) -> None:
     """Walk a staged, flag-gated migration: measure, flip flags, soak, roll back."""
+    if ctx.invoked_subcommand not in LONG_RUNNING:
+        # A short command loads its modules and the runbook once and exits: the cyclic collector would only
+        # walk those objects again and again (about 7% of `migrate status`). Reference counting still frees
+        # everything else; watch and demo, which run for hours, keep the collector. (On again on close, for
+        # callers that invoke the CLI in their own process.)
+        gc.disable()
+        ctx.call_on_close(gc.enable)
     env = dict(os.environ)
     if time_scale is not None:
         if not 0 < time_scale <= 1:

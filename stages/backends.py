@@ -9,9 +9,6 @@ from pathlib import Path
 from runbook.errors import ConfigError
 from runbook.model import CommandFlags, DotenvFlags, PostgresFlags, Runbook
 from runbook.stages.base import FlagBackend
-from runbook.stages.command import CommandFlagBackend
-from runbook.stages.dotenv import DotenvFlagBackend
-from runbook.stages.postgres import PostgresFlagBackend
 
 
 def base_dir(runbook: Runbook) -> Path:
@@ -26,7 +23,10 @@ def make_backend(runbook: Runbook, env: Mapping[str, str] | None = None) -> Flag
     `env` is the environment of the commands it runs (default: this process's)."""
     env = dict(os.environ if env is None else env)
     flags = runbook.settings.flags
+    # each backend's module is imported only when used: every command that touches flags starts faster
     if isinstance(flags, DotenvFlags):
+        from runbook.stages.dotenv import DotenvFlagBackend
+
         path = Path(flags.path)
         return DotenvFlagBackend(
             path if path.is_absolute() else base_dir(runbook) / path,
@@ -36,6 +36,8 @@ def make_backend(runbook: Runbook, env: Mapping[str, str] | None = None) -> Flag
             env=env,
         )
     if isinstance(flags, PostgresFlags):
+        from runbook.stages.postgres import PostgresFlagBackend
+
         url = flags.url or runbook.settings.database.url
         if not url:
             raise ConfigError(
@@ -50,6 +52,8 @@ def make_backend(runbook: Runbook, env: Mapping[str, str] | None = None) -> Flag
             connect_timeout=runbook.settings.database.connect_timeout,
         )
     if isinstance(flags, CommandFlags):
+        from runbook.stages.command import CommandFlagBackend
+
         return CommandFlagBackend(
             flags.get,
             flags.set,
