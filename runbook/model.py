@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 
 Duration = Annotated[float, "duration"]
 """Seconds; written `90s`, `5m`, `24h`, `2d` in the file. Multiplied by the time scale when loaded."""
+Timeout = Annotated[float, "timeout"]
+"""Seconds, written like a Duration, but NOT compressed by the time scale: a connection, a query or an app
+picking up a flag takes real time however fast the demo runs."""
 Size = Annotated[int, "size"]
 """Bytes; written `100MB`, `1GiB` in the file."""
 
@@ -44,7 +47,7 @@ class CheckSpec:
     kind: str
     params: Any
     limits: Limits = field(default_factory=Limits)
-    timeout: Duration = 10.0
+    timeout: Timeout = 10.0
     description: str = ""
     location: str = ""
     """`stages.yaml:LINE:COL` of the check, for messages."""
@@ -81,7 +84,7 @@ class Stage:
     set: Mapping[str, str] = field(default_factory=dict)
     preflight: tuple[CheckSpec, ...] = ()
     verify: tuple[CheckSpec, ...] = ()
-    verify_deadline: Duration | None = None
+    verify_deadline: Timeout | None = None
     soak: Soak = field(default_factory=Soak)
     monitor: tuple[CheckSpec, ...] = ()
     interval: Duration | None = None
@@ -107,8 +110,8 @@ class FlagDecl:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str | None = doc("the application database (pg-boss and the legacy table); ${DATABASE_URL}", None)
-    statement_timeout: Duration = doc("statement_timeout of every check query", 5.0)
-    connect_timeout: Duration = doc("connect timeout", 5.0)
+    statement_timeout: Timeout = doc("statement_timeout of every check query", 5.0)
+    connect_timeout: Timeout = doc("connect timeout", 5.0)
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class DotenvFlags:
     path: str = doc("the .env file the app reads", ".env")
     reload: tuple[str, ...] = doc("command run after a change (argv list), e.g. [pm2, reload, app]", ())
     reload_shell: bool = doc("run `reload` through /bin/sh (a single string)", False)
-    reload_timeout: Duration = doc("how long the reload command may take", 60.0)
+    reload_timeout: Timeout = doc("how long the reload command may take", 60.0)
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class CommandFlags:
     get: tuple[str, ...] = doc("argv printing the value of {name} (templated with {name})", ())
     set: tuple[str, ...] = doc("argv setting {name} to {value}", ())
     shell: bool = doc("run through /bin/sh (get/set are then one string each)", False)
-    timeout: Duration = doc("per command", 30.0)
+    timeout: Timeout = doc("per command", 30.0)
 
 
 FlagBackendSettings = DotenvFlags | PostgresFlags | CommandFlags
@@ -191,9 +194,9 @@ class LegacySettings:
 @dataclass(frozen=True)
 class Defaults:
     interval: Duration = doc("monitor sampling interval", 60.0)
-    timeout: Duration = doc("per-check timeout", 10.0)
-    verify_deadline: Duration = doc("how long verify checks may take to pass after a flip", 120.0)
-    verify_interval: Duration = doc("pause between verify attempts", 2.0)
+    timeout: Timeout = doc("per-check timeout", 10.0)
+    verify_deadline: Timeout = doc("how long verify checks may take to pass after a flip", 120.0)
+    verify_interval: Timeout = doc("pause between verify attempts", 2.0)
     limits: Limits = doc("default limits of every check", factory=Limits)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node
 
-from runbook.model import CheckSpec, Defaults, Duration
+from runbook.model import CheckSpec, Defaults, Timeout
 from runbook.spec.convert import Converter, Items
 from runbook.spec.leaves import INVALID
 from runbook.spec.typehints import close_match, suggest, user_fields
@@ -27,7 +27,7 @@ COMMON: dict[str, Any] = {
     "name": str,
     "kind": str,
     "description": str,
-    "timeout": Duration,
+    "timeout": Timeout,
     "failure_limit": int,
     "consecutive_error_limit": int,
     "consecutive_failure_limit": int | None,

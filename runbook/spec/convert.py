@@ -63,6 +63,8 @@ class Converter(LeafConverter):
         mark = marker(tp)
         if mark == "duration":
             return self.duration(node, path)
+        if mark == "timeout":
+            return self.duration(node, path, scaled=False)
         if mark == "size":
             return self.size(node, path)
         if get_origin(tp) is Annotated:

@@ -86,8 +86,8 @@ class LeafConverter:
         self.issues.add(node, path, f"expected {expected}, got {sc.shown()}")
         return INVALID
 
-    def duration(self, node: Node, path: str) -> Any:
-        """Seconds from `90s`, `5m`, `24h`, `2d` or a number, multiplied by the time scale."""
+    def duration(self, node: Node, path: str, *, scaled: bool = True) -> Any:
+        """Seconds from `90s`, `5m`, `24h`, `2d` or a number, times the time scale (not for timeouts)."""
         sc = self.scalar(node, path, "a duration like 90s, 5m, 24h or 2d")
         if sc is None:
             return INVALID
@@ -98,7 +98,7 @@ class LeafConverter:
                 raise ValueError(f"expected a finite duration, got {sc.shown()}")
             if isinstance(sc.value, int | float) and sc.value < 0:
                 raise ValueError(f"a duration cannot be negative, got {sc.shown()}")
-            return parse_duration(sc.value) * self.time_scale
+            return parse_duration(sc.value) * (self.time_scale if scaled else 1.0)
         except ValueError as exc:
             self.issues.add(node, path, str(exc))
             return INVALID

@@ -50,7 +50,9 @@ def render(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
     if isinstance(value, str):
-        text = redact_url(value).replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+        text = "".join(  # one line: newlines and other invisible characters escaped
+            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in redact_url(value)
+        )
         return '"' + (text if len(text) <= 60 else text[:57] + "...") + '"'
     return str(value)
 

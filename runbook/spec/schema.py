@@ -74,8 +74,8 @@ class SchemaGen:
         if tp is CheckSpec:
             return self.check_ref()
         mark = marker(tp)
-        if mark in ("duration", "size"):
-            return {"$ref": f"#/$defs/{mark.capitalize()}"}
+        if mark in ("duration", "size", "timeout"):
+            return {"$ref": "#/$defs/Size" if mark == "size" else "#/$defs/Duration"}
         if get_origin(tp) is Annotated:
             return self.of(get_args(tp)[0])
         if tp is Any:

@@ -34,10 +34,12 @@ class Issues:
     def add(self, at: Node | None, path: str, message: str) -> None:
         """Record `message` about `path`, located at the start of node `at`."""
         line, col = position(at)
-        self.items.append(SpecIssue(self.source, line, col, path, message))
+        self.add_at(line, col, path, message)
 
     def add_at(self, line: int, col: int, path: str, message: str) -> None:
-        """Record `message` at a 1-based line and column."""
+        """Record `message` at a 1-based line and column (kept on one line: values quoted in it may not)."""
+        if not message.isprintable():
+            message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
         self.items.append(SpecIssue(self.source, line, col, path, message))
 
     def unknown(self, key: Node, path: str, word: str, choices: Iterable[str], where: str = "") -> None:

@@ -245,9 +245,9 @@ def test_kind_params_sizes_durations_and_nested_checks() -> None:
     )
     rss, pair = rb.stages[0].monitor
     assert rss.params == MemParams(max=100_000_000, window=300.0)
-    assert (rss.timeout, rss.limits.failure_limit) == (2.0, 2)
+    assert (rss.timeout, rss.limits.failure_limit) == (4.0, 2)  # timeouts are real seconds at any time scale
     assert pair.params.first.params == MemParams(max=1_000_000_000, window=30.0)
-    assert (pair.params.first.timeout, pair.params.first.location) == (30.0, "k.yaml:11:16")
+    assert (pair.params.first.timeout, pair.params.first.location) == (60.0, "k.yaml:11:16")
     assert pair.params.others[0].limits == Limits(failure_limit=0)
 
 

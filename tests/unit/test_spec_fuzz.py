@@ -3,6 +3,7 @@ file: never another exception, never a traceback."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -41,7 +42,8 @@ def check(text: str) -> None:
         load_runbook_text(text, "f.yaml", env=ENV, time_scale=1.0)
     except SpecError as exc:
         assert exc.issues
-        lines = text.count("\n") + 1
+        # YAML breaks lines at \r\n, \r, \n, NEL, LS and PS alike
+        lines = len(re.split("\r\n|[\r\n\x85\u2028\u2029]", text))
         for issue in exc.issues:
             assert issue.file == "f.yaml"
             assert 1 <= issue.line <= lines + 1

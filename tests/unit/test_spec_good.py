@@ -107,22 +107,26 @@ def test_time_scale_multiplies_every_duration(scale: float) -> None:
     real, fast = full(), full(time_scale=scale)
     assert fast.time_scale == scale
     pairs = [
+        (real.settings.state.sample_retention, fast.settings.state.sample_retention),
+        (real.settings.legacy.stale_after, fast.settings.legacy.stale_after),
+    ]
+    same = [  # timeouts are real seconds at any time scale: a query or a flag pickup takes real time
         (real.settings.database.statement_timeout, fast.settings.database.statement_timeout),
         (real.settings.database.connect_timeout, fast.settings.database.connect_timeout),  # a default
-        (real.settings.state.sample_retention, fast.settings.state.sample_retention),
         (real.settings.flags.reload_timeout, fast.settings.flags.reload_timeout),  # type: ignore[union-attr]
-        (real.settings.legacy.stale_after, fast.settings.legacy.stale_after),
         (real.settings.defaults.verify_interval, fast.settings.defaults.verify_interval),  # a default
     ]
     for a, b in zip(real.stages, fast.stages, strict=True):
         pairs += [(a.soak.duration, b.soak.duration), (a.interval, b.interval)]
-        pairs += [(a.verify_deadline, b.verify_deadline)]
-        pairs += [
+        same += [(a.verify_deadline, b.verify_deadline)]
+        same += [
             (x.timeout, y.timeout) for x, y in zip(a.monitor + a.verify, b.monitor + b.verify, strict=True)
         ]
     for original, scaled in pairs:
         assert original is not None and scaled is not None
         assert scaled == pytest.approx(original * scale)
+    for original, kept in same:
+        assert original is not None and kept == original
     assert fast.stage("increment-2").soak.duration == pytest.approx(86400 * scale)
 
 
