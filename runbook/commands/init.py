@@ -37,9 +37,7 @@ def init(
     from runbook.spec import load_runbook_text
 
     root = Path(directory)
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"{root} is not a folder", hint="pass --dir with a folder")
-    _write_guard(root, "--dir", lambda: root.mkdir(parents=True, exist_ok=True))
+    _write_guard(root, "--dir", functools.partial(_folder, root))
     text = default_runbook_text()
     rb = load_runbook_text(text, "stages.yaml", env={"DATABASE_URL": "postgresql://localhost/app"})
     files: dict[str, str] = {Path(runbook_file).name: text}
@@ -62,6 +60,12 @@ def init(
         _write_guard(path, "--dir", functools.partial(_write, path, content))
         result.written.append(str(path))
     return result
+
+
+def _folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is not a folder", hint="pass --dir with a folder")
+    root.mkdir(parents=True, exist_ok=True)
 
 
 def _write(path: Path, content: str) -> None:

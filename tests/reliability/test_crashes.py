@@ -45,6 +45,9 @@ class Case:
 ADVANCE = ("advance", "--yes")
 ROLLBACK = ("rollback", "--reason", "crash test")
 FAILING = (("VERIFY_VALUE", "2"),)
+GATE = ("gate", "--rollback-on-failure")
+WATCH = ("watch", "--max-samples", "1")
+BREACH = (("MONITOR_VALUE", "1"),)
 CASES = [
     Case("advance:locked", ADVANCE, (), False, None, ADVANCE, 0, "two"),
     Case("advance:intent", ADVANCE, (), True, "already-consistent", ADVANCE, 0, "two"),
@@ -59,6 +62,9 @@ CASES = [
     Case("rollback:intent", ADVANCE, FAILING, True, "reverted", ROLLBACK, 1, "legacy"),
     Case("rollback:flipped", ADVANCE, FAILING, True, "already-consistent", ROLLBACK, 1, "legacy"),
     Case("rollback:committed", ADVANCE, FAILING, False, None, ROLLBACK, 1, "legacy"),
+    # and so do the rollbacks of a breached monitor, by the CI gate and by the watcher
+    Case("rollback:intent", GATE, BREACH, True, "completed", ROLLBACK, 1, "legacy"),
+    Case("rollback:flipped", WATCH, BREACH, True, "already-consistent", ROLLBACK, 1, "legacy"),
 ]
 RESULTS: Counter[str] = Counter()
 
@@ -151,7 +157,8 @@ def test_zz_report_counts() -> None:
     if RESULTS["cases"]:
         record(
             f"RELIABILITY crashes: {RESULTS['cases']} SIGKILLs at {len(POINTS)} pause points (advance, "
-            f"rollback, auto-rollback; {RESULTS['dotenv']} dotenv, {RESULTS['postgres']} postgres flags): "
+            "rollback, auto-rollback of verify, gate and watch; "
+            f"{RESULTS['dotenv']} dotenv, {RESULTS['postgres']} postgres flags): "
             f"{RESULTS['reconciled']} reconciled by the next command, {RESULTS['intents closed']} intents "
             "all closed, 0 pending, 0 flag drift"
         )

@@ -125,10 +125,17 @@ def invoke(args: list[str], cwd: Path, env: dict[str, str | None]) -> tuple[int,
     return res.exit_code, out, err
 
 
-def check_file(text: str, fmt: str, cmd: str, workdir: Path) -> None:
+VARIABLES = sorted(set(re.findall(r"\$\{([A-Z_0-9]+)", SHIPPED)) - {"DATABASE_URL"})
+
+
+def check_file(text: str, fmt: str, cmd: str, workdir: Path, variables: dict[str, str] | None = None) -> None:
     path = workdir / "fuzzed.yaml"
     path.write_text(text, encoding="utf-8")
-    env: dict[str, str | None] = {"DATABASE_URL": UNREACHABLE, "RUNBOOK_STATE_URL": None}
+    env: dict[str, str | None] = {
+        "DATABASE_URL": UNREACHABLE,
+        **dict.fromkeys(VARIABLES),
+        **(variables or {}),
+    }
     code, out, err = invoke(["-o", fmt, "-f", str(path), cmd], workdir, env)
     STATS["file"][f"exit {code}"] += 1
     if code != 2:
@@ -136,11 +143,22 @@ def check_file(text: str, fmt: str, cmd: str, workdir: Path) -> None:
         return
     if fmt == "json":
         error = json.loads(out)["error"]
-        kind, lines = error["type"], error["message"].splitlines()
+        kind, lines, whole = (
+            error["type"],
+            error["message"].splitlines(),
+            f"{error['message']} {error['hint']}",
+        )
     else:
         assert err.startswith("error: "), err
-        kind, lines = "text", err[len("error: ") :].splitlines()[:1]
+        lines, whole = err[len("error: ") :].splitlines()[:1], err
+        kind = "SpecError" if lines and LOCATED.match(lines[0]) else "ConfigError"
     STATS["file"][kind] += 1
+    if (
+        kind == "ConfigError"
+    ):  # a value of the file that is only judged when used (a URL): named by its setting
+        assert "settings." in whole, whole
+        return
+    assert kind == "SpecError", (kind, whole)
     assert lines and all(LOCATED.match(line) for line in lines), (kind, lines)
     assert all(line.startswith(str(path)) for line in lines), lines
 
@@ -148,16 +166,26 @@ def check_file(text: str, fmt: str, cmd: str, workdir: Path) -> None:
 FMT = st.sampled_from(["text", "json"])
 CMD = st.sampled_from(["validate", "validate", "plan"])
 FUZZ = settings(
-    max_examples=200,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
 
 @FUZZ
-@given(text=mutated(), fmt=FMT, cmd=CMD)
-def test_mutations_of_the_shipped_runbook(text: str, fmt: str, cmd: str, workdir: Path) -> None:
-    check_file(text, fmt, cmd, workdir)
+@given(
+    text=mutated(),
+    fmt=FMT,
+    cmd=CMD,
+    variables=st.dictionaries(
+        st.sampled_from(VARIABLES), SCALARS.filter(lambda v: "\x00" not in v), max_size=3
+    ),
+)
+def test_mutations_of_the_shipped_runbook(
+    text: str, fmt: str, cmd: str, variables: dict[str, str], workdir: Path
+) -> None:
+    """The shipped runbook mutated, its ${VARIABLES} set to odd values (an environment has no NUL)."""
+    check_file(text, fmt, cmd, workdir, variables)
 
 
 @FUZZ
@@ -245,7 +273,7 @@ def argdir(pg_server_url: str) -> Iterator[tuple[Path, str]]:
 
 
 @settings(
-    max_examples=300,
+    max_examples=500,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -273,9 +301,10 @@ def test_random_command_lines(args: list[str], argdir: tuple[Path, str]) -> None
 def test_zz_report_counts() -> None:
     f, a = STATS["file"], STATS["args"]
     files = sum(v for k, v in f.items() if k.startswith("exit"))
-    located = sum(v for k, v in f.items() if not k.startswith("exit"))
     record(
-        f"RELIABILITY fuzz: {files} runbook files ({located} errors, all located FILE:LINE:COL) and "
+        f"RELIABILITY fuzz: {files} runbook files ({f['SpecError']} runbook errors, all located "
+        f"FILE:LINE:COL; "
+        f"{f['ConfigError']} bad URLs, named by their setting) and "
         f"{a['runs']} random command lines: 0 tracebacks, exit codes "
         + ", ".join(f"{k.split()[1]}: {v}" for k, v in sorted((f + a).items()) if k.startswith("exit"))
     )

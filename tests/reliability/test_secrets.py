@@ -5,6 +5,7 @@ searched for them. None may appear."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -122,6 +123,13 @@ def app() -> Iterator[int]:
     server.server_close()
 
 
+BASIC = (("appuser", "app"), ("hookuser", "hook password"))
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
 def with_password(url: str, password: str) -> str:
     """The URL of the test database with a password (the test server trusts local connections)."""
     assert url.startswith("postgresql://postgres")
@@ -209,7 +217,8 @@ def test_no_secret_reaches_any_output_row_or_file(home: Home, app: int, second_d
     assert App.bodies, "the webhook received nothing"
     assert "secrets test" in haystacks["state schema rows"]
     assert s["header"] in App.auth and any(a.startswith("Basic ") for a in App.auth)
-    found = [(where, name) for where, text in haystacks.items() for name, v in s.items() if v in text]
+    forms = {**s, **{f"{n} (base64 of user:password)": b64(f"{u}:{s[n]}") for u, n in BASIC}}
+    found = [(where, name) for where, text in haystacks.items() for name, v in forms.items() if v in text]
     assert found == []
     rows = haystacks["state schema rows"].count("\n") + 1
     record(
