@@ -76,6 +76,8 @@ def story_env(
         "APP_URL": app_url,
         "RUNBOOK_TIME_SCALE": str(scale),
         "MIN_IMPORT_JOBS": "5",
+        # an error rate is judged from the first finished job: the story's windows last seconds
+        "MIN_JOBS_FOR_RATES": "1",
         "MIN_EVALUATION_JOBS": "20",
         "MAX_WORKER_RSS": "300MB",
         "MAX_RSS_GROWTH": "30MB",
