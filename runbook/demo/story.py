@@ -42,9 +42,7 @@ def shipped_runbook() -> str:
     return files("runbook.data").joinpath("stages.yaml").read_text(encoding="utf-8")
 
 
-def compress_runbook(
-    dest: Path, *, dotenv: Path | None = None, reload: Sequence[str] = ()
-) -> Path:
+def compress_runbook(dest: Path, *, dotenv: Path | None = None, reload: Sequence[str] = ()) -> Path:
     """Write dest/stages.yaml: the shipped runbook with a quicker verify (30 s deadline, polled every 0.25 s).
     With `dotenv`, the flag backend section also names that file and the `reload` command (argv)."""
     text = shipped_runbook()
