@@ -108,8 +108,7 @@ def main(
     if time_scale is not None:
         if not 0 < time_scale <= 1:
             raise click.BadParameter("must be in (0, 1]", param_hint="--time-scale")
-        env[TIME_SCALE_ENV] = str(time_scale)
-        os.environ[TIME_SCALE_ENV] = str(time_scale)
+        env[TIME_SCALE_ENV] = str(time_scale)  # for this invocation only: never the process environment
     out = Output(fmt, color=False if no_color else None)
     ctx.obj = Cli(file=file_, output=out, traceback=traceback, env=env)
 
@@ -203,7 +202,9 @@ def status(cli: Cli) -> None:
 
 
 @main.command(short_help="The audit log, with the measurements.")
-@click.option("-n", "--limit", default=50, show_default=True, help="How many events.")
+@click.option(
+    "-n", "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="How many events."
+)
 @click.option("--operation", default=None, help="Only events of this operation (advance, rollback, ...).")
 @pass_cli
 def history(cli: Cli, limit: int, operation: str | None) -> None:
@@ -242,7 +243,7 @@ def gate(cli: Cli, rollback_on_failure: bool, junit: str | None, summary: str | 
 @click.option(
     "--auto-advance", is_flag=True, help="Advance by itself when soak, monitors and preflight allow."
 )
-@click.option("--max-samples", type=int, default=None, help="Stop after this many rounds.")
+@click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Stop after this many rounds.")
 @click.option(
     "--wait", "wait_for_lease", is_flag=True, help="Wait for another watcher's lease instead of exiting."
 )
@@ -258,7 +259,7 @@ def watch(
     every = None
     if interval:
         try:
-            every = parse_duration(interval) * time_scale()
+            every = parse_duration(interval) * time_scale(cli.env)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--interval") from None
     stop = stop_on_signals()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
@@ -85,9 +86,10 @@ def format_size(n: float) -> str:
     return f"{int(n)}B"
 
 
-def time_scale() -> float:
-    """The factor every duration of the runbook is multiplied by (1 = real time; 0.001 = a day in 86 s)."""
-    raw = os.environ.get(TIME_SCALE_ENV, "").strip()
+def time_scale(env: Mapping[str, str] | None = None) -> float:
+    """The factor every duration of the runbook is multiplied by (1 = real time; 0.001 = a day in 86 s),
+    from `env` if it sets it, else from the process environment."""
+    raw = ((env or {}).get(TIME_SCALE_ENV) or os.environ.get(TIME_SCALE_ENV, "")).strip()
     if not raw:
         return 1.0
     try:

@@ -85,7 +85,7 @@ def load_runbook_text(
 
     if time_scale is None:
         try:
-            time_scale = env_time_scale()
+            time_scale = env_time_scale(env)
         except ValueError as exc:
             raise _one(source, str(exc)) from None
     elif not 0 < time_scale <= 1:

@@ -4,6 +4,7 @@ codes, output, flags written, and the audit log."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -195,6 +196,7 @@ def test_postgres_backend_writes_the_table_and_notifies(
 
 def test_time_scale_is_recorded_in_history(rb_dir: Path, migrate: Migrate) -> None:
     assert migrate("--time-scale", "0.01", "advance", "--yes").code == 0
+    assert "RUNBOOK_TIME_SCALE" not in os.environ  # the option is for that invocation only
     ev = json.loads(migrate("-o", "json", "history", "--operation", "advance").out)["events"][-1]
     assert ev["data"]["time_scale"] == 0.01
     assert "(durations compressed x0.01)" in migrate("history").out

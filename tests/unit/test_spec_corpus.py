@@ -54,6 +54,8 @@ def errors_of(path: Path) -> str:
     """The error output of loading `path` (named as its file name), or "" if it loads."""
     d = directives(path)
     env = dict(p.partition("=")[::2] for p in d.get("test-env", []))
+    # the time scale is read from the environment the runbook is loaded with (a command's, not the process's)
+    env |= dict(p.partition("=")[::2] for p in d.get("test-os-env", []))
     scale = float(d["test-time-scale"][0]) if "test-time-scale" in d else None
     cwd = os.getcwd()
     os.chdir(path.parent)
