@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -12,6 +11,7 @@ import psycopg
 import pytest
 
 from runbook.demo import ExampleApp
+from runbook.demo.story import set_app_flags
 from runbook.errors import ConfigError
 from runbook.toolchain import ensure_pgboss, find_node
 
@@ -33,23 +33,13 @@ def pgboss_dirs() -> dict[str, Path]:
         pytest.fail(f"the example app needs Node.js and pg-boss: {exc}")
 
 
-def set_flags(database_url: str, values: Mapping[str, str | None], channel: str = "runbook_flags") -> None:
-    """Write flags the way the toolkit's postgres backend does: upsert rows in runbook.flags (None deletes
-    the row), then NOTIFY the channel with {"flags": {...}} in the same transaction."""
+def set_flags(database_url: str, values: Mapping[str, str | None]) -> None:
+    """Write flags the way the toolkit's postgres backend does (the table is created if the toolkit has not
+    yet): rows of runbook.flags plus NOTIFY runbook_flags, in one transaction."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS runbook")
         conn.execute("CREATE TABLE IF NOT EXISTS runbook.flags (name text PRIMARY KEY, value text)")
-        with conn.transaction():
-            for name, value in values.items():
-                if value is None:
-                    conn.execute("DELETE FROM runbook.flags WHERE name = %s", (name,))
-                else:
-                    conn.execute(
-                        "INSERT INTO runbook.flags (name, value) VALUES (%s, %s)"
-                        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                        (name, value),
-                    )
-            conn.execute("SELECT pg_notify(%s, %s)", (channel, json.dumps({"flags": dict(values)})))
+    set_app_flags(database_url, values)
 
 
 def query(database_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
