@@ -11,9 +11,14 @@ import pytest
 from tests.unit.test_report import report
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: install Debian's `chromium` package"
-)
+
+
+@pytest.fixture(autouse=True)
+def _chromium_installed() -> None:
+    """No browser is a failure, not a skip: `.ci/run` installs it (apt-get install chromium)."""
+    assert CHROMIUM.exists(), (
+        "/usr/bin/chromium is missing: install Debian's `chromium` package (.ci/run does)"
+    )
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

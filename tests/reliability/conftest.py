@@ -159,18 +159,10 @@ def home(tmp_path: Path, pg_url: str) -> Home:
 @pytest.fixture
 def second_db(pg_server_url: str) -> Iterator[str]:
     """Another fresh database on the same server (the flags database of the outage tests)."""
-    import uuid
+    from tests.conftest import fresh_database
 
-    from psycopg import sql
-
-    from tests.conftest import with_dbname
-
-    name = f"r_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_dbname(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database(pg_server_url, "r") as url:
+        yield url
 
 
 def table_flags(url: str) -> dict[str, str]:

