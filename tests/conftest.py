@@ -18,6 +18,9 @@ from psycopg import sql
 from runbook.embedded import EmbeddedPostgres
 
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="runbook-xdg-"))
+# Loaded runbooks are cached (runbook/spec/cache.py): every test and every `migrate` it starts uses one
+# folder of this run, so the cache is exercised everywhere and nothing is left in the user's home.
+os.environ.setdefault("RUNBOOK_SPEC_CACHE", tempfile.mkdtemp(prefix="runbook-spec-cache-"))
 REPO = Path(__file__).resolve().parent.parent
 
 

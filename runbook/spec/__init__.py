@@ -65,7 +65,23 @@ def load_runbook(
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise _one(source, "the file is not UTF-8 text; save it as UTF-8", line) from None
-    return load_runbook_text(text, source, env=env, time_scale=time_scale, kinds=kinds)
+    if kinds is not None:  # a caller's own registry (tests): never cached
+        return load_runbook_text(text, source, env=env, time_scale=time_scale, kinds=kinds)
+    from runbook.spec import cache
+
+    env = os.environ if env is None else env
+    scale = _time_scale(source, env, time_scale)
+    base = cache.folder(env)
+    key = cache.entry_key(data, source, scale) if base is not None else ""
+    if base is not None:
+        hit = cache.load(base, key, env)
+        if isinstance(hit, Runbook):
+            return hit
+    recording = cache.RecordingEnv(env)
+    runbook = load_runbook_text(text, source, env=recording, time_scale=scale)
+    if base is not None:
+        cache.store(base, key, runbook, recording.read, env)
+    return runbook
 
 
 def load_runbook_text(
@@ -81,17 +97,8 @@ def load_runbook_text(
     from runbook.spec.convert import Converter
     from runbook.spec.leaves import INVALID
     from runbook.spec.yamlnodes import Issues, compose
-    from runbook.units import time_scale as env_time_scale
 
-    if time_scale is None:
-        try:
-            time_scale = env_time_scale(env)
-        except ValueError as exc:
-            raise _one(source, str(exc)) from None
-    elif not 0 < time_scale <= 1:
-        raise _one(
-            source, f"the time scale must be in (0, 1] (e.g. 0.001 runs a day in 86s), got {time_scale:g}"
-        )
+    time_scale = _time_scale(source, env, time_scale)
     issues = Issues(source)
     root = compose(text, issues)
     if len(issues):
@@ -122,6 +129,20 @@ def json_schema(kinds: Mapping[str, type] | None = None) -> dict[str, Any]:
     if broken:
         schema["$comment"] = "check kinds left out because they cannot be loaded: " + "; ".join(broken)
     return schema
+
+
+def _time_scale(source: str, env: Mapping[str, str] | None, given: float | None) -> float:
+    """The time scale given, else the environment's; a bad one is an issue of the file."""
+    from runbook.units import time_scale as env_time_scale
+
+    if given is None:
+        try:
+            return env_time_scale(env)
+        except ValueError as exc:
+            raise _one(source, str(exc)) from None
+    if not 0 < given <= 1:
+        raise _one(source, f"the time scale must be in (0, 1] (e.g. 0.001 runs a day in 86s), got {given:g}")
+    return given
 
 
 def _one(source: str, message: str, line: int = 1) -> SpecError:

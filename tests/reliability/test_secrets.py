@@ -165,6 +165,7 @@ def test_no_secret_reaches_any_output_row_or_file(home: Home, app: int, second_d
         RUNBOOK_CI_URL=f"https://ci:{s['ci']}@ci.example.com/jobs/42",
     )
     out = home.dir / "out"
+    home.env["RUNBOOK_SPEC_CACHE"] = str(home.dir / "spec-cache")  # the cached runbooks are searched too
     runs: list[tuple[str, Ran]] = []
 
     def run(*args: str, codes: set[int], extra: dict[str, str] | None = None) -> None:
@@ -204,7 +205,9 @@ def test_no_secret_reaches_any_output_row_or_file(home: Home, app: int, second_d
 
     files = [p for p in [*out.rglob("*"), *(home.dir / "init").rglob("*")] if p.is_file()]
     files += [p for p in home.dir.glob(".runbook-journal.jsonl*") if p.is_file()]
-    assert {p.name for p in files} >= {"junit.xml", "summary.md", "report.html", "stages.yaml"}
+    files += [p for p in (home.dir / "spec-cache").iterdir() if p.is_file()]
+    assert {p.name for p in files} >= {"junit.xml", "summary.md", "report.html", "stages.yaml", "salt"}
+    assert any(p.suffix == ".pickle" for p in files)
     haystacks = {
         **{f"{cmd} #{i} stdout": r.out for i, (cmd, r) in enumerate(runs)},
         **{f"{cmd} #{i} stderr": r.err for i, (cmd, r) in enumerate(runs)},

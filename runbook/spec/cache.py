@@ -1,0 +1,240 @@
+"""A cache of validated runbooks, so that a short command (`migrate status`, `rollback`) does not parse YAML
+and convert and validate every check again on each run.
+
+An entry is found by a digest of what the result depends on: the file's bytes, the path as given and the
+working folder, the time scale, and the installed code (package version and the size and mtime of every
+module of the model, the loader, the check kinds and the flag backends). The environment is the other input:
+an entry records the names of the variables the runbook read and an HMAC of their values (keyed by a random
+salt kept beside the entries), and is used only while they are unchanged.
+
+No value read from the environment is written to disk: every string of the runbook that contains one is
+stored as a template (`postgresql://u:${0}@db/app`) and rebuilt from the environment on load, and an entry
+whose bytes would still contain a value is not written at all. Entries and the salt are private to the user
+(0600, in a 0700 folder). Nothing here ever fails a command: an unreadable, corrupt, stale or unwritable
+entry is a miss, and the runbook is loaded from the file.
+
+`RUNBOOK_SPEC_CACHE` names the folder (default `$XDG_CACHE_HOME/runbook/specs`); `off` disables the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import io
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from runbook.model import CheckSpec
+
+SPEC_CACHE_ENV = "RUNBOOK_SPEC_CACHE"
+FORMAT = 1
+MAX_ENTRIES = 64
+"""Entries kept; the oldest are removed when a new one is written."""
+_CODE_DIRS = ("", "spec", "checks", "stages")
+"""Folders of the runbook package whose modules shape a loaded runbook."""
+_code_digest: bytes | None = None
+
+
+class RecordingEnv(Mapping[str, str]):
+    """An environment that remembers every name looked up, found or not (a later value changes the result)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.read: dict[str, str | None] = {}
+
+    def __getitem__(self, name: str) -> str:
+        value = self._env.get(name)
+        self.read[name] = value
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
+def folder(env: Mapping[str, str]) -> Path | None:
+    """The cache folder, or None when the cache is off."""
+    setting = env.get(SPEC_CACHE_ENV) or os.environ.get(SPEC_CACHE_ENV, "")
+    if setting.lower() == "off":
+        return None
+    if setting:
+        return Path(setting)
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "runbook" / "specs"
+
+
+def entry_key(data: bytes, source: str, time_scale: float) -> str:
+    """The entry's file name for this file content, path and time scale under the installed code."""
+    h = hashlib.sha256()
+    for part in (_code(), source.encode("utf-8", "surrogateescape"), os.getcwd().encode("utf-8", "replace")):
+        h.update(len(part).to_bytes(8, "big") + part)
+    h.update(repr(time_scale).encode() + b"\0" + data)
+    return h.hexdigest()[:40]
+
+
+def load(base: Path, key: str, env: Mapping[str, str]) -> Any | None:
+    """The cached runbook for `key` if its environment inputs are unchanged, else None."""
+    try:
+        blob = (base / f"{key}.pickle").read_bytes()
+        fmt, names, digest, body = pickle.loads(blob)
+        if fmt != FORMAT or not hmac.compare_digest(digest, _env_digest(base, names, env, create=False)):
+            return None
+        return _Unpickler(io.BytesIO(body), env).load()
+    except Exception:  # missing, corrupt, from other code, salt gone: load the file instead
+        return None
+
+
+def store(base: Path, key: str, runbook: Any, read: Mapping[str, str | None], env: Mapping[str, str]) -> bool:
+    """Write an entry; False (and nothing written) when it cannot be done without a value on disk."""
+    values = sorted({v for v in read.values() if v}, key=len, reverse=True)
+    try:
+        buf = io.BytesIO()
+        _Pickler(buf, [(v, _name_of(read, v)) for v in values]).dump(runbook)
+        body = buf.getvalue()
+        if any(v.encode("utf-8", "surrogateescape") in body for v in values if len(v) >= 4):
+            return False  # a value inside something other than a string: do not keep it
+        names = tuple(sorted(read))
+        entry = pickle.dumps((FORMAT, names, _env_digest(base, names, env, create=True), body), protocol=5)
+        _write_private(base / f"{key}.pickle", entry)
+        _prune(base)
+        return True
+    except Exception:
+        return False
+
+
+def _name_of(read: Mapping[str, str | None], value: str) -> str:
+    return next(name for name, v in read.items() if v == value)
+
+
+_ENV = object()
+"""Stands for the environment of the load in a pickle (see `_lazy_check`)."""
+
+
+class _Pickler(pickle.Pickler):
+    """Stores every string holding an environment value as a template of literal parts and variable names,
+    and each check's kind parameters as a pickle of their own, loaded when first used."""
+
+    def __init__(self, file: io.BytesIO, values: list[tuple[str, str]]) -> None:
+        super().__init__(file, protocol=5)
+        self._values = values
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is not CheckSpec:
+            return NotImplemented
+        state = dict(obj.__dict__)
+        buf = io.BytesIO()
+        _Pickler(buf, self._values).dump(state.pop("params"))
+        return _lazy_check, (state, buf.getvalue(), _ENV)
+
+    def persistent_id(self, obj: Any) -> Any:
+        if obj is _ENV:
+            return ("environment",)
+        if type(obj) is not str or not self._values:
+            return None
+        parts: list[str | tuple[str]] = [obj]
+        for value, name in self._values:  # longest first, so a value inside another is not split out of it
+            nxt: list[str | tuple[str]] = []
+            for part in parts:
+                if isinstance(part, tuple) or value not in part:
+                    nxt.append(part)
+                    continue
+                pieces = part.split(value)
+                for i, piece in enumerate(pieces):
+                    if i:
+                        nxt.append((name,))
+                    if piece:
+                        nxt.append(piece)
+            parts = nxt
+        return None if parts == [obj] else ("env", tuple(parts))
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, env: Mapping[str, str]) -> None:
+        super().__init__(file)
+        self._env = env
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid == ("environment",):
+            return self._env
+        tag, parts = pid
+        if tag != "env":
+            raise pickle.UnpicklingError("unknown persistent id")
+        return "".join(p if isinstance(p, str) else self._env[p[0]] for p in parts)
+
+
+def _lazy_check(state: dict[str, Any], params: bytes, env: Mapping[str, str]) -> CheckSpec:
+    """A check whose `params` are unpickled on first use (CheckSpec.__getattr__)."""
+    spec: CheckSpec = object.__new__(CheckSpec)
+    spec.__dict__.update(state)
+    spec.__dict__["_load_params"] = lambda: _Unpickler(io.BytesIO(params), env).load()
+    return spec
+
+
+def _env_digest(base: Path, names: tuple[str, ...], env: Mapping[str, str], *, create: bool) -> bytes:
+    msg = b"".join(
+        n.encode() + (b"\1" + env[n].encode("utf-8", "surrogateescape") if n in env else b"\2") + b"\0"
+        for n in names
+    )
+    return hmac.new(_salt(base, create=create), msg, hashlib.sha256).digest()
+
+
+def _salt(base: Path, *, create: bool) -> bytes:
+    path = base / "salt"
+    try:
+        salt = path.read_bytes()
+        if len(salt) == 32:
+            return salt
+    except FileNotFoundError:
+        pass
+    if not create:
+        raise LookupError("no salt")
+    salt = os.urandom(32)
+    _write_private(path, salt)
+    return path.read_bytes()  # another process may have written its own first: use the one that is there
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _prune(base: Path) -> None:
+    entries = sorted(base.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in entries[MAX_ENTRIES:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
+def _code() -> bytes:
+    """A digest of the installed code that shapes a runbook (computed once per process)."""
+    global _code_digest
+    if _code_digest is None:
+        import runbook
+
+        root = Path(runbook.__file__).parent
+        h = hashlib.sha256(runbook.__version__.encode())
+        for sub in _CODE_DIRS:
+            with contextlib.suppress(OSError), os.scandir(root / sub) as it:
+                for e in sorted(it, key=lambda e: e.name):
+                    if e.name.endswith(".py"):
+                        st = e.stat()
+                        h.update(f"{sub}/{e.name}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+        _code_digest = h.digest()
+    return _code_digest
