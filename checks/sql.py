@@ -37,11 +37,18 @@ class SqlParams:
     no_row: Literal["inconclusive", "fail", "pass", "error"] = doc(
         "verdict when the query returns no row", "inconclusive"
     )
+    index: str = doc(
+        "the CREATE INDEX statement that bounds the query on a large table; named when the query times out",
+        "",
+    )
 
     def __post_init__(self) -> None:
         if not self.query.strip():
             raise ValueError("query: required, e.g. SELECT count(*) FROM \"Job\" WHERE status = 'PENDING'")
         ex.parse_all(self.expect)
+        words = [w.upper() for w in self.index.split()[:3]]
+        if self.index and words[:2] != ["CREATE", "INDEX"] and words != ["CREATE", "UNIQUE", "INDEX"]:
+            raise ValueError(f"index: expected a CREATE INDEX statement, got {self.index.strip()[:40]!r}")
 
 
 def jsonable(v: Any) -> Any:
@@ -95,7 +102,10 @@ def measure(params: SqlParams, ctx: CheckContext) -> Measurement:
     try:
         names, row = run_query(ctx, params.url, params.query, bind)
     except psycopg.Error as exc:
-        return Measurement(Verdict.ERROR, None, f"query failed: {sql_error(exc)}", inputs)
+        fix = ""
+        if isinstance(exc, psycopg.errors.QueryCanceled) and params.index:
+            fix = f"; create the index: {' '.join(params.index.split())}"
+        return Measurement(Verdict.ERROR, None, f"query failed: {sql_error(exc)}{fix}", inputs)
     except RunbookError as exc:
         hint = f"; {exc.hint}" if exc.hint else ""
         return Measurement(Verdict.ERROR, None, exc.message + hint, inputs)

@@ -98,6 +98,14 @@ def test_statement_timeout_is_an_error(jobs_url: str, make_ctx: ContextFactory) 
     assert m.explanation == "query failed: canceled by statement_timeout (the query took too long)"
     # the cached connection is still usable afterwards
     assert run_check(spec("sql", query="SELECT 1", expect=("value == 1",)), ctx).verdict is Verdict.PASS
+    index = 'CREATE INDEX IF NOT EXISTS "Job_status_idx"\n  ON "Job" (status)'
+    m = run_check(spec("sql", query="SELECT pg_sleep(5)", index=index), ctx)
+    assert m.explanation == (
+        "query failed: canceled by statement_timeout (the query took too long); "
+        'create the index: CREATE INDEX IF NOT EXISTS "Job_status_idx" ON "Job" (status)'
+    )
+    m = run_check(spec("sql", query="SELECT * FROM nope", index=index), ctx)
+    assert m.explanation == 'query failed: relation "nope" does not exist'  # named for timeouts only
 
 
 def test_bound_stage_parameters(jobs_url: str, make_ctx: ContextFactory) -> None:
@@ -127,5 +135,8 @@ def test_missing_database_url_is_an_error(make_ctx: ContextFactory) -> None:
 def test_params_are_validated() -> None:
     with pytest.raises(ValueError, match="query: required"):
         SqlParams(query=" ")
+    with pytest.raises(ValueError, match="index: expected a CREATE INDEX statement, got 'DROP TABLE x'"):
+        SqlParams(query="SELECT 1", index="DROP TABLE x")
+    assert SqlParams(query="SELECT 1", index="create unique index i on t (c)").index
     with pytest.raises(ValueError, match=r"expect\[0\]: cannot read the value"):
         SqlParams(query="SELECT 1", expect=("value == zero",))
