@@ -101,13 +101,12 @@ class PostgresFlagBackend:
         """Read the values of `names` (None for a missing row; all None when there is no table)."""
         try:
             with self._connect() as conn:
-                exists = conn.execute("SELECT to_regclass(%s)", (self._ident.as_string(conn),)).fetchone()
-                if not exists or exists[0] is None:
-                    return dict.fromkeys(names)
                 rows = conn.execute(
                     sql.SQL("SELECT name, value FROM {} WHERE name = ANY(%s)").format(self._ident),
                     (list(names),),
                 ).fetchall()
+        except psycopg.errors.UndefinedTable:  # no table yet (the first write creates it): one round trip
+            return dict.fromkeys(names)
         except psycopg.Error as exc:
             raise self._failed(exc, "reading") from None
         found = dict(rows)
