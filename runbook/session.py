@@ -106,8 +106,12 @@ class Session:
         if self._backend is None:
             from runbook.stages.backends import make_backend
 
-            self._backend = make_backend(self.runbook, self.env)
+            self._backend = make_backend(self.runbook, self.env, state_connection=self._state_connection)
         return self._backend
+
+    def _state_connection(self) -> Any:
+        """The state store's connection when it is open (the postgres flag backend reads on it), else None."""
+        return self._store.conn if self._store is not None else None
 
     def check_context(self, stage_id: str | None, entered_at: dt.datetime | None) -> EngineContext:
         from runbook.checkrun import EngineContext

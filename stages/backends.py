@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from runbook.errors import ConfigError
 from runbook.model import CommandFlags, DotenvFlags, PostgresFlags, Runbook
@@ -17,10 +18,17 @@ def base_dir(runbook: Runbook) -> Path:
     return source.parent.resolve() if source.is_file() else Path.cwd()
 
 
-def make_backend(runbook: Runbook, env: Mapping[str, str] | None = None) -> FlagBackend:
+def make_backend(
+    runbook: Runbook,
+    env: Mapping[str, str] | None = None,
+    *,
+    state_connection: Callable[[], Any] | None = None,
+) -> FlagBackend:
     """Build the flag backend of `runbook` (ConfigError naming the setting when something is missing).
 
-    `env` is the environment of the commands it runs (default: this process's)."""
+    `env` is the environment of the commands it runs (default: this process's). `state_connection` returns
+    the state store's open connection, or None: the postgres backend reads on it when the flags live in the
+    same database."""
     env = dict(os.environ if env is None else env)
     flags = runbook.settings.flags
     # each backend's module is imported only when used: every command that touches flags starts faster
@@ -50,6 +58,7 @@ def make_backend(runbook: Runbook, env: Mapping[str, str] | None = None) -> Flag
             table=flags.table,
             channel=flags.channel,
             connect_timeout=runbook.settings.database.connect_timeout,
+            shared=state_connection if url == runbook.state_url() else None,
         )
     if isinstance(flags, CommandFlags):
         from runbook.stages.command import CommandFlagBackend

@@ -25,7 +25,7 @@ After writing, every value is read back on a fresh statement; a difference raise
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -54,10 +54,14 @@ class PostgresFlagBackend:
         channel: str = "runbook_flags",
         connect_timeout: float = 5.0,
         setting: str = SETTING,
+        shared: Callable[[], psycopg.Connection[Any] | None] | None = None,
     ) -> None:
+        """`shared` returns an open connection to the same database (the state store's) for reads, or None;
+        writes always use a connection of their own."""
         self.url, self.schema, self.table, self.channel = url, schema, table, channel
         self.connect_timeout, self.setting = connect_timeout, setting
         self._ident = sql.Identifier(schema, table)
+        self._shared = shared
 
     def describe(self) -> str:
         """Name the table without credentials: `postgres db:5432/app runbook.flags (NOTIFY runbook_flags)`."""
@@ -99,14 +103,34 @@ class PostgresFlagBackend:
 
     def read(self, names: Sequence[str]) -> dict[str, str | None]:
         """Read the values of `names` (None for a missing row; all None when there is no table)."""
+        shared = self._shared() if self._shared is not None else None
+        if shared is not None and not shared.closed:
+            # one connection less for `status` and `plan`; a broken or busy shared one: read on our own
+            try:
+                return self._read(shared, names, borrowed=True)
+            except psycopg.errors.QueryCanceled as exc:  # a lock on the table: another try would wait again
+                raise self._failed(exc, "reading") from None
+            except psycopg.OperationalError:
+                pass
         try:
             with self._connect() as conn:
-                rows = conn.execute(
-                    sql.SQL("SELECT name, value FROM {} WHERE name = ANY(%s)").format(self._ident),
-                    (list(names),),
-                ).fetchall()
+                return self._read(conn, names, borrowed=False)
+        except psycopg.OperationalError as exc:
+            raise self._failed(exc, "reading") from None
+
+    def _read(self, conn: psycopg.Connection[Any], names: Sequence[str], *, borrowed: bool) -> dict[str, Any]:
+        query = sql.SQL("SELECT name, value FROM {} WHERE name = ANY(%s)").format(self._ident)
+        try:
+            if borrowed:  # in a transaction of its own, with the backend's statement timeout
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT * 1000)}")
+                    rows = conn.execute(query, (list(names),)).fetchall()
+            else:
+                rows = conn.execute(query, (list(names),)).fetchall()
         except psycopg.errors.UndefinedTable:  # no table yet (the first write creates it): one round trip
             return dict.fromkeys(names)
+        except psycopg.OperationalError:
+            raise
         except psycopg.Error as exc:
             raise self._failed(exc, "reading") from None
         found = dict(rows)

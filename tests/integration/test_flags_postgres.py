@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import psycopg
 import pytest
@@ -81,3 +82,47 @@ def test_unreachable_and_missing_url_never_show_the_password() -> None:
         assert "127.0.0.1:1/x" in str(err.value) and "s3cret" not in str(err.value)
     with pytest.raises(ConfigError, match="no database URL for the flags database"):
         PostgresFlagBackend(None).read(["A"])
+
+
+def test_reads_share_an_open_connection_and_fall_back_when_it_is_gone(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`status` reads the flags on the state store's connection when both live in one database: one
+    connection fewer. A broken shared connection is not an error: the read opens its own."""
+    shared = psycopg.connect(pg_url, autocommit=True)
+    backend = PostgresFlagBackend(pg_url, shared=lambda: shared)
+    assert backend.read(["A"]) == {"A": None}  # no table yet, on the shared connection
+    backend.write({"A": "on"})
+    pid = shared.info.backend_pid
+    opened: list[int] = []
+    original = PostgresFlagBackend._connect
+
+    def counting(self: PostgresFlagBackend) -> psycopg.Connection[Any]:
+        conn = original(self)
+        opened.append(conn.info.backend_pid)
+        return conn
+
+    monkeypatch.setattr(PostgresFlagBackend, "_connect", counting)
+    assert backend.read(["A"]) == {"A": "on"}
+    assert opened == []  # read on the shared connection, none opened
+    assert shared.execute("SHOW statement_timeout").fetchone() == ("0",)  # its SET LOCAL did not leak
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert backend.read(["A"]) == {"A": "on"}
+    assert len(opened) == 1 and opened[0] != pid  # the shared one was gone: a connection of its own
+    shared.close()
+    assert backend.read(["A"]) == {"A": "on"} and len(opened) == 2  # closed: its own again
+
+
+def test_a_locked_table_is_not_waited_for_twice(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    PostgresFlagBackend(pg_url).write({"A": "on"})
+    monkeypatch.setattr("runbook.stages.postgres.STATEMENT_TIMEOUT", 0.3)
+
+    def no_second_try(self: PostgresFlagBackend) -> None:
+        raise AssertionError("read again on a connection of its own")
+
+    monkeypatch.setattr(PostgresFlagBackend, "_connect", no_second_try)
+    with psycopg.connect(pg_url, autocommit=True) as shared, psycopg.connect(pg_url) as locker:
+        locker.execute("LOCK TABLE runbook.flags IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(UnreachableError, match=r"reading runbook.flags did not finish within 0.3s"):
+            PostgresFlagBackend(pg_url, shared=lambda: shared).read(["A"])

@@ -14,7 +14,7 @@ from tests.reliability.conftest import NAME, Home, record
 ROUNDS = int(os.environ.get("RELIABILITY_ROUNDS", "0"))
 """Fixed number of rounds; 0 (default): as many as fit in BUDGET seconds, from MIN_ROUNDS up to MAX_ROUNDS."""
 PROCESSES = int(os.environ.get("RELIABILITY_PROCESSES", "20"))
-BUDGET = float(os.environ.get("RELIABILITY_BUDGET", "150"))
+BUDGET = float(os.environ.get("RELIABILITY_BUDGET", "170"))
 MIN_ROUNDS, MAX_ROUNDS = 10, 50
 DESIRED = {
     "legacy": {"PGBOSS_ENABLED": "false", "PGBOSS_FOR_NEW_EVALS": "false"},
