@@ -84,6 +84,8 @@ def entry_key(data: bytes, source: str, time_scale: float) -> str:
 def load(base: Path, key: str, env: Mapping[str, str]) -> Any | None:
     """The cached runbook for `key` if its environment inputs are unchanged, else None."""
     try:
+        if not _private(base):
+            return None
         blob = (base / f"{key}.pickle").read_bytes()
         fmt, names, digest, body = pickle.loads(blob)
         if fmt != FORMAT or not hmac.compare_digest(digest, _env_digest(base, names, env, create=False)):
@@ -103,12 +105,22 @@ def store(base: Path, key: str, runbook: Any, read: Mapping[str, str | None], en
         if any(v.encode("utf-8", "surrogateescape") in body for v in values if len(v) >= 4):
             return False  # a value inside something other than a string: do not keep it
         names = tuple(sorted(read))
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(base):
+            return False
         entry = pickle.dumps((FORMAT, names, _env_digest(base, names, env, create=True), body), protocol=5)
         _write_private(base / f"{key}.pickle", entry)
         _prune(base)
         return True
     except Exception:
         return False
+
+
+def _private(base: Path) -> bool:
+    """Whether the folder is the user's own and nobody else may write it: entries are pickles, and a pickle
+    written by someone else could run their code (a shared RUNBOOK_SPEC_CACHE is not used)."""
+    st = base.stat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def _name_of(read: Mapping[str, str | None], value: str) -> str:

@@ -207,3 +207,19 @@ def test_a_hit_imports_no_yaml_and_no_check_kind(setup: Setup) -> None:
     )
     assert "'yaml'" in cold.stdout and "runbook.checks.http" in cold.stdout
     assert warm.stdout.strip() == "[]"
+
+
+def test_a_folder_others_may_write_is_not_used(setup: Setup) -> None:
+    """Entries are pickles: one planted by another user could run code, so a shared folder is ignored."""
+    path, folder, env = setup
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o777)
+    assert load_runbook(path, env=env).name == "cached"
+    assert entries(folder) == []
+    folder.chmod(0o700)
+    load_runbook(path, env=env)
+    (entry,) = entries(folder)
+    folder.chmod(0o770)  # group-writable now: the entry there is not read
+    assert cache.load(folder, entry.stem, env) is None
+    folder.chmod(0o700)
+    assert cache.load(folder, entry.stem, env) is not None
