@@ -39,7 +39,7 @@ from runbook.state.schema import advisory_key
 
 SETTING = "settings.flags.url (or settings.database.url / DATABASE_URL)"
 STATEMENT_TIMEOUT = 30.0
-"""Seconds any statement of the backend may take (a locked table must not hang a rollback)."""
+"""Default seconds any statement of the backend may take (a locked table must not hang a rollback)."""
 
 
 class PostgresFlagBackend:
@@ -53,6 +53,7 @@ class PostgresFlagBackend:
         table: str = "flags",
         channel: str = "runbook_flags",
         connect_timeout: float = 5.0,
+        statement_timeout: float = STATEMENT_TIMEOUT,
         setting: str = SETTING,
         shared: Callable[[], psycopg.Connection[Any] | None] | None = None,
     ) -> None:
@@ -60,6 +61,7 @@ class PostgresFlagBackend:
         writes always use a connection of their own."""
         self.url, self.schema, self.table, self.channel = url, schema, table, channel
         self.connect_timeout, self.setting = connect_timeout, setting
+        self.statement_timeout = statement_timeout
         self._ident = sql.Identifier(schema, table)
         self._shared = shared
 
@@ -74,7 +76,7 @@ class PostgresFlagBackend:
             what="the flags database",
             setting=self.setting,
             connect_timeout=self.connect_timeout,
-            statement_timeout=STATEMENT_TIMEOUT,
+            statement_timeout=self.statement_timeout,
             autocommit=True,
         )
 
@@ -83,7 +85,8 @@ class PostgresFlagBackend:
         text = reason[0] if reason else type(exc).__name__
         if isinstance(exc, psycopg.errors.QueryCanceled):
             return UnreachableError(
-                f"{doing} {self.schema}.{self.table} did not finish within {STATEMENT_TIMEOUT:g}s ({text})",
+                f"{doing} {self.schema}.{self.table} did not finish within"
+                f" {self.statement_timeout:g}s ({text})",
                 hint="something holds a lock on the flags table: look at pg_stat_activity",
             )
         if doing == "reading" and not isinstance(exc, psycopg.OperationalError):
@@ -123,7 +126,7 @@ class PostgresFlagBackend:
         try:
             if borrowed:  # in a transaction of its own, with the backend's statement timeout
                 with conn.transaction():
-                    conn.execute(f"SET LOCAL statement_timeout = {int(STATEMENT_TIMEOUT * 1000)}")
+                    conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout * 1000)}")
                     rows = conn.execute(query, (list(names),)).fetchall()
             else:
                 rows = conn.execute(query, (list(names),)).fetchall()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import threading
+import time
 
 import psycopg
 import pytest
@@ -84,45 +85,77 @@ def test_unreachable_and_missing_url_never_show_the_password() -> None:
         PostgresFlagBackend(None).read(["A"])
 
 
-def test_reads_share_an_open_connection_and_fall_back_when_it_is_gone(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+READER_LOG = """
+CREATE SCHEMA obs;
+CREATE TABLE obs.values (name text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE obs.readers (n serial, pid int NOT NULL);
+CREATE FUNCTION obs.read_flags() RETURNS SETOF obs.values LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO obs.readers (pid) VALUES (pg_backend_pid());
+  RETURN QUERY SELECT * FROM obs.values;
+END $$;
+CREATE VIEW obs.flags AS SELECT * FROM obs.read_flags();
+INSERT INTO obs.values VALUES ('A', 'on');
+"""
+"""A flags "table" that records, on the server, the backend (connection) of every read of it."""
+
+
+def readers(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT pid FROM obs.readers ORDER BY n")]
+
+
+def test_reads_share_an_open_connection_and_fall_back_when_it_is_gone(pg_url: str) -> None:
     """`status` reads the flags on the state store's connection when both live in one database: one
-    connection fewer. A broken shared connection is not an error: the read opens its own."""
+    connection fewer. A broken shared connection is not an error: the read opens its own. Which connection
+    read is recorded by the server itself (the view logs pg_backend_pid())."""
     shared = psycopg.connect(pg_url, autocommit=True)
-    backend = PostgresFlagBackend(pg_url, shared=lambda: shared)
+    backend = PostgresFlagBackend(pg_url, schema="obs", table="flags", shared=lambda: shared)
     assert backend.read(["A"]) == {"A": None}  # no table yet, on the shared connection
-    backend.write({"A": "on"})
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(READER_LOG)
     pid = shared.info.backend_pid
-    opened: list[int] = []
-    original = PostgresFlagBackend._connect
-
-    def counting(self: PostgresFlagBackend) -> psycopg.Connection[Any]:
-        conn = original(self)
-        opened.append(conn.info.backend_pid)
-        return conn
-
-    monkeypatch.setattr(PostgresFlagBackend, "_connect", counting)
-    assert backend.read(["A"]) == {"A": "on"}
-    assert opened == []  # read on the shared connection, none opened
+    assert backend.read(["A", "B"]) == {"A": "on", "B": None}
+    assert readers(pg_url) == [pid]  # read on the shared connection
     assert shared.execute("SHOW statement_timeout").fetchone() == ("0",)  # its SET LOCAL did not leak
     with psycopg.connect(pg_url, autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", (pid,))
     assert backend.read(["A"]) == {"A": "on"}
-    assert len(opened) == 1 and opened[0] != pid  # the shared one was gone: a connection of its own
+    first, second = readers(pg_url)
+    assert first == pid and second != pid  # the shared one was gone: a connection of its own
     shared.close()
-    assert backend.read(["A"]) == {"A": "on"} and len(opened) == 2  # closed: its own again
+    assert backend.read(["A"]) == {"A": "on"}
+    assert len(readers(pg_url)) == 3 and readers(pg_url)[2] not in (pid, second)  # closed: its own again
 
 
-def test_a_locked_table_is_not_waited_for_twice(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_locked_table_is_not_waited_for_twice(pg_url: str) -> None:
+    """A read that times out on a lock is an error at once: no second read on a connection of its own,
+    which would wait as long again. Every backend that waits for the lock is seen in pg_stat_activity."""
     PostgresFlagBackend(pg_url).write({"A": "on"})
-    monkeypatch.setattr("runbook.stages.postgres.STATEMENT_TIMEOUT", 0.3)
+    waiting: set[int] = set()
+    done = threading.Event()
 
-    def no_second_try(self: PostgresFlagBackend) -> None:
-        raise AssertionError("read again on a connection of its own")
+    def watch() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            while not done.is_set():
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query LIKE %s",
+                    ('%"runbook"."flags"%',),
+                )
+                waiting.update(r[0] for r in rows)
+                time.sleep(0.01)
 
-    monkeypatch.setattr(PostgresFlagBackend, "_connect", no_second_try)
     with psycopg.connect(pg_url, autocommit=True) as shared, psycopg.connect(pg_url) as locker:
         locker.execute("LOCK TABLE runbook.flags IN ACCESS EXCLUSIVE MODE")
-        with pytest.raises(UnreachableError, match=r"reading runbook.flags did not finish within 0.3s"):
-            PostgresFlagBackend(pg_url, shared=lambda: shared).read(["A"])
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            backend = PostgresFlagBackend(pg_url, statement_timeout=0.5, shared=lambda: shared)
+            with pytest.raises(UnreachableError, match=r"reading runbook.flags did not finish within 0.5s"):
+                backend.read(["A"])
+            time.sleep(0.2)  # a second read, had there been one, would be waiting now
+        finally:
+            done.set()
+            watcher.join()
+        assert waiting == {shared.info.backend_pid}
