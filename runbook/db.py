@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 
 from runbook.errors import ConfigError, UnreachableError
+from runbook.onestatement import SingleStatementCursor
 from runbook.redact import redact_url
 
 
@@ -36,7 +37,8 @@ def connect(
 ) -> psycopg.Connection[Any]:
     """Open a connection. Raises ConfigError when no URL is set, UnreachableError when it cannot connect.
 
-    `read_only` makes every transaction read-only; `statement_timeout` (seconds) bounds each statement."""
+    `read_only` makes every transaction read-only; `statement_timeout` (seconds) bounds each statement.
+    Every statement goes over the extended protocol, one statement at a time (runbook.onestatement)."""
     if not url:
         raise ConfigError(f"no database URL for {what}", hint=f"set {setting}")
     options = []
@@ -48,6 +50,7 @@ def connect(
         "connect_timeout": max(1, round(connect_timeout)),
         "application_name": application_name,
         "autocommit": autocommit,
+        "cursor_factory": SingleStatementCursor,
     }
     if options:
         kwargs["options"] = " ".join(options)
