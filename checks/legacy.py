@@ -9,7 +9,7 @@ from typing import Literal, get_args
 
 from runbook.checks.base import CheckContext, CheckKind, Measurement
 from runbook.checks.legacy_metrics import METRIC_FUNCTIONS, ROLES
-from runbook.checks.legacy_table import GROUPS, load
+from runbook.checks.legacy_table import GROUPS, load, qualified
 from runbook.checks.sqlutil import Session, check_percentile, check_thresholds, run_measurement
 from runbook.model import Duration, doc
 
@@ -83,9 +83,7 @@ def measure(params: LegacyParams, ctx: CheckContext) -> Measurement:
     entered = ctx.stage_entered_at
 
     def body(session: Session) -> Measurement:
-        session.inputs.update(
-            metric=params.metric, table=f'"{settings.schema}"."{settings.table}"', type=params.type
-        )
+        session.inputs.update(metric=params.metric, table=qualified(settings), type=params.type)
         table = load(
             session, settings, ROLES[params.metric], type_value=params.type, extra_filter=params.filter
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg import sql
 
-from runbook.checks.sqlutil import CATALOG, MeasureError, Session
+from runbook.checks.sqlutil import CATALOG, MeasureError, Session, quote_ident, quote_literal
 from runbook.model import LegacySettings
 
 GROUPS = ("pending", "running", "done", "failed", "cancelled")
@@ -60,7 +60,7 @@ class LegacyTable:
     @property
     def name(self) -> str:
         """`"public"."Job"` for messages (quoted as SQL needs it)."""
-        return f'"{self.settings.schema}"."{self.settings.table}"'
+        return qualified(self.settings)
 
     def col(self, role: str) -> sql.Identifier:
         """Quote the column playing `role` (status, created, started, completed, type, id)."""
@@ -122,13 +122,14 @@ class LegacyTable:
         """Suggest the index to create so the role's filter does not scan the table."""
         name = getattr(self.settings, SETTING_OF[role])
         suffix = "active_idx" if role == "status" and active_only else "idx"
-        idx = f'"{self.settings.table}_{name}_{suffix}"'
-        head = f'CREATE INDEX CONCURRENTLY IF NOT EXISTS {idx} ON {self.name} ("{name}")'
+        idx = quote_ident(f"{self.settings.table}_{name}_{suffix}")
+        column = quote_ident(name)
+        head = f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {idx} ON {self.name} ({column})"
         if role == "status" and active_only:
-            values = ", ".join("'" + v.replace("'", "''") + "'" for v in self.values("pending", "running"))
-            return f'{head} WHERE "{name}" IN ({values})'
+            values = ", ".join(quote_literal(v) for v in self.values("pending", "running"))
+            return f"{head} WHERE {column} IN ({values})"
         if role == "completed":
-            return f'{head} WHERE "{name}" IS NOT NULL'
+            return f"{head} WHERE {column} IS NOT NULL"
         return head
 
     def guard_scan(self, role: str, *, active_only: bool, limit: float, allow: bool) -> None:
@@ -143,6 +144,11 @@ class LegacyTable:
             hint=f"create the index: {self.index_statement(role, active_only=active_only)}; "
             "or set allow_scan: true on this check",
         )
+
+
+def qualified(settings: LegacySettings) -> str:
+    """`"public"."Job"`: the mapped table as SQL text (quoted, quotes doubled)."""
+    return f"{quote_ident(settings.schema)}.{quote_ident(settings.table)}"
 
 
 def load(
@@ -163,7 +169,7 @@ def load(
         target,
         table=CATALOG,
     )
-    name = f'"{settings.schema}"."{settings.table}"'
+    name = qualified(settings)
     if not head:
         raise MeasureError(
             f"legacy table {name} does not exist", hint="fix settings.legacy.schema and settings.legacy.table"

