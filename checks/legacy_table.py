@@ -9,8 +9,9 @@ from typing import Any
 
 from psycopg import sql
 
-from runbook.checks.sqlutil import CATALOG, MeasureError, Session, quote_ident, quote_literal
+from runbook.checks.sqlutil import CATALOG, MeasureError, Session
 from runbook.model import LegacySettings
+from runbook.sqltext import quote_ident, quote_literal
 
 GROUPS = ("pending", "running", "done", "failed", "cancelled")
 """Status groups of the mapping (settings.legacy.pending, ... hold the values of each)."""

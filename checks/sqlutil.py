@@ -25,17 +25,6 @@ CATALOG = "the catalog"
 """The `table` of catalog queries: named in timeout messages, left out of a measurement's `queries`."""
 
 
-def quote_ident(name: str) -> str:
-    """Write an identifier as SQL text, always quoted (`"Job"`, `"a""b"`): for statements we print for the
-    operator to run (CREATE INDEX hints) and names in messages, so a hostile name never reads as SQL."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """Write a string as a SQL literal (`'it''s'`; standard_conforming_strings, so backslashes are plain)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 class MeasureError(Exception):
     """The check could not measure (not installed, wrong layout, missing column): an `error` verdict."""
 

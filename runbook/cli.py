@@ -136,12 +136,15 @@ def schema(cli: Cli) -> None:
 @click.option("--dir", "directory", default=".", show_default=True, help="Where to write the files.")
 @click.option("--ci", type=click.Choice(["github", "gitlab"]), default=None, help="Also write a CI pipeline.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option(
+    "--role", default=None, metavar="NAME", help="Also write runbook-role.sql: a least-privilege role NAME."
+)
 @pass_cli
-def init(cli: Cli, directory: str, ci: str | None, force: bool) -> None:
-    """Write stages.yaml, a flags file and optionally a CI pipeline."""
+def init(cli: Cli, directory: str, ci: str | None, force: bool, role: str | None) -> None:
+    """Write stages.yaml, a flags file and optionally a CI pipeline and a least-privilege role script."""
     from runbook.commands.init import init as run
 
-    cli.run(lambda: run(directory, ci=ci, force=force, runbook_file=cli.file))
+    cli.run(lambda: run(directory, ci=ci, force=force, runbook_file=cli.file, role=role, env=cli.env))
 
 
 @main.command(short_help="The next transition: flag diff and blockers.")

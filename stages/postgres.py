@@ -34,8 +34,9 @@ from psycopg import sql
 from runbook import db
 from runbook.errors import FlagWriteError, UnreachableError
 from runbook.redact import redact_url
+from runbook.sqltext import quote_ident
 from runbook.stages.command import mismatches
-from runbook.state.schema import advisory_key
+from runbook.state.schema import advisory_key, schema_exists
 
 SETTING = "settings.flags.url (or settings.database.url / DATABASE_URL)"
 STATEMENT_TIMEOUT = 30.0
@@ -140,10 +141,17 @@ class PostgresFlagBackend:
         return {name: found.get(name) for name in names}
 
     def _ensure_table(self, conn: psycopg.Connection[Any]) -> None:
+        # CREATE ... IF NOT EXISTS needs CREATE on the database or schema even when the object exists: a
+        # least-privilege role (migrate init --role) may only write an existing table
+        name = f"{quote_ident(self.schema)}.{quote_ident(self.table)}"
+        found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+        if found and found[0]:
+            return
         conn.execute(
             "SELECT pg_advisory_xact_lock(%s)", (advisory_key("runbook-flags", self.schema, self.table),)
         )
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+        if not schema_exists(conn, self.schema):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, value text NOT NULL, "

@@ -4,7 +4,7 @@ optionally a CI pipeline."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -12,17 +12,25 @@ from typing import Any
 
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
+from runbook.roles import ROLE_FILE, check_role_name, role_sql
 
 
 @dataclass
 class InitResult:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    role: str | None = None
+    role_file: str | None = None
     template: str = "init"
     exit_code: ExitCode = ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
-        return {"written": self.written, "skipped": self.skipped}
+        return {
+            "written": self.written,
+            "skipped": self.skipped,
+            "role": self.role,
+            "role_file": self.role_file,
+        }
 
 
 def default_runbook_text() -> str:
@@ -31,16 +39,34 @@ def default_runbook_text() -> str:
 
 
 def init(
-    directory: str | Path, *, ci: str | None = None, force: bool = False, runbook_file: str = "stages.yaml"
+    directory: str | Path,
+    *,
+    ci: str | None = None,
+    force: bool = False,
+    runbook_file: str = "stages.yaml",
+    role: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> InitResult:
-    """Write the files; existing files are kept unless `force`."""
+    """Write the files; existing files are kept unless `force`. With `role`, also the SQL script creating
+    that least-privilege role, with the names of the runbook in the folder (the shipped one if none)."""
     from runbook.spec import load_runbook_text
 
+    if role is not None:
+        check_role_name(role)
     root = Path(directory)
     _write_guard(root, "--dir", functools.partial(_folder, root))
     text = default_runbook_text()
     rb = load_runbook_text(text, "stages.yaml", env={"DATABASE_URL": "postgresql://localhost/app"})
     files: dict[str, str] = {Path(runbook_file).name: text}
+    result = InitResult(role=role)
+    if role is not None:
+        own = root / Path(runbook_file).name
+        names = rb
+        if own.is_file():  # the operator's runbook: its schema and table names
+            env_with_url = {"DATABASE_URL": "postgresql://localhost/app", **(env or {})}
+            names = load_runbook_text(own.read_text(encoding="utf-8"), str(own), env=env_with_url)
+        files[ROLE_FILE] = role_sql(names, role)
+        result.role_file = str(root / ROLE_FILE)
     env_lines = [
         "# Feature flags of the pg-boss migration, at their safe values (the legacy path).",
         "# `migrate` rewrites the values in place; comments and other lines are kept.",
@@ -51,7 +77,6 @@ def init(
         from runbook.ciconfig import render_ci
 
         files.update(render_ci(ci, Path(runbook_file).name))
-    result = InitResult()
     for rel, content in files.items():
         path = root / rel
         if path.exists() and not force:

@@ -124,6 +124,15 @@ def _installed(conn: psycopg.Connection[Any], schema: str) -> int:
     return int(got[0]) if got else 0
 
 
+def schema_exists(conn: psycopg.Connection[Any], schema: str) -> bool:
+    """Tell whether `schema` exists. CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when it
+    does, which a least-privilege role (migrate init --role) owning its schema does not have."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = %s)", (schema,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def _check_not_newer(version: int, schema: str) -> None:
     if version > LATEST:
         raise ConfigError(
@@ -154,7 +163,8 @@ def _migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
     applied: list[int] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("runbook-migrate", schema),))
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+        if not schema_exists(conn, schema):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}.schema_version (version integer PRIMARY KEY, "

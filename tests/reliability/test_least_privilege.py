@@ -1,0 +1,127 @@
+"""The least-privilege role of `migrate init --role NAME`: created on real PostgreSQL by the script it writes
+(run with psql as a superuser, as the operator would), then the shipped runbook (compressed x0.001) runs
+its whole gate, an advance and a rollback as that role against the example app with real pg-boss 12, without
+one permission error; and the role cannot do what a superuser's `sql` check could (files, programs, other
+sessions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.e2e.conftest import AppFactory, make_app, pgboss_dirs  # noqa: F401 (fixtures)
+from tests.e2e.migration_support import APP_ENV, Migration, make_migration
+from tests.reliability.conftest import record
+from tests.reliability.test_sql_statements import psql
+
+pytestmark = pytest.mark.e2e
+SAFE = {"PGBOSS_ENABLED": False, "PGBOSS_FOR_NEW_EVALS": False, "PGBOSS_FOR_ALL_JOBS": False}
+DENIED = ("permission denied", "insufficient privilege", "must be owner", "InsufficientPrivilege")
+
+
+def as_role(url: str, role: str, password: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    netloc = f"{role}:{password}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.fixture
+def role(pg_url: str) -> Iterator[str]:
+    """A role name of this test; everything it owns or was granted is dropped afterwards."""
+    name = f"rb_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        if exists:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
+            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def run_gate(m: Migration) -> dict[str, object]:
+    result = m("-o", "json", "gate", expect=(0, 1))
+    return dict(json.loads(result.stdout))
+
+
+def test_shipped_runbook_runs_under_the_least_privilege_role(
+    make_app: AppFactory,  # noqa: F811
+    pg_url: str,
+    role: str,
+    tmp_path: Path,
+) -> None:
+    app = make_app("12", **APP_ENV)
+    password = uuid.uuid4().hex
+    url = as_role(pg_url, role, password)
+    m = make_migration(tmp_path, url, app)
+
+    # the operator: init --role in the runbook's folder, then the script through psql as a superuser
+    init = m("init", "--dir", str(m.runbook.parent), "--role", role)
+    script = m.runbook.parent / "runbook-role.sql"
+    assert str(script) in init.stdout
+    for attempt in (1, 2):  # idempotent: a second run changes nothing and fails on nothing
+        ran = subprocess.run(
+            [psql(), pg_url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0, f"run {attempt}: {ran.stderr}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        flags = conn.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = %s",
+            (role,),
+        ).fetchone()
+    assert flags == (False, False, False, False)
+
+    # the whole gate (current monitors and next preflight), an advance, the gate of the new stage, a rollback
+    gates = [run_gate(m)]
+    m.advance()
+    assert m.stage() == "increment-1"
+    assert app.wait_for_flags({**SAFE, "PGBOSS_ENABLED": True}, timeout=5.0)["flags"]["PGBOSS_ENABLED"]
+    gates.append(run_gate(m))
+    m("rollback", "--yes", "--reason", "least-privilege test", expect=4)
+    assert m.stage() == "legacy"
+    assert app.wait_for_flags(SAFE, timeout=5.0)["flags"] == SAFE
+    m("status", expect=(0, 1))
+    m("history")
+
+    measured = [c for g in gates for part in ("monitors", "preflight") for c in g[part]]  # type: ignore[attr-defined]
+    errors = [(c["check"], c.get("explanation")) for c in measured if c["verdict"] == "error"]
+    assert errors == []
+    log = "\n".join(m.log)
+    denied = [line for line in log.splitlines() if any(word.lower() in line.lower() for word in DENIED)]
+    assert denied == [], log
+    checks = len(measured)
+    assert {c["kind"] for c in measured} >= {"legacy", "pgboss", "http"}, measured
+
+    # what a superuser's `sql` check could do, the role cannot (one statement each, read-only transaction)
+    refused = 0
+    attacks = (
+        "SELECT pg_read_file('/etc/hostname')",
+        "COPY (SELECT 1) TO PROGRAM 'true'",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename <> current_user",
+        'CREATE TABLE public."rb_probe" (id int)',
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        for attack in attacks:
+            try:
+                cur = conn.execute(attack.encode())
+                rows = cur.fetchall() if cur.description else []
+                assert not any(r[0] for r in rows), (attack, rows)  # terminated nobody
+            except psycopg.errors.InsufficientPrivilege:
+                pass
+            refused += 1
+    assert refused == len(attacks)
+    record(
+        f"RELIABILITY least-privilege role: full gate + advance + rollback ({checks} checks in 2 gates), "
+        f"0 permission errors; {refused} superuser-only attacks refused"
+    )
