@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import engine, monitoring
+from runbook import engine, monitoring, privilege
 from runbook.checks.base import Measurement, Verdict
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
@@ -24,6 +24,8 @@ class GateResult:
     breaches: list[dict[str, Any]] = field(default_factory=list)
     rolled_back_to: str | None = None
     files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Risks of how the toolkit is connected (a superuser), each naming the fix."""
     template: str = "gate"
 
     @property
@@ -43,6 +45,7 @@ class GateResult:
             "breaches": self.breaches,
             "rolled_back_to": self.rolled_back_to,
             "files": self.files,
+            "warnings": self.warnings,
             "exit_code": int(self.exit_code),
         }
 
@@ -66,6 +69,7 @@ def gate(
         session.store().prune_samples(rb.name, rb.settings.state.sample_retention)
     preflight = engine.measure(session, nxt.preflight, nxt.id, session.clock()) if nxt else []
     result = GateResult(rb.name, cur.stage.id, nxt.id if nxt else None, rnd.measurements, preflight)
+    result.warnings = privilege.warnings(session.store().conn)
     result.breaches = [
         {"check": j.spec.name, "reason": j.assessment.reason, "explanation": j.measurement.explanation}
         for j in rnd.breached

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook import engine, machine
+from runbook import engine, machine, privilege
 from runbook.errors import RunbookError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
@@ -30,6 +30,8 @@ class StatusResult:
     latest: list[dict[str, Any]] = field(default_factory=list)
     backend: str = ""
     time_scale: float = 1.0
+    warnings: list[str] = field(default_factory=list)
+    """Risks of how the toolkit is connected (a superuser), each naming the fix."""
     template: str = "status"
 
     @property
@@ -57,6 +59,7 @@ class StatusResult:
             "pending_intent": self.pending_intent,
             "latest": self.latest,
             "time_scale": self.time_scale,
+            "warnings": self.warnings,
             "exit_code": int(self.exit_code),
         }
 
@@ -100,4 +103,5 @@ def status(session: Session) -> StatusResult:
         latest=latest,
         backend=backend.describe(),
         time_scale=rb.time_scale,
+        warnings=privilege.warnings(store.conn),
     )

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from tests.e2e.conftest import AppFactory, make_app, pgboss_dirs  # noqa: F401 (fixtures)
 from tests.e2e.migration_support import APP_ENV, Migration, make_migration
-from tests.reliability.conftest import record
+from tests.reliability.conftest import Home, record
 from tests.reliability.test_sql_statements import psql
 
 pytestmark = pytest.mark.e2e
@@ -91,12 +91,13 @@ def test_shipped_runbook_runs_under_the_least_privilege_role(
     m("rollback", "--yes", "--reason", "least-privilege test", expect=4)
     assert m.stage() == "legacy"
     assert app.wait_for_flags(SAFE, timeout=5.0)["flags"] == SAFE
-    m("status", expect=(0, 1))
+    assert "superuser" not in m("status", expect=(0, 1)).stdout
     m("history")
 
     measured = [c for g in gates for part in ("monitors", "preflight") for c in g[part]]  # type: ignore[attr-defined]
     errors = [(c["check"], c.get("explanation")) for c in measured if c["verdict"] == "error"]
     assert errors == []
+    assert [g["warnings"] for g in gates] == [[], []]  # not a superuser: no warning
     log = "\n".join(m.log)
     denied = [line for line in log.splitlines() if any(word.lower() in line.lower() for word in DENIED)]
     assert denied == [], log
@@ -125,3 +126,29 @@ def test_shipped_runbook_runs_under_the_least_privilege_role(
         f"RELIABILITY least-privilege role: full gate + advance + rollback ({checks} checks in 2 gates), "
         f"0 permission errors; {refused} superuser-only attacks refused"
     )
+
+
+def test_status_and_gate_warn_when_connected_as_a_superuser(home: Home, pg_url: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT rolsuper, current_user FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+    assert row is not None
+    superuser, user = row
+    warned = 0
+    for args in (
+        ("status",),
+        ("gate",),
+        ("-o", "json", "status"),
+        ("-o", "json", "gate"),
+        ("-o", "markdown", "gate"),
+    ):
+        ran = home.run(*args)
+        assert ran.code in (0, 1), ran.text
+        text = "\n".join(json.loads(ran.out)["warnings"]) if args[:2] == ("-o", "json") else ran.out
+        shown = f'connected as the superuser "{user}"' in text and "migrate init --role NAME" in text
+        assert shown == superuser, ran.text
+        warned += shown
+        if args[:2] == ("-o", "json"):
+            assert len(json.loads(ran.out)["warnings"]) == int(superuser)
+    assert warned == (5 if superuser else 0)
