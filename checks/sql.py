@@ -23,6 +23,7 @@ from runbook.checks.transient import retry
 from runbook.db import describe_url
 from runbook.errors import RunbookError
 from runbook.model import doc
+from runbook.onestatement import SEVERAL_STATEMENTS, several_statements
 from runbook.redact import redact_url
 
 
@@ -66,6 +67,8 @@ def sql_error(exc: psycopg.Error) -> str:
     """The first line of a server error, without passwords, e.g. `relation "Jobs" does not exist`."""
     if isinstance(exc, psycopg.errors.QueryCanceled):
         return "canceled by statement_timeout (the query took too long)"
+    if several_statements(exc):
+        return f"the query {SEVERAL_STATEMENTS}"
     diag = getattr(exc, "diag", None)
     primary = diag.message_primary if diag is not None else None
     text = primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]

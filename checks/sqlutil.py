@@ -15,6 +15,7 @@ from psycopg import sql
 from runbook.checks.base import CheckContext, Measurement, Verdict
 from runbook.checks.retry import call
 from runbook.errors import RunbookError
+from runbook.onestatement import SEVERAL_STATEMENTS, several_statements
 from runbook.units import format_duration
 
 Query = sql.SQL | sql.Composed
@@ -119,6 +120,8 @@ def explain_error(exc: BaseException, session: Session | None) -> tuple[str, str
             f"permission denied reading {table}",
             "grant the monitoring role SELECT on it (read-only is enough)",
         )
+    if several_statements(exc):
+        return f"the query on {table} {SEVERAL_STATEMENTS}", "fix the check's SQL (filter:, query:) or names"
     if isinstance(exc, psycopg.Error):
         first = (str(exc).strip().splitlines() or ["database error"])[0]
         state = f" [{exc.sqlstate}]" if exc.sqlstate else ""

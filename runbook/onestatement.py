@@ -18,7 +18,12 @@ import psycopg
 from psycopg._queries import PostgresQuery
 from psycopg.rows import Row
 
-__all__ = ["SingleStatementCursor", "uses_extended_protocol"]
+__all__ = ["SEVERAL_STATEMENTS", "SingleStatementCursor", "several_statements", "uses_extended_protocol"]
+
+SEVERAL_STATEMENTS = (
+    "holds several statements (refused: each check runs exactly one); remove the `;` and what follows it"
+)
+"""How a check explains the server's refusal of a multi-statement string, with the fix."""
 
 
 class SingleStatementCursor(psycopg.Cursor[Row]):
@@ -32,6 +37,13 @@ class SingleStatementCursor(psycopg.Cursor[Row]):
         binary: bool | None = None,
     ) -> None:
         super()._execute_send(query, force_extended=True, binary=binary)
+
+
+def several_statements(exc: BaseException) -> bool:
+    """Tell whether `exc` is the server refusing several statements in one extended-protocol query."""
+    return isinstance(exc, psycopg.errors.SyntaxError) and "cannot insert multiple commands" in (
+        exc.diag.message_primary or ""
+    )
 
 
 def uses_extended_protocol(conn: psycopg.Connection[Any]) -> bool:
