@@ -82,7 +82,8 @@ def test_checks_cannot_write(jobs_url: str, make_ctx: ContextFactory) -> None:
     m = run_check(spec("sql", query=sneaky), make_ctx(db_url=jobs_url))
     assert (m.verdict, m.explanation) == (
         Verdict.ERROR,
-        "query failed: cannot insert multiple commands into a prepared statement",
+        "query failed: the query holds several statements (refused: each check runs exactly one); remove the"
+        " `;` and what follows it",
     )
     with psycopg.connect(jobs_url) as conn:
         assert conn.execute('SELECT count(*) FROM "Job"').fetchone() == (6,)
