@@ -31,28 +31,50 @@ class Cli:
     output: Output
     traceback: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    sessions: list[Any] = field(default_factory=list)
+    """Sessions this invocation opened; `close` closes them (and delivers their notifications)."""
 
     def session(self) -> Any:
         from runbook.session import Session
 
-        return Session.open(self.file, env=self.env, progress=self.output.progress, confirm=_confirm)
+        s = Session.open(self.file, env=self.env, progress=self.output.progress, confirm=_confirm)
+        self.sessions.append(s)
+        return s
 
     def run(self, fn: Callable[[], Any]) -> None:
-        """Call a commands-API function, render its result, exit with its code."""
+        """Call a commands-API function, render its result, close its session, exit with its code."""
+        try:
+            code = self._call(fn)
+        finally:  # every way out (result, error, Ctrl-C, SystemExit, --traceback): notifications go first
+            self.close()
+        sys.exit(code)
+
+    def _call(self, fn: Callable[[], Any]) -> int:
         try:
             result = fn()
         except RunbookError as exc:
             if self.traceback:
                 raise
             self.output.error(exc)
-            sys.exit(int(exc.exit_code))
+            return int(exc.exit_code)
         except KeyboardInterrupt:
             self.output.error(
                 RunbookError("interrupted", hint="run `migrate status` to see where things are")
             )
-            sys.exit(int(ExitCode.NOT_READY))
+            return int(ExitCode.NOT_READY)
         self.output.emit(result)
-        sys.exit(int(result.exit_code))
+        return int(result.exit_code)
+
+    def close(self) -> None:
+        """Close every session opened (waiting, bounded, for its notifications); say what was kept."""
+        while self.sessions:
+            s = self.sessions.pop()
+            try:
+                s.close()
+            except KeyboardInterrupt:
+                continue  # a second Ctrl-C while closing: the next session still closes
+            if s.notice is not None:
+                self.output.notice(s.notice)
 
 
 def _confirm(question: str) -> bool:
@@ -111,6 +133,7 @@ def main(
         env[TIME_SCALE_ENV] = str(time_scale)  # for this invocation only: never the process environment
     out = Output(fmt, color=False if no_color else None)
     ctx.obj = Cli(file=file_, output=out, traceback=traceback, env=env)
+    ctx.call_on_close(ctx.obj.close)  # sessions opened outside `Cli.run` close too
 
 
 @main.command(short_help="Check the runbook file (no connections).")

@@ -40,7 +40,8 @@ def current(session: Session) -> Current:
     except KeyError:
         raise RunbookError(
             f"the state says stage {st.stage!r}, which {rb.source} does not define",
-            hint="restore that stage in the runbook, or roll back with `migrate rollback --to STAGE --force`",
+            hint=f"restore that stage in the runbook, or roll back with "
+            f'`migrate rollback --to {rb.stages[0].id} --force --reason "why"`',
         ) from None
     return Current(
         stage, st.version, st.entered_at, dict(st.flags or rb.desired_flags(stage.id)), recorded=True
@@ -162,8 +163,13 @@ def rollback_now(
     operation: str,
     reason: str | None,
     verdicts: Sequence[Measurement] = (),
+    blind: bool = False,
+    data: Mapping[str, Any] | None = None,
 ) -> RollbackOutcome:
-    """Flip flags to `to_stage` first, then record; if the state database is unreachable, journal locally."""
+    """Flip flags to `to_stage` first, then record; if the state database is unreachable, journal locally.
+
+    `blind`: decided without reading the current stage (the journal entry says so, and the sync checks it
+    against the state as it was). The caller has applied `machine.rollback_blocker` already."""
     rb = session.runbook
     target = rb.desired_flags(to_stage)
     if session.has_store() and expected_version is not None:
@@ -195,7 +201,7 @@ def rollback_now(
         verdicts=verdicts,
         reason=reason,
         outcome="done" if f.error is None else f"flags not confirmed: {f.error.message}",
-        data={"leftover": leftover} if leftover else None,
+        data={**(data or {}), **({"leftover": leftover} if leftover else {})} or None,
     )
     journaled = False
     try:
@@ -206,7 +212,7 @@ def rollback_now(
     except UnreachableError:
         from runbook.state.journal import Journal
 
-        Journal(session.journal_path()).append(rb.name, ev, expected_version=expected_version)
+        Journal(session.journal_path()).append(rb.name, ev, expected_version=expected_version, blind=blind)
         journaled = True
     session.notify("auto-rollback" if operation == "auto-rollback" else "rollback", _payload(ev))
     if f.error is not None:

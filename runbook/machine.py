@@ -127,6 +127,48 @@ def crossed_irreversible(runbook: Runbook, current: str, target: str) -> Stage |
     return None
 
 
+def safe_target(runbook: Runbook, target: str) -> bool:
+    """Whether every flag of `target` is at its safe value (the first stage always is, by definition)."""
+    return target == runbook.stages[0].id or runbook.desired_flags(target) == runbook.safe_flags()
+
+
+def irreversible_after(runbook: Runbook, target: str) -> Stage | None:
+    """The first irreversible stage after `target`: one a rollback to `target` may undo when the current
+    stage is not known."""
+    return next((s for s in runbook.stages[runbook.index(target) + 1 :] if s.irreversible), None)
+
+
+def rollback_blocker(runbook: Runbook, current: str | None, target: str, *, forced: bool) -> Blocker | None:
+    """Why a rollback from `current` to `target` may not happen; None when it may. The one rule for manual
+    and automatic rollbacks alike (automatic ones are never `forced`).
+
+    `current` None means the current stage is not known (state database unreachable, or a stage the runbook
+    does not define): then only a target with every flag safe is allowed, and only with `forced` when an
+    irreversible stage after it may be undone. Codes: forward, unsafe, irreversible."""
+    if current is None:
+        if not safe_target(runbook, target):
+            return Blocker(
+                "unsafe",
+                f"the current stage is not known, and {target} does not set every flag to its safe value",
+            )
+        maybe = irreversible_after(runbook, target)
+        if maybe is not None and not forced:
+            return Blocker(
+                "irreversible",
+                f"the current stage is not known: it may be {maybe.id} or later, which is irreversible, "
+                f"and rolling back to {target} would undo it",
+            )
+        return None
+    if runbook.index(target) > runbook.index(current):
+        return Blocker("forward", f"{target} is after the current stage {current}")
+    crossed = crossed_irreversible(runbook, current, target)
+    if crossed is not None and not forced:
+        return Blocker(
+            "irreversible", f"{crossed.id} is irreversible; rolling back to {target} would undo it"
+        )
+    return None
+
+
 def verify_settled(measurements: Sequence[Measurement]) -> bool:
     """Verify can stop polling: every check passed, or the deadline will decide."""
     return all(m.verdict is Verdict.PASS for m in measurements)

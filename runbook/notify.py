@@ -31,11 +31,25 @@ from runbook.junit import format_value
 from runbook.model import Webhook
 from runbook.redact import Redactor
 
-EVENT_TYPES = ("advance", "rollback", "auto-rollback", "verify-failed", "inconclusive", "soak-satisfied")
+EVENT_TYPES = (
+    "advance",
+    "rollback",
+    "auto-rollback",
+    "verify-failed",
+    "inconclusive",
+    "soak-satisfied",
+    "breach",  # a breach whose automatic rollback the rules refused (out of an irreversible stage)
+)
 """What `notify()` accepts; `Webhook.events` filters on these names (empty = all)."""
 
 _ICONS = {"pass": "✅", "fail": "❌", "error": "⚠️", "inconclusive": "⏸️"}
-_HEADLINE_ICONS = {"advance": "⏩", "rollback": "⏪", "auto-rollback": "🚨", "verify-failed": "❌"}
+_HEADLINE_ICONS = {
+    "advance": "⏩",
+    "rollback": "⏪",
+    "auto-rollback": "🚨",
+    "verify-failed": "❌",
+    "breach": "🛑",
+}
 _MAX_SECTION = 2900  # Slack rejects a section text over 3000 characters
 log = logging.getLogger("runbook.notify")
 

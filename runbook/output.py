@@ -150,6 +150,13 @@ class Output:
         self.stream.write(self.redact(self.render(result)))
         self.stream.flush()
 
+    def notice(self, result: Renderable) -> None:
+        """A note for people after the result (stderr, its text template, in every format)."""
+        template = self._env.get_template(f"{result.template}.txt.j2")
+        text = str(template.render(r=result, data=result.to_json()))
+        self.err.write(self.redact(text))
+        self.err.flush()
+
     def progress(self, message: str) -> None:
         """A line of progress for people (stderr, text format only)."""
         if self.fmt == "text":

@@ -37,6 +37,8 @@ class Session:
     _contexts: list[EngineContext] = field(default_factory=list, repr=False)
     journal_synced: int = 0
     _notifier: Any = field(default=None, repr=False)
+    notice: Any = None
+    """After `close`: notifications it could not deliver and kept in the outbox (a `KeptNotice`), or None."""
 
     @classmethod
     def open(
@@ -90,14 +92,36 @@ class Session:
         """Send a notification to the runbook's webhooks in the background (never blocks, never raises)."""
         if not self.runbook.settings.notifications:
             return
+        self._open_notifier().notify(event_type, payload)
+
+    def _open_notifier(self) -> Any:
+        """The notifier, created on first use; it queues the outbox's undelivered notifications first."""
         if self._notifier is None:
             from runbook.notify import Notifier
+            from runbook.outbox import Outbox, outbox_path
             from runbook.redact import Redactor
 
             self._notifier = Notifier(
-                self.runbook.settings.notifications, Redactor(self.secrets()), runbook=self.name
+                self.runbook.settings.notifications,
+                Redactor(self.secrets()),
+                runbook=self.name,
+                outbox=Outbox(outbox_path(self.journal_path())),
             )
-        self._notifier.notify(event_type, payload)
+        return self._notifier
+
+    def _close_notifier(self) -> None:
+        """Deliver (a bounded wait, with retries) what this session and earlier commands left undelivered."""
+        if self._notifier is None and self.runbook.settings.notifications:
+            from runbook.outbox import outbox_path
+
+            if outbox_path(self.journal_path()).exists():
+                self._open_notifier()
+        if self._notifier is not None:
+            from runbook.notify import CLOSE_WAIT
+
+            notifier, self._notifier = self._notifier, None
+            notifier.close(timeout=CLOSE_WAIT)
+            self.notice = notifier.notice()
 
     def journal_path(self) -> Path:
         return Path(self.runbook.settings.state.journal)
@@ -142,9 +166,13 @@ class Session:
         return [r.as_sample() for r in self._store.samples(self.name, stage_id, check, since=since)]
 
     def close(self) -> None:
-        if self._notifier is not None:
-            self._notifier.close(timeout=10.0)
-            self._notifier = None
+        """Close the connections, then wait (bounded) for the notifications; idempotent."""
+        try:
+            self._close_connections()
+        finally:
+            self._close_notifier()
+
+    def _close_connections(self) -> None:
         for ctx in self._contexts:
             ctx.close()
         self._contexts.clear()

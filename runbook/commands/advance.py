@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook import engine, faultpoints, machine
+from runbook import autorollback, engine, faultpoints, machine
 from runbook.checks.base import Measurement, Verdict
 from runbook.errors import NotReadyError, UsageError
 from runbook.exitcodes import ExitCode
@@ -18,7 +18,7 @@ from runbook.session import Session
 class AdvanceResult:
     from_stage: str
     to_stage: str
-    outcome: str  # advanced | rolled-back | blocked | dry-run | verify-inconclusive
+    outcome: str  # advanced | rolled-back | blocked | dry-run | verify-inconclusive | not-rolled-back
     changes: list[machine.FlagChange]
     measurements: list[Measurement] = field(default_factory=list)
     verify: list[Measurement] = field(default_factory=list)
@@ -171,6 +171,22 @@ def advance(
             failing = "; ".join(
                 f"{m.check}: {m.explanation}" for m in checks if m.verdict is not Verdict.PASS
             )
+            refused = autorollback.refusal(session, nxt.id, back.id)
+            if refused is not None:  # out of an irreversible stage: no automatic rollback
+                autorollback.keep_entered(
+                    session,
+                    refused,
+                    from_stage=cur.stage.id,
+                    stage=nxt.id,
+                    version=cur.version,
+                    flags_before=f.before,
+                    flags=target,
+                    verdicts=[*measured, *checks],
+                    failing=failing,
+                    reason=reason,
+                )
+                result.outcome, result.failure = "not-rolled-back", f"{failing}; {refused.message}"
+                return result
             out = engine.rollback_now(
                 session,
                 from_stage=nxt.id,

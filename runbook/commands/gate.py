@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import engine, monitoring, privilege
+from runbook import autorollback, engine, monitoring
 from runbook.checks.base import Measurement, Verdict
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
@@ -24,14 +24,16 @@ class GateResult:
     breaches: list[dict[str, Any]] = field(default_factory=list)
     rolled_back_to: str | None = None
     files: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    """Risks of how the toolkit is connected (a superuser), each naming the fix."""
+    not_rolled_back: str | None = None
+    """Why the rollback on failure was refused (out of an irreversible stage): the breach is recorded."""
     template: str = "gate"
 
     @property
     def exit_code(self) -> ExitCode:
         if self.rolled_back_to:
             return ExitCode.ROLLED_BACK
+        if self.not_rolled_back:
+            return ExitCode.NOT_READY
         every = [*self.monitors, *self.preflight]
         return ExitCode.OK if all(m.verdict is Verdict.PASS for m in every) else ExitCode.NOT_READY
 
@@ -44,8 +46,8 @@ class GateResult:
             "preflight": [m.to_json() for m in self.preflight],
             "breaches": self.breaches,
             "rolled_back_to": self.rolled_back_to,
+            "not_rolled_back": self.not_rolled_back,
             "files": self.files,
-            "warnings": self.warnings,
             "exit_code": int(self.exit_code),
         }
 
@@ -69,14 +71,25 @@ def gate(
         session.store().prune_samples(rb.name, rb.settings.state.sample_retention)
     preflight = engine.measure(session, nxt.preflight, nxt.id, session.clock()) if nxt else []
     result = GateResult(rb.name, cur.stage.id, nxt.id if nxt else None, rnd.measurements, preflight)
-    result.warnings = privilege.warnings(session.store().conn)
     result.breaches = [
         {"check": j.spec.name, "reason": j.assessment.reason, "explanation": j.measurement.explanation}
         for j in rnd.breached
     ]
     if rollback_on_failure and rnd.breached and cur.recorded:
         target = rb.rollback_target(cur.stage.id)
-        if target.id != cur.stage.id:
+        refused = autorollback.refusal(session, cur.stage.id, target.id)
+        if refused is not None:
+            autorollback.hold(
+                session,
+                refused,
+                operation="sample-breach",
+                from_stage=cur.stage.id,
+                to_stage=target.id,
+                reason=f"gate: {rnd.breach_reason()}",
+                verdicts=rnd.measurements,
+            )
+            result.not_rolled_back = refused.message
+        elif target.id != cur.stage.id:
             with session.store().lock(rb.name, "auto-rollback", session.actor):
                 out = engine.rollback_now(
                     session,
@@ -103,6 +116,8 @@ def gate(
     from runbook.junit import render_summary, write_summary
 
     outcome = "rolled back to " + result.rolled_back_to if result.rolled_back_to else None
+    if result.not_rolled_back:
+        outcome = "not rolled back: " + result.not_rolled_back
     text = render_summary(every, f"Gate of {rb.name}: stage {cur.stage.id}", outcome=outcome)
     written = write_summary(text, summary) if summary or session.env.get("GITHUB_STEP_SUMMARY") else None
     if written:

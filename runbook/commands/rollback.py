@@ -53,19 +53,20 @@ def rollback(
         raise
     with lock:
         faultpoints.pause("rollback:locked")
+        stored = store.current(rb.name)
+        if stored is not None and stored.stage not in {s.id for s in rb.stages}:
+            return _unknown_stage_rollback(session, stored.stage, stored.version, to, reason, force)
         from runbook.commands.reconcile import reconcile_pending
 
         reconcile_pending(session)
         cur = engine.ensure_recorded(session)
         target = rb.stage(to) if to else rb.rollback_target(cur.stage.id)
-        if rb.index(target.id) > rb.index(cur.stage.id) or (to is not None and target.id == cur.stage.id):
-            where = (
-                "is the current stage"
-                if target.id == cur.stage.id
-                else f"is after the current stage {cur.stage.id}"
-            )
+        blocker = machine.rollback_blocker(rb, cur.stage.id, target.id, forced=force and bool(reason))
+        if (blocker is not None and blocker.code == "forward") or (
+            to is not None and target.id == cur.stage.id
+        ):
             raise UsageError(
-                f"{target.id} {where}",
+                blocker.message if blocker is not None else f"{target.id} is the current stage",
                 hint="rollback goes to an earlier stage; use `migrate advance` to go forward",
             )
         if target.id == cur.stage.id and not _drifted(session, rb.desired_flags(target.id)):
@@ -74,11 +75,8 @@ def rollback(
                 hint="`migrate status` shows the stage and flags; `migrate advance` moves forward",
             )
         crossed = machine.crossed_irreversible(rb, cur.stage.id, target.id)
-        if crossed is not None and not (force and reason):
-            raise NotReadyError(
-                f"{crossed.id} is irreversible; rolling back to {target.id} would undo it",
-                hint='if you really must, add --force --reason "why"',
-            )
+        if blocker is not None:
+            raise NotReadyError(blocker.message, hint='if you really must, add --force --reason "why"')
         out = engine.rollback_now(
             session,
             from_stage=cur.stage.id,
@@ -86,6 +84,7 @@ def rollback(
             expected_version=cur.version,
             operation="rollback",
             reason=reason,
+            data={"forced": True} if crossed is not None else None,
         )
         return RollbackResult(
             cur.stage.id,
@@ -110,10 +109,20 @@ def _drifted(session: Session, target: dict[str, str]) -> bool:
 def _blind_rollback(
     session: Session, to: str | None, reason: str | None, force: bool, cause: RunbookError
 ) -> RollbackResult:
-    """The state database is down: flip flags to the target anyway and journal the event locally."""
+    """The state database is down: the current stage is not known, so only a target with every flag safe is
+    allowed (never forward, never across an irreversible stage without --force --reason). Flip the flags
+    to it and journal the event locally, marked blind, for the sync to check against the real state."""
     rb = session.runbook
     target = rb.stage(to) if to else rb.stages[0]
+    forced = force and bool(reason)
+    blocker = machine.rollback_blocker(rb, None, target.id, forced=forced)
+    if blocker is not None:
+        hint = f"the state database is unreachable; only a rollback to {rb.stages[0].id} is possible now"
+        if blocker.code == "irreversible":
+            hint += ', and it needs --force --reason "why"'
+        raise UnreachableError(f"{cause.message}; refusing the rollback: {blocker.message}", hint=hint)
     session.progress(f"warning: {cause.message}; flipping flags anyway and journaling the event locally")
+    crossed = machine.irreversible_after(rb, target.id) is not None
     out = engine.rollback_now(
         session,
         from_stage=None,
@@ -121,6 +130,8 @@ def _blind_rollback(
         expected_version=None,
         operation="rollback",
         reason=reason,
+        blind=True,
+        data={"blind": True, **({"forced": True} if crossed else {})},
     )
     return RollbackResult(
         "(unknown: state database unreachable)",
@@ -129,5 +140,32 @@ def _blind_rollback(
         reason,
         True,
         out.leftover,
-        force,
+        crossed,
     )
+
+
+def _unknown_stage_rollback(
+    session: Session, stage: str, version: int, to: str | None, reason: str | None, force: bool
+) -> RollbackResult:
+    """The state names a stage the runbook does not define: a rollback to a target with every flag safe
+    (the first stage by default) is still possible, with --force --reason."""
+    rb = session.runbook
+    first = rb.stages[0].id
+    target = rb.stage(to) if to else rb.stages[0]
+    what = f"the state says stage {stage!r}, which {rb.source} does not define"
+    how = f'`migrate rollback --to {first} --force --reason "why"`'
+    blocker = machine.rollback_blocker(rb, None, target.id, forced=True)
+    if blocker is not None:
+        raise UsageError(f"{what}; {blocker.message}", hint=f"only a rollback to {first} is possible: {how}")
+    if not (force and reason):
+        raise NotReadyError(what, hint=f"restore that stage in the runbook, or roll back with {how}")
+    out = engine.rollback_now(
+        session,
+        from_stage=stage,
+        to_stage=target.id,
+        expected_version=version,
+        operation="rollback",
+        reason=reason,
+        data={"forced": True, "unknown_stage": stage},
+    )
+    return RollbackResult(stage, target.id, out.flip.changes, reason, out.journaled, out.leftover, True)

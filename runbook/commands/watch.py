@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook import engine, machine, monitoring
+from runbook import autorollback, engine, machine, monitoring
 from runbook.errors import LockedError, RunbookError, UnreachableError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
@@ -51,7 +51,7 @@ class WatchView:
 @dataclass
 class WatchResult:
     runbook: str
-    outcome: str  # stopped | rolled-back | limit
+    outcome: str  # stopped | rolled-back | limit | not-rolled-back (a breach out of an irreversible stage)
     rounds: int
     stage: str
     transitions: list[dict[str, Any]] = field(default_factory=list)
@@ -61,6 +61,8 @@ class WatchResult:
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.outcome == "not-rolled-back":
+            return ExitCode.NOT_READY
         return ExitCode.ROLLED_BACK if self.outcome == "rolled-back" else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
@@ -128,6 +130,23 @@ def watch(
             if rnd.breached:
                 reason = f"watch: {rnd.breach_reason()}"
                 target = rb.rollback_target(cur.stage.id)
+                refused = autorollback.refusal(session, cur.stage.id, target.id)
+                if refused is not None:
+                    autorollback.hold(
+                        session,
+                        refused,
+                        operation="sample-breach",
+                        from_stage=cur.stage.id,
+                        to_stage=target.id,
+                        reason=reason,
+                        verdicts=rnd.measurements,
+                    )
+                    view.note = f"breach: {autorollback.HELD}: {refused.message}"
+                    on_round(view)
+                    result.outcome = "not-rolled-back"
+                    result.reason = f"{reason}; {autorollback.HELD}: {refused.message}"
+                    result.last = view.to_json()
+                    return result
                 engine.rollback_now(
                     session,
                     from_stage=cur.stage.id,
@@ -167,7 +186,7 @@ def watch(
                 session.notify("soak-satisfied", {"stage": cur.stage.id, "verdicts": []})
             if auto_advance:
                 view.note = _try_advance(session, cur, rnd, left, result)
-                if result.outcome == "rolled-back":
+                if result.outcome in ("rolled-back", "not-rolled-back"):
                     on_round(view)
                     result.last = view.to_json()
                     return result
@@ -234,4 +253,9 @@ def _try_advance(
             {"operation": "auto-rollback", "from": res.to_stage, "to": res.rolled_back_to}
         )
         return f"verify of {res.to_stage} failed: rolled back to {res.rolled_back_to}"
+    if res.outcome == "not-rolled-back":
+        result.outcome, result.stage = "not-rolled-back", res.to_stage
+        result.reason = f"verify of {res.to_stage} failed; {autorollback.HELD}: {res.failure}"
+        result.transitions.append({"operation": "advance", "from": res.from_stage, "to": res.to_stage})
+        return result.reason
     return "not advanced: " + "; ".join(b.message for b in res.blockers)

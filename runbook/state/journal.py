@@ -50,6 +50,8 @@ class JournalEntry:
     """State version the change was decided on; None = not known."""
     applies_state: bool
     """The event flipped the flags: move the state to its to_stage and flags_after when syncing."""
+    blind: bool = False
+    """Decided without reading the current stage (state database unreachable): check it on sync."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class JournalEntry:
             "expected_version": self.expected_version,
             "applies_state": self.applies_state,
             "event": self.event.to_json(),
+            **({"blind": True} if self.blind else {}),
         }
 
     @classmethod
@@ -66,6 +69,7 @@ class JournalEntry:
             event=NewEvent.from_json(d["event"]),
             expected_version=d.get("expected_version"),
             applies_state=bool(d.get("applies_state")),
+            blind=d.get("blind") is True,
         )
 
 
@@ -92,6 +96,7 @@ def append_journal(
     expected_version: int | None = None,
     applies_state: bool | None = None,
     redact: Callable[[str], str] = redact_url,
+    blind: bool = False,
 ) -> JournalEntry:
     """Append `event` to the journal at `path` (created if missing, fsync'd); return the entry written.
 
@@ -118,7 +123,7 @@ def append_journal(
             if earlier:
                 last = earlier[-1]
                 expected_version = last.expected_version + 1 if last.expected_version is not None else None
-        entry = JournalEntry(runbook, ev, expected_version, applies_state)
+        entry = JournalEntry(runbook, ev, expected_version, applies_state, blind)
         f.seek(0, os.SEEK_END)
         if f.tell() > 0:  # a crash may have left a cut line: start on a fresh one
             f.seek(f.tell() - 1)
@@ -242,6 +247,7 @@ class Journal:
         *,
         expected_version: int | None = None,
         applies_state: bool | None = None,
+        blind: bool = False,
     ) -> JournalEntry:
         """Append `event` (see `append_journal`)."""
         return append_journal(
@@ -251,6 +257,7 @@ class Journal:
             expected_version=expected_version,
             applies_state=applies_state,
             redact=self.redact,
+            blind=blind,
         )
 
     def entries(self) -> list[JournalEntry]:

@@ -179,6 +179,10 @@ def test_rollback_with_the_state_database_down_flips_flags_and_journals(
     assert migrate("advance", "--yes").code == 0
     monkeypatch.setenv("STATE_URL", UNREACHABLE)
     r = migrate("rollback", "--reason", "state db is down, app is failing")
+    assert r.code == 5, r.text  # without the state, it may undo the irreversible `done`: --force needed
+    assert '--force --reason "why"' in r.text
+    assert "PGBOSS_ENABLED=true" in (rb_dir / "app.env").read_text()
+    r = migrate("rollback", "--force", "--reason", "state db is down, app is failing")
     assert r.code == 4, r.text
     assert "hunter2secret" not in r.text
     assert "the state database was unreachable: the event is in the local journal" in r.out

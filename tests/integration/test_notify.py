@@ -9,12 +9,14 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runbook.model import Webhook
 from runbook.notify import Notifier
+from runbook.outbox import Outbox
 from runbook.redact import Redactor
 
 
@@ -225,3 +227,44 @@ def test_store_event_form_with_nested_actor(hook: Hook) -> None:
     assert generic["at"].endswith("+00:00")  # not recorded yet: sent with the time of sending
     context = by_path["/services/T000/B000/s3cr3tT0ken/s"]["blocks"][3]["elements"][0]["text"]
     assert "by ci · <https://ci/1|CI job>" in context
+
+
+def test_close_keeps_what_is_undelivered_in_the_outbox_and_the_next_notifier_sends_it(
+    hook: Hook, tmp_path: Path
+) -> None:
+    box = Outbox(tmp_path / ".runbook-outbox.jsonl")
+    hook.statuses = [503, 503]
+    first = Notifier(
+        [Webhook(url=hook.url)], Redactor(), runbook="pgboss", attempts=2, backoff=0.01, outbox=box
+    )
+    first.notify("rollback", EVENT)
+    assert first.close(30) is False
+    (kept,) = first.kept
+    assert (kept.webhook, kept.event_type, kept.error) == ("webhook #1 (json)", "rollback", "HTTP 503")
+    (entry,) = box.entries("pgboss")
+    assert (entry.event, entry.tries) == ("rollback", 1)
+    assert "s3cr3tT0ken" not in box.path.read_text() and "127.0.0.1" not in box.path.read_text()
+    assert box.entries("another-runbook") == []
+
+    second = Notifier([Webhook(url=hook.url)], Redactor(), runbook="pgboss", outbox=box)
+    assert second.close(30) is True  # delivers the outbox without any new notification
+    assert [d.ok for d in second.deliveries] == [True]
+    assert hook.bodies[-1] == hook.bodies[0] and len(hook.bodies) == 3  # the same message, its time kept
+    assert not box.path.exists()
+
+
+def test_outbox_forgets_removed_webhooks_and_final_refusals(hook: Hook, tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "outbox.jsonl")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    first = Notifier([Webhook(url=gone)], Redactor(), runbook="pgboss", attempts=1, outbox=box)
+    first.notify("advance", EVENT)
+    assert first.close(30) is False and len(box.entries()) == 1
+
+    hook.statuses = [404]  # the webhook was replaced, and the new one refuses the message for good
+    second = Notifier([Webhook(url=hook.url)], Redactor(), runbook="pgboss", outbox=box)
+    second.notify("rollback", EVENT)
+    assert second.close(30) is True
+    assert [(d.event_type, d.ok, d.attempts) for d in second.deliveries] == [("rollback", False, 1)]
+    assert not box.path.exists()

@@ -125,3 +125,37 @@ def test_verify_outcome_error_rolls_back_inconclusive_does_not() -> None:
     assert machine.verify_outcome([m("a", Verdict.PASS)]) is Verdict.PASS
     assert machine.verify_settled([m("a", Verdict.PASS)]) is True
     assert machine.verify_settled([m("a", Verdict.FAIL)]) is False
+
+
+def test_rollback_blocker_with_a_known_stage_refuses_forward_and_irreversible() -> None:
+    r = rb(*STAGES)
+    assert machine.rollback_blocker(r, "two", "one", forced=False) is None
+    forward = machine.rollback_blocker(r, "one", "three", forced=True)
+    assert forward is not None and forward.code == "forward"
+    assert forward.message == "three is after the current stage one"
+    crossed = machine.rollback_blocker(r, "four", "two", forced=False)
+    assert crossed is not None and crossed.code == "irreversible"
+    assert crossed.message == "three is irreversible; rolling back to two would undo it"
+    assert machine.rollback_blocker(r, "four", "two", forced=True) is None
+    assert machine.rollback_blocker(r, "four", "three", forced=False) is None
+
+
+def test_rollback_blocker_with_an_unknown_stage_allows_only_safe_targets() -> None:
+    r = rb(*STAGES, Stage("five", set={"A": "false", "B": "false", "C": "off"}))
+    for target in ("one", "two", "three", "four"):
+        b = machine.rollback_blocker(r, None, target, forced=True)
+        assert b is not None and b.code == "unsafe", target
+    # the first stage and a stage whose flags are all safe are allowed, but only forced when an
+    # irreversible stage after them may be undone
+    legacy = machine.rollback_blocker(r, None, "legacy", forced=False)
+    assert legacy is not None and legacy.code == "irreversible" and "three" in legacy.message
+    assert machine.rollback_blocker(r, None, "legacy", forced=True) is None
+    assert machine.rollback_blocker(r, None, "five", forced=False) is None
+
+
+def test_rollback_blocker_unknown_stage_without_irreversible_stages_needs_no_force() -> None:
+    r = rb(*STAGES[:3])
+    assert machine.rollback_blocker(r, None, "legacy", forced=False) is None
+    assert machine.safe_target(r, "legacy") and not machine.safe_target(r, "one")
+    assert machine.irreversible_after(r, "legacy") is None
+    assert machine.irreversible_after(rb(*STAGES), "one") == STAGES[3]
