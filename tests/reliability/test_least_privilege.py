@@ -19,7 +19,7 @@ from psycopg import sql
 
 from tests.e2e.conftest import AppFactory, make_app, pgboss_dirs  # noqa: F401 (fixtures)
 from tests.e2e.migration_support import APP_ENV, Migration, make_migration
-from tests.reliability.conftest import Home, record
+from tests.reliability.conftest import Home, record, runbook_yaml
 from tests.reliability.test_sql_statements import psql
 
 pytestmark = pytest.mark.e2e
@@ -152,3 +152,52 @@ def test_status_and_gate_warn_when_connected_as_a_superuser(home: Home, pg_url: 
         if args[:2] == ("-o", "json"):
             assert len(json.loads(ran.out)["warnings"]) == int(superuser)
     assert warned == (5 if superuser else 0)
+
+
+def test_role_script_quotes_every_name_of_the_runbook(home: Home, pg_url: str, role: str) -> None:
+    """Names from the runbook (legacy table, pg-boss schema, state schema, flag table) that would break out
+    of quoting are written so that psql runs the script as meant: nothing dropped, the right objects
+    granted."""
+    legacy, pgboss, state = 'Job"; DROP TABLE x; --', "pg'boss$runbook$", 'rb"state'
+    flags = (
+        "  flags:\n    type: postgres\n    url: ${DATABASE_URL}\n"
+        "    schema: \"fl'ags\"\n    table: 'f''l\"ags'\n"
+    )
+    settings = f"  legacy:\n    table: {json.dumps(legacy)}\n  pgboss:\n    schema: {json.dumps(pgboss)}\n"
+    home.write(
+        runbook_yaml(flags=flags, settings=settings).replace(
+            "  state:\n", f"  state:\n    schema: '{state}'\n"
+        )
+    )
+    assert home.run("validate").code == 0
+    bad = home.run("init", "--role", 'x"; DROP ROLE postgres; --')
+    assert bad.code == 2 and "--role" in bad.err, bad.text
+    assert not (home.dir / "runbook-role.sql").exists()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE x (id int)")
+        conn.execute(sql.SQL("CREATE TABLE {} (id text, status text)").format(sql.Identifier(legacy)))
+    made = home.run("init", "--role", role)
+    assert made.code == 0, made.text
+    script = home.dir / "runbook-role.sql"
+    for _ in (1, 2):
+        ran = subprocess.run(
+            [psql(), pg_url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0, ran.stderr + script.read_text()
+    with psycopg.connect(pg_url) as conn:
+        got = conn.execute(
+            "SELECT to_regclass('x') IS NOT NULL,"
+            " has_table_privilege(%(r)s, format('%%I', %(legacy)s::text), 'SELECT'),"
+            " has_table_privilege(%(r)s, format('%%I', %(legacy)s::text), 'INSERT'),"
+            " has_schema_privilege(%(r)s, %(pgboss)s, 'USAGE'),"
+            " has_schema_privilege(%(r)s, %(pgboss)s, 'CREATE'),"
+            " (SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %(state)s) = %(r)s,"
+            " has_table_privilege(%(r)s, format('%%I.%%I', 'fl''ags', 'f''l\"ags'), 'UPDATE'),"
+            " has_table_privilege(%(r)s, format('%%I.%%I', 'fl''ags', 'f''l\"ags'), 'DELETE'),"
+            " has_database_privilege(%(r)s, current_database(), 'CREATE')",
+            {"r": role, "legacy": legacy, "pgboss": pgboss, "state": state},
+        ).fetchone()
+    assert got == (True, True, False, True, False, True, True, False, False)
