@@ -1,8 +1,10 @@
 """Tell people what the migration did: Slack-compatible or generic JSON webhooks, delivered in the background.
 
 A failing webhook never delays a rollback: `Notifier.notify()` only queues the message and returns; one
-daemon thread posts it (retried with backoff on connect errors, timeouts, 429 and 5xx, bounded), and
-`Notifier.flush(timeout)` waits, at most `timeout` seconds, before the process exits.
+daemon thread posts it (retried with backoff on connect errors, timeouts, 408, 429 and 5xx, bounded), and
+`Notifier.close(timeout)` waits, at most `timeout` seconds (`CLOSE_WAIT` for a command), before the process
+exits. What is still undelivered then (or gave up on a transient error) goes to the outbox
+(`runbook.outbox`) when one is given, and the next notifier on that outbox sends it first.
 
 Webhook URLs are secrets: they are added to the redactor, and every message about a delivery names the
 webhook by position and format (`webhook #2 (slack)`), never by URL.
@@ -15,11 +17,13 @@ these three under `actor`, as `NewEvent.to_json()` has them).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
 import queue
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +33,12 @@ import tenacity
 
 from runbook.junit import format_value
 from runbook.model import Webhook
+from runbook.outbox import Outbox, OutboxEntry, new_entry, webhook_key
 from runbook.redact import Redactor
+
+CLOSE_WAIT = 5.0
+"""Seconds a command waits, when it ends, for its notifications (retries included) before it keeps them in
+the outbox."""
 
 EVENT_TYPES = (
     "advance",
@@ -64,6 +73,28 @@ class Delivery:
     ok: bool
     attempts: int
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Job:
+    id: str
+    index: int
+    event_type: str
+    body: bytes
+    entry: OutboxEntry | None = None
+    """Its outbox entry, when it came from the outbox."""
+
+
+@dataclass(frozen=True)
+class KeptNotice:
+    """Notifications a command could not deliver before it exited, kept in the outbox (shown on stderr)."""
+
+    kept: list[Delivery]
+    outbox: str
+    template: str = "notify_kept"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kept": [dataclasses.asdict(d) for d in self.kept], "outbox": self.outbox}
 
 
 class _RetryableStatus(Exception):
@@ -188,19 +219,30 @@ class Notifier:
         backoff: float = 0.5,
         deadline: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._webhooks = tuple(webhooks)
         self._redact = redactor
         self._redact.add(*(w.url for w in self._webhooks))
         self._runbook = runbook
         self._attempts, self._backoff, self._deadline = max(1, attempts), backoff, deadline
-        self._queue: queue.Queue[tuple[int, str, bytes] | None] = queue.Queue()
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
         self._client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
         self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._open: dict[str, _Job] = {}
+        """Jobs neither delivered nor given up for good: queued, in flight, or failed on a transient error."""
+        self._errors: dict[str, str] = {}
+        self._settled: set[str] = set()
+        self._outbox = outbox
         self.deliveries: list[Delivery] = []
         """Every finished delivery, in order (for logs, `--output json` and tests)."""
+        self.kept: list[Delivery] = []
+        """What `close` left in the outbox (or would have, without one)."""
+        if outbox is not None:
+            self._load(outbox)
 
     def name(self, index: int) -> str:
         """Name webhook `index` (0-based) for messages: `webhook #1 (slack)`; never the URL."""
@@ -227,10 +269,25 @@ class Notifier:
                 log.error("%s", error)
                 self.deliveries.append(Delivery(self.name(i), event_type, False, 0, error))
                 continue
-            with self._idle:
-                self._pending += 1
-            self._queue.put((i, event_type, body.encode()))
-            self._start()
+            self._put(_Job(uuid.uuid4().hex, i, event_type, body.encode()))
+
+    def _put(self, job: _Job) -> None:
+        with self._idle:
+            self._pending += 1
+            self._open[job.id] = job
+        self._queue.put(job)
+        self._start()
+
+    def _load(self, outbox: Outbox) -> None:
+        """Queue the outbox's entries of this runbook (before anything new), minus removed webhooks'."""
+        by_key = {webhook_key(w.url): i for i, w in enumerate(self._webhooks)}
+        for entry in outbox.entries(self._runbook):
+            index = by_key.get(entry.webhook)
+            if index is None:
+                log.warning("notification outbox: a %s for a removed webhook dropped", entry.event)
+                self._settled.add(entry.id)
+                continue
+            self._put(_Job(entry.id, index, entry.event, entry.body.encode(), entry))
 
     def _redact_tree(self, value: Any) -> Any:
         """Mask secrets in every string of a message (before JSON encoding, so escaping cannot hide one)."""
@@ -249,15 +306,43 @@ class Notifier:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
 
-    def close(self, timeout: float = 10.0) -> bool:
-        """Flush, then stop the thread and the HTTP client; True if nothing was left undelivered."""
-        done = self.flush(timeout)
+    def close(self, timeout: float = CLOSE_WAIT) -> bool:
+        """Wait up to `timeout` seconds (Ctrl-C ends the wait), stop trying, keep what is undelivered in the
+        outbox, stop the thread; True if nothing was left undelivered."""
+        try:
+            done = self.flush(timeout)
+        except KeyboardInterrupt:  # stop waiting; what is left goes to the outbox like on a timeout
+            done = False
+        self._closed.set()
+        with self._idle:
+            left = list(self._open.values())
+        self.kept = [
+            Delivery(self.name(j.index), j.event_type, False, 0, self._errors.get(j.id, "no answer in time"))
+            for j in left
+        ]
+        if self._outbox is not None and (left or self._settled):
+            keep = [
+                OutboxEntry(**{**j.entry.__dict__, "tries": j.entry.tries + 1})
+                if j.entry is not None
+                else new_entry(j.id, self._runbook, self._webhooks[j.index].url, j.event_type, j.body)
+                for j in left
+            ]
+            try:
+                self._outbox.commit(settled=self._settled, keep=keep)
+            except OSError as exc:
+                log.warning("notification outbox %s not written: %s", self._outbox.path, exc.strerror)
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join(timeout=0 if not done else timeout)
+            self._thread.join(timeout=timeout if done else 0)
         if done:
             self._client.close()
-        return done
+        return not left
+
+    def notice(self) -> KeptNotice | None:
+        """What to tell the user about notifications `close` kept, if any."""
+        if not self.kept:
+            return None
+        return KeptNotice(self.kept, str(self._outbox.path) if self._outbox is not None else "")
 
     @property
     def failures(self) -> list[Delivery]:
@@ -271,19 +356,26 @@ class Notifier:
 
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
-            index, event_type, body = job
             try:
-                self.deliveries.append(self._deliver(index, event_type, body))
+                if not self._closed.is_set():  # after close the job is in the outbox: not sent twice here
+                    self.deliveries.append(self._deliver(job))
             finally:
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()
 
-    def _deliver(self, index: int, event_type: str, body: bytes) -> Delivery:
+    def _deliver(self, job: _Job) -> Delivery:
+        index, event_type, body = job.index, job.event_type, job.body
         hook, who = self._webhooks[index], self.name(index)
-        headers = {"content-type": "application/json", "user-agent": "runbook-notify"}
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "runbook-notify",
+            "x-runbook-delivery": job.id,  # the same on every retry, in this command and the next
+        }
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._attempts) | tenacity.stop_after_delay(self._deadline),
+            stop=tenacity.stop_after_attempt(self._attempts)
+            | tenacity.stop_after_delay(self._deadline)
+            | tenacity.stop_when_event_set(self._closed),
             wait=tenacity.wait_exponential(multiplier=self._backoff, max=5.0),
             retry=tenacity.retry_if_exception_type(_TRANSIENT),
             reraise=True,
@@ -292,7 +384,7 @@ class Notifier:
             for attempt in retrying:
                 with attempt:
                     response = self._client.post(hook.url, content=body, headers=headers)
-                    if response.status_code == 429 or response.status_code >= 500:
+                    if response.status_code in (408, 429) or response.status_code >= 500:
                         raise _RetryableStatus(response.status_code)
                     if response.status_code >= 300:
                         raise _FinalStatus(response.status_code)
@@ -300,6 +392,16 @@ class Notifier:
             tries = retrying.statistics.get("attempt_number", 1)
             reason = self._redact(str(exc) or type(exc).__name__)
             error = f"{who}: {event_type} not delivered after {tries} attempt(s): {reason}"
-            log.warning("%s", error)
+            with self._idle:
+                if isinstance(exc, _TRANSIENT):  # kept for the outbox: the next command tries again
+                    self._errors[job.id] = reason
+                else:
+                    self._open.pop(job.id, None)
+                    self._settled.add(job.id)
+            kept = isinstance(exc, _TRANSIENT) and self._outbox is not None  # the command says so at its end
+            (log.info if kept else log.warning)("%s", error)
             return Delivery(who, event_type, False, tries, error)
+        with self._idle:
+            self._open.pop(job.id, None)
+            self._settled.add(job.id)
         return Delivery(who, event_type, True, retrying.statistics.get("attempt_number", 1))
