@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import autorollback, engine, monitoring
+from runbook import autorollback, engine, monitoring, privilege
 from runbook.checks.base import Measurement, Verdict
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
@@ -26,6 +26,8 @@ class GateResult:
     files: list[str] = field(default_factory=list)
     not_rolled_back: str | None = None
     """Why the rollback on failure was refused (out of an irreversible stage): the breach is recorded."""
+    warnings: list[str] = field(default_factory=list)
+    """Risks of how the toolkit is connected (a superuser), each naming the fix."""
     template: str = "gate"
 
     @property
@@ -48,6 +50,7 @@ class GateResult:
             "rolled_back_to": self.rolled_back_to,
             "not_rolled_back": self.not_rolled_back,
             "files": self.files,
+            "warnings": self.warnings,
             "exit_code": int(self.exit_code),
         }
 
@@ -71,6 +74,7 @@ def gate(
         session.store().prune_samples(rb.name, rb.settings.state.sample_retention)
     preflight = engine.measure(session, nxt.preflight, nxt.id, session.clock()) if nxt else []
     result = GateResult(rb.name, cur.stage.id, nxt.id if nxt else None, rnd.measurements, preflight)
+    result.warnings = privilege.warnings(session.store().conn)
     result.breaches = [
         {"check": j.spec.name, "reason": j.assessment.reason, "explanation": j.measurement.explanation}
         for j in rnd.breached
