@@ -58,7 +58,7 @@ def role_sql(runbook: Runbook, role: str) -> str:
         runbook_name=runbook.name,
         role=role,
         file_name=ROLE_FILE,
-        tag=dollar_tag(role, s.pgboss.schema, s.legacy.schema, s.legacy.table),
+        tag=dollar_tag(role, s.pgboss.schema, s.legacy.schema, s.legacy.table, s.state.schema),
         pgboss_schema=s.pgboss.schema,
         legacy_schema=s.legacy.schema,
         legacy_table=s.legacy.table,
