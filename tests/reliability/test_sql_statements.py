@@ -133,7 +133,14 @@ def test_no_multi_statement_payload_runs_through_any_kind(home: Home, target: st
         for metric in PGBOSS_METRICS:  # the queue-less ones (installed, live_workers) too
             monitors += check(f"pgboss-{metric}-{len(monitors)}", "pgboss", metric=metric, queue=q(name))
     monitors += check("pgboss-schema", "pgboss", metric="installed", schema=q(IDENT))
-    attempts += monitors.count("- name:")
+    monitors += check("uptime-pgboss", "uptime", pgboss="true", instance=q(LITERAL))
+    monitors += (
+        check("compare", "compare")
+        + f"        a:\n          name: a\n          kind: sql\n          query: {q(QUERY)}\n"
+        + "        b:\n          name: b\n          kind: legacy\n          metric: counts\n"
+        + f"          status: [cancelled]\n          filter: {q(GROUPED)}\n"
+    )
+    attempts += monitors.count("- name:") + 1  # compare runs two
     runs.append(("check parameters", runbook(monitors), "gate"))
 
     # 2. runbook settings composed into SQL: the legacy mapping and filter, the pg-boss schema
