@@ -3,6 +3,7 @@ compresses every duration for demos and tests."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ def parse_duration(text: str | int | float) -> float:
         pos = m.end()
     if pos != len(s):
         raise ValueError(f'expected a duration like 90s, 5m, 24h or 2d, got "{text}"')
+    if not math.isfinite(total):
+        raise ValueError(f"a duration too long to count, got {_short(text)}")
     return total
 
 
@@ -53,12 +56,22 @@ def parse_size(text: str | int | float) -> int:
     if isinstance(text, bool):
         raise ValueError("expected a size like 100MB or 1GiB")
     if isinstance(text, int | float):
+        if not math.isfinite(text):
+            raise ValueError(f"expected a finite size, got {text}")
         return int(text)
     m = _SIZE.match(text)
     if not m:
         raise ValueError(f'expected a size like 100MB or 1GiB, got "{text}"')
     unit = (m.group(2) or "b").lower()
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+    size = float(m.group(1)) * _SIZE_UNITS[unit]
+    if not math.isfinite(size):
+        raise ValueError(f"a size too large to count, got {_short(text)}")
+    return int(size)
+
+
+def _short(text: str) -> str:
+    """`text` quoted, at most 40 characters (a value too large to count is a long one)."""
+    return '"' + (text if len(text) <= 40 else text[:37] + "...") + '"'
 
 
 def format_duration(seconds: float) -> str:

@@ -54,12 +54,23 @@ def load_runbook(
 ) -> Runbook:
     """Read and validate the runbook at `path`. Raises SpecError listing every issue."""
     source = str(path)
+    from runbook.spec.budget import MAX_FILE_BYTES
+
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as fh:  # bounded: `-f /dev/zero` or a 2 GB file is not read whole
+            data = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise _one(source, "no such file; create it with `migrate init`, or pass --file PATH") from None
     except OSError as exc:
         raise _one(source, f"cannot read the runbook: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL byte in the path
+        raise _one(source, "the file name contains a NUL byte; pass --file PATH") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise _one(
+            source,
+            f"the file is larger than {MAX_FILE_BYTES // 1024**2} MiB, too large for a runbook; "
+            "is it the right file? pass --file PATH",
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from runbook.spec.budget import check_bytes, check_seconds
 from runbook.spec.scalars import Scalar, ScalarReader, render, what
 from runbook.spec.typehints import close_match
 from runbook.spec.yamlnodes import Issues, join, mapping_items
@@ -87,7 +88,8 @@ class LeafConverter:
         return INVALID
 
     def duration(self, node: Node, path: str, *, scaled: bool = True) -> Any:
-        """Seconds from `90s`, `5m`, `24h`, `2d` or a number, times the time scale (not for timeouts)."""
+        """Seconds from `90s`, `5m`, `24h`, `2d` or a number, times the time scale (not for timeouts);
+        bounded (`runbook.spec.budget.MAX_SECONDS`: a timeout is `scaled=False`)."""
         sc = self.scalar(node, path, "a duration like 90s, 5m, 24h or 2d")
         if sc is None:
             return INVALID
@@ -98,13 +100,15 @@ class LeafConverter:
                 raise ValueError(f"expected a finite duration, got {sc.shown()}")
             if isinstance(sc.value, int | float) and sc.value < 0:
                 raise ValueError(f"a duration cannot be negative, got {sc.shown()}")
-            return parse_duration(sc.value) * (self.time_scale if scaled else 1.0)
+            seconds = parse_duration(sc.value)
+            check_seconds(seconds, "duration" if scaled else "timeout", sc.shown())
+            return seconds * (self.time_scale if scaled else 1.0)
         except ValueError as exc:
             self.issues.add(node, path, str(exc))
             return INVALID
 
     def size(self, node: Node, path: str) -> Any:
-        """Bytes from `100MB`, `1GiB` or a number."""
+        """Bytes from `100MB`, `1GiB` or a number, at most `runbook.spec.budget.MAX_BYTES`."""
         sc = self.scalar(node, path, "a size like 100MB or 1GiB")
         if sc is None:
             return INVALID
@@ -115,7 +119,9 @@ class LeafConverter:
                 raise ValueError(f"expected a finite size, got {sc.shown()}")
             if isinstance(sc.value, int | float) and sc.value < 0:
                 raise ValueError(f"a size cannot be negative, got {sc.shown()}")
-            return parse_size(sc.value)
+            size = parse_size(sc.value)
+            check_bytes(size, sc.shown())
+            return size
         except ValueError as exc:
             self.issues.add(node, path, str(exc))
             return INVALID

@@ -13,6 +13,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runbook.errors import SpecIssue
+from runbook.spec.budget import check_document
 from runbook.spec.typehints import close_match, suggest
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -81,11 +82,12 @@ def location(source: str, node: Node | None) -> str:
 
 
 def compose(text: str, issues: Issues) -> Node | None:
-    """The root node of `text`, or None (after recording an issue) when it is not valid YAML."""
+    """The root node of `text`, or None (after recording an issue) when it is not valid YAML or does not
+    fit the budget of `runbook.spec.budget` (an alias bomb, too deep)."""
     loader = _Loader(text)
     try:
         node: Node | None = loader.get_single_node()
-        return node
+        return node if node is None or check_document(node, issues) else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
