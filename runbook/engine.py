@@ -3,9 +3,11 @@ recorded first, verify, commit with compare-and-set, roll back (even when the st
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,8 +74,12 @@ def measure(
         session.release_context(ctx)  # one connection per round, not one more per round until exit
 
 
-def verify(session: Session, stage: Stage) -> list[Measurement]:
-    """Poll the stage's verify checks until all pass or the deadline passes; return the last round."""
+def verify(
+    session: Session, stage: Stage, *, sleep: Callable[[float], None] = time.sleep
+) -> list[Measurement]:
+    """Poll the stage's verify checks until all pass or the deadline passes; return the last round.
+
+    `sleep` waits between rounds (a preemption guard's wakes and raises when a rollback asks to abort)."""
     if not stage.verify:
         return []
     deadline = time.monotonic() + (stage.verify_deadline or session.runbook.settings.defaults.verify_deadline)
@@ -84,7 +90,7 @@ def verify(session: Session, stage: Stage) -> list[Measurement]:
             return results
         waiting = ", ".join(f"{m.check} {m.verdict.value}" for m in results if m.verdict is not Verdict.PASS)
         session.progress(f"  verify: waiting for {waiting}")
-        time.sleep(pause)
+        sleep(pause)
 
 
 def event(
@@ -165,11 +171,13 @@ def rollback_now(
     verdicts: Sequence[Measurement] = (),
     blind: bool = False,
     data: Mapping[str, Any] | None = None,
+    commit_lock: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> RollbackOutcome:
     """Flip flags to `to_stage` first, then record; if the state database is unreachable, journal locally.
 
     `blind`: decided without reading the current stage (the journal entry says so, and the sync checks it
-    against the state as it was). The caller has applied `machine.rollback_blocker` already."""
+    against the state as it was). The caller has applied `machine.rollback_blocker` already.
+    `commit_lock`: held around the commit only (a preempting rollback flips without the transition lock)."""
     rb = session.runbook
     target = rb.desired_flags(to_stage)
     if session.has_store() and expected_version is not None:
@@ -207,7 +215,8 @@ def rollback_now(
     try:
         store = session.store()
         version = expected_version if expected_version is not None else store.require(rb.name).version
-        store.transition(rb.name, version, to_stage, target, ev)
+        with commit_lock() if commit_lock is not None else contextlib.nullcontext():
+            store.transition(rb.name, version, to_stage, target, ev)
         faultpoints.pause("rollback:committed")
     except UnreachableError:
         from runbook.state.journal import Journal

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from runbook.exitcodes import ExitCode
 
@@ -82,6 +83,23 @@ class FlagWriteError(RunbookError):
     """A flag write did not stick (read-back differs) or the backend refused it."""
 
     exit_code = ExitCode.UNREACHABLE
+
+
+class PreemptedError(RunbookError):
+    """A rollback asked the operation in flight to stop (an abort request): it stopped without committing.
+
+    `abort` is the request (runbook.state.aborts.Abort); `step` is where the operation noticed it."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+    def __init__(self, abort: Any, step: str, operation: str = "the operation") -> None:
+        super().__init__(
+            f"{operation} preempted at {step}: {abort.describe()}; nothing was committed",
+            hint="the rollback sets the flags; `migrate status` and `migrate history` show where things are",
+        )
+        self.abort = abort
+        self.step = step
+        self.operation = operation
 
 
 class NotReadyError(RunbookError):

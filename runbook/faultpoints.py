@@ -10,6 +10,7 @@ import time
 
 POINTS = (
     "advance:locked",
+    "advance:preflight",
     "advance:intent",
     "advance:flipped",
     "advance:verified",

@@ -11,6 +11,7 @@ from runbook import autorollback, engine, faultpoints, machine
 from runbook.checks.base import Measurement, Verdict
 from runbook.errors import NotReadyError, UsageError
 from runbook.exitcodes import ExitCode
+from runbook.preempt import Guard
 from runbook.session import Session
 
 
@@ -71,7 +72,9 @@ def advance(
     if force and not reason:
         raise UsageError("--force needs --reason", hint='add --reason "why this is safe"')
     store = session.store()
-    with store.lock(rb.name, "advance", session.actor):
+    guard = Guard(session, "advance", restore=True)  # a rollback preempts it between steps
+    lock = store.lock(rb.name, "advance", session.actor, acquired=None if dry_run else guard.arm)
+    with lock, guard.honoured():
         faultpoints.pause("advance:locked")
         from runbook.commands.reconcile import reconcile_pending
 
@@ -96,6 +99,9 @@ def advance(
             engine.measure(session, cur.stage.soak.work, cur.stage.id, cur.entered_at) if cur.recorded else []
         )
         preflight = engine.measure(session, nxt.preflight, nxt.id, now)
+        guard.from_stage, guard.to_stage = cur.stage.id, nxt.id
+        faultpoints.pause("advance:preflight")
+        guard.check("preflight")
         measured = [*monitors, *work, *preflight]
         confirmed = set(confirms)
         if not dry_run:
@@ -140,11 +146,13 @@ def advance(
             actor=session.actor,
             flags_before=cur.flags,
             reason=reason,
+            unless_aborted_since=guard.baseline,
         )
         session.progress(f"flipping flags for {nxt.id} ...")
         faultpoints.pause("advance:intent")
         f = engine.flip(session, target)
         faultpoints.pause("advance:flipped")
+        guard.check("flip")
         if f.error is not None:
             out = engine.rollback_now(
                 session,
@@ -162,8 +170,9 @@ def advance(
             result.failure = f.error.message
             return result
         session.progress(f"verifying {nxt.id} ...")
-        checks = engine.verify(session, nxt)
+        checks = engine.verify(session, nxt, sleep=guard.pause)
         faultpoints.pause("advance:verified")
+        guard.check("verify")
         result.verify = checks
         verdict = machine.verify_outcome(checks)
         if verdict is Verdict.FAIL:
@@ -213,7 +222,7 @@ def advance(
             reason=reason,
             data=data,
         )
-        store.transition(rb.name, cur.version, nxt.id, target, ev)
+        store.transition(rb.name, cur.version, nxt.id, target, ev, unless_aborted_since=guard.baseline)
         faultpoints.pause("advance:committed")
         session.notify("advance", {**ev.to_json(), "stage": nxt.id})
         result.outcome = "advanced" if verdict is Verdict.PASS else "verify-inconclusive"

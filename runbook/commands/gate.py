@@ -9,8 +9,10 @@ from typing import Any
 
 from runbook import autorollback, engine, monitoring, privilege
 from runbook.checks.base import Measurement, Verdict
+from runbook.commands.reconcile import reconcile_first
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
+from runbook.preempt import Guard
 from runbook.session import Session
 
 
@@ -28,6 +30,8 @@ class GateResult:
     """Why the rollback on failure was refused (out of an irreversible stage): the breach is recorded."""
     warnings: list[str] = field(default_factory=list)
     """Risks of how the toolkit is connected (a superuser), each naming the fix."""
+    reconciled: str | None = None
+    """An unfinished intent reconciled before judging (`unfinished advance #2: reverted`)."""
     template: str = "gate"
 
     @property
@@ -50,6 +54,7 @@ class GateResult:
             "rolled_back_to": self.rolled_back_to,
             "not_rolled_back": self.not_rolled_back,
             "files": self.files,
+            "reconciled": self.reconciled,
             "warnings": self.warnings,
             "exit_code": int(self.exit_code),
         }
@@ -67,6 +72,9 @@ def gate(
     for path, option in ((junit, "--junit"), (summary, "--summary")):
         if path is not None:
             _writable(path, option)
+    guard = Guard(session, "gate")  # a rollback while the gate judges: it stops, never passes
+    guard.arm()
+    done = reconcile_first(session, "gate")  # never judge over a half-done flip
     cur = engine.current(session)
     nxt = rb.next_stage(cur.stage.id)
     rnd = monitoring.sample(session, cur)
@@ -74,11 +82,13 @@ def gate(
         session.store().prune_samples(rb.name, rb.settings.state.sample_retention)
     preflight = engine.measure(session, nxt.preflight, nxt.id, session.clock()) if nxt else []
     result = GateResult(rb.name, cur.stage.id, nxt.id if nxt else None, rnd.measurements, preflight)
+    result.reconciled = done.describe() if done else None
     result.warnings = privilege.warnings(session.store().conn)
     result.breaches = [
         {"check": j.spec.name, "reason": j.assessment.reason, "explanation": j.measurement.explanation}
         for j in rnd.breached
     ]
+    guard.halt_if_aborted("judging")
     if rollback_on_failure and rnd.breached and cur.recorded:
         target = rb.rollback_target(cur.stage.id)
         refused = autorollback.refusal(session, cur.stage.id, target.id)

@@ -3,18 +3,53 @@ It reads the actual flags, completes or reverts the flip, and records what it di
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from runbook import engine, machine
-from runbook.errors import RunbookError
+from runbook.errors import LockedError, NotReadyError, RunbookError
 from runbook.session import Session
 
 
 @dataclass(frozen=True)
 class Reconciled:
     intent_id: int
-    action: str  # reverted | already-reverted | unreadable
+    action: str  # reverted | completed | already-consistent
     detail: str
+    operation: str = ""
+    """The operation whose intent was unfinished (advance, rollback, auto-rollback)."""
+
+    def describe(self) -> str:
+        """`unfinished advance #2: reverted`."""
+        return f"unfinished {self.operation} #{self.intent_id}: {self.action}" + (
+            f" ({self.detail})" if self.detail else ""
+        )
+
+
+class InFlightError(NotReadyError):
+    """An unfinished intent whose operation still holds the lock: in flight, not crashed (exit 1)."""
+
+
+def reconcile_first(session: Session, operation: str) -> Reconciled | None:
+    """Before a command judges the state (gate, watch): reconcile an unfinished intent under the lock, as
+    advance does. If another operation holds the lock, the intent is in flight, not crashed: raise
+    InFlightError (exit 1) naming it, never judge over it."""
+    store = session.store()
+    intent = store.pending_intent(session.runbook.name)
+    if intent is None:
+        return None
+    what = f"unfinished {intent.operation} (intent #{intent.id}) by {intent.actor}"
+    try:
+        lock = store.lock(session.runbook.name, "reconcile", session.actor)
+        held = contextlib.ExitStack()
+        held.enter_context(lock)
+    except LockedError as exc:
+        raise InFlightError(
+            f"{what}: a flip is in progress ({exc.message}); {operation} does not judge a half-done flip",
+            hint="run it again when that operation is done; `migrate status` shows the intent",
+        ) from None
+    with held:
+        return reconcile_pending(session)
 
 
 def reconcile_pending(session: Session) -> Reconciled | None:
@@ -65,4 +100,4 @@ def reconcile_pending(session: Session) -> Reconciled | None:
     else:
         store.resolve_intent(rb.name, intent.id, ev)
     session.progress(f"reconciled unfinished {op} #{intent.id}: {action}")
-    return Reconciled(intent.id, action, detail)
+    return Reconciled(intent.id, action, detail, op)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from runbook import engine, faultpoints, machine
-from runbook.errors import LockedError, NotReadyError, RunbookError, UnreachableError, UsageError
+from runbook.errors import NotReadyError, RunbookError, UnreachableError, UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
 
@@ -22,6 +23,10 @@ class RollbackResult:
     forced: bool = False
     template: str = "rollback"
     exit_code: ExitCode = ExitCode.ROLLED_BACK
+    reconciled: str | None = None
+    """An unfinished intent this rollback reconciled first (`unfinished advance #2: reverted`)."""
+    preempted: str | None = None
+    """The operation in flight this rollback preempted (it stops without committing)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -32,6 +37,8 @@ class RollbackResult:
             "journaled": self.journaled,
             "leftover": self.leftover,
             "forced": self.forced,
+            "reconciled": self.reconciled,
+            "preempted": self.preempted,
             "exit_code": int(self.exit_code),
         }
 
@@ -47,10 +54,16 @@ def rollback(
         store = session.store()
     except UnreachableError as exc:
         return _blind_rollback(session, to, reason, force, exc)
-    try:
-        lock = store.lock(rb.name, "rollback", session.actor, wait=10.0)
-    except LockedError:
-        raise
+    from runbook.preempt import preemptible
+    from runbook.state.locking import LockBusy
+
+    lock = contextlib.ExitStack()
+    try:  # wait for another rollback; an advance in flight is preempted instead
+        lock.enter_context(store.lock(rb.name, "rollback", session.actor, wait=10.0, preempt=preemptible))
+    except LockBusy as busy:
+        from runbook.commands.preempt import preempting_rollback
+
+        return preempting_rollback(session, busy.holder, to=to, reason=reason, force=force)
     with lock:
         faultpoints.pause("rollback:locked")
         stored = store.current(rb.name)
@@ -58,7 +71,7 @@ def rollback(
             return _unknown_stage_rollback(session, stored.stage, stored.version, to, reason, force)
         from runbook.commands.reconcile import reconcile_pending
 
-        reconcile_pending(session)
+        reconciled = reconcile_pending(session)
         cur = engine.ensure_recorded(session)
         target = rb.stage(to) if to else rb.rollback_target(cur.stage.id)
         blocker = machine.rollback_blocker(rb, cur.stage.id, target.id, forced=force and bool(reason))
@@ -70,6 +83,9 @@ def rollback(
                 hint="rollback goes to an earlier stage; use `migrate advance` to go forward",
             )
         if target.id == cur.stage.id and not _drifted(session, rb.desired_flags(target.id)):
+            if reconciled is not None:  # the reconcile was the rollback: say so, exit 0
+                done, ok = reconciled.describe(), ExitCode.OK
+                return RollbackResult(cur.stage.id, target.id, [], reason, exit_code=ok, reconciled=done)
             raise NotReadyError(
                 f"already at {target.id} with its flags; nothing to roll back",
                 hint="`migrate status` shows the stage and flags; `migrate advance` moves forward",
@@ -77,6 +93,14 @@ def rollback(
         crossed = machine.crossed_irreversible(rb, cur.stage.id, target.id)
         if blocker is not None:
             raise NotReadyError(blocker.message, hint='if you really must, add --force --reason "why"')
+        store.request_abort(  # a gate or watch round judging the stage now stops for this rollback
+            rb.name,
+            expected_version=cur.version,
+            to_stage=target.id,
+            flags=rb.desired_flags(target.id),
+            actor=session.actor,
+            reason=reason,
+        )
         out = engine.rollback_now(
             session,
             from_stage=cur.stage.id,

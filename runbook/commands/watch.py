@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook import autorollback, engine, machine, monitoring
-from runbook.errors import LockedError, RunbookError, UnreachableError
+from runbook.commands.reconcile import InFlightError, reconcile_first
+from runbook.errors import LockedError, PreemptedError, RunbookError, UnreachableError
 from runbook.exitcodes import ExitCode
+from runbook.preempt import Guard
 from runbook.session import Session
 
 
@@ -63,7 +65,7 @@ class WatchResult:
     def exit_code(self) -> ExitCode:
         if self.outcome == "not-rolled-back":
             return ExitCode.NOT_READY
-        return ExitCode.ROLLED_BACK if self.outcome == "rolled-back" else ExitCode.OK
+        return ExitCode.ROLLED_BACK if self.outcome in ("rolled-back", "preempted") else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,11 +99,14 @@ def watch(
     lease_ttl = 0.0
     have_lease = False
     failures = 0
+    guard = Guard(session, "watch")
     try:
         while not stop.is_set():
             started = time.monotonic()
             try:
                 store = session.store()
+                if guard.baseline is None:
+                    guard.arm()  # a manual rollback from now on stops this watcher (exit 4)
                 cur = engine.ensure_recorded(session)
                 every = interval or cur.stage.interval or rb.settings.defaults.interval
                 lease_ttl = max(3 * every, 30.0)
@@ -113,7 +118,13 @@ def watch(
                         raise LockedError(
                             "lost the watcher lease to another watcher", hint="only one acts at a time"
                         )
+                if reconcile_first(session, "watch") is not None:  # never sample over a half-done flip
+                    cur = engine.ensure_recorded(session)
                 failures = 0
+            except InFlightError as exc:
+                on_round(WatchView(result.rounds, cur.stage.id, 0, None, note=f"waiting: {exc.message}"))
+                stop.wait(min(every, 5.0))
+                continue
             except UnreachableError as exc:
                 failures += 1
                 session.reset_store()
@@ -127,6 +138,8 @@ def watch(
             result.rounds += 1
             left = machine.soak_remaining(cur.stage, cur.entered_at, session.clock())
             view = WatchView(result.rounds, cur.stage.id, left, rnd)
+            if _preempted(guard, view, result, on_round):
+                return result
             if rnd.breached:
                 reason = f"watch: {rnd.breach_reason()}"
                 target = rb.rollback_target(cur.stage.id)
@@ -186,7 +199,7 @@ def watch(
                 session.notify("soak-satisfied", {"stage": cur.stage.id, "verdicts": []})
             if auto_advance:
                 view.note = _try_advance(session, cur, rnd, left, result)
-                if result.outcome in ("rolled-back", "not-rolled-back"):
+                if result.outcome in ("rolled-back", "not-rolled-back", "preempted"):
                     on_round(view)
                     result.last = view.to_json()
                     return result
@@ -205,6 +218,21 @@ def watch(
             with contextlib.suppress(RunbookError):
                 session.store().release_lease(rb.name, owner)
     return result
+
+
+def _preempted(
+    guard: Guard, view: WatchView, result: WatchResult, on_round: Callable[[WatchView], None]
+) -> bool:
+    """A manual rollback came during this watch: record it, stop (exit 4), never act on the round."""
+    try:
+        guard.check("sample")
+    except PreemptedError as exc:
+        guard.stop(exc)
+        view.note = f"preempted: {exc.abort.describe()}"
+        on_round(view)
+        result.outcome, result.reason, result.last = "preempted", exc.message, view.to_json()
+        return True
+    return False
 
 
 def _acquire(session: Session, owner: str, ttl: float, wait: bool, stop: threading.Event) -> bool:
@@ -241,6 +269,9 @@ def _try_advance(
 
     try:
         res = advance(session, yes=True)
+    except PreemptedError as exc:
+        result.outcome, result.reason = "preempted", exc.message
+        return f"preempted: {exc.abort.describe()}"
     except LockedError as exc:
         return f"advance skipped: {exc.message}"
     if res.outcome == "advanced":

@@ -12,7 +12,8 @@ from typing import Any
 
 from runbook.actor import Actor
 from runbook.errors import ConflictError
-from runbook.state.base import EVENT_COLUMNS, StoreBase, event_from_row
+from runbook.state.aborts import AbortsMixin
+from runbook.state.base import EVENT_COLUMNS, event_from_row
 from runbook.state.records import Confirmation, Event, Intent, NewEvent
 
 
@@ -33,8 +34,8 @@ def intent_from_event(ev: Event) -> Intent:
     )
 
 
-class IntentsMixin(StoreBase):
-    """Intents and confirmations."""
+class IntentsMixin(AbortsMixin):
+    """Intents and confirmations (an intent may be refused by an abort request)."""
 
     def begin_intent(
         self,
@@ -49,14 +50,17 @@ class IntentsMixin(StoreBase):
         reason: str | None = None,
         data: Mapping[str, Any] | None = None,
         supersede: bool = False,
+        unless_aborted_since: int | None = None,
     ) -> Intent:
         """Record that `operation` is about to flip the flags to `flags_target`; return the pending intent.
 
         `flags_before` defaults to the state's desired flags (pass the backend's actual values when known).
         Raises ConflictError if the version moved, or if another intent is pending and `supersede` is false
-        (a rollback supersedes; the superseded intent's id is kept in this event's data)."""
+        (a rollback supersedes; the superseded intent's id is kept in this event's data). With
+        `unless_aborted_since`, raises PreemptedError when a rollback asked to abort after that request id."""
         with self.tx() as conn:
             cur = self.lock_row(conn, runbook)
+            self.refuse_if_aborted(conn, runbook, unless_aborted_since)
             if cur.version != expected_version:
                 raise self.conflict(conn, cur, expected_version)
             extra: dict[str, Any] = {**(data or {}), "operation": operation}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,6 +31,14 @@ _LOCK_PID = (
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
     "AND classid = %s::bigint::oid AND objid = %s::bigint::oid LIMIT 1"
 )
+
+
+class LockBusy(LockedError):
+    """The lock is held by an operation the caller preempts instead of waiting for (see `lock`)."""
+
+    def __init__(self, message: str, holder: LockHolder) -> None:
+        super().__init__(message, hint="a rollback preempts it")
+        self.holder = holder
 
 
 def _holder(row: tuple[Any, ...]) -> LockHolder:
@@ -94,13 +102,46 @@ class LockMixin(StoreBase):
             hint="wait, or run `migrate unlock` if that process is gone",
         )
 
+    def _queued(self, conn: psycopg.Connection[Any], key: int, wait: float) -> bool:
+        """Wait in PostgreSQL's lock queue up to `wait` seconds (a queued waiter goes before any later
+        try-lock); True when taken."""
+        try:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{max(1, round(wait * 1000))}ms",))
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            return True
+        except psycopg.errors.LockNotAvailable:
+            return False
+        finally:
+            conn.execute("SELECT set_config('lock_timeout', '0', false)")
+
     @contextmanager
-    def lock(self, runbook: str, operation: str, actor: Actor, *, wait: float = 0.0) -> Iterator[LockHolder]:
-        """Hold the runbook's lock for the block; retry for `wait` seconds, then raise LockedError."""
+    def lock(
+        self,
+        runbook: str,
+        operation: str,
+        actor: Actor,
+        *,
+        wait: float = 0.0,
+        queue: bool = False,
+        preempt: Callable[[LockHolder], bool] | None = None,
+        acquired: Callable[[], None] | None = None,
+    ) -> Iterator[LockHolder]:
+        """Hold the runbook's lock for the block; retry for `wait` seconds, then raise LockedError.
+
+        `queue`: wait in PostgreSQL's lock queue instead of retrying. `preempt`: while waiting, raise
+        LockBusy (a LockedError, before the block runs) as soon as it returns True for the holder.
+        `acquired` runs once the lock is taken and before the holder is published (a preemption guard
+        takes its baseline there: any rollback that saw this holder asked after it)."""
         conn = self._dedicated(operation)
         try:
             key, deadline, retries = self.lock_key(runbook), time.monotonic() + wait, 0
-            while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+            taken = queue and wait > 0 and self._queued(conn, key, wait)
+            deadline = time.monotonic() if queue else deadline  # the queue waited already
+            while not taken and not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+                if preempt is not None:
+                    busy, _pid = self.lock_holder(runbook, settle=1.0)
+                    if busy is not None and preempt(busy):
+                        raise LockBusy(self._locked(runbook, busy, _pid).message, busy)
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
                     time.sleep(min(0.2, remaining))
@@ -110,6 +151,8 @@ class LockMixin(StoreBase):
                     retries += 1
                     continue
                 raise self._locked(runbook, holder, pid)
+            if acquired is not None:
+                acquired()
             row = conn.execute(
                 self.sql(
                     "INSERT INTO {lock_holders} AS h (" + HOLDER_COLUMNS + ") "

@@ -103,6 +103,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "abort requests: a rollback asks the operation holding the lock to stop (preemption)",
+        (
+            """CREATE TABLE {s}.aborts (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                runbook text NOT NULL,
+                requested_at timestamptz NOT NULL DEFAULT now(),
+                actor text NOT NULL,
+                host text NOT NULL,
+                pid integer NOT NULL,
+                ci_url text,
+                reason text,
+                to_stage text NOT NULL,
+                flags jsonb NOT NULL,
+                state_version bigint NOT NULL
+            )""",
+            "CREATE INDEX aborts_runbook_id ON {s}.aborts (runbook, id)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

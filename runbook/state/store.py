@@ -21,6 +21,7 @@ from runbook.errors import NotReadyError
 from runbook.model import Runbook
 from runbook.redact import redact_url
 from runbook.state import schema as schema_mod
+from runbook.state.aborts import AbortsMixin
 from runbook.state.base import EVENT_COLUMNS, STATE_COLUMNS, event_from_row, state_from_row
 from runbook.state.intents import IntentsMixin
 from runbook.state.leases import LeaseMixin
@@ -31,8 +32,8 @@ from runbook.state.samples import SamplesMixin
 STATE_SETTING = "settings.state.url (or settings.database.url / DATABASE_URL)"
 
 
-class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin):
-    """State, events, intents, samples, confirmations, locks and leases of runbooks in one schema."""
+class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin, AbortsMixin):
+    """State, events, intents, samples, confirmations, locks, leases and abort requests of runbooks."""
 
     @classmethod
     def open(
@@ -118,13 +119,16 @@ class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin):
         event: NewEvent,
         *,
         entered_at: dt.datetime | None = None,
+        unless_aborted_since: int | None = None,
     ) -> tuple[State, Event]:
         """Move to `to_stage` with `flags` if the version is still `expected_version` (else ConflictError).
 
         Appends `event` (from stage, flags before and the pending intent filled in) in the same
-        transaction, bumps the version, sets entered_at (default now()) and clears the pending intent."""
+        transaction, bumps the version, sets entered_at (default now()) and clears the pending intent.
+        With `unless_aborted_since`, raises PreemptedError instead when a rollback asked to abort after it."""
         with self.tx() as conn:
             cur = self.lock_row(conn, runbook)
+            self.refuse_if_aborted(conn, runbook, unless_aborted_since)
             if cur.version != expected_version:
                 raise self.conflict(conn, cur, expected_version)
             row = conn.execute(

@@ -129,9 +129,9 @@ def test_unlock_releases_a_lock_whose_holder_hangs(rb_dir: Path, migrate: Migrat
     code = (
         "import sys, time\nfrom runbook.state import StateStore\nfrom runbook.actor import Actor\n"
         f"s = StateStore.open({pg_url!r})\n"
-        "with s.lock('cli-test', 'advance', Actor('bob', 'hung-box', 99, None)):\n"
+        "with s.lock('cli-test', 'rollback', Actor('bob', 'hung-box', 99, None)):\n"
         "    print('held', flush=True)\n    time.sleep(60)\n"
-    )
+    )  # a hung rollback: a rollback waits for it (an advance it would preempt, see test_preemption)
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "held"

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -232,3 +233,38 @@ def transitions(events: Sequence[Event]) -> list[Event]:
     from runbook.state import TRANSITIONS
 
     return [e for e in events if e.operation in TRANSITIONS]
+
+
+@dataclass
+class Stderr:
+    """Reads a process's stderr in the background, so a test can wait for a line while it runs."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                self.thread.join(5)
+                pytest.fail(f"ended with {self.proc.returncode} before {text!r}: {''.join(self.lines)}")
+            time.sleep(0.01)
+        pytest.fail(f"no {text!r} after {timeout}s: {''.join(self.lines)}")
+
+    def finish(self, timeout: float = 120.0) -> tuple[int, str, str]:
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        code = self.proc.wait(timeout=timeout)
+        self.thread.join(10)
+        return code, out, "".join(self.lines)

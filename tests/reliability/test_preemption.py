@@ -1,0 +1,156 @@
+"""A rollback preempts whatever is in flight: `migrate rollback` run while an advance is in its preflight, has
+flipped the flags, or is polling verify, and while a watcher is in a round. The flags reach the rollback's
+target without waiting for the transition lock (measured from the rollback process starting), the advance
+or watcher stops with a `preempted` record and exit 4, nothing commits after the rollback, and the history
+tells it in order (one transition per operation, consecutive versions, no pending intent, no drift)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections import Counter
+
+import pytest
+
+from runbook.state import TRANSITIONS
+from tests.reliability.conftest import Home, Stderr, record, runbook_yaml, transitions, wait_for_file
+
+LEGACY = {"PGBOSS_ENABLED": "false", "PGBOSS_FOR_NEW_EVALS": "false"}
+ROUNDS = int(os.environ.get("RELIABILITY_PREEMPTION_ROUNDS", "2"))
+"""Rollbacks per scenario (each takes a few seconds)."""
+LATENCY_BOUND_MS = float(os.environ.get("RELIABILITY_PREEMPTION_BOUND_MS", "1000"))
+LATENCIES: list[float] = []
+RESULTS: Counter[str] = Counter()
+
+
+def _yaml() -> str:
+    """The suite's runbook with a verify that may keep failing for long (TWO_VALUE) and a slow monitor."""
+    text = runbook_yaml().replace("verify_deadline: 2s", "verify_deadline: 30s")
+    return text.replace(
+        "      - name: two-ok\n        kind: sql\n        query: SELECT 1\n",
+        "      - name: two-ok\n        kind: sql\n        query: SELECT ${TWO_VALUE:-1}\n",
+    )
+
+
+def _safe(home: Home) -> bool:
+    try:
+        flags = home.flags()
+    except OSError:  # between the temp file and the rename
+        return False
+    return all(flags.get(k) == v for k, v in LEGACY.items())
+
+
+def _rollback_and_time(home: Home, *others: Stderr) -> tuple[float, int, str]:
+    """Start `migrate rollback`; return (seconds until the flags file shows the legacy flags, code, output).
+    While the processes run, the flags must never leave the legacy values again once reached."""
+    started = time.monotonic()
+    rb = home.popen("rollback", "--reason", "preemption test")
+    safe_at = None
+    while rb.poll() is None or any(o.proc.poll() is None for o in others):
+        safe = _safe(home)
+        if safe and safe_at is None:
+            safe_at = time.monotonic() - started
+        assert safe or safe_at is None, "the flags left the rollback's values after it had set them"
+        time.sleep(0.002)
+    out, err = rb.communicate(timeout=60)
+    assert safe_at is not None and _safe(home), out + err
+    return safe_at, rb.returncode, out + err
+
+
+def _check_history(home: Home, step: str, operation: str, before: int) -> None:
+    """One rollback from one to legacy after the advance to one; a `preempted` event; nothing after."""
+    events = home.events()
+    moved = transitions(events)
+    new = [e for e in moved if e.id > before]
+    assert [(e.operation, e.from_stage, e.to_stage) for e in new] == [("rollback", "one", "legacy")], new
+    assert [e.version for e in moved] == list(range(1, len(moved) + 1))
+    preempted = [e for e in events if e.operation == "preempted" and e.id > before]
+    assert [(e.data["operation"], e.data["step"]) for e in preempted] == [(operation, step)], preempted
+    rollback = new[0]
+    later = [e for e in events if e.id > rollback.id and e.operation in TRANSITIONS]
+    assert later == [], later  # 0 commits after the rollback
+    status = home.run("-o", "json", "status")
+    seen = json.loads(status.out)
+    got = (status.code, seen["stage"], seen["pending_intent"], seen["drift"])
+    assert got == (0, "legacy", None, []), seen
+    RESULTS["commits after"] += len(later)
+
+
+def _at_one(home: Home) -> int:
+    home.write(_yaml())
+    ran = home.run("advance", "--yes")
+    assert ran.code == 0, ran.text
+    return max(e.id for e in home.events())
+
+
+@pytest.mark.parametrize("point", ["advance:preflight", "advance:flipped"])
+@pytest.mark.parametrize("n", range(ROUNDS))
+def test_rollback_preempts_a_paused_advance(home: Home, point: str, n: int) -> None:
+    before = _at_one(home)
+    marker = home.dir / "paused"
+    extra = {"RUNBOOK_PAUSE_AT": point, "RUNBOOK_PAUSE_FILE": str(marker), "RUNBOOK_PAUSE_SECONDS": "1.5"}
+    adv = Stderr(home.popen("advance", "--yes", extra=extra))
+    wait_for_file(marker, adv.proc)
+    if point == "advance:flipped":
+        assert home.flags()["PGBOSS_FOR_NEW_EVALS"] == "true"  # the advance's flip is in place
+    took, code, text = _rollback_and_time(home, adv)
+    LATENCIES.append(took)
+    assert code == 4, text
+    assert "Preempted advance" in text, text
+    acode, _out, aerr = adv.finish()
+    assert acode == 4 and "advance preempted at" in aerr, aerr
+    _check_history(home, point.split(":")[1].replace("flipped", "flip"), "advance", before)
+    RESULTS["advance"] += 1
+
+
+@pytest.mark.parametrize("n", range(ROUNDS))
+def test_rollback_preempts_an_advance_polling_verify(home: Home, n: int) -> None:
+    before = _at_one(home)
+    adv = Stderr(home.popen("advance", "--yes", extra={"TWO_VALUE": "2"}))  # verify keeps failing
+    adv.wait_for("verify: waiting for")
+    took, code, text = _rollback_and_time(home, adv)
+    LATENCIES.append(took)
+    assert code == 4, text
+    acode, _out, aerr = adv.finish()
+    assert acode == 4 and "advance preempted at verify" in aerr, aerr
+    assert "auto-rollback" not in aerr
+    _check_history(home, "verify", "advance", before)
+    RESULTS["advance"] += 1
+
+
+@pytest.mark.parametrize("n", range(ROUNDS))
+def test_rollback_stops_a_watch_round(home: Home, n: int) -> None:
+    before = _at_one(home)
+    slow = {"MONITOR_VALUE": "0 FROM pg_sleep(0.5)"}  # every round measures for half a second
+    watch = Stderr(home.popen("watch", "--interval", "0.2s", "--max-samples", "200", extra=slow))
+    deadline = time.monotonic() + 60
+    with home.store() as store:
+        while not store.samples("reliability", "one", "healthy"):
+            assert watch.proc.poll() is None and time.monotonic() < deadline, watch.lines
+            time.sleep(0.02)
+    took, code, text = _rollback_and_time(home, watch)
+    LATENCIES.append(took)
+    assert code == 4, text
+    wcode, out, err = watch.finish()
+    assert wcode == 4 and "preempted by a rollback" in out, out + err
+    _check_history(home, "sample", "watch", before)
+    RESULTS["watch"] += 1
+
+
+def test_zz_report_preemption() -> None:
+    if not LATENCIES:
+        pytest.skip("no preemption ran")
+    ms = sorted(x * 1000 for x in LATENCIES)
+    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
+    record(
+        f"RELIABILITY preemption: {len(ms)} rollbacks during advance/watch ({RESULTS['advance']} advance: "
+        f"preflight, flip, verify; {RESULTS['watch']} watch rounds), p50 to safe flags "
+        f"{statistics.median(ms):.0f} ms, p99 {p99:.0f} ms, "
+        f"{RESULTS['commits after']} commits after a rollback"
+    )
+    assert RESULTS["commits after"] == 0
+    # The target is p99 < 500 ms (process start included; 375 ms on a quiet 2-core machine). The bound here
+    # is twice that, so that a busy machine does not fail the suite; the line above reports the figure.
+    assert p99 < LATENCY_BOUND_MS, ms
