@@ -9,9 +9,7 @@ cannot be started is ERROR. `env` values are secrets: only their names reach the
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from runbook.checks import expect as ex
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.transient import budget
 from runbook.model import doc
+from runbook.procgroup import run_in_group
 
 
 @dataclass(frozen=True)
@@ -61,27 +60,9 @@ def as_value(line: str | None) -> Any:
 def run(
     argv: str | list[str], *, shell: bool, cwd: str | None, env: Mapping[str, str], timeout: float
 ) -> tuple[int, str, str]:
-    """Run a program in its own process group; on timeout kill the whole group and raise TimeoutExpired."""
-    with subprocess.Popen(
-        argv,
-        shell=shell,
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    ) as proc:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise
-        return proc.returncode, out, err
+    """Run a program in its own process group, killed with everything it started when the check ends (or
+    times out: TimeoutExpired), and by a watchdog if `migrate` itself is killed."""
+    return run_in_group(argv, shell=shell, cwd=cwd, env=env, timeout=timeout)
 
 
 def measure(params: CommandParams, ctx: CheckContext) -> Measurement:
