@@ -1,10 +1,10 @@
 """Run a program in a process group of its own that never outlives the call, nor `migrate` itself.
 
-The program starts a new process group (its pid is the group id). A watchdog, `/bin/sh` in the same group, waits
-on a pipe whose only writer is this process: when `migrate` dies, even by SIGKILL, the kernel closes the
+The program starts a new process group (its pid is the group id). A watchdog, `/bin/sh` in the same group,
+waits on a pipe whose only writer is this process: when `migrate` dies, even by SIGKILL, the kernel closes the
 pipe, the watchdog reads end-of-file and kills the whole group (the shell, `sleep` and anything else the
-program started). When the call ends in any other way (done, timed out, an exception, SIGTERM handled as
-an exception) the group is killed here, so no descendant is left behind either way.
+program started). When the call ends in any other way (done, timed out, an exception, SIGTERM handled as an
+exception) the group is killed here, so no descendant is left behind either way.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ background (`gate`, monitor). Real `migrate` processes, real PostgreSQL, real SI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -39,10 +40,8 @@ def gone_within(pgid: int, seconds: float, start: float) -> tuple[bool, float]:
 
 def cleanup(pgid: int) -> None:
     for proc in group_members(pgid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def check(name: str, run: str) -> str:
