@@ -86,11 +86,11 @@ def test_shipped_runbook_runs_under_the_least_privilege_role(
     gates = [run_gate(m)]
     m.advance()
     assert m.stage() == "increment-1"
-    assert app.wait_for_flags({**SAFE, "PGBOSS_ENABLED": True}, timeout=5.0)["flags"]["PGBOSS_ENABLED"]
+    assert app.wait_for_flags({**SAFE, "PGBOSS_ENABLED": True}, timeout=15.0)["flags"]["PGBOSS_ENABLED"]
     gates.append(run_gate(m))
     m("rollback", "--yes", "--reason", "least-privilege test", expect=4)
     assert m.stage() == "legacy"
-    assert app.wait_for_flags(SAFE, timeout=5.0)["flags"] == SAFE
+    assert app.wait_for_flags(SAFE, timeout=15.0)["flags"] == SAFE
     assert "superuser" not in m("status", expect=(0, 1)).stdout
     m("history")
 
