@@ -201,3 +201,38 @@ def test_role_script_quotes_every_name_of_the_runbook(home: Home, pg_url: str, r
             {"r": role, "legacy": legacy, "pgboss": pgboss, "state": state},
         ).fetchone()
     assert got == (True, True, False, True, False, True, True, False, False)
+
+
+def test_role_script_takes_over_an_existing_state_schema(home: Home, pg_url: str, role: str) -> None:
+    """The state schema already exists, owned by the app's role (it holds the flag table the app reads): the
+    toolkit's role owns it afterwards, and the app's role still reads the flags."""
+    app_role = f"{role}_app"
+    home.write(runbook_yaml(flags="  flags:\n    type: postgres\n    url: ${DATABASE_URL}\n"))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(app_role)))
+        conn.execute(sql.SQL('CREATE TABLE "Job" (id text, status text)'))
+        conn.execute(sql.SQL("CREATE SCHEMA runbook AUTHORIZATION {}").format(sql.Identifier(app_role)))
+        conn.execute("CREATE TABLE runbook.flags (name text PRIMARY KEY, value text NOT NULL)")
+        conn.execute(sql.SQL("ALTER TABLE runbook.flags OWNER TO {}").format(sql.Identifier(app_role)))
+    try:
+        assert home.run("init", "--role", role).code == 0
+        ran = subprocess.run(
+            [psql(), pg_url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(home.dir / "runbook-role.sql")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0, ran.stderr
+        with psycopg.connect(pg_url) as conn:
+            got = conn.execute(
+                "SELECT (SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'runbook'),"
+                " has_schema_privilege(%(app)s, 'runbook', 'USAGE'),"
+                " has_table_privilege(%(app)s, 'runbook.flags', 'SELECT'),"
+                " has_table_privilege(%(r)s, 'runbook.flags', 'UPDATE')",
+                {"app": app_role, "r": role},
+            ).fetchone()
+        assert got == (role, True, True, True)
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(app_role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(app_role)))
