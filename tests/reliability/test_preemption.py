@@ -12,6 +12,7 @@ import statistics
 import time
 from collections import Counter
 
+import psycopg
 import pytest
 
 from runbook.state import TRANSITIONS
@@ -139,14 +140,38 @@ def test_rollback_stops_a_watch_round(home: Home, n: int) -> None:
     RESULTS["watch"] += 1
 
 
+@pytest.mark.parametrize("n", range(ROUNDS))
+def test_rollback_stops_a_gate_that_is_measuring(home: Home, n: int) -> None:
+    before = _at_one(home)
+    slow = {"MONITOR_VALUE": "0 FROM pg_sleep(1.5)"}  # the monitor passes, slowly
+    gate = Stderr(home.popen("-o", "json", "gate", extra=slow))
+    deadline = time.monotonic() + 60
+    with psycopg.connect(home.env["DATABASE_URL"], autocommit=True) as conn:
+        while not conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+            ("%pg_sleep(1.5)%",),
+        ).fetchone():
+            assert gate.proc.poll() is None and time.monotonic() < deadline, gate.lines
+            time.sleep(0.01)
+    took, code, text = _rollback_and_time(home, gate)
+    LATENCIES.append(took)
+    assert code == 4, text
+    gcode, out, err = gate.finish()
+    assert gcode == 4, out + err  # never a PASS over a stage being rolled back
+    assert json.loads(out)["error"]["type"] == "PreemptedError", out
+    _check_history(home, "judging", "gate", before)
+    RESULTS["gate"] += 1
+
+
 def test_zz_report_preemption() -> None:
     if not LATENCIES:
         pytest.skip("no preemption ran")
     ms = sorted(x * 1000 for x in LATENCIES)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
     record(
-        f"RELIABILITY preemption: {len(ms)} rollbacks during advance/watch ({RESULTS['advance']} advance: "
-        f"preflight, flip, verify; {RESULTS['watch']} watch rounds), p50 to safe flags "
+        f"RELIABILITY preemption: {len(ms)} rollbacks during advance/watch/gate ({RESULTS['advance']} "
+        f"advance: preflight, flip, verify; {RESULTS['watch']} watch rounds; {RESULTS['gate']} gate runs), "
+        "p50 to safe flags "
         f"{statistics.median(ms):.0f} ms, p99 {p99:.0f} ms, "
         f"{RESULTS['commits after']} commits after a rollback"
     )
