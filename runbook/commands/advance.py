@@ -9,6 +9,7 @@ from typing import Any
 
 from runbook import autorollback, engine, faultpoints, machine
 from runbook.checks.base import Measurement, Verdict
+from runbook.commands.reconcile import pending_blockers
 from runbook.errors import NotReadyError, UsageError
 from runbook.exitcodes import ExitCode
 from runbook.preempt import Guard
@@ -119,6 +120,7 @@ def advance(
         )
         if dry_run:
             result.outcome = "dry-run"
+            result.blockers += pending_blockers(session) if cur.recorded else []  # it may not repair one
             return result
         hard = [b for b in blockers if b.code == "manual"]
         if hard or (blockers and not force):

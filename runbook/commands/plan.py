@@ -7,6 +7,7 @@ from typing import Any
 
 from runbook import engine, machine
 from runbook.checks.base import Measurement
+from runbook.commands.reconcile import pending_blockers
 from runbook.exitcodes import ExitCode
 from runbook.model import CheckSpec, Stage
 from runbook.session import Session
@@ -85,8 +86,9 @@ def plan(session: Session, *, check: bool = False) -> PlanResult:
         checked=check,
         time_scale=rb.time_scale,
     )
+    result.blockers = pending_blockers(session) if cur.recorded else []  # never plan over a half-done flip
     if nxt is None:
-        result.blockers = [machine.Blocker("final", f"{cur.stage.id} is the last stage")]
+        result.blockers.append(machine.Blocker("final", f"{cur.stage.id} is the last stage"))
         return result
     if check:
         monitors = (

@@ -26,6 +26,21 @@ class Reconciled:
         )
 
 
+def pending_blockers(session: Session) -> list[machine.Blocker]:
+    """For read-only judges (plan, advance --dry-run), which may not repair: an unfinished intent is a
+    blocker (exit 1) that names it and the commands that reconcile it."""
+    intent = session.store().pending_intent(session.runbook.name)
+    if intent is None:
+        return []
+    return [
+        machine.Blocker(
+            "intent",
+            f"unfinished {intent.operation} (intent #{intent.id}) by {intent.actor}: a flip may be half "
+            "done; `migrate advance`, `rollback`, `gate` or `watch` reconciles it first",
+        )
+    ]
+
+
 class InFlightError(NotReadyError):
     """An unfinished intent whose operation still holds the lock: in flight, not crashed (exit 1)."""
 

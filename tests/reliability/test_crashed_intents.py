@@ -50,6 +50,23 @@ def test_a_judge_reconciles_an_advance_killed_mid_verify(home: Home, judge: str)
     RESULTS["reconciled"] += len(reconciles)
 
 
+@pytest.mark.parametrize("judge", [("plan",), ("plan", "--check"), ("advance", "--dry-run")])
+def test_a_read_only_judge_reports_a_crashed_intent(home: Home, judge: tuple[str, ...]) -> None:
+    adv = Stderr(home.popen("advance", "--yes", extra={"VERIFY_VALUE": "2"}))
+    adv.wait_for("verify: waiting for")
+    os.kill(adv.proc.pid, signal.SIGKILL)
+    adv.finish()
+
+    ran = home.run("-o", "json", *judge)
+    assert ran.code == 1, ran.text  # never "ready" over a half-done flip
+    blockers = json.loads(ran.out)["blockers"]
+    assert [b["code"] for b in blockers] == ["intent"], blockers
+    assert "unfinished advance" in blockers[0]["message"]
+    assert home.flags()["PGBOSS_ENABLED"] == "true"  # read-only: it reports, it does not repair
+    assert _state(home)["pending_intent"] is not None
+    RESULTS["reported"] += 1
+
+
 @pytest.mark.parametrize("judge", sorted(JUDGES))
 def test_a_judge_does_not_touch_an_advance_in_flight(home: Home, judge: str) -> None:
     marker = home.dir / "paused"
@@ -78,5 +95,6 @@ def test_zz_report_crashed_intents() -> None:
             f"RELIABILITY crashed intents: {RESULTS['killed']} advances killed mid-verify, "
             "then gate or watch: "
             f"{RESULTS['reconciled']} reconciled first, 0 judged over a half-done flip; "
-            f"{RESULTS['in flight']} intents in flight left alone (gate exit 1, watch waits)"
+            f"{RESULTS['in flight']} intents in flight left alone (gate exit 1, watch waits); "
+            f"{RESULTS['reported']} reported by plan / advance --dry-run (exit 1, not repaired)"
         )
