@@ -133,7 +133,9 @@ class StateSettings:
     schema: str = doc("schema of the state tables", "runbook")
     sample_retention: Duration = doc("monitor samples older than this are pruned", 14 * 86400.0)
     journal: str = doc(
-        "local journal for events recorded while the state database is unreachable", ".runbook-journal.jsonl"
+        "local journal for events recorded while the state database is unreachable (relative to the runbook "
+        "file; lines that cannot be synced go to <journal>.rejected)",
+        ".runbook-journal.jsonl",
     )
 
 

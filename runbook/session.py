@@ -64,12 +64,12 @@ class Session:
         """The state store, migrated, with any local journal synced into it."""
         if self._store is None:
             from runbook.redact import Redactor
+            from runbook.session_journal import sync
             from runbook.state import StateStore
-            from runbook.state.journal import sync_journal
 
             store = StateStore.from_runbook(self.runbook, redact=Redactor(self.secrets()))
             self._store = store
-            self.journal_synced = sync_journal(store, self.journal_path())
+            self.journal_synced = sync(self, store)
         return self._store
 
     def secrets(self) -> list[str]:
@@ -124,7 +124,10 @@ class Session:
             self.notice = notifier.notice()
 
     def journal_path(self) -> Path:
-        return Path(self.runbook.settings.state.journal)
+        """The local journal, beside the runbook file (settings.state.journal)."""
+        from runbook.session_journal import journal_path
+
+        return journal_path(self)
 
     def backend(self) -> FlagBackend:
         if self._backend is None:

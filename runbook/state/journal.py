@@ -23,18 +23,18 @@ import datetime as dt
 import fcntl
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from psycopg.types.json import Jsonb
-
 from runbook.redact import redact_url
-from runbook.state.base import STATE_COLUMNS, scrub, state_from_row
+from runbook.state.base import scrub
+from runbook.state.journalread import Line, entry_or_reason, lines
 from runbook.state.records import NewEvent
 
 if TYPE_CHECKING:
+    from runbook.model import Runbook
     from runbook.state.store import StateStore
 
 STATE_CHANGING = ("rollback", "auto-rollback")
@@ -73,19 +73,10 @@ class JournalEntry:
         )
 
 
-def _parse(f: IO[str]) -> tuple[list[JournalEntry], list[str]]:
-    """Return the entries of an open journal, and the lines that are not entries (cut short by a crash)."""
-    f.seek(0)
-    out: list[JournalEntry] = []
-    bad: list[str] = []
-    for line in f.read().split("\n"):
-        if not line.strip():
-            continue
-        try:
-            out.append(JournalEntry.from_json(json.loads(line)))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            bad.append(line)
-    return out, bad
+def _entries(f: IO[bytes], runbook: Runbook | None = None) -> Iterator[tuple[Line, JournalEntry | str]]:
+    """Yield each line of an open journal with its entry, or the reason it is not one (streaming)."""
+    for line in lines(f):
+        yield line, entry_or_reason(line, runbook)
 
 
 def append_journal(
@@ -116,20 +107,22 @@ def append_journal(
     )
     created = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as f:
+    with open(path, "a+b") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         if applies_state:
-            earlier = [e for e in _parse(f)[0] if e.runbook == runbook and e.applies_state]
-            if earlier:
-                last = earlier[-1]
+            last: JournalEntry | None = None
+            for _line, e in _entries(f):
+                if isinstance(e, JournalEntry) and e.runbook == runbook and e.applies_state:
+                    last = e
+            if last is not None:
                 expected_version = last.expected_version + 1 if last.expected_version is not None else None
         entry = JournalEntry(runbook, ev, expected_version, applies_state, blind)
         f.seek(0, os.SEEK_END)
         if f.tell() > 0:  # a crash may have left a cut line: start on a fresh one
             f.seek(f.tell() - 1)
-            if f.read(1) != "\n":
-                f.write("\n")
-        f.write(json.dumps(entry.to_json(), sort_keys=True) + "\n")
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write((json.dumps(entry.to_json(), sort_keys=True) + "\n").encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
     if created:
@@ -142,9 +135,9 @@ def read_journal(path: str | Path) -> list[JournalEntry]:
     path = Path(path)
     if not path.exists():
         return []
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         fcntl.flock(f, fcntl.LOCK_SH)
-        return _parse(f)[0]
+        return [e for _line, e in _entries(f) if isinstance(e, JournalEntry)]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -155,82 +148,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _sync_entry(store: StateStore, e: JournalEntry) -> bool:
-    """Insert one entry (and apply its state change when still valid); False when it was already synced."""
-    ev = e.event
-    at = ev.at or dt.datetime.now(dt.UTC)
-    with store.tx() as conn:
-        row = conn.execute(
-            store.sql("SELECT " + STATE_COLUMNS + " FROM {state} WHERE runbook = %s FOR UPDATE"), (e.runbook,)
-        ).fetchone()
-        if conn.execute(store.sql("SELECT 1 FROM {events} WHERE uuid = %s"), (ev.uuid,)).fetchone():
-            return False
-        state = state_from_row(row) if row else None
-        applied, note = False, "event only"
-        if e.applies_state and ev.to_stage is not None and ev.flags_after is not None:
-            if state is None:
-                note = "no state row for this runbook"
-            elif e.expected_version is not None:
-                applied = state.version == e.expected_version
-                if not applied:
-                    seen = e.expected_version
-                    note = f"the state moved on (version {state.version}, rollback decided on {seen})"
-            else:
-                # from_stage None: the rollback did not know the stage (state database down); the flags were
-                # flipped all the same, so the state follows unless something changed after the rollback.
-                same = ev.from_stage is None or state.stage == ev.from_stage
-                applied = same and state.updated_at <= at
-                if not applied:
-                    note = f'the state changed later (stage "{state.stage}", version {state.version})'
-        version = state.version if state else None
-        if applied and state is not None and ev.to_stage is not None and ev.flags_after is not None:
-            note = "applied"
-            got = conn.execute(
-                store.sql(
-                    "UPDATE {state} SET stage = %s, flags = %s, version = version + 1, entered_at = %s, "
-                    "updated_at = %s, pending_intent = NULL WHERE runbook = %s RETURNING version"
-                ),
-                (ev.to_stage, Jsonb(dict(ev.flags_after)), at, at, e.runbook),
-            ).fetchone()
-            version = got[0] if got else None
-        synced = {"synced_at": dt.datetime.now(dt.UTC).isoformat(), "applied": applied, "note": note}
-        stored = store.insert_event(
-            conn,
-            e.runbook,
-            replace(ev, at=at, data={**ev.data, "journal": synced}),
-            version=version,
-            intent_id=state.pending_intent if applied and state else None,
-            from_stage=state.stage if state else None,
-            flags_before=state.flags if state else None,
-            if_new=True,
-        )
-        if stored is None:  # inserted by a concurrent sync (no state row to serialize on): undo nothing
-            return False
-    return True
+def sync_journal(store: StateStore, path: str | Path, runbook: Runbook | None = None) -> int:
+    """Sync the journal at `path` into `store` (see `runbook.state.journalsync`); return how many events
+    were inserted now. Lines that cannot be synced are quarantined in `<path>.rejected`."""
+    from runbook.state.journalsync import sync_report
 
-
-def sync_journal(store: StateStore, path: str | Path) -> int:
-    """Insert the journal's events into `store`, apply the state changes still valid, empty the journal.
-
-    Returns how many events were inserted now (entries already synced before are skipped). Lines that are
-    not entries (cut short by a crash) are moved to `<path>.rejected`."""
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    with open(path, "r+", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        entries, bad = _parse(f)
-        synced = sum(1 for entry in entries if _sync_entry(store, entry))
-        if bad:  # keep what could not be read, next to the journal, rather than lose it
-            with open(f"{path}.rejected", "a", encoding="utf-8") as rejected:
-                rejected.write("".join(line + "\n" for line in bad))
-                rejected.flush()
-                os.fsync(rejected.fileno())
-        f.seek(0)
-        f.truncate()
-        f.flush()
-        os.fsync(f.fileno())
-    return synced
+    return sync_report(store, path, runbook).synced
 
 
 class Journal:

@@ -120,7 +120,9 @@ def test_a_line_cut_by_a_crash_is_kept_aside(pg_url: str, tmp_path: Path) -> Non
     assert len(lines) == 3 and json.loads(lines[2])["event"]["reason"] == "two"
     assert sync_journal(store, path) == 2
     assert [e.reason for e in store.events("rb", operation="note")] == ["one", "two"]
-    assert Path(f"{path}.rejected").read_text() == '{"runbook": "rb", "event": {"oper\n'
+    [rejected] = [json.loads(x) for x in Path(f"{path}.rejected").read_text().splitlines()]
+    assert (rejected["line"], rejected["text"]) == (2, '{"runbook": "rb", "event": {"oper')
+    assert rejected["reason"].startswith("not JSON")
 
 
 def test_no_journal_means_nothing_to_sync(pg_url: str, tmp_path: Path) -> None:
