@@ -5,24 +5,24 @@ decode \\n, \\t, \\", \\\\; quoted values may span lines), inline ` # comments` 
 comment lines. When a key appears twice, the last one counts (as in a shell).
 
 Writing changes only the value of the flag lines (every occurrence), keeping their `export`, quoting style
-and inline comment; every other byte of the file is kept as it was, and missing flags are appended. The new
-content goes to a temporary file in the same folder, which is fsync'd, given the old file's mode, and
-renamed over the file (a symlinked `.env` is followed: its target is replaced). Then the optional reload
+and inline comment; every other byte of the file is kept as it was, and missing flags are appended. The
+whole read-modify-write holds a lock across processes, and the file is re-read under it, so two writers
+never lose an update; the new content replaces the file as `runbook.stages.envfile` does (rename-over, or
+in place for a hard-linked or bind-mounted file; a symlinked `.env` is followed). Then the optional reload
 command runs (argv, or one string through /bin/sh), and every flag is read back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from runbook.errors import FlagWriteError, UnreachableError
+from runbook.faultpoints import pause
+from runbook.stages import envfile
 from runbook.stages.command import mismatches, run_command, secret_redactor
 
 _ASSIGN = re.compile(
@@ -129,31 +129,6 @@ def rewrite(text: str, values: Mapping[str, str]) -> str:
     return new
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` by `data`: temp file in the same folder, fsync, old mode kept, rename, fsync folder."""
-    old = path.stat() if path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, stat.S_IMODE(old.st_mode) if old else 0o644)
-        if old is not None and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
-            with contextlib.suppress(PermissionError):  # not allowed: it keeps our ownership and the mode
-                os.chown(tmp, old.st_uid, old.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
 class DotenvFlagBackend:
     """Flags in a .env file, with an optional reload command."""
 
@@ -208,13 +183,32 @@ class DotenvFlagBackend:
         return list(self.reload)
 
     def write(self, values: Mapping[str, str], *, actor: str = "") -> None:
-        """Rewrite the file atomically, run the reload command, read back (FlagWriteError on a mismatch)."""
+        """Under the file's lock: re-read the file, rewrite it (rename-over, or in place for a hard-linked
+        or mounted file), run the reload command, read back (FlagWriteError on a mismatch)."""
         real = self._real()
-        text = self._text(real)
+        wait = self.reload_timeout + 30.0  # a writer holding the lock may be running its reload command
+        try:
+            with envfile.locked(real, wait):
+                self._write_locked(real, values, actor)
+        except envfile.Timeout:
+            raise FlagWriteError(
+                f"another process has been writing the flags file {self.path} for {wait:g}s",
+                hint="look for a stuck `migrate` or reload command, then run the command again",
+            ) from None
+        except OSError as exc:
+            raise FlagWriteError(
+                f"cannot lock the flags file {self.path}: {exc.strerror or exc}",
+                hint="check that this user may write the file and its folder",
+            ) from None
+
+    def _write_locked(self, real: Path, values: Mapping[str, str], actor: str) -> None:
+        envfile.clean_leftovers(real)  # of a writer killed during its rewrite: no live writer owns one now
+        text = self._text(real)  # read under the lock: what another writer wrote just before is kept
         new = rewrite(text, values)
+        pause("dotenv:read")
         if new != text:
             try:
-                atomic_write(real, new.encode("utf-8", errors="surrogateescape"))
+                envfile.replace(real, new.encode("utf-8", errors="surrogateescape"))
             except OSError as exc:
                 raise FlagWriteError(
                     f"cannot write the flags file {self.path}: {exc.strerror}",
