@@ -152,6 +152,7 @@ def advance(
         )
         session.progress(f"flipping flags for {nxt.id} ...")
         faultpoints.pause("advance:intent")
+        guard.check("flip")  # not after a rollback set the flags (one that lands mid-flip is undone below)
         f = engine.flip(session, target)
         faultpoints.pause("advance:flipped")
         guard.check("flip")
