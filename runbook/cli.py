@@ -279,13 +279,16 @@ def watch(
 ) -> None:
     """Watch the stage: sample, roll back on breach, optionally auto-advance."""
     from runbook.commands.watch import watch as run
+    from runbook.spec.budget import check_seconds
     from runbook.units import parse_duration, time_scale
     from runbook.watchview import WatchPrinter, stop_on_signals
 
     every = None
     if interval:
         try:
-            every = parse_duration(interval) * time_scale(cli.env)
+            seconds = parse_duration(interval)
+            check_seconds(seconds, "duration", f'"{interval}"')  # as the runbook's intervals
+            every = seconds * time_scale(cli.env)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--interval") from None
     stop = stop_on_signals()

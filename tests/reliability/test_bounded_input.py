@@ -294,7 +294,18 @@ def test_absurd_durations_and_sizes_in_every_field_exit_2_located(tmp_path: Path
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "stages.yaml:18:18: stages[0].monitor[0].timeout: a timeout can be at most 24h" in proc.stderr
+    # the same bound on the command line: `watch --interval` (it ended in a DatetimeFieldOverflow traceback)
+    text = (tmp_path / "stages.yaml").read_text().replace("99999999999999999999999d", "5s")
+    (tmp_path / "stages.yaml").write_text(text)
+    args = ["watch", "--interval", "99999999999999999999d", "--max-samples", "1"]
+    proc = subprocess.run(
+        [*MIGRATE, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "--interval" in proc.stderr and "at most 365d" in proc.stderr, proc.stderr
     record(
         f"RELIABILITY input: {tried + 1} absurd durations, timeouts and sizes ({len(bounded_fields())} "
-        "fields of the model and the check kinds, plus the soak shorthand): all exit 2, located; gate too"
+        "fields of the model and the check kinds, plus the soak shorthand): all exit 2, located; gate too; "
+        "watch --interval 99999999999999999999d exits 2"
     )
