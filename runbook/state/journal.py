@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from runbook.errors import UnreachableError
 from runbook.redact import redact_url
 from runbook.state.base import scrub
 from runbook.state.journalread import Line, entry_or_reason, lines
@@ -105,6 +106,26 @@ def append_journal(
         data=scrub(event.data, redact),
         verdicts=scrub(list(event.verdicts), redact),
     )
+    try:
+        return _write(path, runbook, ev, expected_version, applies_state, blind)
+    except OSError as exc:
+        raise UnreachableError(
+            f"cannot write the local journal {path} ({exc.strerror or exc}) while the state database is "
+            "unreachable: this event is recorded nowhere",
+            hint="make settings.state.journal a writable file (a relative path is beside the runbook file); "
+            "`migrate status` shows the flags as they are now",
+        ) from None
+
+
+def _write(
+    path: Path,
+    runbook: str,
+    ev: NewEvent,
+    expected_version: int | None,
+    applies_state: bool,
+    blind: bool,
+) -> JournalEntry:
+    """Append the entry under an exclusive lock, chained on the last state change journaled before it."""
     created = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as f:

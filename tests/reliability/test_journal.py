@@ -285,3 +285,19 @@ def test_a_200_mb_journal_is_read_in_constant_memory_and_rejected_lines_are_boun
         f"RELIABILITY journal: {size >> 20} MB journal synced by status at peak RSS {peak_kb >> 10} MB; "
         f"100 overlong lines quarantined in {total >> 10} KiB"
     )
+
+
+def test_a_journal_that_cannot_be_written_or_read_is_an_error_naming_it_not_a_traceback(home: Home) -> None:
+    home.write(
+        runbook_yaml().replace("    url: ${STATE_URL}\n", "    url: ${STATE_URL}\n    journal: jdir\n")
+    )
+    (home.dir / "jdir").mkdir()  # settings.state.journal names a folder
+    advanced = home.run("advance", "--yes")
+    assert advanced.code == 0, advanced.text
+    assert "cannot sync the local journal" in advanced.err and "jdir" in advanced.err
+    down = home.run("rollback", "--reason", "state db down", extra={"STATE_URL": UNREACHABLE})
+    assert down.code == 5, down.text
+    assert "cannot write the local journal" in down.err and "settings.state.journal" in down.err
+    assert home.flags()["PGBOSS_ENABLED"] == "false"  # the rollback itself was not blocked
+    status = home.run("status")
+    assert status.code == 1 and "drift" in status.out.lower()  # the state still says one: drift shown
