@@ -238,6 +238,8 @@ def test_blind_rollbacks_the_real_state_refuses_are_not_applied_and_flags_end_sa
             assert synced.data["journal"]["note"].startswith("conflict: the state was at " + stage)
         else:
             assert conflicts == []
+    history = home.run("history")
+    assert history.code == 0 and history.out.count("conflict") >= 2, history.text
     record(
         f"RELIABILITY journal: {len(cases)} blind rollbacks synced, {refused} refused by the real state "
         "(forward, across irreversible), 0 applied wrongly, flags safe after each"
