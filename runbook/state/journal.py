@@ -1,16 +1,18 @@
 """The local journal: events recorded while the state database is unreachable, synced on the next connection.
 
 A rollback never waits for the state database. When it cannot record its event there, it appends one JSON
-line to the journal (settings.state.journal, fsync'd before the command reports success). The next command
-that connects calls `sync_journal`, which inserts each event (idempotent: events carry a client uuid) and
-then empties the file.
+line to the journal (settings.state.journal, beside the runbook file; fsync'd before the command reports
+success). The next command that connects syncs it (`runbook.state.journalsync`): each event is inserted
+(idempotent: events carry a client uuid), a line that cannot be synced is quarantined with its reason, and
+the file is emptied. The file is read line by line (`runbook.state.journalread`), never whole.
 
 A journaled rollback also implies a state change (its stage and flags). It is applied on sync only if
 nobody moved the state since, judged in this order:
 - the entry knows the state version the rollback was decided on (`expected_version`, from the last state
   the process read): applied when the row still has that version;
 - otherwise: applied when the row is still at the rollback's `from_stage` and was last updated before the
-  rollback happened.
+  rollback happened; a blind rollback (the stage was not known) is applied only if, from the stage the state
+  was at, it moves back without crossing an irreversible stage (else a `conflict` event, flags made safe).
 Several rollbacks journaled in a row chain: each one's base is the version the previous one produces.
 An entry not applied is still inserted, marked `journal.applied = false` with the reason, so the history
 is complete and `migrate status` shows any drift. The event insert and the state change share a
