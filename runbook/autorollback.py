@@ -52,7 +52,7 @@ def hold(
         from runbook.state.journal import Journal
 
         session.reset_store()
-        Journal(session.journal_path()).append(rb.name, ev, applies_state=False)
+        Journal(session.journal_path(), session.redactor()).append(rb.name, ev, applies_state=False)
     session.notify(notification, {**ev.to_json(), "stage": from_stage})
     return ev
 

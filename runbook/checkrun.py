@@ -134,17 +134,20 @@ class EngineContext:
 
 
 def redactor_for(runbook: Runbook, spec: CheckSpec | None = None) -> Redactor:
-    """A redactor knowing the runbook's secret values: app header values, webhook URLs, the check's own
-    header and env values."""
-    secrets = [*runbook.settings.app.headers.values(), *(w.url for w in runbook.settings.notifications)]
+    """A redactor knowing the runbook's secret values (runbook.secrets) and the check's own: header and env
+    values, the passwords and query values of its URLs."""
+    from runbook.secrets import runbook_secrets, url_secrets, urls_in
+
+    secrets: list[str] = []
     if spec is not None:
         for name in ("headers", "env"):
             values = getattr(spec.params, name, None)
             if isinstance(values, Mapping):
                 secrets.extend(str(v) for v in values.values())
-    # `Bearer abc...`: the credential alone is secret too (it may also appear in a query string).
-    secrets.extend(part for value in list(secrets) for part in str(value).split()[1:] if len(part) >= 8)
-    return Redactor(secrets)
+        # `Bearer abc...`: the credential alone is secret too (it may also appear in a query string).
+        secrets.extend(part for value in list(secrets) for part in str(value).split()[1:] if len(part) >= 8)
+        secrets.extend(s for url in urls_in(spec.params) for s in url_secrets(url))
+    return Redactor(runbook_secrets(runbook, secrets))
 
 
 def _one_line(text: str) -> str:

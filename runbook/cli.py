@@ -38,6 +38,7 @@ class Cli:
         from runbook.session import Session
 
         s = Session.open(self.file, env=self.env, progress=self.output.progress, confirm=_confirm)
+        self.output.redact.add(*s.secrets())  # every output of this invocation masks the runbook's secrets
         self.sessions.append(s)
         return s
 

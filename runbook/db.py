@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
 
 from runbook.errors import ConfigError, UnreachableError
 from runbook.onestatement import SingleStatementCursor
-from runbook.redact import redact_url
+from runbook.pgurl import ENCODE_HINT, url_problem
+from runbook.redact import Redactor, redact_url
 
 
 def describe_url(url: str) -> str:
@@ -41,6 +43,12 @@ def connect(
     Every statement goes over the extended protocol, one statement at a time (runbook.onestatement)."""
     if not url:
         raise ConfigError(f"no database URL for {what}", hint=f"set {setting}")
+    problem = url_problem(url)
+    if problem:  # libpq would quote the part it cannot parse, a piece of the password with it
+        raise ConfigError(
+            f"the URL for {what} is not a valid PostgreSQL URL: {problem}",
+            hint=f"fix {setting}: {ENCODE_HINT}",
+        )
     options = []
     if statement_timeout:
         options.append(f"-c statement_timeout={int(statement_timeout * 1000)}")
@@ -54,18 +62,32 @@ def connect(
     }
     if options:
         kwargs["options"] = " ".join(options)
+    redact = _url_redactor(url)
     try:
         return psycopg.connect(url, **kwargs)
     except psycopg.ProgrammingError as exc:  # malformed URL
         raise ConfigError(
-            f"the URL for {what} is not a valid PostgreSQL URL: {redact_url(str(exc))}", hint=f"fix {setting}"
+            f"the URL for {what} is not a valid PostgreSQL URL: {_unquoted(redact(str(exc).strip()))}",
+            hint=f"fix {setting}",
         ) from None
     except psycopg.OperationalError as exc:
-        reason = _reason(str(exc))
+        reason = redact(_reason(str(exc)))
         raise UnreachableError(
             f"could not connect to {what} at {describe_url(url)}: {reason}",
             hint=f"check that the server is up and that {setting} is right",
         ) from None
+
+
+def _unquoted(message: str) -> str:
+    """libpq's parse error without the parts of the connection string it quotes (`missing "=" after "b"`)."""
+    return re.sub(r'"[^"]*"', lambda m: m[0] if m[0] == '"="' else '"..."', message)
+
+
+def _url_redactor(url: str) -> Redactor:
+    """Masks the URL's password and query values (as written and decoded) in libpq's messages."""
+    from runbook.secrets import url_secrets
+
+    return Redactor(url_secrets(url))
 
 
 def _reason(message: str) -> str:

@@ -221,7 +221,8 @@ def rollback_now(
     except UnreachableError:
         from runbook.state.journal import Journal
 
-        Journal(session.journal_path()).append(rb.name, ev, expected_version=expected_version, blind=blind)
+        journal = Journal(session.journal_path(), session.redactor())
+        journal.append(rb.name, ev, expected_version=expected_version, blind=blind)
         journaled = True
     session.notify("auto-rollback" if operation == "auto-rollback" else "rollback", _payload(ev))
     if f.error is not None:

@@ -37,6 +37,7 @@ class Session:
     _contexts: list[EngineContext] = field(default_factory=list, repr=False)
     journal_synced: int = 0
     _notifier: Any = field(default=None, repr=False)
+    _secrets: list[str] | None = field(default=None, repr=False)
     notice: Any = None
     """After `close`: notifications it could not deliver and kept in the outbox (a `KeptNotice`), or None."""
 
@@ -73,9 +74,23 @@ class Session:
         return self._store
 
     def secrets(self) -> list[str]:
-        """Values that must never be printed: header values and webhook URLs of the runbook."""
-        st = self.runbook.settings
-        return [*st.app.headers.values(), *(w.url for w in st.notifications)]
+        """Values that must never be printed (runbook.secrets): header values, webhook URLs, the passwords and
+        query values of every URL, the values of secret-looking variables the runbook file references."""
+        if self._secrets is None:
+            from runbook.secrets import env_secrets, runbook_secrets
+
+            try:
+                text = Path(self.runbook.source).read_text(errors="replace")
+            except OSError:
+                text = ""
+            self._secrets = runbook_secrets(self.runbook, env_secrets(text, self.env))
+        return self._secrets
+
+    def redactor(self) -> Any:
+        """A `runbook.redact.Redactor` of this runbook's secrets (journal lines, messages)."""
+        from runbook.redact import Redactor
+
+        return Redactor(self.secrets())
 
     def has_store(self) -> bool:
         """Whether the state store is already connected (no connect attempt)."""

@@ -114,10 +114,14 @@ def load_runbook_text(
     root = compose(text, issues)
     if len(issues):
         raise SpecError(issues.ordered())
-    conv = Converter(issues, os.environ if env is None else env, time_scale)
+    from runbook.spec.cache import RecordingEnv
+
+    recording = RecordingEnv(os.environ if env is None else env)
+    conv = Converter(issues, recording, time_scale)
     runbook = build_runbook(root, conv, RegistryKinds() if kinds is None else kinds)
     if len(issues) or runbook is INVALID:
-        raise SpecError(issues.ordered() or [SpecIssue(source, 1, 1, "", "invalid runbook")])
+        found = issues.ordered() or [SpecIssue(source, 1, 1, "", "invalid runbook")]
+        raise SpecError(_masked(found, [v for v in recording.read.values() if v]))
     result: Runbook = runbook
     return result
 
@@ -154,6 +158,17 @@ def _time_scale(source: str, env: Mapping[str, str] | None, given: float | None)
     if not 0 < given <= 1:
         raise _one(source, f"the time scale must be in (0, 1] (e.g. 0.001 runs a day in 86s), got {given:g}")
     return given
+
+
+def _masked(issues: list[SpecIssue], values: list[str]) -> list[SpecIssue]:
+    """The issues with every value read from the environment masked in their messages (a check's own
+    validation, such as an assertion it cannot parse, may quote one)."""
+    from dataclasses import replace
+
+    from runbook.redact import Redactor
+
+    redact = Redactor(values)
+    return [replace(i, message=redact(i.message)) for i in issues]
 
 
 def _one(source: str, message: str, line: int = 1) -> SpecError:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -100,7 +100,7 @@ class LeafConverter:
                 raise ValueError(f"expected a finite duration, got {sc.shown()}")
             if isinstance(sc.value, int | float) and sc.value < 0:
                 raise ValueError(f"a duration cannot be negative, got {sc.shown()}")
-            seconds = parse_duration(sc.value)
+            seconds = quiet(parse_duration, sc, "a duration like 90s, 5m, 24h or 2d")
             check_seconds(seconds, "duration" if scaled else "timeout", sc.shown())
             return seconds * (self.time_scale if scaled else 1.0)
         except ValueError as exc:
@@ -119,7 +119,7 @@ class LeafConverter:
                 raise ValueError(f"expected a finite size, got {sc.shown()}")
             if isinstance(sc.value, int | float) and sc.value < 0:
                 raise ValueError(f"a size cannot be negative, got {sc.shown()}")
-            size = parse_size(sc.value)
+            size = quiet(parse_size, sc, "a size like 100MB or 1GiB")
             check_bytes(size, sc.shown())
             return size
         except ValueError as exc:
@@ -176,3 +176,14 @@ class LeafConverter:
             return INVALID if any(v is INVALID for v in items) else items
         sc = self.scalar(node, path, "a value")
         return INVALID if sc is None else sc.value
+
+
+def quiet(parse: Callable[[Any], float], sc: Scalar, expected: str) -> float:
+    """`parse(sc.value)`; its error quotes the text, so for a value read from the environment (which may be a
+    secret) it says `got the value of ${VAR}` instead."""
+    try:
+        return parse(sc.value)
+    except ValueError:
+        if sc.expanded is None:
+            raise
+        raise ValueError(f"expected {expected}, got {sc.shown()}") from None

@@ -1,8 +1,8 @@
 """Read one YAML scalar: interpolate it, give it a Python value, and render it for error messages.
 
 Plain (unquoted) scalars keep YAML's implicit typing even after interpolation, so `timeout: ${T:-10}` is
-the number 10; quoted scalars are always text. Interpolated values are echoed in messages only when no
-variable read looks like a secret, and URL passwords are always masked.
+the number 10; quoted scalars are always text. Interpolated values are never echoed in messages (`got the
+value of ${SIZE}`): any value read from the environment may be a secret. URL passwords are always masked.
 """
 
 from __future__ import annotations
@@ -35,11 +35,9 @@ class Scalar:
 
     def shown(self) -> str:
         """How the value reads after `got` in a message: `"ten"`, `3`, `true`, `null`."""
-        if self.expanded is not None:
-            raw = render(self.raw)[1:-1]  # one line, shortened
-            if self.expanded.secretish:
-                return f"the value of {raw}"
-            return f"{render(self.value)} (from {raw})"
+        if self.expanded is not None:  # a value from the environment is never echoed: it may be a secret
+            kind = "text" if isinstance(self.value, str) else what(self.value).removeprefix("the ") or "null"
+            return f"the value of {render(self.raw)[1:-1]} ({kind})"
         return render(self.value)
 
 

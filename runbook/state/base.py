@@ -37,6 +37,13 @@ def scrub(value: Any, redact: Callable[[str], str]) -> Any:
     return value
 
 
+def _with_account(ev: NewEvent) -> Mapping[str, Any]:
+    """The event's data, with the account of the process beside a claimed actor (`RUNBOOK_ACTOR`)."""
+    if ev.actor.os_user is None:
+        return ev.data
+    return {**ev.data, "os_user": ev.actor.os_user}
+
+
 def state_from_row(row: tuple[Any, ...]) -> State:
     """Build a `State` from a row selected with STATE_COLUMNS."""
     runbook, stage, version, entered_at, flags, updated_at, pending = row
@@ -52,7 +59,7 @@ def event_from_row(row: tuple[Any, ...]) -> Event:
         uuid=uuid_,
         runbook=runbook,
         at=at,
-        actor=Actor(user=user, host=host, pid=pid, ci_url=ci),
+        actor=Actor(user=user, host=host, pid=pid, ci_url=ci, os_user=(data or {}).get("os_user")),
         operation=op,
         from_stage=frm,
         to_stage=to,
@@ -103,7 +110,7 @@ class StoreBase:
 
     def unreachable(self, exc: psycopg.Error) -> UnreachableError:
         """Build the error for a lost or refused connection to the state database."""
-        reason = redact_url(str(exc)).strip().splitlines()
+        reason = self.redact(str(exc)).strip().splitlines()
         return UnreachableError(
             f"lost the connection to the state database at {self.where()}: "
             f"{reason[-1] if reason else 'unknown error'}",
@@ -153,7 +160,7 @@ class StoreBase:
             r(ev.reason) if ev.reason else ev.reason,
             ev.outcome,
             ev.intent_id if ev.intent_id is not None else intent_id,
-            Jsonb(scrub(ev.data, r)),
+            Jsonb(scrub(_with_account(ev), r)),
             version,
         )
         conflict = sql.SQL("ON CONFLICT (uuid) DO NOTHING" if if_new else "")

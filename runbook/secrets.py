@@ -1,0 +1,78 @@
+"""Which values of a runbook are secrets: the password and every query-string value of each URL it names,
+header values, webhook URLs, and the values of environment variables whose names look secret.
+
+They feed every `Redactor` (output, state rows, journal, webhook bodies), which also masks their encoded
+and escaped forms; URL patterns are masked whether or not their values are known here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import fields, is_dataclass
+from typing import Any
+from urllib.parse import unquote, unquote_plus
+
+from runbook.model import Runbook
+from runbook.redact import URL_PASSWORD
+
+_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
+_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|AUTH|CREDENTIAL|PRIVATE|DSN", re.IGNORECASE)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password of `url`'s userinfo and each of its query-string values, as written and decoded."""
+    out: list[str] = []
+    rest = url
+    m = URL_PASSWORD.search(url)
+    if m:
+        out.append(m["pw"])
+        rest = url[m.end() :]
+    if "?" in rest:
+        query = rest.split("?", 1)[1].split("#", 1)[0]
+        out += [pair.split("=", 1)[1] for pair in re.split(r"[&;]", query) if "=" in pair]
+    return [v for s in out for v in {s, unquote(s), unquote_plus(s)} if v]
+
+
+def urls_in(value: Any, depth: int = 0) -> Iterator[str]:
+    """Every URL inside `value` (dataclasses, mappings, sequences): `scheme://...`, or a path with a query."""
+    if depth > 8:
+        return
+    if isinstance(value, str):
+        text = value.strip()
+        if _SCHEME.match(text) or (text.startswith("/") and "?" in text):  # a path joined to the app URL
+            yield text
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            yield from urls_in(getattr(value, f.name, None), depth + 1)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from urls_in(v, depth + 1)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from urls_in(v, depth + 1)
+
+
+def env_secrets(text: str, env: Mapping[str, str]) -> list[str]:
+    """Values of the variables `text` references (`${NAME}`) whose names look secret, and the secret parts
+    (passwords, query values) of every referenced value that is a URL."""
+    out: list[str] = []
+    for name in {m["name"] for m in _REFERENCE.finditer(text)}:
+        value = env.get(name) or ""
+        if _SECRET_NAME.search(name):
+            out.append(value)
+        if "://" in value:
+            out += url_secrets(value)
+    return [v for v in out if v]
+
+
+def runbook_secrets(runbook: Runbook, extra: Iterable[str] = ()) -> list[str]:
+    """The secret values of a loaded runbook's settings (its checks' own are added when they run)."""
+    st = runbook.settings
+    out = [*st.app.headers.values(), *(w.url for w in st.notifications), *extra]
+    # `Bearer abc...`: the credential alone is secret too (it may also appear in a query string).
+    out += [part for value in st.app.headers.values() for part in str(value).split()[1:] if len(part) >= 8]
+    for url in urls_in(st):
+        out += url_secrets(url)
+    return out
