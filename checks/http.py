@@ -16,6 +16,7 @@ from runbook.checks import expect as ex
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.transient import ServerError, budget, retry
 from runbook.model import doc
+from runbook.pgurl import ENCODE_HINT
 from runbook.redact import redact_url
 
 if TYPE_CHECKING:
@@ -130,6 +131,8 @@ def measure(params: HttpParams, ctx: CheckContext) -> Measurement:
         )
     except ValueError as exc:
         return Measurement(Verdict.ERROR, None, str(exc), inputs)
+    except httpx.InvalidURL:  # its message quotes the part it could not parse: maybe a piece of a password
+        return result(Verdict.ERROR, None, f"failed: not a valid URL; {ENCODE_HINT}")
     except httpx.HTTPError as exc:
         return result(Verdict.ERROR, None, f"failed: {failure_reason(exc)}")
     code = resp.status_code

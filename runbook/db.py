@@ -65,6 +65,11 @@ def connect(
     redact = _url_redactor(url)
     try:
         return psycopg.connect(url, **kwargs)
+    except UnicodeError:  # psycopg decodes what libpq parsed: bytes that are not UTF-8 (no part is quoted)
+        raise ConfigError(
+            f"the URL for {what} is not a valid PostgreSQL URL: it holds bytes that are not UTF-8 text",
+            hint=f"fix {setting}: {ENCODE_HINT}",
+        ) from None
     except psycopg.ProgrammingError as exc:  # malformed URL
         raise ConfigError(
             f"the URL for {what} is not a valid PostgreSQL URL: {_unquoted(redact(str(exc).strip()))}",

@@ -9,6 +9,7 @@ nothing of the URL and says how to write it.
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_to_bytes
 
 _SCHEMES = ("postgresql://", "postgres://")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -28,6 +29,10 @@ def url_problem(url: str) -> str | None:
         return "it holds a space or another blank character"
     if _BAD_ESCAPE.search(rest):
         return "it holds a % that does not start a %XX escape"
+    try:
+        unquote_to_bytes(rest).decode("utf-8")
+    except UnicodeDecodeError:
+        return "it holds %XX escapes that are not UTF-8 text"
     cut = min((i for i in (rest.find("@"), rest.find("/")) if i >= 0), default=-1)
     has_userinfo = cut >= 0 and rest[cut] == "@"
     after = rest[cut + 1 :] if has_userinfo else rest

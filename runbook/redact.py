@@ -15,7 +15,7 @@ MIN_LENGTH = 4
 # `user:password@host`: the password may hold anything but a line break (`@`, `/`, `%`, spaces, quotes), so it
 # runs to the last `@` of the line that is followed by a host (more is masked rather than less).
 URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\n]*)@(?=[^@\s/?#]*(?:[/?#\s]|$))",
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\n]*)@(?=[^@\s/?#]+(?:[/?#\s]|$))",
     re.I | re.M,
 )
 _KV_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
