@@ -21,17 +21,54 @@ _SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|AUTH|CREDENTIAL|PRIVATE|DSN", 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
 
+_PLAIN_VALUE = re.compile(r"[+-]?[0-9][0-9_.eE+-]*|true|false|null|none|yes|no|on|off", re.I)
+"""Query values not masked by value (a number or a boolean would be masked in every JSON document); in the
+URL itself every query value is still masked (runbook.redact)."""
+_LIBPQ_PLAIN = frozenset(
+    [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "sslmode",
+        "application_name",
+        "fallback_application_name",
+        "connect_timeout",
+        "target_session_attrs",
+        "load_balance_hosts",
+        "client_encoding",
+        "options",
+        "gssencmode",
+        "channel_binding",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+    ]
+)
+"""Connection parameters of a PostgreSQL URL that are not secrets (a socket folder, a port, a user name)."""
+
+
 def url_secrets(url: str) -> list[str]:
-    """The password of `url`'s userinfo and each of its query-string values, as written and decoded."""
+    """The password of `url`'s userinfo and its query-string values (but plain numbers and booleans, and the
+    non-secret connection parameters of a PostgreSQL URL), as written and decoded."""
     out: list[str] = []
     rest = url
     m = URL_PASSWORD.search(url)
     if m:
         out.append(m["pw"])
         rest = url[m.end() :]
+    postgres = url.lower().startswith(("postgres://", "postgresql://"))
     if "?" in rest:
         query = rest.split("?", 1)[1].split("#", 1)[0]
-        out += [pair.split("=", 1)[1] for pair in re.split(r"[&;]", query) if "=" in pair]
+        for key, _, value in (pair.partition("=") for pair in re.split(r"[&;]", query) if "=" in pair):
+            if _PLAIN_VALUE.fullmatch(unquote_plus(value)) or (postgres and unquote(key) in _LIBPQ_PLAIN):
+                continue
+            out.append(value)
     return [v for s in out for v in {s, unquote(s), unquote_plus(s)} if v]
 
 
