@@ -62,7 +62,7 @@ def init(
     if role is not None:
         own = root / Path(runbook_file).name
         names = rb
-        if own.is_file():  # the operator's runbook: its schema and table names
+        if _exists(own, "-f", file=True):  # the operator's runbook: its schema and table names
             env_with_url = {"DATABASE_URL": "postgresql://localhost/app", **(env or {})}
             names = load_runbook_text(own.read_text(encoding="utf-8"), str(own), env=env_with_url)
         files[ROLE_FILE] = role_sql(names, role)
@@ -79,12 +79,23 @@ def init(
         files.update(render_ci(ci, Path(runbook_file).name))
     for rel, content in files.items():
         path = root / rel
-        if path.exists() and not force:
+        if _exists(path, "-f" if rel == Path(runbook_file).name else "--dir") and not force:
             result.skipped.append(str(path))
             continue
         _write_guard(path, "--dir", functools.partial(_write, path, content))
         result.written.append(str(path))
     return result
+
+
+def _exists(path: Path, option: str, *, file: bool = False) -> bool:
+    """Whether `path` exists (is a file); a name the OS refuses (too long, ...) is a usage error naming it."""
+    try:
+        return path.is_file() if file else path.exists()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot use {str(path)!r}: {exc.strerror or exc}",
+            hint=f"pass {option} with a shorter, valid name",
+        ) from None
 
 
 def _folder(root: Path) -> None:

@@ -132,7 +132,8 @@ def _sync_entry(store: StateStore, e: JournalEntry, runbook: Runbook | None) -> 
                 if not applied:
                     note = f'the state changed later (stage "{state.stage}", version {state.version})'
             if applied and state is not None and (e.blind or ev.from_stage is None):
-                conflict = blind_conflict(runbook, state, ev.to_stage)
+                forced = bool(ev.data.get("forced")) and bool(ev.reason)
+                conflict = blind_conflict(runbook, state, ev.to_stage, forced=forced)
                 if conflict is not None:
                     applied, note = False, f"conflict: {conflict}"
         version = state.version if state else None
@@ -165,9 +166,12 @@ def _sync_entry(store: StateStore, e: JournalEntry, runbook: Runbook | None) -> 
     return "synced"
 
 
-def blind_conflict(runbook: Runbook | None, state: State, to_stage: str) -> str | None:
+def blind_conflict(
+    runbook: Runbook | None, state: State, to_stage: str, *, forced: bool = False
+) -> str | None:
     """Why a rollback to `to_stage` decided without knowing the stage may not apply to `state` (None: it
-    may): from the stage the state really was at, it would move forward or undo an irreversible stage."""
+    may): from the stage the state really was at, it would move forward, or undo an irreversible stage
+    without the operator's `--force --reason` (a forced blind rollback applies as a forced one would)."""
     if runbook is None:
         return None
     from runbook.machine import crossed_irreversible
@@ -178,7 +182,7 @@ def blind_conflict(runbook: Runbook | None, state: State, to_stage: str) -> str 
     if runbook.index(to_stage) > runbook.index(state.stage):
         return f"the state was at {state.stage}: a rollback to {to_stage} would move forward"
     crossed = crossed_irreversible(runbook, state.stage, to_stage)
-    if crossed is not None:
+    if crossed is not None and not forced:
         return (
             f"the state was at {state.stage}: a rollback to {to_stage} would undo {crossed.id}, irreversible"
         )

@@ -193,11 +193,11 @@ def env_text(flags: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in flags.items()) + "OTHER=keep-me\n"
 
 
-def blind_rollback(home: Home, to: str) -> str:
-    """Journal a rollback to `to` as one made while the state database was down (stage not known)."""
-    ev = NewEvent(
-        "rollback", WHO, reason="state db down", to_stage=to, flags_after=SAFE, data={"blind": True}
-    )
+def blind_rollback(home: Home, to: str, *, forced: bool = False) -> str:
+    """Journal a rollback to `to` as one made while the state database was down (stage not known), with
+    `--force --reason` when `forced`."""
+    data = {"blind": True, **({"forced": True} if forced else {})}
+    ev = NewEvent("rollback", WHO, reason="state db down", to_stage=to, flags_after=SAFE, data=data)
     ev = replace(ev, at=dt.datetime.now(dt.UTC))
     line = {**JournalEntry(NAME, ev, None, True).to_json(), "blind": True}
     (home.dir / JOURNAL).write_text(dumps(line) + "\n")
@@ -208,21 +208,22 @@ def test_blind_rollbacks_the_real_state_refuses_are_not_applied_and_flags_end_sa
     home.write(BLIND)
     with home.store() as store:
         store.initialize(NAME, "legacy", SAFE, WHO)
-    cases = [  # (state before, its flags, blind rollback target, applied?)
-        ("legacy", SAFE, "observe", False),  # forward
-        ("two", TWO, "legacy", False),  # across the irreversible stage two
-        ("one", ONE, "legacy", True),  # a plain rollback: applied
+    cases = [  # (state before, its flags, blind rollback target, forced?, applied?)
+        ("legacy", SAFE, "observe", True, False),  # forward: never, even forced
+        ("two", TWO, "legacy", False, False),  # across the irreversible stage two, not forced
+        ("two", TWO, "legacy", True, True),  # the same with --force --reason: applied as a forced one
+        ("one", ONE, "legacy", False, True),  # a plain rollback: applied
     ]
     refused = 0
-    for stage, flags, to, applied in cases:
+    for stage, flags, to, forced, applied in cases:
         put_state(home, stage, flags)
         if not applied:  # someone set the flags again since: the sync must put them back to safe
             (home.dir / "app.env").write_text(env_text(TWO))
         else:  # as the blind rollback left them
             (home.dir / "app.env").write_text(env_text(SAFE))
-        uid = blind_rollback(home, to)
+        uid = blind_rollback(home, to, forced=forced)
         r = home.run("-o", "json", "status")
-        drift = stage == "two"  # the state stays at two, whose flags are not the safe ones
+        drift = stage == "two" and not applied  # the state stays at two, whose flags are not the safe ones
         assert r.code == (1 if drift else 0), r.text
         data = json.loads(r.out)
         events = home.events()
@@ -242,7 +243,7 @@ def test_blind_rollbacks_the_real_state_refuses_are_not_applied_and_flags_end_sa
     assert history.code == 0 and history.out.count("conflict") >= 2, history.text
     record(
         f"RELIABILITY journal: {len(cases)} blind rollbacks synced, {refused} refused by the real state "
-        "(forward, across irreversible), 0 applied wrongly, flags safe after each"
+        "(forward, across irreversible without --force), 0 applied wrongly, flags safe after each"
     )
 
 
