@@ -158,8 +158,9 @@ class Output:
         self.err.flush()
 
     def progress(self, message: str) -> None:
-        """A line of progress for people (stderr, text format only)."""
-        if self.fmt == "text":
+        """A line of progress for people on stderr: in the text format only, except warnings (lines starting
+        `warning:`, e.g. journal lines not synced), which stderr carries in every format."""
+        if self.fmt == "text" or message.startswith("warning:"):
             self.err.write(self.redact(message) + "\n")
             self.err.flush()
 
