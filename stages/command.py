@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from runbook.errors import ConfigError, FlagWriteError, RunbookError, UnreachableError
+from runbook.procgroup import run_in_group
 from runbook.redact import Redactor
 
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|AUTH|CREDENTIAL|PRIVATE", re.I)
@@ -56,21 +57,16 @@ def run_command(
     cwd: str | None = None,
     redact: Redactor | None = None,
 ) -> str:
-    """Run `argv` and return its stdout; failures raise `error` with the stderr tail (redacted).
+    """Run `argv` and return its stdout; failures raise `error` with the stderr tail (redacted). The
+    command runs in a process group of its own (`runbook.procgroup`): everything it started is killed when
+    it ends or times out, and by a watchdog if `migrate` is killed meanwhile (stdin is /dev/null).
 
     A missing program is a ConfigError naming `setting`."""
     redact = redact or secret_redactor(env)
     name = program(argv)
     try:
-        done = subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            check=False,
+        code, out, err = run_in_group(
+            list(argv), shell=False, cwd=cwd, env=os.environ if env is None else env, timeout=timeout
         )
     except FileNotFoundError:
         raise ConfigError(
@@ -82,13 +78,13 @@ def run_command(
         raise error(
             f"{what} (`{name}`) did not finish within {timeout:g}s", hint=f"check it by hand; see {setting}"
         ) from None
-    if done.returncode != 0:
-        output = tail(done.stderr) or tail(done.stdout) or "(no output)"
+    if code != 0:
+        output = tail(err) or tail(out) or "(no output)"
         raise error(
-            f"{what} (`{name}`) failed with exit status {done.returncode}: {redact(output)}",
+            f"{what} (`{name}`) failed with exit status {code}: {redact(output)}",
             hint=f"run it by hand to see why; see {setting}",
         )
-    return done.stdout
+    return out
 
 
 def mismatches(wanted: Mapping[str, str], got: Mapping[str, str | None]) -> list[str]:

@@ -9,7 +9,8 @@ and inline comment; every other byte of the file is kept as it was, and missing 
 whole read-modify-write holds a lock across processes, and the file is re-read under it, so two writers
 never lose an update; the new content replaces the file as `runbook.stages.envfile` does (rename-over, or
 in place for a hard-linked or bind-mounted file; a symlinked `.env` is followed). Then the optional reload
-command runs (argv, or one string through /bin/sh), and every flag is read back.
+command runs (argv, or one string through /bin/sh; in a process group of its own, killed whole when it ends,
+times out or `migrate` dies: `runbook.procgroup`), and every flag is read back.
 """
 
 from __future__ import annotations
