@@ -49,7 +49,7 @@ def rows() -> list[list[str]]:
                         f"time {met(fast)}, bounded {met(r['all_index_bounded'])}",
                     ]
                 )
-    if rb := _load("rollback"):
+    if (rb := _load("rollback")) and rb.get("rollback"):
         f = rb["rollback"]["command_start_to_app_on_legacy"]
         out.append(
             [
@@ -60,6 +60,21 @@ def rows() -> list[list[str]]:
                 met(f["p99_ms"] < rb["target_p99_ms"]),
             ]
         )
+    if rb and rb.get("preempt"):
+        p = rb["preempt"]
+        f = p["command_start_to_flags_safe"]
+        out.append(
+            [
+                "migrate rollback during an advance in verify: start -> flags safe",
+                f"{f['median_ms']:.0f} ms",
+                f"p95 {f['p95_ms']:.0f}, p99 {f['p99_ms']:.0f} ms ({f['n']} trials),"
+                f" preempted {p['advance_preempted_at_verify']}/{p['trials']},"
+                f" {p['commits_after_rollback']} commits after",
+                f"p99 < {rb['target_p99_ms']:.0f} ms",
+                met(bool(p["met"])),
+            ]
+        )
+    if rb and rb.get("watch"):
         w = rb["watch"]["breaching_sample_to_app_on_legacy"]
         out.append(
             [
