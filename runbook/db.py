@@ -85,7 +85,9 @@ def connect(
 
 def _unquoted(message: str) -> str:
     """libpq's parse error without the parts of the connection string it quotes (`missing "=" after "b"`)."""
-    return re.sub(r'"[^"]*"', lambda m: m[0] if m[0] == '"="' else '"..."', message)
+    # greedy, first quote to last: a quoted part may hold quotes of its own (a password `?/"x`)
+    kept = message.replace('"="', "\0")
+    return re.sub(r'"[^\n]*"', '"..."', kept).replace("\0", '"="')
 
 
 def _url_redactor(url: str) -> Redactor:
