@@ -63,7 +63,7 @@ def test_refused_connection_exits_5_without_the_password(
 
 @pytest.fixture
 def password_user(pg_server_url: str, pg_url: str) -> Iterator[str]:
-    """A role that must log in with a password: hba switched to scram for it (skipped if hba is not ours)."""
+    """A role that must log in with a password: hba switched to scram for it, restored after."""
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
         try:
@@ -72,7 +72,7 @@ def password_user(pg_server_url: str, pg_url: str) -> Iterator[str]:
                 "local all pwuser scram-sha-256\nhost all pwuser 127.0.0.1/32 scram-sha-256\n" + original
             )
         except OSError:
-            pytest.skip("the test server's pg_hba.conf is not writable here")
+            pytest.fail(f"this test rewrites the test server's pg_hba.conf ({hba}), which is not writable here")
         conn.execute("DROP ROLE IF EXISTS pwuser")
         conn.execute("CREATE ROLE pwuser LOGIN PASSWORD 'right-one'")
         conn.execute("SELECT pg_reload_conf()")

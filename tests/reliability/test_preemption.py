@@ -11,6 +11,7 @@ import os
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -164,9 +165,12 @@ def test_rollback_stops_a_gate_that_is_measuring(home: Home, n: int) -> None:
     RESULTS["gate"] += 1
 
 
-def test_zz_report_preemption() -> None:
+@pytest.fixture(scope="module", autouse=True)
+def _report_preemption() -> Iterator[None]:
+    """The count line, and the bounds on it, once the module's rollbacks have run (any subset of them)."""
+    yield
     if not LATENCIES:
-        pytest.skip("no preemption ran")
+        return
     ms = sorted(x * 1000 for x in LATENCIES)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
     record(

@@ -372,14 +372,15 @@ CLI_RUNS: list[int] = []
 UNREACHABLE_PG = "postgresql://postgres@127.0.0.1:1/nowhere"
 
 
-def test_random_password_counts() -> None:
-    """The count line of the two property tests above (run in this order)."""
-    if not TRIED or not CLI_RUNS:
-        pytest.skip("the property tests did not run in this session")
-    record(
-        f"RELIABILITY secrets (hypothesis): {len(TRIED)} random printable passwords x 4 connection URLs, "
-        f"{len(CLI_RUNS)} CLI runs: 0 leaked"
-    )
+@pytest.fixture(scope="module", autouse=True)
+def _random_password_counts() -> Iterator[None]:
+    """The count line of the two property tests above, printed when the module's tests are done."""
+    yield
+    if TRIED or CLI_RUNS:
+        record(
+            f"RELIABILITY secrets (hypothesis): {len(TRIED)} random printable passwords x 4 connection URLs, "
+            f"{len(CLI_RUNS)} CLI runs: 0 leaked"
+        )
 
 
 CHECK_RUNBOOK = """\
