@@ -57,6 +57,25 @@ def hold(
     return ev
 
 
+def held_breach(
+    session: Session, from_stage: str, to_stage: str, reason: str, verdicts: Sequence[Measurement]
+) -> machine.Blocker | None:
+    """For `gate` and `watch` after a breach: when the rule refuses the rollback, record and notify the breach
+    (flags untouched) and return why; None when the caller may roll back."""
+    refused = refusal(session, from_stage, to_stage)
+    if refused is not None:
+        hold(
+            session,
+            refused,
+            operation="sample-breach",
+            from_stage=from_stage,
+            to_stage=to_stage,
+            reason=reason,
+            verdicts=verdicts,
+        )
+    return refused
+
+
 def keep_entered(
     session: Session,
     blocker: machine.Blocker,

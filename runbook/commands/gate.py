@@ -91,17 +91,9 @@ def gate(
     guard.halt_if_aborted("judging")
     if rollback_on_failure and rnd.breached and cur.recorded:
         target = rb.rollback_target(cur.stage.id)
-        refused = autorollback.refusal(session, cur.stage.id, target.id)
+        reason = f"gate: {rnd.breach_reason()}"
+        refused = autorollback.held_breach(session, cur.stage.id, target.id, reason, rnd.measurements)
         if refused is not None:
-            autorollback.hold(
-                session,
-                refused,
-                operation="sample-breach",
-                from_stage=cur.stage.id,
-                to_stage=target.id,
-                reason=f"gate: {rnd.breach_reason()}",
-                verdicts=rnd.measurements,
-            )
             result.not_rolled_back = refused.message
         elif target.id != cur.stage.id:
             with session.store().lock(rb.name, "auto-rollback", session.actor):
@@ -111,7 +103,7 @@ def gate(
                     to_stage=target.id,
                     expected_version=cur.version,
                     operation="auto-rollback",
-                    reason=f"gate: {rnd.breach_reason()}",
+                    reason=reason,
                     verdicts=rnd.measurements,
                 )
             result.rolled_back_to = out.to_stage

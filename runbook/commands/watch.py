@@ -143,17 +143,8 @@ def watch(
             if rnd.breached:
                 reason = f"watch: {rnd.breach_reason()}"
                 target = rb.rollback_target(cur.stage.id)
-                refused = autorollback.refusal(session, cur.stage.id, target.id)
+                refused = autorollback.held_breach(session, cur.stage.id, target.id, reason, rnd.measurements)
                 if refused is not None:
-                    autorollback.hold(
-                        session,
-                        refused,
-                        operation="sample-breach",
-                        from_stage=cur.stage.id,
-                        to_stage=target.id,
-                        reason=reason,
-                        verdicts=rnd.measurements,
-                    )
                     view.note = f"breach: {autorollback.HELD}: {refused.message}"
                     on_round(view)
                     result.outcome = "not-rolled-back"
