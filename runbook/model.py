@@ -18,6 +18,9 @@ Timeout = Annotated[float, "timeout"]
 picking up a flag takes real time however fast the demo runs."""
 Size = Annotated[int, "size"]
 """Bytes; written `100MB`, `1GiB` in the file."""
+Identifier = Annotated[str, "identifier"]
+"""A PostgreSQL name (schema, table, NOTIFY channel): 1 to 63 bytes, as PostgreSQL would otherwise cut or
+refuse it."""
 
 
 def doc(text: str, default: Any = None, *, factory: Any = None) -> Any:
@@ -152,9 +155,11 @@ class DotenvFlags:
 class PostgresFlags:
     type: Literal["postgres"] = "postgres"
     url: str | None = doc("database holding the flags table; default: settings.database.url", None)
-    schema: str = doc("schema of the flags table", "runbook")
-    table: str = doc("flags table (name text primary key, value text, updated_at, updated_by)", "flags")
-    channel: str = doc("NOTIFY channel apps LISTEN on", "runbook_flags")
+    schema: Identifier = doc("schema of the flags table", "runbook")
+    table: Identifier = doc(
+        "flags table (name text primary key, value text, updated_at, updated_by)", "flags"
+    )
+    channel: Identifier = doc("NOTIFY channel apps LISTEN on", "runbook_flags")
 
 
 @dataclass(frozen=True)

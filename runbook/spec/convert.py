@@ -67,6 +67,8 @@ class Converter(LeafConverter):
             return self.duration(node, path, scaled=False)
         if mark == "size":
             return self.size(node, path)
+        if mark == "identifier":
+            return self.identifier(node, path)
         if get_origin(tp) is Annotated:
             return self._dispatch(node, get_args(tp)[0], path)
         if tp is Any:
@@ -87,6 +89,19 @@ class Converter(LeafConverter):
             return self.dataclass(node, typing.cast(type, tp), path)
         self.issues.add(node, path, f"the loader cannot read fields of type {tp!r} (a bug in this kind)")
         return INVALID
+
+    def identifier(self, node: Node, path: str) -> Any:
+        """A PostgreSQL name: 1 to 63 bytes (longer ones PostgreSQL cuts, or refuses in NOTIFY)."""
+        value = self.simple(node, str, path)
+        if value is INVALID:
+            return INVALID
+        size = len(str(value).encode("utf-8"))
+        if not 1 <= size <= 63 or "\x00" in str(value):
+            self.issues.add(
+                node, path, f"a PostgreSQL name must be 1 to 63 bytes without NUL, got {size} bytes"
+            )
+            return INVALID
+        return value
 
     # --- collections ----------------------------------------------------------------------------------
 

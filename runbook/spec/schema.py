@@ -76,6 +76,8 @@ class SchemaGen:
         mark = marker(tp)
         if mark in ("duration", "size", "timeout"):
             return {"$ref": "#/$defs/Size" if mark == "size" else "#/$defs/Duration"}
+        if mark == "identifier":
+            return {"type": "string", "minLength": 1, "maxLength": 63}
         if get_origin(tp) is Annotated:
             return self.of(get_args(tp)[0])
         if tp is Any:
