@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from runbook import contract
 from runbook.checks import expect as ex
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.transient import ServerError, budget, retry
@@ -117,8 +118,10 @@ def measure(params: HttpParams, ctx: CheckContext) -> Measurement:
     if params.headers or ctx.runbook.settings.app.headers:
         inputs["headers"] = sorted({*params.headers, *ctx.runbook.settings.app.headers})
 
-    def result(verdict: Verdict, value: Any, text: str) -> Measurement:
-        return Measurement(verdict, value, f"{params.method} {url} {text}", inputs)
+    def result(verdict: Verdict, value: Any, text: str, note: str | None = None) -> Measurement:
+        return Measurement(
+            verdict, value, f"{params.method} {url} {text}" + (f"; {note}" if note else ""), inputs
+        )
 
     try:
         resp = request(
@@ -138,7 +141,8 @@ def measure(params: HttpParams, ctx: CheckContext) -> Measurement:
     code = resp.status_code
     if code not in params.status:
         want = " or ".join(str(s) for s in params.status)
-        return result(Verdict.FAIL, code, f"-> {code}, expected {want}")
+        note = contract.note(url, params.method, status=code)
+        return result(Verdict.FAIL, code, f"-> {code}, expected {want}", note)
     if not params.expect and params.value is None:
         return result(Verdict.PASS, code, f"-> {code}")
     try:
@@ -149,16 +153,22 @@ def measure(params: HttpParams, ctx: CheckContext) -> Measurement:
     value: Any = code
     passed: list[str] = []
     failed: list[str] = []
+    read = [ex.parse_path(params.value)] if params.value is not None else []
+    wrong: list[tuple[str | int, ...]] = []
     try:
         if params.value is not None:
             value = ex.resolve(document, ex.parse_path(params.value), params.value)
         for assertion in ex.parse_all(params.expect):
+            read.append(assertion.parts)
             ok, _, text = assertion.evaluate(document)
             (passed if ok else failed).append(text)
+            wrong += [] if ok else [assertion.parts]
     except ex.MissingValue as exc:
-        return result(Verdict.FAIL, None, f"-> {code} but the body has {exc}")
+        note = contract.note(url, params.method, document=document, paths=read)
+        return result(Verdict.FAIL, None, f"-> {code} but the body has {exc}", note)
     notes = failed or passed
-    return result(Verdict.FAIL if failed else Verdict.PASS, value, "; ".join([f"-> {code}", *notes]))
+    note = contract.note(url, params.method, document=document, paths=wrong)  # a field of the wrong type
+    return result(Verdict.FAIL if failed else Verdict.PASS, value, "; ".join([f"-> {code}", *notes]), note)
 
 
 KIND = CheckKind(name="http", params=HttpParams, measure=measure, summary="status code and JSON fields")

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runbook import contract
 from runbook.checks import expect as ex
 from runbook.checks import processes
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Sample, Verdict
@@ -93,14 +94,19 @@ def read(params: MemoryParams, ctx: CheckContext) -> tuple[int, str]:
         except (httpx.HTTPError, ValueError) as exc:
             why = failure_reason(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
             raise Unmeasurable(f"GET {shown(ctx, params.url)} failed: {why}") from None
+        where, path, document = shown(ctx, params.url), ex.parse_path(params.field), None
         if resp.status_code != 200:
-            raise Unmeasurable(f"GET {shown(ctx, params.url)} -> {resp.status_code}, expected 200")
+            note = contract.note(where, status=resp.status_code)
+            raise Unmeasurable(f"GET {where} -> {resp.status_code}, expected 200" + contract.tail(note))
         try:
-            figure = ex.resolve(resp.json(), ex.parse_path(params.field), params.field)
+            document = resp.json()
+            figure = ex.resolve(document, path, params.field)
         except (ValueError, ex.MissingValue) as exc:
-            raise Unmeasurable(f"GET {shown(ctx, params.url)}: {exc}") from None
+            note = contract.note(where, document=document, paths=[path])
+            raise Unmeasurable(f"GET {where}: {exc}" + contract.tail(note)) from None
         if isinstance(figure, bool) or not isinstance(figure, int | float):
-            raise Unmeasurable(f"{params.field} is {ex.show(figure)}, not a number")
+            note = contract.note(where, document=document, paths=[path])
+            raise Unmeasurable(f"{params.field} is {ex.show(figure)}, not a number" + contract.tail(note))
         return round(figure * params.field_unit), f"{params.field} from {shown(ctx, params.url)}"
     try:
         series = instant_query(ctx, str(params.prometheus), str(params.query), params.headers)

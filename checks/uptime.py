@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from runbook import contract
 from runbook.checks import expect as ex
 from runbook.checks import processes
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
@@ -104,13 +105,21 @@ def started(params: UptimeParams, ctx: CheckContext, since: dt.datetime | None) 
         return at, f"pid {pid}" + (f" (youngest of {len(starts)})" if len(starts) > 1 else "")
     if params.url is not None:
         where = shown(ctx, params.url)
+        path, document = ex.parse_path(params.field), None
         try:
             resp = request(ctx, params.url, headers=params.headers)
-            raw = ex.resolve(resp.json(), ex.parse_path(params.field), params.field)
+            if resp.status_code in (404, 405) and contract.endpoint(where):
+                raise Unmeasurable(
+                    f"GET {where} -> {resp.status_code}, expected 200"
+                    + contract.tail(contract.note(where, status=resp.status_code))
+                )
+            document = resp.json()
+            raw = ex.resolve(document, path, params.field)
         except httpx.HTTPError as exc:
             raise Unmeasurable(f"GET {where} failed: {failure_reason(exc)}") from None
         except (ValueError, ex.MissingValue) as exc:
-            raise Unmeasurable(f"GET {where}: {exc}") from None
+            note = contract.note(where, document=document, paths=[path])
+            raise Unmeasurable(f"GET {where}: {exc}" + contract.tail(note)) from None
         try:
             if params.field_is == "uptime":
                 if isinstance(raw, bool) or not isinstance(raw, int | float):
@@ -118,7 +127,8 @@ def started(params: UptimeParams, ctx: CheckContext, since: dt.datetime | None) 
                 return ctx.now() - dt.timedelta(seconds=raw), f"{params.field} from {where}"
             return _timestamp(raw), f"{params.field} from {where}"
         except ValueError as exc:
-            raise Unmeasurable(str(exc)) from None
+            note = contract.note(where, document=document, paths=[path])
+            raise Unmeasurable(str(exc) + contract.tail(note)) from None
     return _from_registry(params, ctx, since)
 
 

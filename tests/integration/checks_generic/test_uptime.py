@@ -116,7 +116,12 @@ def test_http_field(
 def test_http_field_problems_are_errors(app: App, make_ctx: ContextFactory) -> None:
     app.state.health = {"uptime": "a while"}
     m = run_check(spec("uptime", url="/api/health"), make_ctx(app.url))
-    assert (m.verdict, m.explanation) == (Verdict.ERROR, 'uptime is "a while", not a number of seconds')
+    assert (m.verdict, m.explanation) == (
+        Verdict.ERROR,
+        'uptime is "a while", not a number of seconds; GET /api/health has `uptime` = "a while", a string'
+        " (the app contract: a number, seconds since the process started; docs/app-contract.md);"
+        " `migrate scaffold` writes these endpoints",
+    )
     m = run_check(spec("uptime", url="/api/health", field="nope"), make_ctx(app.url))
     assert m.verdict is Verdict.ERROR
     assert 'no field "nope"' in m.explanation
