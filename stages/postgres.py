@@ -16,8 +16,9 @@ Contract with the app (the example app in examples/pgboss-app implements it):
   PostgreSQL delivers the notification on commit, so a listener never sees a value the table does not hold.
 - The app should `LISTEN {channel}` and apply the payload at once (this is what makes a rollback instant),
   read the whole table at start-up and after every reconnect (notifications sent while it was disconnected
-  are lost), and treat a missing row as "the flag's safe value".
+  are lost), and treat a missing row (or NULL) as "use the environment variable, else off".
 - Values are text (`true`/`false` for booleans), exactly as declared in the runbook's `flags`.
+- docs/app-contract.md is the whole contract (what "on" means, precedence, how fast a flip must be seen).
 
 After writing, every value is read back on a fresh statement; a difference raises FlagWriteError.
 """
