@@ -319,6 +319,59 @@ def report(cli: Cli, path: str) -> None:
     cli.run(lambda: run(cli.session(), path=path))
 
 
+@main.command(short_help="Write the app half: flags client, queue manager, endpoints.")
+@click.option(
+    "--out",
+    default="runbook-app",
+    show_default=True,
+    help="Folder to write into: runbook/ (flags, queue manager, status, runtime) and, for next, app/api/... "
+    "(pass the folder holding your app/ folder, e.g. --out src, to serve the routes as they are).",
+)
+@click.option("--framework", type=click.Choice(["next", "express"]), default="next", show_default=True)
+@click.option(
+    "--lang", type=click.Choice(["ts", "js"]), default="ts", show_default=True, help="js: ESM JavaScript."
+)
+@click.option(
+    "--pgboss",
+    type=click.Choice(["10", "11", "12"]),
+    default=None,
+    help="pg-boss major (default: read from package-lock.json / package.json in --app).",
+)
+@click.option(
+    "--app", default=None, metavar="DIR", help="The app's folder (its package.json); default: here."
+)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff when the files differ.")
+@click.option("--force", is_flag=True, help="Also overwrite files edited since scaffold wrote them.")
+@pass_cli
+def scaffold(
+    cli: Cli,
+    out: str,
+    framework: str,
+    lang: str,
+    pgboss: str | None,
+    app: str | None,
+    check: bool,
+    force: bool,
+) -> None:
+    """Write the app half of the runbook, named after it (flags, queues, schema, flag table): a flags client,
+    the plan's queue manager done right for the app's pg-boss major, and the endpoints migrate reads."""
+    from runbook.commands.scaffold import scaffold as run
+
+    cli.run(
+        lambda: run(
+            cli.file,
+            out=out,
+            framework=framework,
+            lang=lang,
+            pgboss=pgboss,
+            app=app,
+            check=check,
+            force=force,
+            env=cli.env,
+        )
+    )
+
+
 @main.command()
 @click.option(
     "--pgboss", type=click.Choice(["10", "12"]), default="12", show_default=True, help="pg-boss line."

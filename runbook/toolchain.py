@@ -82,21 +82,46 @@ def cache_dir() -> Path:
 
 def ensure_pgboss(major: str, node: Node | None = None) -> Path:
     """A folder whose node_modules holds pg-boss of that line (`10`, `11` or `12`); installed once."""
-    node = node or find_node()
     spec = PGBOSS_VERSIONS.get(major, major)
-    target = cache_dir() / f"pgboss-{major}"
-    marker = target / "node_modules" / "pg-boss" / "package.json"
-    if marker.exists():
-        return target
+    return ensure_packages(f"pgboss-{major}", [f"pg-boss@{spec}", "pg@8"], node)
+
+
+TYPECHECK_PACKAGES = ["typescript@7", "@types/node@24", "pg@8", "@types/pg@8", "@types/express@5"]
+"""What `tsc --strict` needs to check scaffold's output (with pg-boss of one line)."""
+
+
+def ensure_typecheck(major: str, node: Node | None = None) -> Path:
+    """A folder whose node_modules holds TypeScript, the types of Node, pg, Express, and pg-boss `major`."""
+    spec = PGBOSS_VERSIONS.get(major, major) if major != "11" else "11"
+    return ensure_packages(f"tsc-pgboss-{major}", [*TYPECHECK_PACKAGES, f"pg-boss@{spec}"], node)
+
+
+def ensure_packages(name: str, specs: list[str], node: Node | None = None) -> Path:
+    """cache_dir()/name with `specs` installed by npm, once: a file lock keeps parallel test workers (or
+    processes) from installing into the same folder at the same time; a finished install leaves a marker
+    naming the specs, so a changed list installs again."""
+    from filelock import FileLock
+
+    target = cache_dir() / name
     target.mkdir(parents=True, exist_ok=True)
-    (target / "package.json").write_text(json.dumps({"name": f"pgboss-{major}", "private": True}))
-    cmd = [*node.npm, "install", "--no-audit", "--no-fund", "--loglevel=error", f"pg-boss@{spec}", "pg@8"]
-    proc = subprocess.run(cmd, cwd=target, env=node.env(), capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0 or not marker.exists():
-        raise ConfigError(
-            f"npm could not install pg-boss@{spec}: {proc.stderr.strip()[-500:]}",
-            hint="check that the npm registry is reachable",
+    marker = target / ".installed"
+    wanted = "\n".join(specs)
+    with FileLock(str(target) + ".lock", timeout=900):
+        legacy_ok = (
+            name.startswith("pgboss-") and (target / "node_modules" / "pg-boss" / "package.json").exists()
         )
+        if (marker.exists() and marker.read_text() == wanted) or (legacy_ok and not marker.exists()):
+            return target
+        node = node or find_node()
+        (target / "package.json").write_text(json.dumps({"name": name, "private": True}))
+        cmd = [*node.npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *specs]
+        proc = subprocess.run(cmd, cwd=target, env=node.env(), capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise ConfigError(
+                f"npm could not install {' '.join(specs)}: {proc.stderr.strip()[-500:]}",
+                hint="check that the npm registry is reachable",
+            )
+        marker.write_text(wanted)
     return target
 
 

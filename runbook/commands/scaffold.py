@@ -1,0 +1,129 @@
+"""`migrate scaffold`: write the app half of the runbook (flags client, queue manager, the endpoints `migrate`
+reads) into the app, named after the runbook and correct for its pg-boss major; `--check` only compares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runbook.errors import UsageError
+from runbook.exitcodes import ExitCode
+from runbook.scaffold_detect import MAJORS, detect_pgboss
+from runbook.scaffold_files import Planned, plan_files, write_files
+from runbook.scaffold_render import FRAMEWORKS, LANGS, render_app
+
+DEFAULT_OUT = "runbook-app"
+
+
+@dataclass
+class ScaffoldResult:
+    out: str
+    framework: str
+    lang: str
+    pgboss: str
+    pgboss_source: str
+    runbook: str
+    check: bool
+    files: list[dict[str, str]] = field(default_factory=list)
+    diff: str = ""
+    warnings: list[str] = field(default_factory=list)
+    template: str = "scaffold"
+    exit_code: ExitCode = ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "out": self.out,
+            "framework": self.framework,
+            "lang": self.lang,
+            "pgboss": self.pgboss,
+            "pgboss_source": self.pgboss_source,
+            "runbook": self.runbook,
+            "check": self.check,
+            "files": self.files,
+            "kept": [f["path"] for f in self.files if f["action"] in ("kept-edited", "kept-foreign")],
+            "diff": self.diff,
+            "warnings": self.warnings,
+            "exit_code": int(self.exit_code),
+        }
+
+
+def scaffold(
+    runbook_file: str | Path,
+    *,
+    out: str | Path = DEFAULT_OUT,
+    framework: str = "next",
+    lang: str = "ts",
+    pgboss: str | None = None,
+    app: str | Path | None = None,
+    check: bool = False,
+    force: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> ScaffoldResult:
+    """Render, compare and (unless `check`) write. Every input is checked before the first file is written."""
+    from runbook.scaffold_names import app_names
+    from runbook.spec import load_runbook
+
+    _choice(framework, FRAMEWORKS, "--framework")
+    _choice(lang, LANGS, "--lang")
+    if pgboss is not None:
+        _choice(pgboss, MAJORS, "--pgboss")
+    app_dir = Path(app) if app is not None else Path.cwd()
+    if app is not None and not app_dir.is_dir():
+        raise UsageError(
+            f"--app {app}: not a folder", hint="pass --app with the folder of the app's package.json"
+        )
+    names = app_names(load_runbook(runbook_file, env=env))
+    detected = detect_pgboss(app_dir)
+    warnings = []
+    if pgboss is None:
+        if detected.major is None:
+            raise UsageError(
+                f"cannot tell which pg-boss the app uses ({detected.source})",
+                hint="pass --pgboss 10, 11 or 12 (or --app with the folder of the app's package.json)",
+            )
+        pgboss, source = detected.major, detected.source
+    else:
+        source = "--pgboss"
+        if detected.major is not None and detected.major != pgboss:
+            warnings.append(f"--pgboss {pgboss}, but {detected.source} says pg-boss {detected.major}")
+    files = render_app(names, framework=framework, lang=lang, major=pgboss)
+    planned = plan_files(Path(out), files)
+    result = ScaffoldResult(
+        out=str(out),
+        framework=framework,
+        lang=lang,
+        pgboss=pgboss,
+        pgboss_source=source,
+        runbook=str(runbook_file),
+        check=check,
+        warnings=warnings,
+    )
+    if check:
+        result.files = [{"path": str(p.path), "action": _check_word(p)} for p in planned]
+        result.diff = "".join(p.diff() for p in planned if p.action != "same")
+        result.exit_code = ExitCode.NOT_READY if result.diff else ExitCode.OK
+        return result
+    write_files(planned, force=force)
+    result.files = [{"path": str(p.path), "action": _write_word(p, force)} for p in planned]
+    if any(p.kept for p in planned) and not force:
+        result.exit_code = ExitCode.NOT_READY
+    return result
+
+
+def _choice(value: str, allowed: tuple[str, ...], option: str) -> None:
+    if value not in allowed:
+        raise UsageError(
+            f"{option} {value!r} is not one of {', '.join(allowed)}", hint=f"pass {option} {allowed[0]}"
+        )
+
+
+def _check_word(p: Planned) -> str:
+    return {"create": "missing", "update": "outdated", "same": "up-to-date"}.get(p.action, p.action)
+
+
+def _write_word(p: Planned, force: bool) -> str:
+    if p.kept:
+        return "overwritten" if force else f"kept-{p.action}"
+    return {"create": "created", "update": "updated", "same": "unchanged"}[p.action]
