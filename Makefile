@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip uninstall -q -y runbook 2>/dev/null || true  # older checkouts installed it as `runbook`
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 

@@ -18,10 +18,10 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from runbook import __version__
+from runbook.dist import default_requirement, install_requirement
 from runbook.errors import ConfigError
 from runbook.junit import template_env
 
@@ -37,8 +37,9 @@ class CiOptions:
 
     cron: str = "*/15 * * * *"
     """When the gate runs (5 fields, UTC)."""
-    install: str = f"runbook=={__version__}"
-    """The pip requirement installing the toolkit (pin the version you tested, or a VCS URL)."""
+    install: str = field(default_factory=default_requirement)
+    """What pip installs: runbook-pgboss==X.Y.Z (default: this version), a wheel of it, or a VCS URL at a
+    commit (runbook.dist.install_requirement refuses anything else)."""
     python: str = "3.11"
     database_secret: str = "DATABASE_URL"
     """Name of the CI secret holding the application database URL (exported as DATABASE_URL)."""
@@ -73,7 +74,7 @@ def options_from(value: CiOptions | Mapping[str, Any] | None) -> CiOptions:
     return replace(CiOptions(), **data)
 
 
-def _check(opts: CiOptions) -> None:
+def _check(opts: CiOptions) -> CiOptions:
     for f in fields(opts):
         value = getattr(opts, f.name)
         if any("\n" in str(v) or "\r" in str(v) for v in (value if isinstance(value, tuple) else (value,))):
@@ -88,6 +89,7 @@ def _check(opts: CiOptions) -> None:
             )
         if name.upper().startswith("GITHUB_"):
             raise ConfigError(f"CI secret name {name!r} is reserved by GitHub", hint="rename the secret")
+    return replace(opts, install=install_requirement(opts.install))
 
 
 def render_ci(
@@ -98,8 +100,7 @@ def render_ci(
     """Render the pipeline of `kind` for the runbook at `runbook_path` (relative to the repository)."""
     if kind not in KINDS:
         raise ConfigError(f"unknown CI kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
-    opts = options_from(options)
-    _check(opts)
+    opts = _check(options_from(options))
     env = template_env(autoescape=False)
     env.filters["q"] = lambda v: json.dumps(str(v))  # a JSON string is a valid, safely quoted YAML scalar
     env.filters["sh"] = shlex.quote

@@ -163,12 +163,30 @@ def schema(cli: Cli) -> None:
 @click.option(
     "--role", default=None, metavar="NAME", help="Also write runbook-role.sql: a least-privilege role NAME."
 )
+@click.option(
+    "--install-from",
+    default=None,
+    metavar="SOURCE",
+    help="What the pipeline installs: a wheel path or a VCS URL at a commit (default: runbook-pgboss==this).",
+)
 @pass_cli
-def init(cli: Cli, directory: str, ci: str | None, force: bool, role: str | None) -> None:
+def init(
+    cli: Cli, directory: str, ci: str | None, force: bool, role: str | None, install_from: str | None
+) -> None:
     """Write stages.yaml, a flags file and optionally a CI pipeline and a least-privilege role script."""
     from runbook.commands.init import init as run
 
-    cli.run(lambda: run(directory, ci=ci, force=force, runbook_file=cli.file, role=role, env=cli.env))
+    cli.run(
+        lambda: run(
+            directory,
+            ci=ci,
+            force=force,
+            runbook_file=cli.file,
+            role=role,
+            env=cli.env,
+            install_from=install_from,
+        )
+    )
 
 
 @main.command(short_help="The next transition: flag diff and blockers.")

