@@ -180,3 +180,49 @@ def test_the_scaffold_runs_on_node_with_real_pgboss(
     assert body["pgboss"]["installed"] is True and body["pgboss"]["major"] == int(major)
     assert body["pgboss"]["schemaVersion"] == (24 if major == "10" else body["pgboss"]["schemaVersion"])
     assert out["healthOn"]["body"]["pgboss"]["workers"] == 5 + 10 + 1  # CONCURRENCY, and 1 for new-type
+
+
+FALLBACK = """\
+const { configureRuntime, stopRuntime } = await import('./express-js/runbook/runtime.js')
+const rt = configureRuntime({ legacy: async (type) => `legacy-${type}`, log: () => {} })
+await rt.ready
+process.env.PGBOSS_ENABLED = 'true' // no flag row: the environment decides
+const route = rt.queue.route('import-article')
+const sent = await rt.queue.send('import-article', { n: 1 })
+console.log(JSON.stringify({ route, sent, error: rt.queue.lastError, started: rt.queue.started }))
+await stopRuntime()
+"""
+
+
+def test_jobs_go_to_the_legacy_path_when_pgboss_cannot_start(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrate: Migrate
+) -> None:
+    """The plan's fallback: pg-boss 12 refuses the runbook's schema name, so the import job routed to it is
+    created on the legacy path and lastError says why."""
+    monkeypatch.setenv("RUNBOOK_CACHE", os.environ.get("RUNBOOK_CACHE") or str(REPO / ".cache" / "runbook"))
+    try:
+        node = find_node()
+        modules = ensure_typecheck("12", node) / "node_modules"
+    except ConfigError as exc:
+        pytest.fail(f"running scaffold's output needs Node.js and pg-boss 12: {exc}")
+    monkeypatch.chdir(tmp_path)
+    text = (
+        (REPO / "stages.yaml").read_text().replace("schema: ${PGBOSS_SCHEMA:-pgboss}", "schema: Bad-Schema")
+    )
+    (tmp_path / "stages.yaml").write_text(text)
+    r = migrate("scaffold", "--pgboss", "12", "--framework", "express", "--lang", "js", "--out", "express-js")
+    assert r.code == 0, r.text
+    (tmp_path / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    (tmp_path / "node_modules").symlink_to(modules)
+    (tmp_path / "fallback.mjs").write_text(FALLBACK)
+    env = {**node.env(), "DATABASE_URL": pg_url}
+    env.pop("PGBOSS_ENABLED", None)
+    proc = subprocess.run(
+        [str(node.node), "fallback.mjs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["route"] == "pgboss"
+    assert out["sent"] == {"id": "legacy-import-article", "type": "import-article", "routedTo": "legacy"}
+    assert out["started"] is False
+    assert 'Schema name "Bad-Schema"' in out["error"]
