@@ -206,6 +206,7 @@ def test_jobs_go_to_the_legacy_path_when_pgboss_cannot_start(
     except ConfigError as exc:
         pytest.fail(f"running scaffold's output needs Node.js and pg-boss 12: {exc}")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNBOOK_FILE", raising=False)
     text = (
         (REPO / "stages.yaml").read_text().replace("schema: ${PGBOSS_SCHEMA:-pgboss}", "schema: Bad-Schema")
     )
