@@ -52,12 +52,15 @@ import { healthHandler, mountRunbookRoutes } from './express-ts/runbook/express.
 
 const rt = configureRuntime({
   legacy: async (type: string, data: object) => `${type}:${JSON.stringify(data)}`,
-  handlers: { evaluation: async (data, job) => { console.log(job.id, job.data === data) } }
+  handlers: { evaluation: async (data, job) => { console.log(job.id, job.data === data) } },
+  jobOptions: { evaluation: { retryLimit: 5, priority: 1 } }
 })
 rt.flags.on('change', (snapshot) => { const on: boolean = snapshot.PGBOSS_FOR_NEW_EVALS; console.log(on) })
 const enabled: boolean = rt.flags.isOn('PGBOSS_ENABLED')
 // @ts-expect-error: not a flag of the runbook
 rt.flags.isOn('NOT_A_FLAG')
+// @ts-expect-error: teamSize is not a send option of any pg-boss
+configureRuntime({ jobOptions: { evaluation: { teamSize: 5 } } })
 const sent: Promise<{ id: string, routedTo: 'pgboss' | 'legacy' }> =
   rt.queue.send(QUEUES[0], { url: 'https://example.com' })
 const responses: Array<Promise<Response>> =
