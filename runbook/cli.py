@@ -4,7 +4,6 @@ hand its result to the output object. Nothing else lives here."""
 from __future__ import annotations
 
 import gc
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,10 +12,9 @@ from typing import Any, TypeVar
 import click
 
 from runbook import __version__
+from runbook.cliglobals import GlobalGroup, Settings, global_options, settings_from
 from runbook.errors import RunbookError, UsageError
 from runbook.exitcodes import ExitCode
-from runbook.output import FORMATS, Output
-from runbook.units import TIME_SCALE_ENV
 
 F = TypeVar("F", bound=Callable[..., Any])
 LONG_RUNNING = frozenset({"watch", "demo"})
@@ -24,13 +22,10 @@ LONG_RUNNING = frozenset({"watch", "demo"})
 
 
 @dataclass
-class Cli:
-    """What every command gets: the runbook path, the output object and the environment."""
+class Cli(Settings):
+    """What every command gets: the global options' settings (runbook path, output object, environment) and
+    the sessions it opens."""
 
-    file: str
-    output: Output
-    traceback: bool = False
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     sessions: list[Any] = field(default_factory=list)
     """Sessions this invocation opened; `close` closes them (and delivers their notifications)."""
 
@@ -87,38 +82,13 @@ def _confirm(question: str) -> bool:
 pass_cli = click.make_pass_decorator(Cli)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=GlobalGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="migrate")
-@click.option(
-    "-f",
-    "--file",
-    "file_",
-    default="stages.yaml",
-    envvar="RUNBOOK_FILE",
-    show_default=True,
-    help="The runbook file.",
-)
-@click.option(
-    "-o",
-    "--output",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
-@click.option(
-    "--time-scale",
-    type=float,
-    default=None,
-    help=f"Multiply every duration by this factor (demos, tests); recorded in history. Env {TIME_SCALE_ENV}.",
-)
-@click.option("--traceback", is_flag=True, help="Show Python tracebacks of errors (for bug reports).")
-@click.option("--no-color", is_flag=True, help="No colours (NO_COLOR is honoured too).")
+@global_options
 @click.pass_context
-def main(
-    ctx: click.Context, file_: str, fmt: str, time_scale: float | None, traceback: bool, no_color: bool
-) -> None:
+def main(ctx: click.Context, /, **values: Any) -> None:
     """Walk a staged, flag-gated migration: measure, flip flags, soak, roll back."""
     if ctx.invoked_subcommand not in LONG_RUNNING:
         # A short command loads its modules and the runbook once and exits: the cyclic collector would only
@@ -127,23 +97,21 @@ def main(
         # callers that invoke the CLI in their own process.)
         gc.disable()
         ctx.call_on_close(gc.enable)
-    env = dict(os.environ)
-    if time_scale is not None:
-        if not 0 < time_scale <= 1:
-            raise click.BadParameter("must be in (0, 1]", param_hint="--time-scale")
-        env[TIME_SCALE_ENV] = str(time_scale)  # for this invocation only: never the process environment
-    out = Output(fmt, color=False if no_color else None)
-    ctx.obj = Cli(file=file_, output=out, traceback=traceback, env=env)
+    ctx.obj = settings_from(ctx, Cli(), values)  # a global option typed after the command overrides these
     ctx.call_on_close(ctx.obj.close)  # sessions opened outside `Cli.run` close too
 
 
 @main.command(short_help="Check the runbook file (no connections).")
+@click.argument("path", metavar="[FILE]", required=False)
 @pass_cli
-def validate(cli: Cli) -> None:
-    """Check the runbook file without touching anything."""
+def validate(cli: Cli, path: str | None) -> None:
+    """Check the runbook FILE (default: -f, else stages.yaml) without touching anything."""
     from runbook.commands.validate import validate as run
 
-    cli.run(lambda: run(cli.file, cli.env))
+    if path is not None and cli.file_typed and path != cli.file:
+        cli.output.error(UsageError(f"two runbook files: {path} and -f {cli.file}", hint="give one of them"))
+        sys.exit(int(ExitCode.USAGE))
+    cli.run(lambda: run(path or cli.file, cli.env))
 
 
 @main.command(short_help="Print the JSON Schema of the format.")
