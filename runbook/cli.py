@@ -358,6 +358,37 @@ def scaffold(
     )
 
 
+@main.group(short_help="Move queued work: legacy rows into pg-boss.")
+def transfer() -> None:
+    """Move queued work exactly once (the runbook's settings.transfer mapping)."""
+
+
+@transfer.command("legacy", short_help="Move claimable legacy rows into a pg-boss queue.")
+@click.option("--queue", required=True, help="Target pg-boss queue (must exist; standard policy).")
+@click.option(
+    "--type", "type_value", default=None, help="Only rows of this legacy type (settings.legacy.type_column)."
+)
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=500, show_default=True, help="Rows per transaction."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most this many rows.")
+@click.option("--dry-run", is_flag=True, help="Count per type and show a sample; lock and write nothing.")
+@pass_cli
+def transfer_legacy(
+    cli: Cli, queue: str, type_value: str | None, batch: int, limit: int | None, dry_run: bool
+) -> None:
+    """Claim pending legacy rows (FOR UPDATE SKIP LOCKED: never one a legacy worker holds), insert their jobs
+    with deterministic ids (ON CONFLICT DO NOTHING) and mark the rows, one transaction per batch. Safe to
+    rerun after a crash: nothing is lost or inserted twice."""
+    from runbook.commands.transfer import transfer_legacy as run
+
+    cli.run(
+        lambda: run(
+            cli.session(), queue=queue, type_value=type_value, batch=batch, limit=limit, dry_run=dry_run
+        )
+    )
+
+
 @main.command()
 @click.option(
     "--pgboss", type=click.Choice(["10", "12"]), default="12", show_default=True, help="pg-boss line."

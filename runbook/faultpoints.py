@@ -20,6 +20,13 @@ POINTS = (
     "rollback:flipped",
     "rollback:committed",
 )
+TRANSFER_POINTS = (
+    "transfer:claimed",
+    "transfer:inserted",
+    "transfer:marked",
+    "transfer:committed",
+)
+"""Steps of each `migrate transfer` batch (runbook.transfer.batch); tests/integration/transfer kills there."""
 
 
 def pause(name: str) -> None:

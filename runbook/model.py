@@ -212,6 +212,50 @@ class LegacySettings:
 
 
 @dataclass(frozen=True)
+class TransferSettings:
+    """How `migrate transfer legacy` turns a pending legacy row into a pg-boss job (same database only)."""
+
+    queues: Mapping[str, str] = doc(
+        "target pg-boss queue per legacy type value (settings.legacy.type_column); without a type column "
+        "every claimable row goes to the queue named by --queue",
+        factory=dict,
+    )
+    data: Mapping[str, str] = doc(
+        "job data keys and the legacy columns they copy, e.g. {evaluationId: evaluationId}", factory=dict
+    )
+    data_column: str | None = doc(
+        "a json/jsonb (or JSON text) column holding the job's data object; `data` keys are merged over it",
+        None,
+    )
+    legacy_id_key: str | None = doc("data key receiving the legacy row's id; null: not added", "legacyJobId")
+    namespace: str = doc(
+        "UUID namespace of the deterministic job ids: uuid5(namespace, '<runbook name>:<legacy id>'), so a "
+        "rerun never inserts a job twice",
+        "6f1d3c2a-8b7e-5f4a-9c3d-2e1b0a9f8e7d",
+    )
+    retry_limit: int | None = doc("job retryLimit; unset: the queue's, else pg-boss's default (2)", None)
+    retry_delay: int | None = doc("job retryDelay in seconds; unset: the queue's, else 0", None)
+    priority: int | None = doc("job priority; unset: 0", None)
+    expire_in: Timeout | None = doc("job expiry (expireInSeconds); unset: the queue's, else 15 minutes", None)
+    start_after_column: str | None = doc(
+        "a timestamp column giving the job's startAfter; unset or null in a row: now", None
+    )
+    moved: Literal["cancel", "delete", "archive"] = doc(
+        "what happens to a moved legacy row: `cancel` (status set to `moved_status`), `delete`, or `archive` "
+        "(copied to `archive_table`, then deleted)",
+        "cancel",
+    )
+    moved_status: str = doc("status written on a moved row (moved: cancel)", "CANCELLED")
+    marker_column: str | None = doc("a text column receiving the pg-boss job id of a moved row", None)
+    updated_column: str | None = doc(
+        "a timestamp column set to now() on a moved row (Prisma's updatedAt)", None
+    )
+    archive_table: str | None = doc(
+        "table (in settings.legacy.schema, same columns) for moved: archive", None
+    )
+
+
+@dataclass(frozen=True)
 class Defaults:
     interval: Duration = doc("monitor sampling interval", 60.0)
     timeout: Timeout = doc("per-check timeout", 10.0)
@@ -235,6 +279,7 @@ class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     pgboss: PgBossSettings = field(default_factory=PgBossSettings)
     legacy: LegacySettings = field(default_factory=LegacySettings)
+    transfer: TransferSettings = field(default_factory=TransferSettings)
     defaults: Defaults = field(default_factory=Defaults)
     notifications: tuple[Webhook, ...] = ()
 

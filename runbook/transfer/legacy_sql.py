@@ -1,0 +1,116 @@
+"""The legacy side of a transfer: which rows are claimable, how a row's job data is built (in SQL, so values
+keep PostgreSQL's own JSON form), the claim (`FOR UPDATE SKIP LOCKED`: never a row a legacy worker holds,
+oldest first) and what happens to a moved row (a status and a marker, a delete, or a move to an archive)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from runbook.transfer.mapping import Mapping
+
+
+def where(m: Mapping) -> tuple[sql.Composable, list[Any]]:
+    """Claimable rows of this transfer: pending statuses, the mapping's filter, the queue's types."""
+    lt = m.legacy
+    status, sparams = lt.status_in("pending")
+    filt, fparams = lt.row_filter()
+    parts: list[sql.Composable] = [status, filt]
+    params: list[Any] = [*sparams, *fparams]
+    if m.types is not None:
+        parts.append(sql.SQL("{} = ANY(%s)").format(lt.col("type")))
+        params.append(list(m.types))
+    return sql.SQL(" AND ").join(parts), params
+
+
+def data_expr(m: Mapping) -> sql.Composable:
+    """The job's data as jsonb: the data column's object, the mapped columns and the legacy id over it."""
+    ts = m.settings
+    pairs: list[sql.Composable] = []
+    for key, column in ts.data.items():
+        pairs.append(sql.SQL("{}, {}").format(sql.Literal(key), sql.Identifier(column)))
+    if ts.legacy_id_key:
+        pairs.append(sql.SQL("{}, {}").format(sql.Literal(ts.legacy_id_key), m.legacy.col("id")))
+    built = sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
+    if not ts.data_column:
+        return built
+    base = sql.SQL("COALESCE({}::text::jsonb, '{{}}'::jsonb)").format(sql.Identifier(ts.data_column))
+    return sql.SQL("({} || {})").format(base, built) if pairs else base
+
+
+def start_after_expr(m: Mapping) -> sql.Composable:
+    """startAfter as a JSON string or null (a timestamp without time zone read as UTC if it holds UTC)."""
+    column = m.settings.start_after_column
+    if not column:
+        return sql.SQL("'null'")
+    ident = sql.Identifier(column)
+    kind = m.legacy.columns[column].type
+    if kind.startswith("timestamp without") and m.legacy.settings.timestamps_utc:
+        value: sql.Composable = sql.SQL("({} AT TIME ZONE 'UTC')").format(ident)
+    else:
+        value = sql.SQL("{}::timestamptz").format(ident)
+    return sql.SQL("to_json({})::text").format(value)
+
+
+def select(m: Mapping, *, lock: bool) -> tuple[sql.Composed, list[Any]]:
+    """id (as text and as is), data JSON text, startAfter JSON of the oldest claimable rows."""
+    lt = m.legacy
+    cond, params = where(m)
+    query = sql.SQL(
+        "SELECT {id}::text, {id}, {data}::text, {start} FROM {table} WHERE {cond}"
+        " ORDER BY {created}, {id} LIMIT %s{lock}"
+    ).format(
+        id=lt.col("id"),
+        data=data_expr(m),
+        start=start_after_expr(m),
+        table=lt.ident,
+        cond=cond,
+        created=lt.col("created"),
+        lock=sql.SQL(" FOR UPDATE SKIP LOCKED" if lock else ""),
+    )
+    return query, params
+
+
+def counts(m: Mapping) -> tuple[sql.Composed, list[Any]]:
+    """Claimable rows per type (one row `(None, n)` without a type column)."""
+    lt = m.legacy
+    cond, params = where(m)
+    kind = lt.col("type") if m.types is not None else sql.SQL("NULL::text")
+    query = sql.SQL("SELECT {kind}::text, count(*) FROM {table} WHERE {cond} GROUP BY 1 ORDER BY 1").format(
+        kind=kind, table=lt.ident, cond=cond
+    )
+    return query, params
+
+
+def mark(m: Mapping) -> list[sql.Composed]:
+    """Statements marking the moved rows; each takes `%(ids)s` (legacy ids) and `%(jobs)s` (job ids)."""
+    lt, ts = m.legacy, m.settings
+    ids = sql.SQL("%(ids)s::{}[]").format(sql.SQL(lt.columns[lt.settings.id_column].type))
+    if ts.moved == "delete":
+        return [sql.SQL("DELETE FROM {} WHERE {} = ANY({})").format(lt.ident, lt.col("id"), ids)]
+    if ts.moved == "archive":
+        archive = sql.Identifier(lt.settings.schema, ts.archive_table or "")
+        return [
+            sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE {} = ANY({})").format(
+                archive, lt.ident, lt.col("id"), ids
+            ),
+            sql.SQL("DELETE FROM {} WHERE {} = ANY({})").format(lt.ident, lt.col("id"), ids),
+        ]
+    sets: list[sql.Composable] = [sql.SQL("{} = %(status)s").format(lt.col("status"))]
+    if ts.marker_column:
+        sets.append(sql.SQL("{} = m.job_id").format(sql.Identifier(ts.marker_column)))
+    if ts.updated_column:
+        sets.append(sql.SQL("{} = {}").format(sql.Identifier(ts.updated_column), _now(m, ts.updated_column)))
+    return [
+        sql.SQL(
+            "UPDATE {table} t SET {sets} FROM unnest({ids}, %(jobs)s::text[]) AS m(legacy_id, job_id)"
+            " WHERE t.{id} = m.legacy_id"
+        ).format(table=lt.ident, sets=sql.SQL(", ").join(sets), ids=ids, id=lt.col("id"))
+    ]
+
+
+def _now(m: Mapping, column: str) -> sql.Composable:
+    if m.legacy.columns[column].with_time_zone:
+        return sql.SQL("now()")
+    return sql.SQL("(now() AT TIME ZONE 'UTC')" if m.legacy.settings.timestamps_utc else "localtimestamp")

@@ -1,0 +1,157 @@
+"""Resolve `settings.transfer` against the real database before anything moves: the legacy columns it names
+exist, the types that go to the queue, the pg-boss layout (10 or 12), the queue exists and has a policy whose
+jobs a plain insert cannot lose. Every problem is a ConfigError (exit 2) naming the setting to fix."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from runbook.checks import legacy_table, pgboss_layout
+from runbook.checks.sqlutil import CATALOG, MeasureError, Session
+from runbook.errors import ConfigError, UsageError
+from runbook.model import Runbook, TransferSettings
+
+SUPPORTED_LAYOUTS = ("v10", "v12")
+PLAIN_POLICIES = (None, "standard")
+"""Queue policies under which every inserted job stays: the others (short, singleton, stately, exclusive,
+key_strict_fifo) make pg-boss itself drop or refuse jobs, which a transfer must not do silently."""
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    name: str
+    policy: str | None
+    table: str
+    """Table the queue's jobs live in: `job` (v10, the partitioned parent) or queue.table_name (v12)."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A transfer, resolved: legacy table (verified), pg-boss layout and queue, the legacy types moved."""
+
+    legacy: legacy_table.LegacyTable
+    layout: pgboss_layout.Layout
+    queue: QueueInfo
+    types: tuple[str, ...] | None
+    """Type values moved (settings.legacy.type_column); None when the table has no type column."""
+    settings: TransferSettings
+    namespace: uuid.UUID
+    runbook: str
+    has_job_now: bool
+
+    def job_id(self, legacy_id: Any) -> str:
+        """The deterministic pg-boss id of a legacy row: uuid5(namespace, '<runbook>:<legacy id>')."""
+        return str(uuid.uuid5(self.namespace, f"{self.runbook}:{legacy_id}"))
+
+
+def resolve(session: Session, rb: Runbook, *, queue: str, type_value: str | None) -> Mapping:
+    """Check the mapping, the queue and the layout; raise ConfigError / UsageError naming the fix."""
+    ts = rb.settings.transfer
+    try:
+        namespace = uuid.UUID(ts.namespace)
+    except ValueError:
+        raise ConfigError(
+            f"settings.transfer.namespace is not a UUID: {ts.namespace!r}", hint="write a UUID, e.g. uuidgen"
+        ) from None
+    types = _types(rb, queue, type_value)
+    try:
+        legacy = legacy_table.load(
+            session, rb.settings.legacy, ("id", "status", "created"), type_value=None, extra_filter=None
+        )
+        layout = pgboss_layout.detect(session, rb.settings.pgboss.schema)
+    except MeasureError as exc:
+        raise ConfigError(exc.message, hint=exc.hint) from None
+    _check_columns(legacy, ts)
+    if layout.name not in SUPPORTED_LAYOUTS:
+        raise ConfigError(
+            f'pg-boss schema "{layout.schema}" has the {layout.name} layout '
+            f"(schema version {layout.version}); "
+            "migrate transfer writes the layouts of pg-boss 10 and 12.6+ only",
+            hint="upgrade the app to pg-boss 12 (11 upgrades itself when 12 starts), then transfer",
+        )
+    info = _queue(session, layout, queue)
+    has_job_now = bool(
+        session.scalar(
+            sql.SQL("SELECT to_regprocedure(format('%%I.job_now()', %s::text)) IS NOT NULL"),
+            (layout.schema,),
+            table=CATALOG,
+        )
+    )
+    return Mapping(legacy, layout, info, types, ts, namespace, rb.name, has_job_now)
+
+
+def _types(rb: Runbook, queue: str, type_value: str | None) -> tuple[str, ...] | None:
+    """The legacy type values whose rows go to `queue`."""
+    ts, column = rb.settings.transfer, rb.settings.legacy.type_column
+    if not column:
+        if type_value is not None or ts.queues:
+            raise UsageError(
+                "--type and settings.transfer.queues need a type column, and settings.legacy.type_column "
+                "is not set",
+                hint="set settings.legacy.type_column, or drop --type (every claimable row goes to --queue)",
+            )
+        return None
+    mapped = tuple(t for t, q in ts.queues.items() if q == queue)
+    if type_value is None:
+        if not mapped:
+            raise UsageError(
+                f"no legacy type maps to queue {queue!r} in settings.transfer.queues",
+                hint=f"add `{{TYPE: {queue}}}` to settings.transfer.queues, or pass --type TYPE",
+            )
+        return mapped
+    target = ts.queues.get(type_value)
+    if target is not None and target != queue:
+        raise UsageError(
+            f"settings.transfer.queues sends type {type_value!r} to queue {target!r}, not {queue!r}",
+            hint=f"pass --queue {target}, or change settings.transfer.queues",
+        )
+    return (type_value,)
+
+
+def _check_columns(legacy: legacy_table.LegacyTable, ts: TransferSettings) -> None:
+    named: list[tuple[str, str | None]] = [(f"settings.transfer.data.{k}", c) for k, c in ts.data.items()]
+    for setting in ("data_column", "start_after_column", "marker_column", "updated_column"):
+        named.append((f"settings.transfer.{setting}", getattr(ts, setting)))
+    named.append(("settings.legacy.type_column", legacy.settings.type_column))
+    for setting, column in named:
+        if column and column not in legacy.columns:
+            raise ConfigError(
+                f'column "{column}" named by {setting} does not exist in {legacy.name}; its columns are: '
+                + ", ".join(f'"{c}"' for c in legacy.columns),
+                hint=f"fix {setting}",
+            )
+    if ts.moved == "archive" and not ts.archive_table:
+        raise ConfigError(
+            "settings.transfer.moved is archive but settings.transfer.archive_table is not set",
+            hint="name the archive table (same columns as the legacy table)",
+        )
+
+
+def _queue(session: Session, layout: pgboss_layout.Layout, queue: str) -> QueueInfo:
+    table_col = "table_name" if "table_name" in layout.queue_columns else "NULL"
+    row = _queue_row(session, layout, queue, table_col)
+    if not row:
+        raise ConfigError(
+            f'pg-boss queue "{queue}" does not exist in schema "{layout.schema}"; migrate transfer does not '
+            "create queues (their retry, expiry and retention policy is the app's to choose)",
+            hint=f"create it from the app: await boss.createQueue('{queue}'), then run the transfer again",
+        )
+    policy, table = row
+    if policy not in PLAIN_POLICIES:
+        raise ConfigError(
+            f'pg-boss queue "{queue}" has policy "{policy}": pg-boss itself keeps only some of its jobs, so '
+            "moved rows could be lost",
+            hint="transfer into a queue with the standard policy",
+        )
+    return QueueInfo(queue, policy, table or "job")
+
+
+def _queue_row(session: Session, layout: pgboss_layout.Layout, queue: str, table_col: str) -> tuple[Any, ...]:
+    query = sql.SQL("SELECT policy, {} FROM {} WHERE name = %s").format(
+        sql.SQL(table_col) if table_col == "NULL" else sql.Identifier(table_col), layout.table("queue")
+    )
+    return session.one(query, (queue,), table=layout.qualified("queue"))

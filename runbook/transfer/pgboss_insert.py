@@ -1,0 +1,148 @@
+"""The INSERT of a batch of jobs as pg-boss itself writes it (`insertJobs` in pg-boss 10.4 `src/plans.js` and
+12.38 `dist/plans.js`): the same columns, the same defaults taken from the queue row (retry, expiry,
+retention, dead letter, policy), `ON CONFLICT DO NOTHING` on the deterministic id. Cached queue counters are
+not touched: pg-boss's own insert does not touch them either (a supervising instance refreshes them).
+
+v12 grew columns across its minor releases, so a column is written only when the job table has it, and a queue
+setting is read only when the queue table has it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from runbook.transfer.mapping import Mapping
+
+RECORD = (
+    'x(id uuid, data jsonb, priority integer, "startAfter" timestamptz, "retryLimit" integer,'
+    ' "retryDelay" integer, "expireInSeconds" integer)'
+)
+V12_DEFAULTS = {"expire_seconds": 900, "deletion_seconds": 7 * 86400, "retention_seconds": 14 * 86400}
+"""QUEUE_DEFAULTS of pg-boss 12.38 (dist/plans.js)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job to insert: its deterministic id, its data as JSON text (as PostgreSQL wrote it, lossless) and
+    its startAfter as a JSON string or null."""
+
+    id: str
+    data_json: str
+    start_after_json: str
+
+
+def recordset(m: Mapping, jobs: Sequence[Job]) -> str:
+    """The JSON array `json_to_recordset` reads (data embedded verbatim, never re-parsed)."""
+    ts = m.settings
+    common = {
+        "priority": ts.priority,
+        "retryLimit": ts.retry_limit,
+        "retryDelay": ts.retry_delay,
+        "expireInSeconds": None if ts.expire_in is None else max(1, round(ts.expire_in)),
+    }
+    tail = json.dumps(common)[1:-1]
+    return (
+        "["
+        + ",".join(
+            f'{{"id": {json.dumps(j.id)}, "data": {j.data_json}, "startAfter": {j.start_after_json}, {tail}}}'
+            for j in jobs
+        )
+        + "]"
+    )
+
+
+def insert_statement(m: Mapping) -> sql.Composed:
+    """INSERT ... SELECT FROM json_to_recordset(%(jobs)s) JOIN queue ... ON CONFLICT DO NOTHING."""
+    layout = m.layout
+    now = sql.SQL("{}.job_now()").format(sql.Identifier(layout.schema)) if m.has_job_now else sql.SQL("now()")
+    columns = _v10_columns() if layout.name == "v10" else _v12_columns(m, now)
+    names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns)
+    values = sql.SQL(", ").join(sql.SQL(e) if isinstance(e, str) else e for _, e in columns)
+    return sql.SQL(
+        'INSERT INTO {table} ({names}) SELECT {values} FROM (SELECT *, COALESCE(x."startAfter", {now})'
+        " AS start_after FROM json_to_recordset(%(jobs)s::text::json) AS " + RECORD + ") j"
+        " JOIN {queue} q ON q.name = %(name)s ON CONFLICT DO NOTHING RETURNING id"
+    ).format(
+        table=layout.table(m.queue.table),
+        names=names,
+        values=values,
+        now=now,
+        queue=layout.table("queue"),
+    )
+
+
+def present_statement(m: Mapping) -> sql.Composed:
+    """Count the batch's ids present in the queue after the insert (inserted now or by an earlier run)."""
+    return sql.SQL("SELECT count(*) FROM {} WHERE name = %s AND id = ANY(%s::uuid[])").format(
+        m.layout.table(m.queue.table)
+    )
+
+
+def _v10_columns() -> list[tuple[str, str | sql.Composable]]:
+    return [
+        ("id", "j.id"),
+        ("name", "q.name"),
+        ("data", "j.data"),
+        ("priority", "COALESCE(j.priority, 0)"),
+        ("start_after", "j.start_after"),
+        ("dead_letter", "q.dead_letter"),
+        (
+            "expire_in",
+            'CASE WHEN j."expireInSeconds" IS NOT NULL THEN j."expireInSeconds"::numeric * interval \'1s\''
+            " WHEN q.expire_seconds IS NOT NULL THEN q.expire_seconds * interval '1s'"
+            " ELSE interval '15 minutes' END",
+        ),
+        (
+            "keep_until",
+            "j.start_after + CAST(COALESCE((q.retention_minutes * 60)::text, '14 days') AS interval)",
+        ),
+        ("retry_limit", 'COALESCE(j."retryLimit", q.retry_limit, 2)'),
+        (
+            "retry_delay",
+            "CASE WHEN COALESCE(q.retry_backoff, false)"
+            ' THEN GREATEST(COALESCE(j."retryDelay", q.retry_delay), 1)'
+            ' ELSE COALESCE(j."retryDelay", q.retry_delay, 0) END',
+        ),
+        ("retry_backoff", "COALESCE(q.retry_backoff, false)"),
+        ("policy", "q.policy"),
+    ]
+
+
+def _v12_columns(m: Mapping, now: sql.Composable) -> list[tuple[str, str | sql.Composable]]:
+    qcols = m.layout.queue_columns
+
+    def q(column: str) -> str:
+        return f"q.{column}" if column in qcols else "NULL"
+
+    wanted: list[tuple[str, str | sql.Composable]] = [
+        ("id", "j.id"),
+        ("name", "q.name"),
+        ("data", "j.data"),
+        ("priority", "COALESCE(j.priority, 0)"),
+        ("start_after", "j.start_after"),
+        ("created_on", now),
+        (
+            "expire_seconds",
+            f'COALESCE(j."expireInSeconds", {q("expire_seconds")}, {V12_DEFAULTS["expire_seconds"]})',
+        ),
+        ("deletion_seconds", f"COALESCE({q('deletion_seconds')}, {V12_DEFAULTS['deletion_seconds']})"),
+        (
+            "keep_until",
+            f"j.start_after + COALESCE({q('retention_seconds')}, {V12_DEFAULTS['retention_seconds']})"
+            " * interval '1s'",
+        ),
+        ("retry_limit", f'COALESCE(j."retryLimit", {q("retry_limit")}, 2)'),
+        ("retry_delay", f'COALESCE(j."retryDelay", {q("retry_delay")}, 0)'),
+        ("retry_backoff", f"COALESCE({q('retry_backoff')}, false)"),
+        ("retry_delay_max", q("retry_delay_max")),
+        ("policy", q("policy")),
+        ("dead_letter", q("dead_letter")),
+        ("heartbeat_seconds", q("heartbeat_seconds")),
+        ("blocked", "false"),
+        ("blocking", "false"),
+        ("pending_dependencies", "0"),
+    ]
+    return [(c, e) for c, e in wanted if c in m.layout.job_columns]

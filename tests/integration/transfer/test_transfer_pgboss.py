@@ -1,0 +1,81 @@
+"""`migrate transfer legacy` into real pg-boss 10.x and 12.x: real workers fetch and complete every moved job
+with its data intact, a moved job is exactly what `boss.send` would have written, the legacy rows are marked,
+a rerun moves nothing twice, and the transfer is in `migrate history` with its counts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.integration.transfer.conftest import (
+    MAJORS,
+    QUEUE_OPTIONS,
+    Boss,
+    migrate,
+    pending_rows,
+    sql_rows,
+    write_runbook,
+)
+
+COMPARED = ("priority", "retry_limit", "retry_delay", "retry_backoff", "policy", "dead_letter", "state")
+"""Columns a moved job must share with a job `boss.send` wrote to a queue of the same options."""
+
+
+@pytest.mark.parametrize("major", MAJORS)
+def test_moved_jobs_are_worked_by_real_pgboss(
+    major: str, bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = database(major)
+    boss = bosses[major]
+    ids = pending_rows(url, 25)
+    runbook = write_runbook(tmp_path)
+
+    dry = migrate(runbook, url, "-o", "json", "transfer", "legacy", "--queue", "evals", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    planned = json.loads(dry.stdout)
+    assert planned["counts"] == {"*": 25} and planned["totals"] == {"claimable": 25}
+    assert planned["sample"][0]["legacy_id"] == ids[0]
+    assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'PENDING'""") == [(25,)]
+
+    res = migrate(runbook, url, "-o", "json", "transfer", "legacy", "--queue", "evals", "--batch", "10")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert [b["claimed"] for b in out["batches"]] == [10, 10, 5]
+    assert out["totals"]["moved"] == 25 and out["totals"]["inserted"] == 25
+    assert out["pgboss_layout"] == ("v10" if major == "10" else "v12")
+
+    legacy = dict(sql_rows(url, 'SELECT "id", "status"::text FROM "Job"'))
+    assert set(legacy.values()) == {"CANCELLED"}
+    markers = dict(sql_rows(url, 'SELECT "id", "cancellationReason" FROM "Job"'))
+    jobs = {str(r[0]): r for r in sql_rows(url, "SELECT id, data, state::text FROM pgboss.job WHERE name = 'evals'")}
+    assert len(jobs) == 25 and set(markers.values()) == set(jobs)
+    for legacy_id, job_id in markers.items():
+        assert jobs[job_id][1] == {"evaluationId": f"eval-{ids.index(legacy_id) + 1}", "legacyJobId": legacy_id}
+
+    # the same job, sent by pg-boss itself to a queue of the same options, has the same settings
+    boss.run(url, "send", "ref", "1")
+    cols = ", ".join(COMPARED)
+    sent = sql_rows(url, f"SELECT {cols} FROM pgboss.job WHERE name = 'ref'")
+    moved = set(sql_rows(url, f"SELECT {cols} FROM pgboss.job WHERE name = 'evals'"))
+    assert moved == set(sent), (moved, sent)
+    assert sent[0][1:3] == (QUEUE_OPTIONS["retryLimit"], QUEUE_OPTIONS["retryDelay"])
+    expiry = "expire_in" if major == "10" else "expire_seconds * interval '1s'"
+    assert sql_rows(url, f"SELECT DISTINCT {expiry}, keep_until - start_after FROM pgboss.job") == sql_rows(
+        url, f"SELECT DISTINCT {expiry}, keep_until - start_after FROM pgboss.job WHERE name = 'ref'"
+    )
+
+    worked = boss.run(url, "work", "evals", "25")
+    assert sorted(j["id"] for j in worked) == sorted(jobs)
+    assert {j["id"]: j["data"] for j in worked} == {k: v[1] for k, v in jobs.items()}
+    assert sql_rows(url, "SELECT state::text, count(*) FROM pgboss.job WHERE name = 'evals' GROUP BY 1") == [
+        ("completed", 25)
+    ]
+
+    again = migrate(runbook, url, "transfer", "legacy", "--queue", "evals")
+    assert again.exit_code == 0 and "Moved 0 legacy rows" in again.stdout
+    history = migrate(runbook, url, "history", "--operation", "transfer")
+    assert history.exit_code == 0
+    assert "moved 25 rows in 3 batches (inserted 25, already present 0)" in history.stdout
