@@ -29,7 +29,7 @@ JS = Path(__file__).parent / "js"
 MAJORS = ("10", "12")
 QUEUES = ("evals", "imports", "ref")
 QUEUE_OPTIONS = {"retryLimit": 4, "retryDelay": 3, "expireInSeconds": 120}
-"""Options of the template's queues (pg-boss's own createQueue): the transfer must take its defaults from them."""
+"""Options of the template's queues (pg-boss's createQueue): moved jobs take their defaults from them."""
 RUNBOOK = """\
 version: 1
 name: transfer-test
@@ -151,7 +151,8 @@ def pending_rows(url: str, n: int, *, evaluation: str = "eval") -> list[str]:
     sql_rows(
         url,
         'INSERT INTO "Job" ("id", "evaluationId", "createdAt", "updatedAt")'
-        " SELECT id, %s || '-' || ord, (now() AT TIME ZONE 'UTC') - interval '1 hour' + ord * interval '1 ms',"
+        " SELECT id, %s || '-' || ord,"
+        " (now() AT TIME ZONE 'UTC') - interval '1 hour' + ord * interval '1 ms',"
         " now() AT TIME ZONE 'UTC' FROM unnest(%s::text[]) WITH ORDINALITY AS u(id, ord)",
         (evaluation, ids),
     )

@@ -50,10 +50,16 @@ def test_moved_jobs_are_worked_by_real_pgboss(
     legacy = dict(sql_rows(url, 'SELECT "id", "status"::text FROM "Job"'))
     assert set(legacy.values()) == {"CANCELLED"}
     markers = dict(sql_rows(url, 'SELECT "id", "cancellationReason" FROM "Job"'))
-    jobs = {str(r[0]): r for r in sql_rows(url, "SELECT id, data, state::text FROM pgboss.job WHERE name = 'evals'")}
+    jobs = {
+        str(r[0]): r
+        for r in sql_rows(url, "SELECT id, data, state::text FROM pgboss.job WHERE name = 'evals'")
+    }
     assert len(jobs) == 25 and set(markers.values()) == set(jobs)
     for legacy_id, job_id in markers.items():
-        assert jobs[job_id][1] == {"evaluationId": f"eval-{ids.index(legacy_id) + 1}", "legacyJobId": legacy_id}
+        assert jobs[job_id][1] == {
+            "evaluationId": f"eval-{ids.index(legacy_id) + 1}",
+            "legacyJobId": legacy_id,
+        }
 
     # the same job, sent by pg-boss itself to a queue of the same options, has the same settings
     boss.run(url, "send", "ref", "1")

@@ -1,0 +1,101 @@
+"""Legacy workers claiming rows (`FOR UPDATE SKIP LOCKED`, as the legacy app does) while `migrate transfer
+legacy` runs: a worker never gets a moved row, every row is either worked by the legacy path or moved, and no
+job is inserted twice (counts and ids). Real pg-boss 10."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from tests.integration.transfer.conftest import migrate, pending_rows, sql_rows, write_runbook
+
+CLAIM = (
+    """UPDATE "Job" SET "status" = 'RUNNING', "startedAt" = now() AT TIME ZONE 'UTC',"""
+    """ "attempts" = "attempts" + 1 WHERE "id" = (SELECT "id" FROM "Job" WHERE "status" = 'PENDING'"""
+    """ ORDER BY "createdAt" LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING "id", "status"::text"""
+)
+COMPLETE = (
+    """UPDATE "Job" SET "status" = 'COMPLETED', "completedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = %s"""
+)
+
+
+def legacy_worker(url: str, claimed: list[str], stop: threading.Event) -> None:
+    """The legacy app's worker loop: claim the oldest PENDING row, work it, complete it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        while not stop.is_set():
+            row = conn.execute(CLAIM).fetchone()
+            if row is None:
+                return
+            claimed.append(str(row[0]))
+            time.sleep(0.002)
+            conn.execute(COMPLETE, (row[0],))
+
+
+def test_legacy_workers_never_get_a_moved_row(database: Callable[[str], str], tmp_path: Path) -> None:
+    url = database("10")
+    ids = pending_rows(url, 400)
+    runbook = write_runbook(tmp_path)
+    claimed: list[list[str]] = [[], [], []]
+    stop = threading.Event()
+    threads = [threading.Thread(target=legacy_worker, args=(url, c, stop)) for c in claimed]
+    for t in threads:
+        t.start()
+    try:
+        res = migrate(runbook, url, "-o", "json", "transfer", "legacy", "--queue", "evals", "--batch", "15")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert res.exit_code == 0, res.output
+    worked = [i for c in claimed for i in c]
+    status = dict(sql_rows(url, 'SELECT "id", "status"::text FROM "Job"'))
+    moved = {i for i, s in status.items() if s == "CANCELLED"}
+    assert worked and moved, "both paths must have taken rows for the test to mean anything"
+    assert len(worked) == len(set(worked))
+    assert moved.isdisjoint(worked)  # a legacy worker never got a moved row
+    assert moved | set(worked) == set(ids)  # and every row went one way
+    assert {status[i] for i in worked} == {"COMPLETED"}
+    jobs = sql_rows(url, "SELECT id, data->>'legacyJobId' FROM pgboss.job WHERE name = 'evals'")
+    assert len(jobs) == len(moved) == json.loads(res.stdout)["totals"]["moved"]
+    assert {j[1] for j in jobs} == moved and len({j[0] for j in jobs}) == len(jobs)
+
+
+def test_rows_of_a_batch_in_flight_are_skipped_by_legacy_workers(
+    database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """While a batch holds its rows (paused after the insert), the legacy claim takes the first row after
+    the batch; the transfer then moves every other row, and never that one."""
+    url = database("10")
+    ids = pending_rows(url, 25)
+    runbook = write_runbook(tmp_path)
+    marker = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "RUNBOOK_PAUSE_AT": "transfer:inserted",
+        "RUNBOOK_PAUSE_FILE": str(marker),
+        "RUNBOOK_PAUSE_SECONDS": "1",
+    }
+    migrate_bin = Path(sys.executable).parent / "migrate"
+    args = [str(migrate_bin), "-f", str(runbook), "transfer", "legacy", "--queue", "evals", "--batch", "10"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    taken = sql_rows(url, CLAIM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert taken == [(ids[10], "RUNNING")]  # rows 0-9 were locked by the batch: skipped, not waited for
+    status = dict(sql_rows(url, 'SELECT "id", "status"::text FROM "Job"'))
+    assert status == {i: ("RUNNING" if i == ids[10] else "CANCELLED") for i in ids}
+    assert "batch 1: claimed 10, inserted 10, already in pg-boss 0, marked 10" in err
+    assert sql_rows(url, "SELECT count(*) FROM pgboss.job WHERE name = 'evals'") == [(24,)]
