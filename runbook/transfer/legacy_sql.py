@@ -50,7 +50,7 @@ def start_after_expr(m: Mapping) -> sql.Composable:
         value: sql.Composable = sql.SQL("({} AT TIME ZONE 'UTC')").format(ident)
     else:
         value = sql.SQL("{}::timestamptz").format(ident)
-    return sql.SQL("to_json({})::text").format(value)
+    return sql.SQL("COALESCE(to_json({})::text, 'null')").format(value)
 
 
 def select(m: Mapping, *, lock: bool) -> tuple[sql.Composed, list[Any]]:
@@ -58,7 +58,8 @@ def select(m: Mapping, *, lock: bool) -> tuple[sql.Composed, list[Any]]:
     lt = m.legacy
     cond, params = where(m)
     query = sql.SQL(
-        "SELECT {id}::text, {id}, {data}::text, {start} FROM {table} WHERE {cond}"
+        "SELECT {id}::text AS _rb_key, {id} AS _rb_id, {data}::text AS _rb_data, {start} AS _rb_start"
+        " FROM {table} WHERE {cond}"
         " ORDER BY {created}, {id} LIMIT %s{lock}"
     ).format(
         id=lt.col("id"),
