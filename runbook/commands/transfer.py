@@ -88,9 +88,10 @@ def transfer_legacy(
             return result
         totals = batches.Totals()
         try:
-            totals = batches.run(
+            batches.run(
                 conn,
                 m,
+                totals,
                 batch=batch,
                 limit=limit,
                 progress=lambda b: session.progress(_line(b)),

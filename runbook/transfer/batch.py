@@ -62,13 +62,14 @@ class Totals:
 def run(
     conn: psycopg.Connection[Any],
     m: Mapping,
+    totals: Totals,
     *,
     batch: int,
     limit: int | None,
     progress: Callable[[Batch], None],
-) -> Totals:
-    """Move batches until no claimable row is left or `limit` rows moved."""
-    totals = Totals()
+) -> None:
+    """Move batches until no claimable row is left or `limit` rows moved; each committed batch is added to
+    `totals` as it commits (so a failure later still counts what moved)."""
     started = time.monotonic()
     insert, present = pgboss_insert.insert_statement(m), pgboss_insert.present_statement(m)
     marks = legacy_sql.mark(m)
@@ -80,11 +81,11 @@ def run(
             break
         totals.batches.append(done)
         moved += done.marked
+        totals.seconds = time.monotonic() - started
         progress(done)
         if done.claimed < size:
             break
     totals.seconds = time.monotonic() - started
-    return totals
 
 
 def _one(

@@ -54,13 +54,16 @@ def start_after_expr(m: Mapping) -> sql.Composable:
 
 
 def select(m: Mapping, *, lock: bool) -> tuple[sql.Composed, list[Any]]:
-    """id (as text and as is), data JSON text, startAfter JSON of the oldest claimable rows."""
+    """id (as text and as is), data JSON text, startAfter JSON of the oldest claimable rows. The rows are
+    chosen (and locked) first, so the data of rows outside the batch is never computed: a row whose data
+    cannot be built fails its own batch only."""
     lt = m.legacy
     cond, params = where(m)
     query = sql.SQL(
-        "SELECT {id}::text AS _rb_key, {id} AS _rb_id, {data}::text AS _rb_data, {start} AS _rb_start"
-        " FROM {table} WHERE {cond}"
-        " ORDER BY {created}, {id} LIMIT %s{lock}"
+        "WITH c AS MATERIALIZED (SELECT {id} AS _rb_id, {created} AS _rb_created FROM {table} WHERE {cond}"
+        " ORDER BY {created}, {id} LIMIT %s{lock})"
+        " SELECT {id}::text AS _rb_key, {id} AS _rb_id, {data}::text AS _rb_data, {start} AS _rb_start"
+        " FROM {table} JOIN c ON {table}.{id} = c._rb_id ORDER BY c._rb_created, c._rb_id"
     ).format(
         id=lt.col("id"),
         data=data_expr(m),
