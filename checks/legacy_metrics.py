@@ -12,7 +12,7 @@ from psycopg import sql
 from runbook.checks.base import Measurement, Verdict
 from runbook.checks.legacy_table import LegacyTable
 from runbook.checks.sqlutil import Session, aware, judge, num, seconds, thresholds, window_text
-from runbook.units import format_duration
+from runbook.units import count, format_duration
 
 if TYPE_CHECKING:
     from runbook.checks.legacy import LegacyParams
@@ -122,7 +122,7 @@ def created_since(
     q = Query().add(sql.SQL("SELECT count(*) FROM {}").format(table.ident)).where(table, cond)
     value = int(q.run(s, table, f"create the index: {table.index_statement('created')}")[0][0])
     since = entered.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    what = f"{value} legacy rows{_selection(table)} created since the stage was entered ({since})"
+    what = f"{count(value, 'legacy row')}{_selection(table)} created since the stage was entered ({since})"
     m = _judged(value, what, p.effective_max, p.min, since=entered.isoformat())
     text = m.explanation
     if m.verdict is Verdict.FAIL and p.effective_max is not None:
@@ -146,7 +146,8 @@ def stale_running(
     value, oldest = q.run(s, table, f"create the index: {table.index_statement('status', active_only=True)}")[
         0
     ]
-    what = f"{value} running legacy rows{_selection(table)} started more than {format_duration(after)} ago"
+    rows = count(value, "running legacy row")
+    what = f"{rows}{_selection(table)} started more than {format_duration(after)} ago"
     if value:
         what += f" (oldest {seconds(float(oldest))}: a crashed worker?)"
     m = _judged(int(value), what, p.effective_max, p.min, stale_after=after)

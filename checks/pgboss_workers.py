@@ -12,6 +12,7 @@ from psycopg import sql
 
 from runbook.checks.pgboss_layout import Layout
 from runbook.checks.sqlutil import CATALOG, MeasureError, Session
+from runbook.units import count
 
 QUIET_BEATS = 3
 """pg-boss counts an instance live until it misses this many heartbeats (INSTANCE_QUIET_BEATS)."""
@@ -95,7 +96,7 @@ def live_from_registry(
     stopped = [r for r in rows if r.get("stopped_on") is not None]
     quiet = [r for r in rows if not r["live"] and r.get("stopped_on") is None]
     where = f" working queue {queue}" if queue else ""
-    text = f"{len(live)} live pg-boss instance(s){where} in the registry"
+    text = f"{count(len(live), 'live pg-boss instance')}{where} in the registry"
     extra = []
     if quiet:
         extra.append(f"{len(quiet)} quiet without stop() (crashed or frozen; last heartbeat "
@@ -148,7 +149,7 @@ def live_from_proxies(
         if not layout.has_instances
         else "the instance registry is empty: registerInstance: false?"
     )
-    text = f"proxy ({why}): {connections} pg-boss connection(s) in pg_stat_activity; {ages}"
+    text = f"proxy ({why}): {count(connections, 'pg-boss connection')} in pg_stat_activity; {ages}"
     if not connections and fresh:
         text += f" (fresh within {round(max_staleness)}s: counted as 1 supervising instance)"
     inputs = {

@@ -27,7 +27,7 @@ from runbook.checks import processes
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.http import failure_reason, request, shown
 from runbook.model import Duration, doc
-from runbook.units import format_duration, parse_duration
+from runbook.units import count, format_duration, parse_duration
 
 
 class Unmeasurable(Exception):
@@ -162,7 +162,7 @@ def _from_registry(
         if crashed:
             last = max(r["heartbeat_on"] for r in crashed)
             raise NotRunning(
-                f"{len(crashed)} pg-boss instance(s){named} went quiet without stop() (a crash); "
+                f"{count(len(crashed), 'pg-boss instance')}{named} went quiet without stop() (a crash); "
                 f"last heartbeat at {last:%Y-%m-%d %H:%M:%S} UTC"
             )
     live = [r for r in rows if r["live"]]

@@ -10,6 +10,7 @@ from typing import Literal
 
 from psycopg import sql
 
+from runbook import units
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.legacy_metrics import Query
 from runbook.checks.legacy_table import load
@@ -99,7 +100,7 @@ def _pgboss(s: Session, params: WorkParams, schema: str, entered: dt.datetime) -
     count = finished_count(s, layout, params.queue, entered, states, cap, hint=hint)
     return _judge(
         count,
-        f"{_shown(count, cap)} jobs {' or '.join(states)} in pg-boss queue {params.queue} "
+        f"{units.count(_shown(count, cap), 'job')} {' or '.join(states)} in pg-boss queue {params.queue} "
         "since the stage was entered",
         params,
     )
@@ -117,7 +118,9 @@ def _legacy(s: Session, params: WorkParams, ctx: CheckContext, entered: dt.datet
     count = int(q.run(s, table, f"create the index: {table.index_statement('completed')}")[0][0])
     kind = f" of type {params.type}" if params.type else ""
     return _judge(
-        count, f"{_shown(count, cap)} legacy rows{kind} processed since the stage was entered", params
+        count,
+        f"{units.count(_shown(count, cap), 'legacy row')}{kind} processed since the stage was entered",
+        params,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from runbook.dist import default_requirement, install_requirement
 from runbook.errors import ConfigError
 from runbook.junit import template_env
+from runbook.units import count
 
 KINDS = ("github", "gitlab")
 OUTPUTS = {"github": ".github/workflows/runbook.yml", "gitlab": ".gitlab-ci.yml"}
@@ -68,7 +69,8 @@ def options_from(value: CiOptions | Mapping[str, Any] | None) -> CiOptions:
     unknown = sorted(set(value) - known)
     if unknown:
         raise ConfigError(
-            f"unknown CI option(s): {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}"
+            f"{count(len(unknown), 'unknown CI option')}: {', '.join(unknown)}",
+            hint=f"known: {', '.join(sorted(known))}",
         )
     data: dict[str, Any] = {k: tuple(v) if k == "secrets" else v for k, v in value.items()}
     return replace(CiOptions(), **data)

@@ -21,7 +21,7 @@ import jinja2
 
 import runbook.templates
 from runbook.checks.base import Measurement
-from runbook.units import format_duration, format_size
+from runbook.units import count, format_duration, format_size
 
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 VERDICT_ICONS = {"pass": "✅", "fail": "❌", "error": "⚠️", "inconclusive": "⏸️"}
@@ -42,6 +42,7 @@ def template_env(*, autoescape: bool) -> jinja2.Environment:
     env.filters["value"] = lambda m: format_value(m.get("value"), m.get("unit") or "")
     env.filters["threshold"] = lambda m: threshold_text(m.get("inputs") or {}, m.get("unit") or "")
     env.filters["icon"] = lambda verdict: VERDICT_ICONS.get(str(verdict), "•")
+    env.filters["count"] = count
     return env
 
 

@@ -142,10 +142,14 @@ class StateSettings:
     )
 
 
+DOTENV_FLAGS_FILE = ".env.flags"
+"""The dotenv backend's file: the default `path` and the file `migrate init` writes (flags at safe values)."""
+
+
 @dataclass(frozen=True)
 class DotenvFlags:
     type: Literal["dotenv"] = "dotenv"
-    path: str = doc("the .env file the app reads", ".env")
+    path: str = doc("the env file the app reads its flags from (relative to the runbook)", DOTENV_FLAGS_FILE)
     reload: tuple[str, ...] = doc("command run after a change (argv list), e.g. [pm2, reload, app]", ())
     reload_shell: bool = doc("run `reload` through /bin/sh (a single string)", False)
     reload_timeout: Timeout = doc("how long the reload command may take", 60.0)

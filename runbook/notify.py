@@ -35,6 +35,7 @@ from runbook.junit import format_value
 from runbook.model import Webhook
 from runbook.outbox import Outbox, OutboxEntry, new_entry, webhook_key
 from runbook.redact import Redactor
+from runbook.units import count
 
 CLOSE_WAIT = 5.0
 """Seconds a command waits, when it ends, for its notifications (retries included) before it keeps them in
@@ -391,7 +392,7 @@ class Notifier:
         except Exception as exc:  # a webhook must never take the notifier thread down
             tries = retrying.statistics.get("attempt_number", 1)
             reason = self._redact(str(exc) or type(exc).__name__)
-            error = f"{who}: {event_type} not delivered after {tries} attempt(s): {reason}"
+            error = f"{who}: {event_type} not delivered after {count(tries, 'attempt')}: {reason}"
             with self._idle:
                 if isinstance(exc, _TRANSIENT):  # kept for the outbox: the next command tries again
                     self._errors[job.id] = reason

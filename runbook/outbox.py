@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from runbook.units import count
+
 MAX_AGE = dt.timedelta(days=7)
 MAX_ENTRIES = 1000
 log = logging.getLogger("runbook.notify")
@@ -102,14 +104,14 @@ class Outbox:
             fresh = [e for e in entries if e.age(now) < MAX_AGE]
             if len(fresh) < len(entries):
                 log.warning(
-                    "notification outbox: %d notification(s) older than %s dropped",
-                    len(entries) - len(fresh),
+                    "notification outbox: %s older than %s dropped",
+                    count(len(entries) - len(fresh), "notification"),
                     MAX_AGE,
                 )
             if len(fresh) > MAX_ENTRIES:
                 log.warning(
-                    "notification outbox: %d oldest notification(s) dropped (at most %d are kept)",
-                    len(fresh) - MAX_ENTRIES,
+                    "notification outbox: %s dropped (at most %d are kept)",
+                    count(len(fresh) - MAX_ENTRIES, "oldest notification"),
                     MAX_ENTRIES,
                 )
                 fresh = fresh[-MAX_ENTRIES:]

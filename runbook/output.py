@@ -15,7 +15,7 @@ from typing import IO, Any, Protocol
 
 from runbook.errors import RunbookError
 from runbook.redact import Redactor
-from runbook.units import format_duration, format_size
+from runbook.units import count, format_duration, format_size
 
 FORMATS = ("text", "json", "markdown")
 _STYLES = {
@@ -130,6 +130,7 @@ class Output:
         env.filters["when"] = _when
         env.filters["value"] = _value
         env.filters["json"] = to_json_text
+        env.filters["count"] = count
         return env
 
     def style(self, text: Any, style: str) -> str:

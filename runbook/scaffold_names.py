@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbook.errors import UsageError
-from runbook.model import CheckSpec, DotenvFlags, PostgresFlags, Runbook, Stage
+from runbook.model import DOTENV_FLAGS_FILE, CheckSpec, DotenvFlags, PostgresFlags, Runbook, Stage
 
 _ON = frozenset({"true", "1", "yes", "on"})
 
@@ -106,7 +106,7 @@ def app_names(rb: Runbook) -> AppNames:
         flags_schema=backend.schema if isinstance(backend, PostgresFlags) else "runbook",
         flags_table=backend.table if isinstance(backend, PostgresFlags) else "flags",
         flags_channel=backend.channel if isinstance(backend, PostgresFlags) else "runbook_flags",
-        dotenv_path=backend.path if isinstance(backend, DotenvFlags) else ".env",
+        dotenv_path=backend.path if isinstance(backend, DotenvFlags) else DOTENV_FLAGS_FILE,
         legacy={
             "schema": lg.schema,
             "table": lg.table,

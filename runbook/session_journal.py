@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runbook import units
 from runbook.errors import RunbookError
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def _warn_rejected(session: Session, path: Path, report: SyncReport) -> None:
         session.progress(f"warning: journal line {number} not synced: {reason}")
     more = report.rejected - len(report.reasons)
     session.progress(
-        f"warning: {report.rejected} journal line(s) of {path} not synced"
+        f"warning: {units.count(report.rejected, 'journal line')} of {path} not synced"
         + (f" ({more} more not listed)" if more else "")
         + f"; kept with the reasons in {report.rejected_path}"
     )
@@ -67,7 +68,8 @@ def _safe_flags(session: Session, count: int) -> None:
 
     safe = session.runbook.safe_flags()
     session.progress(
-        f"warning: {count} rollback(s) made while the state database was unreachable conflict with the state "
+        f"warning: {units.count(count, 'rollback')} made while the state database was unreachable "
+        f"{'conflicts' if count == 1 else 'conflict'} with the state "
         "(see `migrate history`); not applied, flags kept at their safe values"
     )
     try:

@@ -1,5 +1,5 @@
-"""Human durations (`90s`, `5m`, `24h`, `2d`, `1h30m`) and sizes (`100MB`, `1.5GiB`), and the one switch that
-compresses every duration for demos and tests."""
+"""Human durations (`90s`, `5m`, `24h`, `2d`, `1h30m`), sizes (`100MB`, `1.5GiB`) and counts (`1 row`,
+`2 rows`), and the one switch that compresses every duration for demos and tests."""
 
 from __future__ import annotations
 
@@ -97,6 +97,13 @@ def format_size(n: float) -> str:
         if abs(n) >= size:
             return f"{n / size:.1f}{unit}"
     return f"{int(n)}B"
+
+
+def count(n: int | float | str, noun: str, plural: str | None = None) -> str:
+    """`n noun` in English: `1 legacy row`, `2 legacy rows`, `at least 500 jobs` (`plural` when not noun+s).
+    The one way messages and templates (filter `count`) say how many."""
+    one = str(n).strip() in ("1", "1.0")
+    return f"{n} {noun if one else plural or noun + 's'}"
 
 
 def time_scale(env: Mapping[str, str] | None = None) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
+from runbook.model import DOTENV_FLAGS_FILE
 from runbook.roles import ROLE_FILE, check_role_name, role_sql
 
 
@@ -81,7 +82,7 @@ def init(
         "# `migrate` rewrites the values in place; comments and other lines are kept.",
     ]
     env_lines += [f"{f.name}={f.safe}" for f in rb.flags]
-    files[".env.flags"] = "\n".join(env_lines) + "\n"
+    files[DOTENV_FLAGS_FILE] = "\n".join(env_lines) + "\n"
     if ci:
         from runbook.ciconfig import render_ci
 

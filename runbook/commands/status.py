@@ -8,6 +8,7 @@ from typing import Any
 from runbook import engine, machine, privilege
 from runbook.errors import RunbookError
 from runbook.exitcodes import ExitCode
+from runbook.model import PostgresFlags, Runbook
 from runbook.session import Session
 
 
@@ -27,6 +28,9 @@ class StatusResult:
     flags_error: str | None
     drift: list[machine.FlagChange]
     pending_intent: dict[str, Any] | None
+    unset: list[str] = field(default_factory=list)
+    """Flags with no row in the postgres backend's table whose desired value is the safe one: the app reads
+    the environment, else off (docs/app-contract.md), so they are not drift."""
     latest: list[dict[str, Any]] = field(default_factory=list)
     backend: str = ""
     time_scale: float = 1.0
@@ -54,6 +58,7 @@ class StatusResult:
                 "actual": self.actual,
                 "backend": self.backend,
                 "error": self.flags_error,
+                "unset": self.unset,
             },
             "drift": [c.to_json() for c in self.drift],
             "pending_intent": self.pending_intent,
@@ -77,6 +82,7 @@ def status(session: Session) -> StatusResult:
     except RunbookError as exc:
         actual, err = {}, exc.message
     intent = store.pending_intent(rb.name)
+    unset = _unset_at_safe(rb, cur.flags, actual)
     latest: list[dict[str, Any]] = []
     if cur.recorded:
         for spec in (*cur.stage.monitor, *cur.stage.soak.work):
@@ -96,7 +102,8 @@ def status(session: Session) -> StatusResult:
         desired=cur.flags,
         actual=actual,
         flags_error=err,
-        drift=machine.drift(cur.flags, actual) if not err else [],
+        drift=[c for c in machine.drift(cur.flags, actual) if c.name not in unset] if not err else [],
+        unset=unset,
         pending_intent=None
         if intent is None
         else {"id": intent.id, "operation": intent.operation, "user": str(intent.actor), "at": intent.at},
@@ -105,3 +112,12 @@ def status(session: Session) -> StatusResult:
         time_scale=rb.time_scale,
         warnings=privilege.warnings(store.conn),
     )
+
+
+def _unset_at_safe(rb: Runbook, desired: dict[str, str], actual: dict[str, str | None]) -> list[str]:
+    """Flags the postgres backend has no row for while their desired value is the safe one: a missing row
+    means the app's environment variable, else off (stages/postgres.py), so a fresh set-up is not drift."""
+    if not isinstance(rb.settings.flags, PostgresFlags):
+        return []
+    safe = rb.safe_flags()
+    return [n for n, v in desired.items() if n in actual and actual[n] is None and v == safe.get(n)]

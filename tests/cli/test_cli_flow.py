@@ -169,7 +169,7 @@ def test_status_reports_drift(rb_dir: Path, migrate: Migrate) -> None:
     r = migrate("status")
     assert r.code == 1
     assert 'PGBOSS_ENABLED           desired "true"  actual "false"  DRIFT' in r.out
-    assert "Drift: 1 flag(s) differ from what stage one wants" in r.out
+    assert "Drift: 1 flag differs from what stage one wants" in r.out
 
 
 def test_postgres_backend_writes_the_table_and_notifies(

@@ -163,7 +163,7 @@ def test_4xx_is_not_retried_and_error_names_the_webhook_not_the_url(
     assert failure.attempts == 1
     assert (
         failure.error
-        == "webhook #2 (slack): soak-satisfied not delivered after 1 attempt(s): HTTP 404 (not retried)"
+        == "webhook #2 (slack): soak-satisfied not delivered after 1 attempt: HTTP 404 (not retried)"
     )
     assert "s3cr3tT0ken" not in caplog.text and "127.0.0.1" not in caplog.text
     assert "webhook #2 (slack)" in caplog.text

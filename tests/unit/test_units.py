@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import pytest
 
-from runbook.units import format_duration, format_size, parse_duration, parse_size, time_scale
+from runbook.units import count, format_duration, format_size, parse_duration, parse_size, time_scale
 
 
 @pytest.mark.parametrize(
@@ -118,3 +122,43 @@ def test_time_scale_errors(monkeypatch: pytest.MonkeyPatch, raw: str, message: s
     with pytest.raises(ValueError) as info:
         time_scale()
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("n", "noun", "plural", "text"),
+    [
+        (1, "legacy row", None, "1 legacy row"),
+        (0, "legacy row", None, "0 legacy rows"),
+        (2, "failure", None, "2 failures"),
+        (1.0, "sample", None, "1.0 sample"),
+        ("at least 500", "job", None, "at least 500 jobs"),
+        (3, "entry", "entries", "3 entries"),
+    ],
+)
+def test_counts_read_as_english(n: int | float | str, noun: str, plural: str | None, text: str) -> None:
+    assert count(n, noun, plural) == text
+
+
+def test_no_template_or_message_counts_with_a_parenthesised_plural() -> None:
+    """`1 failure(s)`: every count goes through units.count (the `count` filter in templates). Checked in
+    the text of templates (outside their tags) and in the string literals of the code."""
+    root = Path(__file__).resolve().parents[2]
+    plural = re.compile(r"[a-z]\(s\)")
+    offenders = [
+        f"{path.relative_to(root)}: {text.strip()}"
+        for path in sorted((root / "templates").rglob("*.j2"))
+        if "app" not in path.relative_to(root).parts
+        for text in re.split(r"{{.*?}}|{%.*?%}", path.read_text(), flags=re.S)
+        if plural.search(text)
+    ]
+    for folder in ("runbook", "checks", "stages"):
+        for path in sorted((root / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            offenders += [
+                f"{path.relative_to(root)}:{node.lineno}: {node.value}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and plural.search(node.value)
+            ]
+    assert offenders == []

@@ -138,7 +138,7 @@ def test_stale_running(scenario: Any) -> None:
     url, _, _ = scenario
     m = lg(url, metric="stale_running")
     assert (m.verdict, m.value) == (Verdict.FAIL, 1)
-    assert m.explanation.startswith("1 running legacy rows started more than 30m ago (oldest 45m")
+    assert m.explanation.startswith("1 running legacy row started more than 30m ago (oldest 45m")
     assert lg(url, metric="stale_running", stale_after=H).value == 0
     custom = LegacySettings(stale_after=50 * M)
     assert lg(url, metric="stale_running", legacy=custom).value == 0
