@@ -153,7 +153,8 @@ def pending_rows(url: str, n: int, *, evaluation: str = "eval") -> list[str]:
         'INSERT INTO "Job" ("id", "evaluationId", "createdAt", "updatedAt")'
         " SELECT id, %s || '-' || ord,"
         " (now() AT TIME ZONE 'UTC') - interval '1 hour' + ord * interval '1 ms',"
-        " now() AT TIME ZONE 'UTC' FROM unnest(%s::text[]) WITH ORDINALITY AS u(id, ord)",
+        " (now() AT TIME ZONE 'UTC') - interval '1 hour'"
+        " FROM unnest(%s::text[]) WITH ORDINALITY AS u(id, ord)",
         (evaluation, ids),
     )
     return ids

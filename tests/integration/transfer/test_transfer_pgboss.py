@@ -13,6 +13,7 @@ import pytest
 from tests.integration.transfer.conftest import (
     MAJORS,
     QUEUE_OPTIONS,
+    RUNBOOK,
     Boss,
     migrate,
     pending_rows,
@@ -49,6 +50,8 @@ def test_moved_jobs_are_worked_by_real_pgboss(
 
     legacy = dict(sql_rows(url, 'SELECT "id", "status"::text FROM "Job"'))
     assert set(legacy.values()) == {"CANCELLED"}
+    touched = "\"updatedAt\" > (now() AT TIME ZONE 'UTC') - interval '1 minute'"
+    assert sql_rows(url, f'SELECT count(*) FROM "Job" WHERE {touched}') == [(25,)]
     markers = dict(sql_rows(url, 'SELECT "id", "cancellationReason" FROM "Job"'))
     jobs = {
         str(r[0]): r
@@ -85,3 +88,23 @@ def test_moved_jobs_are_worked_by_real_pgboss(
     history = migrate(runbook, url, "history", "--operation", "transfer")
     assert history.exit_code == 0
     assert "moved 25 rows in 3 batches (inserted 25, already present 0)" in history.stdout
+
+
+def test_moved_rows_deleted_and_limit(database: Callable[[str], str], tmp_path: Path) -> None:
+    """`moved: delete` removes the moved rows; --limit stops after that many rows (in smaller last batch)."""
+    url = database("12")
+    ids = pending_rows(url, 12)
+    runbook = write_runbook(
+        tmp_path,
+        RUNBOOK.replace(
+            "    marker_column: cancellationReason\n", "    moved: delete\n    legacy_id_key: null\n"
+        ),
+    )
+    res = migrate(
+        runbook, url, "-o", "json", "transfer", "legacy", "--queue", "evals", "--batch", "4", "--limit", "10"
+    )
+    assert res.exit_code == 0, res.output
+    assert [b["claimed"] for b in json.loads(res.stdout)["batches"]] == [4, 4, 2]
+    assert sql_rows(url, 'SELECT "id" FROM "Job" ORDER BY "createdAt"') == [(ids[10],), (ids[11],)]
+    data = sql_rows(url, "SELECT data FROM pgboss.job WHERE name = 'evals' ORDER BY data->>'evaluationId'")
+    assert len(data) == 10 and all(set(d[0]) == {"evaluationId"} for d in data)
