@@ -21,6 +21,7 @@ from runbook.transfer import legacy_sql
 from runbook.transfer.mapping import Mapping, resolve
 
 SAMPLE = 3
+SCAN_WARN_ROWS = 100_000
 
 
 @dataclass
@@ -83,6 +84,9 @@ def transfer_legacy(
     with conn:
         m = resolve(SqlSession(conn), rb, queue=queue, type_value=type_value)
         result = TransferResult(rb.name, queue, m.layout.name, dry_run, list(m.types or []) or None)
+        warning = scan_warning(m)
+        if warning:
+            session.progress(warning)
         if dry_run:
             _dry_run(conn, m, result)
             return result
@@ -115,6 +119,19 @@ def transfer_legacy(
     result.totals = _totals(totals)
     _audit(session, m, totals, error=None)
     return result
+
+
+def scan_warning(m: Mapping) -> str | None:
+    """Each claim finds the oldest pending rows: without an index on the status column, it sorts the whole
+    table, every batch (the rows it claims stay locked that long). Say so on a large table."""
+    lt = m.legacy
+    if lt.rows_estimate <= SCAN_WARN_ROWS or lt.has_index("status", partial_ok=True):
+        return None
+    return (
+        f"warning: {lt.name} holds about {round(lt.rows_estimate):,} rows and no index starts with its "
+        "status column: every batch scans the table; create the index first: "
+        + lt.index_statement("status", active_only=True)
+    )
 
 
 def _dry_run(conn: Any, m: Mapping, result: TransferResult) -> None:
