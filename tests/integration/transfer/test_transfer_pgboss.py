@@ -108,3 +108,21 @@ def test_moved_rows_deleted_and_limit(database: Callable[[str], str], tmp_path: 
     assert sql_rows(url, 'SELECT "id" FROM "Job" ORDER BY "createdAt"') == [(ids[10],), (ids[11],)]
     data = sql_rows(url, "SELECT data FROM pgboss.job WHERE name = 'evals' ORDER BY data->>'evaluationId'")
     assert len(data) == 10 and all(set(d[0]) == {"evaluationId"} for d in data)
+
+
+def test_a_partitioned_pgboss_12_queue_gets_its_jobs_in_its_own_table(
+    bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """createQueue(name, {partition: true}) in 12.x gives the queue a table of its own (queue.table_name)."""
+    url = database("12")
+    boss = bosses["12"]
+    boss.run(url, "setup", "parted", env={"QUEUE_OPTIONS": json.dumps({"partition": True})})
+    [(table,)] = sql_rows(url, "SELECT table_name FROM pgboss.queue WHERE name = 'parted'")
+    assert table != "job_common"
+    pending_rows(url, 5)
+    res = migrate(write_runbook(tmp_path), url, "transfer", "legacy", "--queue", "parted")
+    assert res.exit_code == 0, res.output
+    assert sql_rows(url, f'SELECT count(*) FROM pgboss."{table}"') == [(5,)]
+    assert sql_rows(url, "SELECT count(*) FROM pgboss.job_common WHERE name = 'parted'") == [(0,)]
+    worked = boss.run(url, "work", "parted", "5")
+    assert len(worked) == 5 and all(set(j["data"]) == {"evaluationId", "legacyJobId"} for j in worked)
