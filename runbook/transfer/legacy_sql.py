@@ -103,7 +103,8 @@ def mark(m: Mapping) -> list[sql.Composed]:
         ]
     sets: list[sql.Composable] = [sql.SQL("{} = %(status)s").format(lt.col("status"))]
     if ts.marker_column:
-        sets.append(sql.SQL("{} = m.job_id").format(sql.Identifier(ts.marker_column)))
+        kind = sql.SQL(lt.columns[ts.marker_column].type)  # text, uuid, varchar(n): as the catalog names it
+        sets.append(sql.SQL("{} = m.job_id::{}").format(sql.Identifier(ts.marker_column), kind))
     if ts.updated_column:
         sets.append(sql.SQL("{} = {}").format(sql.Identifier(ts.updated_column), _now(m, ts.updated_column)))
     return [

@@ -126,3 +126,19 @@ def test_a_partitioned_pgboss_12_queue_gets_its_jobs_in_its_own_table(
     assert sql_rows(url, "SELECT count(*) FROM pgboss.job_common WHERE name = 'parted'") == [(0,)]
     worked = boss.run(url, "work", "parted", "5")
     assert len(worked) == 5 and all(set(j["data"]) == {"evaluationId", "legacyJobId"} for j in worked)
+
+
+def test_a_uuid_marker_column_holds_the_job_id(database: Callable[[str], str], tmp_path: Path) -> None:
+    """The real team kept a `"pgBossJobId"` beside each row: a uuid marker column gets the job's id."""
+    url = database("10")
+    sql_rows(url, 'ALTER TABLE "Job" ADD COLUMN "pgBossJobId" uuid')
+    ids = pending_rows(url, 3)
+    text = RUNBOOK.replace("marker_column: cancellationReason", "marker_column: pgBossJobId")
+    res = migrate(write_runbook(tmp_path, text), url, "transfer", "legacy", "--queue", "evals")
+    assert res.exit_code == 0, res.output
+    joined = sql_rows(
+        url,
+        'SELECT j."id", b.data->>\'legacyJobId\' FROM "Job" j JOIN pgboss.job b ON b.id = j."pgBossJobId"'
+        " ORDER BY 1",
+    )
+    assert joined == [(i, i) for i in ids]
