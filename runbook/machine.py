@@ -94,6 +94,12 @@ def leave_blockers(
         out.append(
             Blocker("soak", f"soak: {format_duration(left)} of {format_duration(stage.soak.duration)} left")
         )
+    return out + hold_blockers(monitors, work)
+
+
+def hold_blockers(monitors: Sequence[Measurement], work: Sequence[Measurement] = ()) -> list[Blocker]:
+    """What is wrong in the current stage whatever comes next: work not yet seen, monitors not holding."""
+    out: list[Blocker] = []
     bad_work = _not_passing(work)
     if bad_work:
         out.append(Blocker("work", f"not enough work on the new path yet: {_describe(bad_work)}"))

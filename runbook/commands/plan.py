@@ -70,7 +70,8 @@ class PlanResult:
 
 
 def plan(session: Session, *, check: bool = False) -> PlanResult:
-    """Show the next transition; with `check`, also run its preflight and the current monitors (read-only)."""
+    """Show the next transition; with `check`, also run its preflight and the current monitors (read-only).
+    At the last stage there is no transition: `check` measures its monitors (exit 0 when they hold)."""
     rb = session.runbook
     cur = engine.current(session)
     nxt = rb.next_stage(cur.stage.id)
@@ -87,20 +88,25 @@ def plan(session: Session, *, check: bool = False) -> PlanResult:
         time_scale=rb.time_scale,
     )
     result.blockers = pending_blockers(session) if cur.recorded else []  # never plan over a half-done flip
-    if nxt is None:
+    if nxt is None and not check:
         result.blockers.append(machine.Blocker("final", f"{cur.stage.id} is the last stage"))
         return result
     if check:
-        monitors = (
-            engine.measure(session, cur.stage.monitor, cur.stage.id, cur.entered_at) if cur.recorded else []
-        )
+        # The current monitors run before the first stage is recorded too (advance records it, then runs
+        # them); its work window only opens once recorded. At the last stage they are all there is to check.
+        since = cur.entered_at if cur.recorded else now  # as advance, which records the stage now
+        monitors = engine.measure(session, cur.stage.monitor, cur.stage.id, since)
         work = (
-            engine.measure(session, cur.stage.soak.work, cur.stage.id, cur.entered_at) if cur.recorded else []
+            engine.measure(session, cur.stage.soak.work, cur.stage.id, cur.entered_at)
+            if cur.recorded and nxt is not None
+            else []
         )
-        preflight = engine.measure(session, nxt.preflight, nxt.id, now)
+        preflight = engine.measure(session, nxt.preflight, nxt.id, now) if nxt is not None else []
         result.measurements = [*monitors, *work, *preflight]
-        if cur.recorded:
-            result.blockers += machine.leave_blockers(cur.stage, cur.entered_at, now, monitors, work, rb)
+        if nxt is None:
+            result.blockers += machine.hold_blockers(monitors)
+            return result
+        result.blockers += machine.leave_blockers(cur.stage, cur.entered_at, now, monitors, work, rb)
         result.blockers += machine.entry_blockers(nxt, preflight, {m.id for m in nxt.manual})
     elif result.soak_remaining > 0:
         result.blockers.append(machine.Blocker("soak", "soak not over"))
