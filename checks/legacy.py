@@ -10,8 +10,8 @@ from typing import Literal, get_args
 from runbook.checks.base import CheckContext, CheckKind, Measurement
 from runbook.checks.legacy_metrics import METRIC_FUNCTIONS, ROLES
 from runbook.checks.legacy_table import GROUPS, load, qualified
-from runbook.checks.sqlutil import Session, check_percentile, check_thresholds, run_measurement
-from runbook.model import Duration, doc
+from runbook.checks.sqlutil import Session, check_percentile, check_thresholds, check_units, run_measurement
+from runbook.model import Duration, Threshold, doc
 
 __all__ = ["KIND", "LegacyParams", "measure"]
 
@@ -40,8 +40,11 @@ class LegacyParams:
     min_jobs: int = doc("error_rate, processing_time: fewer finished rows than this is inconclusive", 1)
     percentile: float = doc("processing_time: the percentile of completed - started, e.g. 50 or 95", 95.0)
     stale_after: Duration | None = doc("stale_running: default settings.legacy.stale_after (30m)", None)
-    max: float | None = doc("fail above this (created_since and stale_running: default 0)", None)
-    min: float | None = doc("fail below this", None)
+    max: Threshold | None = doc(
+        "fail above this (created_since and stale_running: default 0); processing_time: a duration (10m)",
+        None,
+    )
+    min: Threshold | None = doc("fail below this", None)
     strict: bool = doc(
         "drained: fail (instead of inconclusive) while rows are still pending or running", False
     )
@@ -59,6 +62,8 @@ class LegacyParams:
         if unknown or not self.status:
             raise ValueError(f"status must list groups among {', '.join(GROUPS)}; got {list(self.status)}")
         check_percentile(self.percentile)
+        unit = "duration" if self.metric == "processing_time" else ""
+        check_units(self.metric, unit, max=self.max, min=self.min)
         check_thresholds(self.max, self.min)
         if self.window <= 0:
             raise ValueError(f"window must be positive, got {self.window}")

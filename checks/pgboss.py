@@ -16,8 +16,15 @@ from runbook.checks.pgboss_metrics import METRIC_FUNCTIONS, missing_queue
 from runbook.checks.pgboss_queries import INTERNAL_PREFIX, queue_row
 from runbook.checks.pgboss_queries import queued_per_queue as _queued_per_queue
 from runbook.checks.pgboss_workers import instances
-from runbook.checks.sqlutil import MeasureError, Session, check_percentile, check_thresholds, run_measurement
-from runbook.model import Duration, doc
+from runbook.checks.sqlutil import (
+    MeasureError,
+    Session,
+    check_percentile,
+    check_thresholds,
+    check_units,
+    run_measurement,
+)
+from runbook.model import Duration, Threshold, doc
 
 __all__ = ["KIND", "PgBossParams", "instances", "measure", "queued_per_queue"]
 
@@ -37,6 +44,8 @@ METRICS: tuple[str, ...] = get_args(Metric)
 QUEUE_OPTIONAL = frozenset({"installed", "live_workers"})
 WINDOWED = frozenset({"error_rate", "run_time", "wait_time", "throughput"})
 NO_THRESHOLD = frozenset({"queue_exists"})
+DURATION_METRICS = frozenset({"oldest_ready_age", "run_time", "wait_time"})
+"""Metrics measured in seconds: their max/min take a duration (`max: 1d`) or a number of seconds."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +67,8 @@ class PgBossParams:
         "the window is inconclusive, never a pass",
         1,
     )
-    max: float | None = doc("fail above this (stuck_active: default 0)", None)
-    min: float | None = doc(
+    max: Threshold | None = doc("fail above this (stuck_active: default 0); ages take a duration (1d)", None)
+    min: Threshold | None = doc(
         "fail below this (live_workers: default 1; installed: minimum schema version)", None
     )
     counters: Literal["auto", "live", "cached"] = doc(
@@ -85,6 +94,9 @@ class PgBossParams:
         if self.metric in NO_THRESHOLD and (self.max is not None or self.min is not None):
             raise ValueError(f"metric {self.metric} takes no max/min: it passes when the queue exists")
         check_percentile(self.percentile)
+        check_units(
+            self.metric, "duration" if self.metric in DURATION_METRICS else "", max=self.max, min=self.min
+        )
         check_thresholds(self.max, self.min)
         if self.window <= 0:
             raise ValueError(f"window must be positive, got {self.window}")

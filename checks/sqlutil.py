@@ -187,6 +187,20 @@ def check_percentile(p: float) -> None:
         raise ValueError(f"percentile must be between 0 and 100 (exclusive), got {p}")
 
 
+def check_units(metric: str, unit: str, **limits: float | None) -> None:
+    """Raise ValueError when a limit was written as a duration or a size the metric is not measured in
+    (`unit`: "duration", "size" or "" for counts and ratios); a plain number is in the metric's unit."""
+    for name, value in limits.items():
+        written = getattr(value, "unit", "")
+        if not written or written == unit:
+            continue
+        want = {"duration": "a duration like 1d or seconds", "size": "a size like 100MB or bytes"}.get(
+            unit, "a plain number"
+        )
+        measured = {"duration": "a duration", "size": "a size"}.get(unit, "a count")
+        raise ValueError(f"{name} is a {written} but metric {metric} measures {measured}: write {want}")
+
+
 def check_thresholds(max: float | None, min: float | None) -> None:
     """Raise ValueError when min is above max."""
     if max is not None and min is not None and min > max:

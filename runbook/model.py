@@ -18,6 +18,9 @@ Timeout = Annotated[float, "timeout"]
 picking up a flag takes real time however fast the demo runs."""
 Size = Annotated[int, "size"]
 """Bytes; written `100MB`, `1GiB` in the file."""
+Threshold = Annotated[float, "threshold"]
+"""A check's max/min in its metric's unit: a number, or a duration (`1d`) on a duration metric, a size
+(`100MB`) on a size metric (runbook.units.Quantity remembers which was written; never time-scaled)."""
 Identifier = Annotated[str, "identifier"]
 """A PostgreSQL name (schema, table, NOTIFY channel): 1 to 63 bytes, as PostgreSQL would otherwise cut or
 refuse it."""

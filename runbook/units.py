@@ -99,6 +99,43 @@ def format_size(n: float) -> str:
     return f"{int(n)}B"
 
 
+class Quantity(float):
+    """A limit as the runbook wrote it: a plain number (`unit` ""), a duration in seconds (`"duration"`, from
+    `1d`) or a size in bytes (`"size"`, from `100MB`), so a check can refuse a size on a duration metric."""
+
+    unit: str
+
+    def __new__(cls, value: float, unit: str = "") -> Quantity:
+        q = super().__new__(cls, value)
+        q.unit = unit
+        return q
+
+    def __reduce__(self) -> tuple[type[Quantity], tuple[float, str]]:
+        return (Quantity, (float(self), self.unit))
+
+
+def parse_quantity(text: str | int | float) -> Quantity:
+    """A number, a duration (`1d`: seconds) or a size (`100MB`: bytes), remembering which."""
+    if isinstance(text, bool):
+        raise ValueError("expected a number, a duration like 1d or a size like 100MB")
+    if isinstance(text, int | float):
+        return Quantity(float(text))
+    try:
+        return Quantity(float(text))
+    except ValueError:
+        pass
+    try:
+        return Quantity(parse_duration(text), "duration")
+    except ValueError:
+        pass
+    try:
+        return Quantity(float(parse_size(text)), "size")
+    except ValueError:
+        raise ValueError(
+            f'expected a number, a duration like 1d or a size like 100MB, got "{text}"'
+        ) from None
+
+
 def count(n: int | float | str, noun: str, plural: str | None = None) -> str:
     """`n noun` in English: `1 legacy row`, `2 legacy rows`, `at least 500 jobs` (`plural` when not noun+s).
     The one way messages and templates (filter `count`) say how many."""

@@ -67,6 +67,8 @@ class Converter(LeafConverter):
             return self.duration(node, path, scaled=False)
         if mark == "size":
             return self.size(node, path)
+        if mark == "threshold":
+            return self.threshold(node, path)
         if mark == "identifier":
             return self.identifier(node, path)
         if get_origin(tp) is Annotated:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -15,7 +15,9 @@ from runbook.spec.budget import check_bytes, check_seconds
 from runbook.spec.scalars import Scalar, ScalarReader, render, what
 from runbook.spec.typehints import close_match
 from runbook.spec.yamlnodes import Issues, join, mapping_items
-from runbook.units import parse_duration, parse_size
+from runbook.units import parse_duration, parse_quantity, parse_size
+
+T = TypeVar("T")
 
 
 class _Invalid:
@@ -126,6 +128,27 @@ class LeafConverter:
             self.issues.add(node, path, str(exc))
             return INVALID
 
+    def threshold(self, node: Node, path: str) -> Any:
+        """A max/min: a number, a duration like 1d (seconds) or a size like 100MB (bytes), as a Quantity."""
+        expected = "a number, a duration like 1d or a size like 100MB"
+        sc = self.scalar(node, path, expected)
+        if sc is None:
+            return INVALID
+        try:
+            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
+                raise ValueError(f"expected {expected}, got {sc.shown()}")
+            if isinstance(sc.value, float) and not math.isfinite(sc.value):
+                raise ValueError(f"expected a finite number, got {sc.shown()}")
+            q = quiet(parse_quantity, sc, expected)
+            if q.unit == "duration":
+                check_seconds(q, "duration", sc.shown())
+            elif q.unit == "size":
+                check_bytes(int(q), sc.shown())
+            return q
+        except ValueError as exc:
+            self.issues.add(node, path, str(exc))
+            return INVALID
+
     def literal(self, node: Node, allowed: tuple[Any, ...], path: str) -> Any:
         """One of the allowed values."""
         listed = ", ".join(render(a) for a in allowed)
@@ -178,7 +201,7 @@ class LeafConverter:
         return INVALID if sc is None else sc.value
 
 
-def quiet(parse: Callable[[Any], float], sc: Scalar, expected: str) -> float:
+def quiet(parse: Callable[[Any], T], sc: Scalar, expected: str) -> T:
     """`parse(sc.value)`; its error quotes the text, so for a value read from the environment (which may be a
     secret) it says `got the value of ${VAR}` instead."""
     try:

@@ -53,6 +53,16 @@ class SchemaGen:
                     {"$ref": "#/$defs/Interpolated"},
                 ],
             },
+            "Threshold": {
+                "description": "a number in the metric's unit, or a duration (1d) on a duration metric, "
+                "a size (100MB) on a size metric",
+                "anyOf": [
+                    {"type": "number"},
+                    {"type": "string", "pattern": DURATION},
+                    {"type": "string", "pattern": SIZE},
+                    {"$ref": "#/$defs/Interpolated"},
+                ],
+            },
             "FlagValue": {
                 "description": "a flag value; true/false and numbers are written as text",
                 "type": ["string", "boolean", "number"],
@@ -78,6 +88,8 @@ class SchemaGen:
             return {"$ref": "#/$defs/Size" if mark == "size" else "#/$defs/Duration"}
         if mark == "identifier":
             return {"type": "string", "minLength": 1, "maxLength": 63}
+        if mark == "threshold":
+            return {"$ref": "#/$defs/Threshold"}
         if get_origin(tp) is Annotated:
             return self.of(get_args(tp)[0])
         if tp is Any:

@@ -10,7 +10,7 @@ from runbook.checks.command import CommandParams
 from runbook.checks.http import HttpParams
 from runbook.checks.sql import SqlParams
 from runbook.model import Defaults, DotenvFlags, Limits, ManualItem, PostgresFlags, Runbook
-from runbook.spec import load_runbook
+from runbook.spec import load_runbook, load_runbook_text
 
 GOOD = Path(__file__).resolve().parent.parent / "data" / "runbooks" / "good"
 ENV = {"APP_TOKEN": "s3cret", "APP_PORT": "4000"}
@@ -135,3 +135,36 @@ def test_time_scale_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch)
     rb = load_runbook(GOOD / "minimal.yaml", env={})
     assert rb.time_scale == 0.01
     assert rb.stages[0].interval == pytest.approx(0.6)
+
+
+THRESHOLDS = """\
+version: 1
+name: thresholds
+flags: {A: false}
+stages:
+  - id: one
+    monitor:
+      - {name: oldest, kind: pgboss, metric: oldest_ready_age, queue: q, max: 1d, min: 90s}
+      - {name: seconds, kind: pgboss, metric: wait_time, queue: q, max: 600}
+      - name: backlog
+        kind: pgboss
+        metric: backlog
+        queue: q
+        max: ${BACKLOG:-100}
+      - {name: legacy-time, kind: legacy, metric: processing_time, max: 1h30m}
+"""
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.001])
+def test_thresholds_in_the_metric_unit(scale: float) -> None:
+    """`max: 1d` on a duration metric is seconds (never time-scaled: it judges a real age); numbers stay."""
+    rb = load_runbook_text(THRESHOLDS, "t.yaml", env={}, time_scale=scale)
+    got = {c.name: (c.params.max, c.params.min) for c in rb.stages[0].monitor}
+    assert got == {
+        "oldest": (86400.0, 90.0),
+        "seconds": (600.0, None),
+        "backlog": (100.0, None),
+        "legacy-time": (5400.0, None),
+    }
+    oldest = rb.stages[0].monitor[0].params.max
+    assert (type(oldest).__name__, oldest.unit) == ("Quantity", "duration")
