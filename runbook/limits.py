@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from runbook.checks.base import Verdict
 from runbook.model import Limits
+from runbook.units import count
 
 __all__ = ["Assessment", "State", "assess", "holds", "verdicts"]
 
@@ -46,10 +47,6 @@ def verdicts(history: Iterable[Any]) -> list[Verdict]:
     return [Verdict(getattr(item, "verdict", item)) for item in history]
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def assess(history: Iterable[Any], limits: Limits | None = None) -> Assessment:
     """Assess an ordered (oldest first) verdict history of one check in the current stage."""
     lim = limits or Limits()
@@ -73,19 +70,18 @@ def assess(history: Iterable[Any], limits: Limits | None = None) -> Assessment:
     if failures > lim.failure_limit:
         return result(
             "breached",
-            f"{_plural(failures, 'failure')} in this stage, "
-            f"more than the failure_limit of {lim.failure_limit}",
+            f"{count(failures, 'failure')} in this stage, more than the failure_limit of {lim.failure_limit}",
         )
     if errors > lim.consecutive_error_limit:
         return result(
             "breached",
-            f"{_plural(errors, 'consecutive error')} (could not measure), more than the "
+            f"{count(errors, 'consecutive error')} (could not measure), more than the "
             f"consecutive_error_limit of {lim.consecutive_error_limit}",
         )
     if lim.consecutive_failure_limit is not None and streak > lim.consecutive_failure_limit:
         return result(
             "breached",
-            f"{_plural(streak, 'consecutive failure')}, more than the consecutive_failure_limit of "
+            f"{count(streak, 'consecutive failure')}, more than the consecutive_failure_limit of "
             f"{lim.consecutive_failure_limit}",
         )
     if not vs:
@@ -96,14 +92,14 @@ def assess(history: Iterable[Any], limits: Limits | None = None) -> Assessment:
     if last is Verdict.ERROR:
         return result(
             "erroring",
-            f"{_plural(errors, 'consecutive error')} (could not measure), "
+            f"{count(errors, 'consecutive error')} (could not measure), "
             f"{lim.consecutive_error_limit} tolerated",
         )
     if last is Verdict.FAIL:
         return result(
-            "ok", f"{_plural(failures, 'failure')} so far, within the failure_limit of {lim.failure_limit}"
+            "ok", f"{count(failures, 'failure')} so far, within the failure_limit of {lim.failure_limit}"
         )
-    tolerated = f" ({_plural(failures, 'failure')} tolerated)" if failures else ""
+    tolerated = f" ({count(failures, 'failure')} tolerated)" if failures else ""
     return result("ok", f"passing{tolerated}")
 
 
