@@ -303,6 +303,8 @@ class Runbook:
     stages: tuple[Stage, ...]
     source: str = "stages.yaml"
     time_scale: float = 1.0
+    variables: frozenset[str] = frozenset()
+    """The environment variables the file reads through `${...}` (set or not)."""
 
     def stage(self, stage_id: str) -> Stage:
         for s in self.stages:

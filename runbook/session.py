@@ -52,9 +52,12 @@ class Session:
     ) -> Session:
         """Load the runbook strictly (no side effect before it is valid)."""
         from runbook.actor import current_actor
+        from runbook.shipped_vars import unread_variables
         from runbook.spec import load_runbook
 
         rb = load_runbook(path, env=env)
+        for warning in unread_variables(rb, env):
+            progress(warning)
         return cls(runbook=rb, env=env, actor=current_actor(env), progress=progress, confirm=confirm)
 
     @property

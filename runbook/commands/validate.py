@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from runbook.model import Runbook
 class ValidateResult:
     path: str
     runbook: Runbook
+    warnings: list[str] = field(default_factory=list)
+    """Shipped-runbook variables set but not read by this runbook (runbook.shipped_vars)."""
     template: str = "validate"
     exit_code: ExitCode = ExitCode.OK
 
@@ -40,11 +42,17 @@ class ValidateResult:
                 for s in rb.stages
             ],
             "checks": checks,
+            "warnings": self.warnings,
         }
 
 
 def validate(path: str | Path, env: Mapping[str, str] | None = None) -> ValidateResult:
     """Load the runbook strictly; raise SpecError on the first problems found."""
+    import os
+
+    from runbook.shipped_vars import unread_variables
     from runbook.spec import load_runbook
 
-    return ValidateResult(path=str(path), runbook=load_runbook(path, env=env))
+    rb = load_runbook(path, env=env)
+    warnings = [w.removeprefix("warning: ") for w in unread_variables(rb, os.environ if env is None else env)]
+    return ValidateResult(path=str(path), runbook=rb, warnings=warnings)

@@ -122,7 +122,9 @@ def load_runbook_text(
     if len(issues) or runbook is INVALID:
         found = issues.ordered() or [SpecIssue(source, 1, 1, "", "invalid runbook")]
         raise SpecError(_masked(found, [v for v in recording.read.values() if v]))
-    result: Runbook = runbook
+    from dataclasses import replace
+
+    result: Runbook = replace(runbook, variables=frozenset(recording.read))
     return result
 
 
