@@ -83,7 +83,10 @@ pass_cli = click.make_pass_decorator(Cli)
 
 
 @click.group(
-    cls=GlobalGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    cls=GlobalGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="The options above also work after the command: `migrate status -o json`, "
+    "`migrate validate -f ops/stages.yaml`.",
 )
 @click.version_option(__version__, prog_name="migrate")
 @global_options

@@ -92,6 +92,13 @@ def test_every_command_takes_every_global_option_before_or_after_it(
     assert "RUNBOOK_TIME_SCALE" not in defaults.env and "RUNBOOK_TIME_SCALE" not in os.environ
 
 
+def test_help_says_so(migrate: Migrate) -> None:
+    r = migrate("--help")
+    assert r.code == 0
+    assert "The options above also work after the command: `migrate status -o json`" in r.out
+    assert "-o, --output [text|json|markdown]" in migrate("status", "--help").out
+
+
 def test_the_last_one_typed_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     cli = settings_of(monkeypatch, ("status",), ["-o", "json", "-f", "a.yaml", "status", "-o", "markdown"])
     assert (cli.output.fmt, cli.file) == ("markdown", "a.yaml")
