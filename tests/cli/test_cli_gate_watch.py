@@ -76,7 +76,7 @@ def test_watch_rolls_back_on_the_first_breaching_sample(
     monkeypatch.setenv("MONITOR_VALUE", "9")
     r = migrate("watch", "--interval", "0.1s", "--max-samples", "50")
     assert r.code == 4, r.text
-    assert "Rolled back after 1 round(s): watch: healthy: 1 failure in this stage" in r.out
+    assert "Rolled back after 1 round: watch: healthy: 1 failure in this stage" in r.out
     assert "#1 one healthy=9:fail!" in r.err
     assert json.loads(migrate("-o", "json", "status").out)["stage"] == "legacy"
 

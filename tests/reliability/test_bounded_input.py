@@ -134,6 +134,8 @@ settings:
     reload_timeout: {DotenvFlags.reload_timeout}
   legacy:
     stale_after: {LegacySettings.stale_after}
+  transfer:
+    expire_in: {TransferSettings.expire_in}
   defaults:
     interval: {Defaults.interval}
     timeout: {Defaults.timeout}
@@ -196,7 +198,9 @@ ABSURD_SIZES = ("9" * 400 + "MB", "2TiB", str(10**30), "99999999999999999999999G
 
 
 def bounded_fields() -> set[str]:
-    """`Class.field` of every duration, timeout and size field of the model and of every check kind."""
+    """`Class.field` of every duration, timeout and size field of the model and of every check kind (not
+    identifiers, nor thresholds: a max/min is a number in its metric's unit, bounded only when written as a
+    duration or a size, tests/data/runbooks/bad/53-threshold-units.yaml)."""
     found: set[str] = set()
     seen: set[type] = set()
 
@@ -206,7 +210,7 @@ def bounded_fields() -> set[str]:
         seen.add(cls)
         for name, tp in hints(cls).items():
             for member in union_args(tp) or (tp,):
-                if marker(member):
+                if marker(member) in ("duration", "timeout", "size"):
                     found.add(f"{cls.__name__}.{name}")
                 for inner in (member, *get_args(member)) if get_origin(member) else (member,):
                     for t in union_args(inner) or (inner,):
