@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from runbook import __version__
-from runbook.cliglobals import GlobalGroup, Settings, global_options, settings_from
+from runbook.cliglobals import GlobalGroup, Globals, global_options, settings_from
 from runbook.errors import RunbookError, UsageError
 from runbook.exitcodes import ExitCode
 
@@ -22,7 +22,7 @@ LONG_RUNNING = frozenset({"watch", "demo"})
 
 
 @dataclass
-class Cli(Settings):
+class Cli(Globals):
     """What every command gets: the global options' settings (runbook path, output object, environment) and
     the sessions it opens."""
 

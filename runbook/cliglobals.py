@@ -2,7 +2,7 @@
 accepted before or after the command, as kubectl and gh users expect: `migrate -o json status` and
 `migrate status -o json` are the same. `GlobalGroup` adds them to every subcommand it holds (a new command is
 covered without a line of its own); a value typed after the command overrides the one typed before it, so
-the last one typed wins. Both places write through `Settings.apply`, the one place that checks and applies a
+the last one typed wins. Both places write through `Globals.apply`, the one place that checks and applies a
 value."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ NAMES = ("file_", "fmt", "time_scale", "traceback", "no_color")
 
 
 @dataclass
-class Settings:
+class Globals:
     """What the global options decide: the runbook path, the output object, tracebacks, the environment."""
 
     file: str = DEFAULT_FILE
@@ -95,7 +95,7 @@ def _specs(top: bool) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
 
 
 def _from_subcommand(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    settings = ctx.find_object(Settings)
+    settings = ctx.find_object(Globals)
     if settings is not None and param.name is not None:
         settings.apply(param.name, value)
     return value
@@ -108,7 +108,7 @@ def global_options(fn: F) -> F:
     return fn
 
 
-def settings_from(ctx: click.Context, settings: Settings, values: dict[str, Any]) -> Settings:
+def settings_from(ctx: click.Context, settings: Globals, values: dict[str, Any]) -> Globals:
     """Apply the group-level values (given before the command) to `settings`."""
     for name in NAMES:
         typed = ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
