@@ -4,12 +4,14 @@ session) and a fresh database per test."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +24,28 @@ os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="runbook-xdg-")
 # folder of this run, so the cache is exercised everywhere and nothing is left in the user's home.
 os.environ.setdefault("RUNBOOK_SPEC_CACHE", tempfile.mkdtemp(prefix="runbook-spec-cache-"))
 REPO = Path(__file__).resolve().parent.parent
+COUNTS: list[str] = []
+"""The reliability suites' count lines (tests/reliability/conftest.py `record`), repeated at the end."""
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker: hand this worker's count lines to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["reliability_counts"] = json.dumps(COUNTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the pytest-xdist controller: gather a finished worker's count lines."""
+    COUNTS.extend(json.loads(getattr(node, "workeroutput", {}).get("reliability_counts", "[]")))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if COUNTS:
+        terminalreporter.section("reliability counts")
+        for line in sorted(COUNTS):
+            terminalreporter.write_line(line)
 
 
 def with_dbname(url: str, dbname: str) -> str:

@@ -72,7 +72,7 @@ def password_user(pg_server_url: str, pg_url: str) -> Iterator[str]:
                 "local all pwuser scram-sha-256\nhost all pwuser 127.0.0.1/32 scram-sha-256\n" + original
             )
         except OSError:
-            pytest.fail(f"this test rewrites the test server's pg_hba.conf ({hba}), which is not writable here")
+            pytest.fail(f"this test rewrites the test server's pg_hba.conf ({hba}): not writable here")
         conn.execute("DROP ROLE IF EXISTS pwuser")
         conn.execute("CREATE ROLE pwuser LOGIN PASSWORD 'right-one'")
         conn.execute("SELECT pg_reload_conf()")

@@ -13,18 +13,17 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from runbook.state import Event, StateStore
+from tests.conftest import COUNTS
 
 NAME = "reliability"
 BIN = Path(sys.executable).parent / "migrate"
 MIGRATE: list[str] = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "runbook"]
 UNREACHABLE = "postgresql://runbook:hunter2-unreachable@127.0.0.1:1/nowhere"
-COUNTS: list[str] = []
 
 DOTENV = "  flags:\n    type: dotenv\n    path: app.env\n"
 POSTGRES_FLAGS = "  flags:\n    type: postgres\n    url: ${FLAGS_URL}\n"
@@ -74,16 +73,10 @@ def runbook_yaml(flags: str = DOTENV, settings: str = "", verify_extra: str = ""
 
 
 def record(line: str) -> None:
-    """Print a count line now and repeat it in the terminal summary (they go in the README)."""
+    """Print a count line now and repeat it in the terminal summary (they go in the README; the summary
+    hooks are in tests/conftest.py, which also gathers the lines of pytest-xdist workers)."""
     print(line)
     COUNTS.append(line)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if COUNTS:
-        terminalreporter.section("reliability counts")
-        for line in COUNTS:
-            terminalreporter.write_line(line)
 
 
 @dataclass

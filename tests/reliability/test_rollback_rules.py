@@ -89,8 +89,10 @@ def hook() -> Iterator[str]:
 
 
 @pytest.fixture
-def rules(home: Home) -> Home:
+def rules(home: Home, hook: str) -> Home:
+    """The runbook, its webhook a live receiver (a dead one would cost every command its retries)."""
     home.write(RUNBOOK)
+    home.env["HOOK_URL"] = hook
     return home
 
 

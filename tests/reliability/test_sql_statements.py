@@ -40,6 +40,8 @@ LITERAL = f"x'; {ESCAPE}; SELECT '"
 """Breaks out of a single-quoted literal (if it were spliced without binding)."""
 SHORT = "x'); DELETE FROM victim; --"
 """A payload short enough for a NOTIFY channel name (63 bytes at most)."""
+SHORT_IDENT = 'x"; DELETE FROM victim; --'
+"""Breaks out of a double-quoted identifier, within the 63 bytes the flag table's names may have."""
 
 
 def q(value: str) -> str:
@@ -164,7 +166,7 @@ def test_no_multi_statement_payload_runs_through_any_kind(home: Home, target: st
     # 3. the toolkit's own names: state schema, postgres flag table (schema, table, channel)
     state = f"  state:\n    url: ${{DATABASE_URL}}\n    schema: {q(IDENT)}\n"
     flags = (
-        f"  flags:\n    type: postgres\n    schema: {q(IDENT)}\n    table: {q(IDENT)}\n"
+        f"  flags:\n    type: postgres\n    schema: {q(SHORT_IDENT)}\n    table: {q(SHORT_IDENT)}\n"
         f"    channel: {q(SHORT)}\n"
     )
     named = runbook(check("up", "sql", query="SELECT 1"), flags=flags).replace(
