@@ -46,7 +46,6 @@ def test_every_command_and_option_is_in_commands_md() -> None:
     shared = docgen.global_names()
     paths = [path for path, _ in docgen.walk(cli)]
     assert "migrate transfer legacy" in paths and "migrate validate" in paths  # subgroups are walked
-    assert len(paths) == 16
     for path, cmd in docgen.walk(cli):
         body = found.get(f"`{path}`")
         assert body is not None, f"docs/commands.md has no section for {path}"
