@@ -105,7 +105,13 @@ def global_names() -> set[str]:
     return {p.name for p in main.params if p.name}
 
 
-def _option_rows(cmd: click.Command, skip: set[str]) -> list[str]:
+def _common_params(group: click.Group) -> set[str]:
+    """Parameter names every command under `group` takes (the global options they repeat)."""
+    names = [{p.name for p in cmd.params if p.name} for _, cmd in walk(group)]
+    return set.intersection(*names) if names else set()
+
+
+def _option_rows(cmd: click.Command, skip: set[str], only_before: set[str] | None = None) -> list[str]:
     ctx = click.Context(cmd, info_name=cmd.name)
     rows: list[str] = []
     for param in cmd.params:
@@ -116,7 +122,8 @@ def _option_rows(cmd: click.Command, skip: set[str]) -> list[str]:
             continue
         record = param.get_help_record(ctx)
         if record is not None:
-            rows.append(f"| `{_cell(record[0])}` | {_cell(record[1])} |")
+            where = " Before the command only." if only_before and param.name in only_before else ""
+            rows.append(f"| `{_cell(record[0])}` | {_cell(record[1])}{where} |")
     return rows
 
 
@@ -127,7 +134,7 @@ def command_tables() -> str:
     shared = global_names()
     parts = [
         "### Global options (every command)\n\n| option | meaning |\n|---|---|\n"
-        + "\n".join(_option_rows(main, set()))
+        + "\n".join(_option_rows(main, set(), shared - _common_params(main)))
     ]
     for path, cmd in walk(main):
         ctx = click.Context(cmd, info_name=path)
