@@ -361,7 +361,7 @@ def scaffold(
     )
 
 
-@main.group(short_help="Move queued work: legacy rows into pg-boss.")
+@main.group(short_help="Move queued work: legacy rows into pg-boss, pg-boss into pg-boss.")
 def transfer() -> None:
     """Move queued work exactly once (the runbook's settings.transfer mapping)."""
 
@@ -388,6 +388,53 @@ def transfer_legacy(
     cli.run(
         lambda: run(
             cli.session(), queue=queue, type_value=type_value, batch=batch, limit=limit, dry_run=dry_run
+        )
+    )
+
+
+@transfer.command(
+    "pgboss", short_help="Move unfinished jobs between pg-boss schemas or databases (10/12 -> 12)."
+)
+@click.option("--from-schema", required=True, help="Source pg-boss schema (10 or 12.6+ layout).")
+@click.option(
+    "--from-url", default=None, help="Source database (default: settings.pgboss.url / database.url)."
+)
+@click.option("--to-schema", required=True, help="Target pg-boss schema (12.6+ layout; queues must exist).")
+@click.option("--to-url", default=None, help="Target database (default: settings.pgboss.url / database.url).")
+@click.option("--queue", "queues", multiple=True, help="Only this queue (repeatable; default: every queue).")
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=500, show_default=True, help="Jobs per transaction."
+)
+@click.option("--dry-run", is_flag=True, help="Count per queue and state; lock and write nothing.")
+@click.option("--include-active", is_flag=True, help="Also move active jobs past their expiry (as retries).")
+@pass_cli
+def transfer_pgboss(
+    cli: Cli,
+    from_schema: str,
+    from_url: str | None,
+    to_schema: str,
+    to_url: str | None,
+    queues: tuple[str, ...],
+    batch: int,
+    dry_run: bool,
+    include_active: bool,
+) -> None:
+    """Copy created and retry jobs (ids, data, options kept) into the target and remove them from the source
+    once the copy committed: one transaction per batch in one database; across two, a ledger in runbook's
+    state schema of the target. Safe to rerun after a crash: nothing is lost or copied twice."""
+    from runbook.commands.transfer_pgboss import transfer_pgboss as run
+
+    cli.run(
+        lambda: run(
+            cli.session(),
+            from_schema=from_schema,
+            from_url=from_url,
+            to_schema=to_schema,
+            to_url=to_url,
+            queues=queues,
+            batch=batch,
+            dry_run=dry_run,
+            include_active=include_active,
         )
     )
 

@@ -26,6 +26,12 @@ TRANSFER_POINTS = (
     "transfer:marked",
     "transfer:committed",
 )
+TRANSFER_PGBOSS_POINTS = (
+    "transfer-pgboss:claimed",
+    "transfer-pgboss:copied",
+    "transfer-pgboss:deleted",
+    "transfer-pgboss:committed",
+)
 """Steps of each `migrate transfer` batch (runbook.transfer.batch); tests/integration/transfer kills there."""
 
 

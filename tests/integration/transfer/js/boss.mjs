@@ -1,6 +1,6 @@
 // Real pg-boss (10 or 12) for the transfer tests.
 //   node boss.mjs setup Q...      -> createQueue for each Q (QUEUE_OPTIONS, JSON, applies to all), then stop
-//   node boss.mjs send Q N        -> boss.send N jobs {ref: i} with SEND_OPTIONS (JSON); prints their ids
+//   node boss.mjs send Q N        -> boss.send N jobs {ref: i} with SEND_OPTIONS (JSON), data + SEND_DATA; ids
 //   node boss.mjs work Q N        -> work() Q until N jobs were handled; prints [{id, data}] as one JSON line
 // Environment: DATABASE_URL, PGBOSS_SCHEMA. pg-boss resolves from ./node_modules (a symlink the fixture adds).
 const mod = await import('pg-boss');
@@ -21,7 +21,8 @@ if (command === 'setup') {
 } else if (command === 'send') {
   const options = JSON.parse(process.env.SEND_OPTIONS || '{}');
   const ids = [];
-  for (let i = 0; i < Number(rest[0]); i++) ids.push(await boss.send(queue, { ref: i }, options));
+  const extra = JSON.parse(process.env.SEND_DATA || '{}'); // merged into each job's data
+  for (let i = 0; i < Number(rest[0]); i++) ids.push(await boss.send(queue, { ref: i, ...extra }, options));
   console.log(JSON.stringify(ids));
 } else if (command === 'work') {
   const want = Number(rest[0]);

@@ -1,0 +1,254 @@
+"""`migrate transfer pgboss`: move unfinished jobs from one pg-boss schema or database (10 or 12.6+ layout)
+into another (12.6+), exactly once (runbook.transfer.pgboss_batch). Target queues must exist: their policy and
+options are the app's (`boss.createQueue`); a missing one is refused before anything moves, naming the source
+queue's policy. `--dry-run` counts per queue and state, locking and writing nothing. Audited as a 'transfer'
+event."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from runbook import db, engine
+from runbook.checks import pgboss_layout
+from runbook.checks.sqlutil import MeasureError
+from runbook.checks.sqlutil import Session as SqlSession
+from runbook.commands.transfer import _line, _totals
+from runbook.errors import ConfigError, RunbookError, UnreachableError, UsageError
+from runbook.exitcodes import ExitCode
+from runbook.session import Session
+from runbook.transfer import pgboss_batch, pgboss_copy
+from runbook.transfer.batch import Batch, Totals, TransferError
+from runbook.transfer.mapping import PLAIN_POLICIES
+
+
+@dataclass
+class PgbossTransferResult:
+    source: str
+    target: str
+    layouts: dict[str, str]
+    dry_run: bool
+    queues: list[str]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    recovered: int = 0
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    totals: dict[str, Any] = field(default_factory=dict)
+    template: str = "transfer_pgboss"
+    exit_code: ExitCode = ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "pgboss_layouts": self.layouts,
+            "dry_run": self.dry_run,
+            "queues": self.queues,
+            "counts": self.counts,
+            "recovered": self.recovered,
+            "batches": self.batches,
+            "totals": self.totals,
+        }
+
+
+def transfer_pgboss(
+    session: Session,
+    *,
+    from_schema: str,
+    to_schema: str,
+    from_url: str | None = None,
+    to_url: str | None = None,
+    queues: tuple[str, ...] = (),
+    batch: int = 500,
+    dry_run: bool = False,
+    include_active: bool = False,
+) -> PgbossTransferResult:
+    if batch < 1:
+        raise UsageError("--batch must be at least 1")
+    s = session.runbook.settings
+    default = s.pgboss.url or s.database.url
+    src_url, dst_url = from_url or default, to_url or default
+    if src_url == dst_url and from_schema == to_schema:
+        raise UsageError(
+            f'the source and the target are the same pg-boss schema "{from_schema}" in one database',
+            hint="name another --to-schema or --to-url",
+        )
+    source = f"{db.describe_url(src_url or '')}#{from_schema}"
+    target = f"{db.describe_url(dst_url or '')}#{to_schema}"
+    opened: list[psycopg.Connection[Any]] = []
+    try:
+        src_conn = _connect(src_url, "the source pg-boss database (--from-url)", opened)
+        dst_conn = src_conn if src_url == dst_url else _connect(dst_url, "the target (--to-url)", opened)
+        src, dst = _layout(src_conn, from_schema, "source"), _layout(dst_conn, to_schema, "target")
+        _check_layouts(src, dst)
+        names = _queues(src_conn, src, queues)
+        tables = _targets(dst_conn, src_conn, src, dst, names)
+        ends = pgboss_batch.Ends(src_conn, dst_conn, src, dst, source, target, s.state.schema)
+        result = PgbossTransferResult(
+            source, target, {"source": src.name, "target": dst.name}, dry_run, names
+        )
+        counts = src_conn.execute(pgboss_copy.counts(src), {"names": names, "active": include_active})
+        for name, state, n in counts.fetchall():
+            result.counts.setdefault(name, {})[state] = int(n)
+        if dry_run:
+            result.totals = {"movable": sum(sum(c.values()) for c in result.counts.values())}
+            return result
+        _move(session, ends, names, tables, result, batch=batch, include_active=include_active)
+        return result
+    finally:
+        for conn in opened:
+            conn.close()
+
+
+def _move(
+    session: Session,
+    ends: pgboss_batch.Ends,
+    names: list[str],
+    tables: dict[str, str],
+    result: PgbossTransferResult,
+    *,
+    batch: int,
+    include_active: bool,
+) -> None:
+    totals = Totals()
+    try:
+        result.recovered = pgboss_batch.recover(ends)
+        if result.recovered:
+            session.progress(
+                f"finished an interrupted batch: removed {result.recovered} copied jobs from the source"
+            )
+        for name in names:
+            pgboss_batch.run(
+                ends,
+                name,
+                tables[name],
+                totals,
+                batch=batch,
+                include_active=include_active,
+                progress=_progress(session, name),
+            )
+    except RunbookError as exc:
+        _audit(session, result, totals, error=exc.message)
+        raise
+    except psycopg.OperationalError as exc:
+        _audit(session, result, totals, error=str(exc).strip())
+        raise UnreachableError(
+            f"lost a database during the transfer: {str(exc).strip()}",
+            hint="the batch in flight is finished or undone by the next run; run the same command again",
+        ) from None
+    except psycopg.Error as exc:
+        _audit(session, result, totals, error=str(exc).strip())
+        raise TransferError(
+            f"PostgreSQL refused a batch: {str(exc).strip()}",
+            hint="the batch was rolled back (nothing of it moved); fix the cause, run again",
+        ) from None
+    result.batches = [b.to_json() for b in totals.batches]
+    result.totals = _totals(totals)
+    _audit(session, result, totals, error=None)
+
+
+def _progress(session: Session, queue: str) -> Callable[[Batch], None]:
+    return lambda b: session.progress(f"{queue}: " + _line(b).replace("marked", "removed from the source"))
+
+
+def _connect(url: str | None, what: str, opened: list[psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
+    conn = db.connect(url, what=what, autocommit=True, application_name="runbook-transfer")
+    opened.append(conn)
+    return conn
+
+
+def _layout(conn: psycopg.Connection[Any], schema: str, end: str) -> pgboss_layout.Layout:
+    try:
+        return pgboss_layout.detect(SqlSession(conn), schema)
+    except MeasureError as exc:
+        raise ConfigError(f"{end}: {exc.message}", hint=exc.hint) from None
+
+
+def _check_layouts(src: pgboss_layout.Layout, dst: pgboss_layout.Layout) -> None:
+    if src.name not in ("v10", "v12"):
+        raise ConfigError(
+            f'source pg-boss schema "{src.schema}" has the {src.name} layout (schema version {src.version}); '
+            "migrate transfer pgboss reads the layouts of pg-boss 10 and 12.6+ only",
+            hint="start pg-boss 12 once on the source (it upgrades the v11 layout itself), then transfer",
+        )
+    if dst.name != "v12":
+        raise ConfigError(
+            f'target pg-boss schema "{dst.schema}" has the {dst.name} layout (schema version {dst.version}); '
+            "migrate transfer pgboss writes the layout of pg-boss 12.6+ only",
+            hint="start pg-boss 12 once on the target (boss.start() creates or upgrades the schema)",
+        )
+
+
+def _queues(conn: psycopg.Connection[Any], src: pgboss_layout.Layout, wanted: tuple[str, ...]) -> list[str]:
+    names = [
+        r[0] for r in conn.execute(sql.SQL("SELECT name FROM {} ORDER BY name").format(src.table("queue")))
+    ]
+    missing = [w for w in wanted if w not in names]
+    if missing:
+        raise UsageError(
+            f'no queue {", ".join(repr(m) for m in missing)} in source schema "{src.schema}"',
+            hint="its queues are: " + (", ".join(names) or "none"),
+        )
+    return list(wanted) or names
+
+
+def _targets(
+    dst_conn: psycopg.Connection[Any],
+    src_conn: psycopg.Connection[Any],
+    src: pgboss_layout.Layout,
+    dst: pgboss_layout.Layout,
+    names: list[str],
+) -> dict[str, str]:
+    """Each queue's table in the target; every queue must exist there with the source's policy."""
+    policies = dict(
+        src_conn.execute(
+            sql.SQL("SELECT name, policy FROM {} WHERE name = ANY(%s)").format(src.table("queue")), (names,)
+        ).fetchall()
+    )
+    rows = dst_conn.execute(
+        sql.SQL("SELECT name, policy, table_name FROM {} WHERE name = ANY(%s)").format(dst.table("queue")),
+        (names,),
+    ).fetchall()
+    found = {name: (policy, table) for name, policy, table in rows}
+    for name in names:
+        policy = policies.get(name) or "standard"
+        if name not in found:
+            raise ConfigError(
+                f'queue "{name}" does not exist in target schema "{dst.schema}"; '
+                "migrate transfer pgboss does not create queues (pg-boss 12 makes each queue's partition "
+                "and options in createQueue)",
+                hint=f"create it from the app on the target: await boss.createQueue('{name}', "
+                f"{{ policy: '{policy}' }}) (with the source queue's retry and expiry options), "
+                "then run again",
+            )
+        target_policy = found[name][0] or "standard"
+        if target_policy != policy and not (policy in PLAIN_POLICIES and target_policy in PLAIN_POLICIES):
+            raise ConfigError(
+                f'queue "{name}" has policy "{policy}" in the source and "{target_policy}" in the target: '
+                "pg-boss would keep other jobs than the source held",
+                hint="recreate the target queue with the source's policy",
+            )
+    return {name: found[name][1] or "job" for name in names}
+
+
+def _audit(session: Session, r: PgbossTransferResult, t: Totals, *, error: str | None) -> None:
+    counts = _totals(t)
+    reason = (
+        f"pg-boss {r.source} ({r.layouts['source']}) -> {r.target} ({r.layouts['target']}): moved "
+        f"{counts['moved']} jobs in {counts['batches']} batches (inserted {counts['inserted']}, "
+        f"already present {counts['already_present']})" + (f"; stopped: {error}" if error else "")
+    )
+    data = {"transfer": "pgboss", "queues": r.queues, "recovered": r.recovered, **counts}
+    ev = engine.event(
+        session, "transfer", from_stage=None, to_stage=None, reason=reason,
+        outcome="failed" if error else "done", data=data,
+    )  # fmt: skip
+    if error is None:
+        session.store().append_event(session.runbook.name, ev)
+        return
+    with contextlib.suppress(RunbookError):
+        session.store().append_event(session.runbook.name, ev)

@@ -1,0 +1,130 @@
+"""The `migrate transfer pgboss` loop, per queue, batch by batch.
+
+One database: one transaction per batch (claim FOR UPDATE SKIP LOCKED in the source schema, insert ON
+CONFLICT DO NOTHING in the target schema, check every id is there, delete the source rows, commit).
+
+Two databases: the source transaction claims and holds the rows; the target transaction inserts them and
+writes a ledger row (phase `copied`) and commits; then the source rows are deleted and that commits; then the
+ledger row becomes `done`. A crash before the target commit leaves nothing in the target; a crash after it
+leaves a `copied` ledger row, and the next run first deletes those jobs from the source (`recover`).
+
+Fault points (runbook.faultpoints): transfer-pgboss:claimed, :copied, :deleted, :committed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from runbook import faultpoints
+from runbook.checks.pgboss_layout import Layout
+from runbook.transfer import pgboss_copy as q
+from runbook.transfer.batch import Batch, Totals, TransferError
+
+
+@dataclass(frozen=True)
+class Ends:
+    """Both ends of a transfer: connections (the same one for one database), layouts, names for the ledger."""
+
+    src_conn: psycopg.Connection[Any]
+    dst_conn: psycopg.Connection[Any]
+    src: Layout
+    dst: Layout
+    source: str
+    target: str
+    ledger_schema: str
+
+    @property
+    def same_db(self) -> bool:
+        return self.src_conn is self.dst_conn
+
+
+def recover(e: Ends) -> int:
+    """Finish the batches a killed run copied but did not delete from the source; the jobs deleted now."""
+    if e.same_db:
+        return 0
+    for statement in q.ledger_ddl(e.ledger_schema):
+        e.dst_conn.execute(statement)
+    keys = {"source": e.source, "target": e.target}
+    removed = 0
+    for batch_id, name, ids in e.dst_conn.execute(q.ledger_open(e.ledger_schema), keys).fetchall():
+        with e.src_conn.transaction():
+            removed += e.src_conn.execute(q.delete(e.src), {"name": name, "ids": ids}).rowcount
+        e.dst_conn.execute(q.ledger_done(e.ledger_schema), {"batch": batch_id})
+    return removed
+
+
+def run(
+    e: Ends,
+    queue: str,
+    table: str,
+    totals: Totals,
+    *,
+    batch: int,
+    include_active: bool,
+    progress: Callable[[Batch], None],
+) -> None:
+    """Move every movable job of `queue` (target table `table`); each batch is added to `totals` once done."""
+    started = time.monotonic() - totals.seconds
+    while True:
+        done = _one(e, queue, table, len(totals.batches) + 1, batch, include_active)
+        if done is None:
+            break
+        totals.batches.append(done)
+        totals.seconds = time.monotonic() - started
+        progress(done)
+        if done.claimed < batch:
+            break
+    totals.seconds = time.monotonic() - started
+
+
+def _one(e: Ends, queue: str, table: str, number: int, size: int, include_active: bool) -> Batch | None:
+    t0 = time.monotonic()
+    keys = {"name": queue, "size": size, "active": include_active}
+    with e.src_conn.transaction():
+        rows = e.src_conn.execute(q.claim(e.src, lock=True), keys).fetchall()
+        if not rows:
+            return None
+        faultpoints.pause("transfer-pgboss:claimed")
+        ids = [r[0] for r in rows]
+        args = {"name": queue, "ids": ids, "jobs": "[" + ",".join(r[1] for r in rows) + "]"}
+        if e.same_db:
+            inserted = _copy(e, table, number, args)
+            faultpoints.pause("transfer-pgboss:copied")
+        else:
+            with e.dst_conn.transaction():
+                inserted = _copy(e, table, number, args)
+                batch_id = str(uuid.uuid4())
+                e.dst_conn.execute(
+                    q.ledger_write(e.ledger_schema),
+                    {**args, "batch": batch_id, "source": e.source, "target": e.target},
+                )
+            faultpoints.pause("transfer-pgboss:copied")
+        deleted = e.src_conn.execute(q.delete(e.src), args).rowcount
+        if deleted != len(ids):
+            raise TransferError(
+                f"deleted {deleted} of the {len(ids)} source jobs of batch {number} (queue {queue})",
+                hint="something else changed the source jobs; run the same command again",
+            )
+        faultpoints.pause("transfer-pgboss:deleted")
+    if not e.same_db:
+        e.dst_conn.execute(q.ledger_done(e.ledger_schema), {"batch": batch_id})
+    faultpoints.pause("transfer-pgboss:committed")
+    return Batch(number, len(rows), inserted, len(rows) - inserted, deleted, time.monotonic() - t0)
+
+
+def _copy(e: Ends, table: str, number: int, args: dict[str, Any]) -> int:
+    inserted = len(e.dst_conn.execute(q.insert(e.dst, table), args).fetchall())
+    there = int(e.dst_conn.execute(q.present(e.dst), args).fetchone()[0])  # type: ignore[index]
+    if there != len(args["ids"]):
+        raise TransferError(
+            f"{len(args['ids']) - there} of {len(args['ids'])} jobs of batch {number} are not in target "
+            f'queue "{args["name"]}" after the insert (a singleton key or a policy of the target queue '
+            "refused them); the batch was rolled back, nothing moved",
+            hint="check the target queue's policy and its jobs with the same singleton keys",
+        )
+    return inserted

@@ -1,0 +1,174 @@
+"""SQL of `migrate transfer pgboss`: claim unfinished jobs of one queue in a source pg-boss schema (10 or
+12.6+ layout), write them into a target pg-boss 12 schema as pg-boss 12's own insert does, delete them from
+the source, and the transfer ledger (runbook's state schema, in the target database) that makes a two-database
+batch idempotent.
+
+A job keeps its id, name, data, priority, state (created or retry), retry count/limit/delay/backoff, start
+after, singleton key and time, expiry, creation and keep-until times. What pg-boss 12 takes from the queue
+(dead letter, policy, deletion, heartbeat) comes from the target queue row, as pg-boss 12's insert does. An
+active job (only with --include-active, and only once expired) becomes a retry, ready now, its retry counted,
+as pg-boss's own expiry would make it; one with no retry left stays in the source."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from runbook.checks.pgboss_layout import Layout
+from runbook.transfer.pgboss_insert import V12_DEFAULTS
+
+RECORD = (
+    "j(id uuid, name text, data jsonb, priority integer, state text, retry_limit integer,"
+    " retry_count integer, retry_delay integer, retry_backoff boolean, retry_delay_max integer,"
+    " expire_seconds integer, singleton_key text, singleton_on timestamp, start_after timestamptz,"
+    " created_on timestamptz, keep_until timestamptz)"
+)
+MOVABLE = "state IN ('created', 'retry')"
+
+
+def _expired(src: Layout) -> sql.Composable:
+    return sql.SQL("(%(active)s AND state = 'active' AND retry_count < retry_limit AND {} < now())").format(
+        src.expiry
+    )
+
+
+def claim(src: Layout, *, lock: bool) -> sql.Composed:
+    """The oldest movable jobs of queue %(name)s, at most %(size)s, as (id text, json text): one JSON object
+    per job with the keys of RECORD. `lock`: FOR UPDATE SKIP LOCKED (a worker's job is never taken)."""
+    active = sql.SQL("state = 'active'")
+    expire = (
+        sql.SQL("ceil(extract(epoch FROM expire_in))::integer")
+        if "expire_in" in src.job_columns
+        else sql.SQL("expire_seconds")
+    )
+    delay_max = sql.SQL("retry_delay_max") if "retry_delay_max" in src.job_columns else sql.SQL("NULL")
+    return sql.SQL(
+        "SELECT id::text, json_build_object('id', id, 'name', name, 'data', data, 'priority', priority,"
+        " 'state', CASE WHEN {active} THEN 'retry' ELSE state::text END,"
+        " 'retry_limit', retry_limit,"
+        " 'retry_count', retry_count + CASE WHEN {active} THEN 1 ELSE 0 END,"
+        " 'retry_delay', retry_delay, 'retry_backoff', retry_backoff, 'retry_delay_max', {delay_max},"
+        " 'expire_seconds', {expire}, 'singleton_key', singleton_key, 'singleton_on', singleton_on,"
+        " 'start_after', CASE WHEN {active} THEN now() ELSE start_after END, 'created_on', created_on,"
+        " 'keep_until', keep_until)::text"
+        " FROM {job} WHERE name = %(name)s AND ({movable} OR {expired})"
+        " ORDER BY start_after, id LIMIT %(size)s{lock}"
+    ).format(
+        active=active,
+        delay_max=delay_max,
+        expire=expire,
+        job=src.table("job"),
+        movable=sql.SQL(MOVABLE),
+        expired=_expired(src),
+        lock=sql.SQL(" FOR UPDATE SKIP LOCKED") if lock else sql.SQL(""),
+    )
+
+
+def counts(src: Layout) -> sql.Composed:
+    """(queue, state, jobs) of what would move, per queue in %(names)s."""
+    return sql.SQL(
+        "SELECT name, state::text, count(*) FROM {job}"
+        " WHERE name = ANY(%(names)s) AND ({movable} OR {expired}) GROUP BY 1, 2 ORDER BY 1, 2"
+    ).format(job=src.table("job"), movable=sql.SQL(MOVABLE), expired=_expired(src))
+
+
+def insert(dst: Layout, table: str) -> sql.Composed:
+    """INSERT the JSON array %(jobs)s into queue %(name)s's table of the target (v12), ON CONFLICT DO
+    NOTHING (the id: a rerun writes nothing twice), RETURNING the ids written now."""
+    qcols = dst.queue_columns
+
+    def q(column: str) -> str:
+        return f"q.{column}" if column in qcols else "NULL"
+
+    state = sql.SQL("j.state::{}").format(sql.Identifier(dst.schema, "job_state"))
+    wanted: list[tuple[str, str | sql.Composable]] = [
+        ("id", "j.id"),
+        ("name", "q.name"),
+        ("data", "j.data"),
+        ("priority", "COALESCE(j.priority, 0)"),
+        ("state", state),
+        ("retry_limit", f"COALESCE(j.retry_limit, {q('retry_limit')}, 2)"),
+        ("retry_count", "COALESCE(j.retry_count, 0)"),
+        ("retry_delay", f"COALESCE(j.retry_delay, {q('retry_delay')}, 0)"),
+        ("retry_backoff", f"COALESCE(j.retry_backoff, {q('retry_backoff')}, false)"),
+        ("retry_delay_max", f"COALESCE(j.retry_delay_max, {q('retry_delay_max')})"),
+        (
+            "expire_seconds",
+            f"COALESCE(j.expire_seconds, {q('expire_seconds')}, {V12_DEFAULTS['expire_seconds']})",
+        ),
+        ("deletion_seconds", f"COALESCE({q('deletion_seconds')}, {V12_DEFAULTS['deletion_seconds']})"),
+        ("singleton_key", "j.singleton_key"),
+        ("singleton_on", "j.singleton_on"),
+        ("start_after", "j.start_after"),
+        ("created_on", "j.created_on"),
+        (
+            "keep_until",
+            f"COALESCE(j.keep_until, j.start_after + COALESCE({q('retention_seconds')}, "
+            f"{V12_DEFAULTS['retention_seconds']}) * interval '1s')",
+        ),
+        ("policy", q("policy")),
+        ("dead_letter", q("dead_letter")),
+        ("heartbeat_seconds", q("heartbeat_seconds")),
+        ("blocked", "false"),
+        ("blocking", "false"),
+        ("pending_dependencies", "0"),
+    ]
+    columns = [(c, e) for c, e in wanted if c in dst.job_columns]
+    return sql.SQL(
+        "INSERT INTO {table} ({names}) SELECT {values}"
+        " FROM json_to_recordset(%(jobs)s::text::json) AS " + RECORD + " JOIN {queue} q ON q.name = %(name)s"
+        " WHERE j.name = %(name)s ON CONFLICT DO NOTHING RETURNING id"
+    ).format(
+        table=dst.table(table),
+        names=sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns),
+        values=sql.SQL(", ").join(sql.SQL(e) if isinstance(e, str) else e for _, e in columns),
+        queue=dst.table("queue"),
+    )
+
+
+def present(dst: Layout) -> sql.Composed:
+    """How many of the ids %(ids)s queue %(name)s of the target holds (written now or by an earlier run)."""
+    return sql.SQL("SELECT count(*) FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[])").format(
+        dst.table("job")
+    )
+
+
+def delete(src: Layout) -> sql.Composed:
+    """Remove the copied jobs %(ids)s of queue %(name)s from the source (only while still unfinished)."""
+    return sql.SQL(
+        "DELETE FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state <= 'active'"
+    ).format(src.table("job"))
+
+
+def ledger_ddl(schema: str) -> list[sql.Composed]:
+    """The ledger: one row per two-database batch, `copied` once its copy committed in the target, `done`
+    once the source rows are gone."""
+    return [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (batch_id uuid PRIMARY KEY, source text NOT NULL,"
+            " target text NOT NULL, queue text NOT NULL, job_ids uuid[] NOT NULL,"
+            " phase text NOT NULL CHECK (phase IN ('copied', 'done')),"
+            " copied_at timestamptz NOT NULL DEFAULT now(), done_at timestamptz)"
+        ).format(sql.Identifier(schema, "transfer_ledger")),
+    ]
+
+
+def ledger_write(schema: str) -> sql.Composed:
+    return sql.SQL(
+        "INSERT INTO {} (batch_id, source, target, queue, job_ids, phase)"
+        " VALUES (%(batch)s, %(source)s, %(target)s, %(name)s, %(ids)s::uuid[], 'copied')"
+    ).format(sql.Identifier(schema, "transfer_ledger"))
+
+
+def ledger_open(schema: str) -> sql.Composed:
+    """Batches of this source -> target whose copy committed but whose source rows may remain."""
+    return sql.SQL(
+        "SELECT batch_id, queue, job_ids::text[] FROM {} WHERE source = %(source)s AND target = %(target)s"
+        " AND phase = 'copied' ORDER BY copied_at"
+    ).format(sql.Identifier(schema, "transfer_ledger"))
+
+
+def ledger_done(schema: str) -> sql.Composed:
+    return sql.SQL("UPDATE {} SET phase = 'done', done_at = now() WHERE batch_id = %(batch)s").format(
+        sql.Identifier(schema, "transfer_ledger")
+    )

@@ -1,0 +1,140 @@
+"""Bad input to `migrate transfer pgboss`: a clear error, exit 2 (or 5 for an unreachable database), nothing
+moved: source = target, a target of an unsupported layout (pg-boss 10), a v11 source, a missing source schema,
+a missing source queue, a missing target queue (hint: boss.createQueue with the source's policy), a target
+queue of another policy, an unreachable source (no password shown)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runbook.exitcodes import ExitCode
+from tests.integration.transfer.conftest import Boss, migrate, sql_rows, write_runbook
+
+
+@pytest.fixture
+def pair(bosses: dict[str, Boss], database: Callable[[str], str]) -> tuple[str, str]:
+    """A pg-boss 10 source with 3 jobs in evals, and a pg-boss 12 target."""
+    src, dst = database("10"), database("12")
+    bosses["10"].run(src, "send", "evals", "3")
+    return src, dst
+
+
+def run(tmp_path: Path, dst: str, *args: str) -> tuple[int, str]:
+    result = migrate(write_runbook(tmp_path), dst, "transfer", "pgboss", *args)
+    return result.exit_code, result.output
+
+
+def nothing_moved(src: str, dst: str) -> None:
+    assert sql_rows(src, "SELECT count(*), min(state::text) FROM pgboss.job WHERE name = 'evals'") == [
+        (3, "created")
+    ]
+    assert sql_rows(dst, "SELECT count(*) FROM pgboss.job") == [(0,)]
+
+
+def test_source_equal_to_target_is_refused(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    code, out = run(tmp_path, src, "--from-schema", "pgboss", "--to-schema", "pgboss")
+    assert code == ExitCode.USAGE
+    assert 'the source and the target are the same pg-boss schema "pgboss"' in out
+    nothing_moved(src, dst)
+
+
+def test_a_pgboss_10_target_is_refused(
+    pair: tuple[str, str], tmp_path: Path, database: Callable[[str], str]
+) -> None:
+    src, dst = pair
+    other10 = database("10")
+    code, out = run(
+        tmp_path,
+        dst,
+        "--from-schema",
+        "pgboss",
+        "--from-url",
+        src,
+        "--to-schema",
+        "pgboss",
+        "--to-url",
+        other10,
+    )
+    assert code == ExitCode.USAGE
+    assert 'target pg-boss schema "pgboss" has the v10 layout' in out and "12.6+ only" in out
+    nothing_moved(src, dst)
+    assert sql_rows(other10, "SELECT count(*) FROM pgboss.job") == [(0,)]
+
+
+def test_a_v11_source_is_refused(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    # the v11 layout: no archive beside a job table with expire_seconds, none of the v12 tables
+    sql_rows(
+        dst,
+        "CREATE SCHEMA old11; CREATE TABLE old11.version (version int);"
+        " INSERT INTO old11.version VALUES (24)",
+    )
+    sql_rows(
+        dst,
+        "CREATE TABLE old11.job (id uuid, name text, state text, created_on timestamptz, expire_seconds int);"
+        " CREATE TABLE old11.queue (name text, policy text)",
+    )
+    code, out = run(tmp_path, dst, "--from-schema", "old11", "--to-schema", "pgboss")
+    assert code == ExitCode.USAGE
+    assert 'source pg-boss schema "old11" has the v11 layout' in out
+    assert "start pg-boss 12 once on the source" in out
+    nothing_moved(src, dst)
+
+
+def test_a_missing_source_schema_is_refused(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    code, out = run(tmp_path, dst, "--from-schema", "nope", "--from-url", src, "--to-schema", "pgboss")
+    assert code == ExitCode.USAGE
+    assert 'source: pg-boss schema "nope" not installed' in out
+    nothing_moved(src, dst)
+
+
+def test_a_missing_source_queue_is_refused(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    code, out = run(
+        tmp_path,
+        dst,
+        "--from-schema",
+        "pgboss",
+        "--from-url",
+        src,
+        "--to-schema",
+        "pgboss",
+        "--queue",
+        "nope",
+    )
+    assert code == ExitCode.USAGE
+    assert "no queue 'nope' in source schema \"pgboss\"" in out and "evals, imports, ref" in out
+    nothing_moved(src, dst)
+
+
+def test_a_missing_target_queue_names_create_queue(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    sql_rows(dst, "SELECT pgboss.delete_queue('evals')")
+    code, out = run(tmp_path, dst, "--from-schema", "pgboss", "--from-url", src, "--to-schema", "pgboss")
+    assert code == ExitCode.USAGE
+    assert 'queue "evals" does not exist in target schema "pgboss"' in out
+    assert "await boss.createQueue('evals', { policy: 'standard' })" in out
+    nothing_moved(src, dst)
+
+
+def test_a_target_queue_of_another_policy_is_refused(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    sql_rows(dst, "UPDATE pgboss.queue SET policy = 'singleton' WHERE name = 'evals'")
+    code, out = run(tmp_path, dst, "--from-schema", "pgboss", "--from-url", src, "--to-schema", "pgboss")
+    assert code == ExitCode.USAGE
+    assert 'queue "evals" has policy "standard" in the source and "singleton" in the target' in out
+    nothing_moved(src, dst)
+
+
+def test_an_unreachable_source_exits_5_without_the_password(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    bad = "postgresql://someone:s3cret-pw@127.0.0.1:1/nowhere"
+    code, out = run(tmp_path, dst, "--from-schema", "pgboss", "--from-url", bad, "--to-schema", "pgboss")
+    assert code == ExitCode.UNREACHABLE
+    assert "127.0.0.1:1/nowhere" in out and "s3cret-pw" not in out
+    nothing_moved(src, dst)

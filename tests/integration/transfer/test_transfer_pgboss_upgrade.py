@@ -1,0 +1,116 @@
+"""`migrate transfer pgboss`: pg-boss 10 -> 12 across two databases (ready, deferred, retrying and singleton
+jobs written by real pg-boss 10), then real pg-boss 12 workers fetch and complete every job with its data
+intact, the deferred ones only after their startAfter; 10 -> 12 between two schemas of one database."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.integration.transfer.conftest import Boss, migrate, sql_rows, write_runbook
+
+DEFER = 4
+SINGLETON = {"singletonKey": "nightly", "singletonSeconds": 3600}
+COLUMNS = (
+    "id::text, name, data, priority, state::text, retry_count, retry_limit, retry_delay, singleton_key,"
+    " singleton_on, start_after, created_on, keep_until"
+)
+
+
+def send(boss: Boss, url: str, queue: str, n: int, options: dict[str, object], kind: str) -> list[str]:
+    env = {"SEND_OPTIONS": json.dumps(options), "SEND_DATA": json.dumps({"kind": kind})}
+    return [str(i) for i in boss.run(url, "send", queue, str(n), env=env)]
+
+
+def jobs(url: str, names: tuple[str, ...] = ("evals", "imports")) -> dict[str, tuple[object, ...]]:
+    rows = sql_rows(url, f"SELECT {COLUMNS} FROM pgboss.job WHERE name = ANY(%s)", (list(names),))
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_10_to_12_across_databases_then_pgboss_12_workers_complete_every_job(
+    bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    src, dst = database("10"), database("12")
+    ready = send(bosses["10"], src, "evals", 3, {"priority": 5}, "ready")
+    deferred = send(bosses["10"], src, "evals", 2, {"startAfter": DEFER}, "deferred")
+    retrying = send(bosses["10"], src, "imports", 2, {"retryLimit": 5}, "retrying")
+    sql_rows(
+        src, "UPDATE pgboss.job SET state = 'retry', retry_count = 2 WHERE id = ANY(%s::uuid[])", (retrying,)
+    )
+    singleton = send(bosses["10"], src, "imports", 1, SINGLETON, "singleton")
+    assert send(bosses["10"], src, "imports", 1, SINGLETON, "singleton") == ["None"]  # pg-boss 10 dedupes
+    before = jobs(src)
+    expiry = "SELECT id::text, {} FROM pgboss.job WHERE name IN ('evals', 'imports')"
+    expire_in = dict(sql_rows(src, expiry.format("extract(epoch FROM expire_in)::int")))
+    assert len(before) == 8
+    runbook = write_runbook(tmp_path)
+    ends = ["--from-schema", "pgboss", "--from-url", src, "--to-schema", "pgboss", "--to-url", dst]
+
+    dry = migrate(runbook, dst, "-o", "json", "transfer", "pgboss", *ends, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["counts"] == {
+        "evals": {"created": 5},
+        "imports": {"created": 1, "retry": 2},
+    }
+    assert jobs(src) == before and jobs(dst) == {}
+
+    moved = migrate(runbook, dst, "-o", "json", "transfer", "pgboss", *ends, "--batch", "3")
+    assert moved.exit_code == 0, moved.output
+    totals = json.loads(moved.stdout)["totals"]
+    assert (totals["moved"], totals["inserted"], totals["already_present"]) == (8, 8, 0)
+    assert jobs(src) == {}
+    after = jobs(dst)
+    assert after == before  # id, name, data, priority, state, retry count/limit/delay, singleton key
+    assert {r[3] for k, r in after.items() if k in retrying} == {"retry"}
+    assert dict(sql_rows(dst, expiry.format("expire_seconds"))) == expire_in
+    assert sql_rows(dst, "SELECT count(*) FROM runbook.transfer_ledger WHERE phase <> 'done'") == [(0,)]
+    # pg-boss 12 keeps the singleton: a second send with the same key in the same window is refused
+    assert send(bosses["12"], dst, "imports", 1, SINGLETON, "singleton") == ["None"]
+
+    now = bosses["12"].run(dst, "work", "evals", "3")
+    assert sorted(j["id"] for j in now) == sorted(ready)  # the deferred ones are not fetched yet
+    assert all(j["data"] == {"ref": j["data"]["ref"], "kind": "ready"} for j in now)
+    rest = bosses["12"].run(dst, "work", "imports", "3")
+    assert sorted(j["id"] for j in rest) == sorted(retrying + singleton)
+    time.sleep(max(0.0, DEFER - 2))
+    later = bosses["12"].run(dst, "work", "evals", "2")
+    assert sorted(j["id"] for j in later) == sorted(deferred)
+    assert {j["data"]["kind"] for j in later} == {"deferred"}
+    done = sql_rows(
+        dst,
+        "SELECT state::text, count(*), bool_and(started_on >= start_after) FROM pgboss.job"
+        " WHERE name IN ('evals', 'imports') GROUP BY 1",
+    )
+    assert done == [("completed", 8, True)]
+
+
+def test_10_to_12_between_two_schemas_of_one_database(
+    bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = database("12")
+    bosses["10"].run(url, "setup", "evals", env={"PGBOSS_SCHEMA": "boss10"})
+    sent = bosses["10"].run(url, "send", "evals", "5", env={"PGBOSS_SCHEMA": "boss10"})
+    runbook = write_runbook(tmp_path)
+    result = migrate(
+        runbook,
+        url,
+        "transfer",
+        "pgboss",
+        "--from-schema",
+        "boss10",
+        "--to-schema",
+        "pgboss",
+        "--queue",
+        "evals",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Moved 5 jobs from pg-boss" in result.stdout
+    assert sql_rows(url, "SELECT count(*) FROM boss10.job WHERE name = 'evals'") == [(0,)]
+    moved = sql_rows(url, "SELECT id::text, data FROM pgboss.job WHERE name = 'evals' ORDER BY data->>'ref'")
+    assert moved == [(i, {"ref": n}) for n, i in enumerate(sent)]
+    again = migrate(
+        runbook, url, "-o", "json", "transfer", "pgboss", "--from-schema", "boss10", "--to-schema", "pgboss"
+    )
+    assert again.exit_code == 0 and json.loads(again.stdout)["totals"]["moved"] == 0
