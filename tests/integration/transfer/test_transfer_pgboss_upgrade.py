@@ -114,3 +114,29 @@ def test_10_to_12_between_two_schemas_of_one_database(
         runbook, url, "-o", "json", "transfer", "pgboss", "--from-schema", "boss10", "--to-schema", "pgboss"
     )
     assert again.exit_code == 0 and json.loads(again.stdout)["totals"]["moved"] == 0
+
+
+def test_12_to_12_active_jobs_only_with_include_active_and_only_once_expired(
+    bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    src, dst = database("12"), database("12")
+    created, expired, running = (send(bosses["12"], src, "evals", 1, {}, kind) for kind in ("c", "e", "r"))
+    sql_rows(
+        src,
+        "UPDATE pgboss.job SET state = 'active', retry_count = 1,"
+        " started_on = now() - CASE WHEN id = %s::uuid THEN interval '1 hour' ELSE interval '1 second' END"
+        " WHERE id = ANY(%s::uuid[])",
+        (expired[0], expired + running),
+    )
+    runbook = write_runbook(tmp_path)
+    ends = ["--from-url", src, "--from-schema", "pgboss", "--to-url", dst, "--to-schema", "pgboss"]
+    first = migrate(runbook, dst, "-o", "json", "transfer", "pgboss", *ends, "--queue", "evals")
+    assert first.exit_code == 0 and json.loads(first.stdout)["totals"]["moved"] == 1
+    assert list(jobs(dst)) == created
+    second = migrate(runbook, dst, "-o", "json", "transfer", "pgboss", *ends, "--include-active")
+    assert second.exit_code == 0 and json.loads(second.stdout)["totals"]["moved"] == 1
+    assert jobs(dst)[expired[0]][3:5] == ("retry", 2)  # as pg-boss's expiry makes it: a retry, counted
+    assert list(jobs(src)) == running  # a job a worker may still run stays where it is
+    done = bosses["12"].run(dst, "work", "evals", "2")
+    assert sorted(j["id"] for j in done) == sorted(created + expired)
+    assert {j["data"]["kind"] for j in done} == {"c", "e"}
