@@ -1,9 +1,8 @@
 """A generic retry decorator for named transient errors, bounded, with exponential backoff, and inside the
 time budget of the check being run (`runbook.checks.transient`).
 
-Retried: everything `transient.is_transient` names (connection refused or reset, serialization failure,
-lock not available, httpx connect/read errors, HTTP 5xx) plus the connection-level PostgreSQL failures a
-database check meets mid-query (deadlock, server restarting, connection lost). Never a timeout
+Retried: what `transient.is_transient` names (the one classifier: connection refused or reset, the
+SQLSTATEs of `transient.TRANSIENT_SQLSTATES`, httpx connect/read errors, HTTP 5xx). Never a timeout
 (query_canceled) nor a SQL error: retrying those only hides them."""
 
 from __future__ import annotations
@@ -14,43 +13,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from runbook.checks import transient
+from runbook.checks.transient import is_transient
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
+__all__ = ["ATTEMPTS", "call", "is_transient", "retry_transient"]
+
 ATTEMPTS = 3
 """Total attempts (first try included): an unreachable database answers within about a second."""
-DB_SQLSTATES = frozenset(
-    {
-        "40001",  # serialization_failure
-        "40P01",  # deadlock_detected
-        "55P03",  # lock_not_available
-        "57P01",  # admin_shutdown (server restarting)
-        "57P02",  # crash_shutdown
-        "57P03",  # cannot_connect_now (server starting up)
-        "08000",  # connection_exception
-        "08003",  # connection_does_not_exist
-        "08006",  # connection_failure
-    }
-)
-DB_MESSAGES = (
-    "connection refused",
-    "connection reset",
-    "server closed the connection unexpectedly",
-    "the database system is starting up",
-    "the database system is shutting down",
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Tell whether `exc` is a named transient error worth another attempt."""
-    if transient.is_transient(exc):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None)
-    if sqlstate:
-        return str(sqlstate) in DB_SQLSTATES
-    operational = type(exc).__name__ == "OperationalError" and type(exc).__module__.startswith("psycopg")
-    return operational and any(m in str(exc).lower() for m in DB_MESSAGES)
 
 
 def call(

@@ -1,9 +1,10 @@
 """Retry named transient errors, inside the time budget of the check being run.
 
 Only these are retried (bounded attempts, exponential backoff): connection refused or reset (also a
-PostgreSQL connection that was closed or terminated), serialization failures and lock-not-available, httpx
-connect/read errors, and HTTP 5xx answers (raised by the http kinds as `ServerError`). Everything else
-fails at once: retrying a wrong query or a 404 only hides it.
+PostgreSQL connection that was closed or terminated), the PostgreSQL SQLSTATEs in `TRANSIENT_SQLSTATES`,
+httpx connect/read errors, and HTTP 5xx answers (raised by the http kinds as `ServerError`). Everything
+else fails at once: retrying a wrong query, a statement timeout (57014) or a 404 only hides it.
+`is_transient` is the one classifier: `runbook.checks.retry` (the decorator) uses it too.
 
 The runner (`runbook.checkrun`) opens a `scope` for each check, so kinds can read the check's name (for
 its stored samples) and how much of its timeout is left (for their own HTTP, SQL and process timeouts).
@@ -26,9 +27,35 @@ from runbook.errors import UnreachableError
 if TYPE_CHECKING:  # httpx and tenacity are imported on first use: loading a runbook stays fast
     import httpx
 
-__all__ = ["Scope", "ServerError", "budget", "current", "is_transient", "retry", "scope"]
+__all__ = [
+    "TRANSIENT_SQLSTATES",
+    "Scope",
+    "ServerError",
+    "budget",
+    "current",
+    "is_transient",
+    "retry",
+    "scope",
+]
 
 T = TypeVar("T")
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        # The transaction lost a race with another one: the same statement succeeds when run again.
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available (NOWAIT / lock_timeout)
+        # The server is restarting or the connection broke: a new connection succeeds within seconds.
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (server starting up)
+        "08000",  # connection_exception
+        "08003",  # connection_does_not_exist
+        "08006",  # connection_failure
+    }
+)
+"""SQLSTATEs worth another attempt. Not 57014 (query_canceled: a timeout, retrying only hides a slow query),
+not 28xxx (authentication) nor 42xxx (a wrong query): those fail at once."""
 _CONNECTION_LOST = (
     "connection refused",
     "connection reset",
@@ -36,6 +63,8 @@ _CONNECTION_LOST = (
     "terminating connection",
     "the connection is lost",
     "consuming input failed",
+    "the database system is starting up",
+    "the database system is shutting down",
 )
 DEFAULT_TIMEOUT = 10.0
 ATTEMPTS = 3
@@ -92,7 +121,7 @@ def is_transient(exc: BaseException) -> bool:
     http = sys.modules.get("httpx")  # an httpx error implies httpx was imported
     if http is not None and isinstance(exc, http.ConnectError | http.ReadError | http.RemoteProtocolError):
         return True
-    if isinstance(exc, psycopg.errors.SerializationFailure | psycopg.errors.LockNotAvailable):
+    if isinstance(exc, psycopg.Error) and exc.sqlstate in TRANSIENT_SQLSTATES:
         return True
     if isinstance(exc, psycopg.OperationalError):  # the connection went away (reset, server restarted)
         text = str(exc).lower()
