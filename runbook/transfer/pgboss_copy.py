@@ -20,9 +20,18 @@ RECORD = (
     "j(id uuid, name text, data jsonb, priority integer, state text, retry_limit integer,"
     " retry_count integer, retry_delay integer, retry_backoff boolean, retry_delay_max integer,"
     " expire_seconds integer, singleton_key text, singleton_on timestamp, start_after timestamptz,"
-    " created_on timestamptz, keep_until timestamptz)"
+    " created_on timestamptz, keep_until timestamptz, group_id text, group_tier text, trace_context jsonb)"
 )
 MOVABLE = "state IN ('created', 'retry')"
+CARRIED = ("retry_delay_max", "group_id", "group_tier", "trace_context")
+"""Columns some 12.x releases have: copied from a source that has them, else null."""
+
+
+def _where(src: Layout) -> sql.Composed:
+    """Movable jobs: created or retry, or expired active ones with %(active)s; never one in a flow (pg-boss
+    12 `blocked` / `blocking`: its dependencies live in job_dependency, which a transfer does not move)."""
+    flows = sql.SQL(" AND NOT blocked AND NOT blocking") if "blocking" in src.job_columns else sql.SQL("")
+    return sql.SQL("({} OR {}){}").format(sql.SQL(MOVABLE), _expired(src), flows)
 
 
 def _expired(src: Layout) -> sql.Composable:
@@ -40,25 +49,29 @@ def claim(src: Layout, *, lock: bool) -> sql.Composed:
         if "expire_in" in src.job_columns
         else sql.SQL("expire_seconds")
     )
-    delay_max = sql.SQL("retry_delay_max") if "retry_delay_max" in src.job_columns else sql.SQL("NULL")
+    carried = sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(
+            sql.Literal(c), sql.Identifier(c) if c in src.job_columns else sql.SQL("NULL")
+        )
+        for c in CARRIED
+    )
     return sql.SQL(
         "SELECT id::text, json_build_object('id', id, 'name', name, 'data', data, 'priority', priority,"
         " 'state', CASE WHEN {active} THEN 'retry' ELSE state::text END,"
         " 'retry_limit', retry_limit,"
         " 'retry_count', retry_count + CASE WHEN {active} THEN 1 ELSE 0 END,"
-        " 'retry_delay', retry_delay, 'retry_backoff', retry_backoff, 'retry_delay_max', {delay_max},"
+        " 'retry_delay', retry_delay, 'retry_backoff', retry_backoff, {carried},"
         " 'expire_seconds', {expire}, 'singleton_key', singleton_key, 'singleton_on', singleton_on,"
         " 'start_after', CASE WHEN {active} THEN now() ELSE start_after END, 'created_on', created_on,"
         " 'keep_until', keep_until)::text"
-        " FROM {job} WHERE name = %(name)s AND ({movable} OR {expired})"
+        " FROM {job} WHERE name = %(name)s AND {where}"
         " ORDER BY start_after, id LIMIT %(size)s{lock}"
     ).format(
         active=active,
-        delay_max=delay_max,
+        carried=carried,
         expire=expire,
         job=src.table("job"),
-        movable=sql.SQL(MOVABLE),
-        expired=_expired(src),
+        where=_where(src),
         lock=sql.SQL(" FOR UPDATE SKIP LOCKED") if lock else sql.SQL(""),
     )
 
@@ -67,8 +80,8 @@ def counts(src: Layout) -> sql.Composed:
     """(queue, state, jobs) of what would move, per queue in %(names)s."""
     return sql.SQL(
         "SELECT name, state::text, count(*) FROM {job}"
-        " WHERE name = ANY(%(names)s) AND ({movable} OR {expired}) GROUP BY 1, 2 ORDER BY 1, 2"
-    ).format(job=src.table("job"), movable=sql.SQL(MOVABLE), expired=_expired(src))
+        " WHERE name = ANY(%(names)s) AND {where} GROUP BY 1, 2 ORDER BY 1, 2"
+    ).format(job=src.table("job"), where=_where(src))
 
 
 def insert(dst: Layout, table: str) -> sql.Composed:
@@ -105,6 +118,9 @@ def insert(dst: Layout, table: str) -> sql.Composed:
             f"COALESCE(j.keep_until, j.start_after + COALESCE({q('retention_seconds')}, "
             f"{V12_DEFAULTS['retention_seconds']}) * interval '1s')",
         ),
+        ("group_id", "j.group_id"),
+        ("group_tier", "j.group_tier"),
+        ("trace_context", "j.trace_context"),
         ("policy", q("policy")),
         ("dead_letter", q("dead_letter")),
         ("heartbeat_seconds", q("heartbeat_seconds")),

@@ -1,6 +1,7 @@
 """`migrate transfer pgboss`: pg-boss 10 -> 12 across two databases (ready, deferred, retrying and singleton
 jobs written by real pg-boss 10), then real pg-boss 12 workers fetch and complete every job with its data
-intact, the deferred ones only after their startAfter; 10 -> 12 between two schemas of one database."""
+intact, the deferred ones only after their startAfter; 10 -> 12 between two schemas of one database; 12 -> 12
+with active jobs (--include-active), a group and a job in a flow."""
 
 from __future__ import annotations
 
@@ -120,7 +121,11 @@ def test_12_to_12_active_jobs_only_with_include_active_and_only_once_expired(
     bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
 ) -> None:
     src, dst = database("12"), database("12")
-    created, expired, running = (send(bosses["12"], src, "evals", 1, {}, kind) for kind in ("c", "e", "r"))
+    created, expired, running, flow = (
+        send(bosses["12"], src, "evals", 1, {}, k) for k in ("c", "e", "r", "f")
+    )
+    sql_rows(src, "UPDATE pgboss.job SET group_id = 'tenant-1', group_tier = 'gold' WHERE id = %s", created)
+    sql_rows(src, "UPDATE pgboss.job SET blocked = true WHERE id = %s", flow)  # waits on a parent job
     sql_rows(
         src,
         "UPDATE pgboss.job SET state = 'active', retry_count = 1,"
@@ -133,10 +138,12 @@ def test_12_to_12_active_jobs_only_with_include_active_and_only_once_expired(
     first = migrate(runbook, dst, "-o", "json", "transfer", "pgboss", *ends, "--queue", "evals")
     assert first.exit_code == 0 and json.loads(first.stdout)["totals"]["moved"] == 1
     assert list(jobs(dst)) == created
+    group = "SELECT group_id, group_tier FROM pgboss.job WHERE id = %s"
+    assert sql_rows(dst, group, created) == [("tenant-1", "gold")]
     second = migrate(runbook, dst, "-o", "json", "transfer", "pgboss", *ends, "--include-active")
     assert second.exit_code == 0 and json.loads(second.stdout)["totals"]["moved"] == 1
     assert jobs(dst)[expired[0]][3:5] == ("retry", 2)  # as pg-boss's expiry makes it: a retry, counted
-    assert list(jobs(src)) == running  # a job a worker may still run stays where it is
+    assert sorted(jobs(src)) == sorted(running + flow)  # one a worker may still run, one in a flow: stay
     done = bosses["12"].run(dst, "work", "evals", "2")
     assert sorted(j["id"] for j in done) == sorted(created + expired)
     assert {j["data"]["kind"] for j in done} == {"c", "e"}
