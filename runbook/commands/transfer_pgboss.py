@@ -36,6 +36,7 @@ class PgbossTransferResult:
     queues: list[str]
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     recovered: int = 0
+    withdrawn: int = 0
     batches: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
     template: str = "transfer_pgboss"
@@ -50,6 +51,7 @@ class PgbossTransferResult:
             "queues": self.queues,
             "counts": self.counts,
             "recovered": self.recovered,
+            "withdrawn": self.withdrawn,
             "batches": self.batches,
             "totals": self.totals,
         }
@@ -116,10 +118,12 @@ def _move(
 ) -> None:
     totals = Totals()
     try:
-        result.recovered = pgboss_batch.recover(ends)
-        if result.recovered:
+        rec = pgboss_batch.recover(ends)
+        result.recovered, result.withdrawn = rec.removed, rec.withdrawn
+        if rec.removed or rec.withdrawn:
             session.progress(
-                f"finished an interrupted batch: removed {result.recovered} copied jobs from the source"
+                f"finished interrupted batches: removed {rec.removed} copied jobs from the source; withdrew "
+                f"{rec.withdrawn} copies of jobs a source worker took after the crash"
             )
         for name in names:
             pgboss_batch.run(
@@ -242,7 +246,8 @@ def _audit(session: Session, r: PgbossTransferResult, t: Totals, *, error: str |
         f"{counts['moved']} jobs in {counts['batches']} batches (inserted {counts['inserted']}, "
         f"already present {counts['already_present']})" + (f"; stopped: {error}" if error else "")
     )
-    data = {"transfer": "pgboss", "queues": r.queues, "recovered": r.recovered, **counts}
+    data = {"transfer": "pgboss", "queues": r.queues, "recovered": r.recovered, "withdrawn": r.withdrawn}
+    data.update(counts)
     ev = engine.event(
         session, "transfer", from_stage=None, to_stage=None, reason=reason,
         outcome="failed" if error else "done", data=data,

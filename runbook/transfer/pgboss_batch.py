@@ -43,19 +43,33 @@ class Ends:
         return self.src_conn is self.dst_conn
 
 
-def recover(e: Ends) -> int:
-    """Finish the batches a killed run copied but did not delete from the source; the jobs deleted now."""
+@dataclass(frozen=True)
+class Recovered:
+    removed: int
+    """Copied jobs of interrupted batches deleted from the source now."""
+    withdrawn: int
+    """Copies deleted from the target because a source worker took the job after the crash released it."""
+
+
+def recover(e: Ends) -> Recovered:
+    """Finish the batches a killed run copied but did not delete from the source. The crash released their
+    locks: a job a source worker took since then stays with that worker, and its copy leaves the target."""
     if e.same_db:
-        return 0
+        return Recovered(0, 0)
     for statement in q.ledger_ddl(e.ledger_schema):
         e.dst_conn.execute(statement)
     keys = {"source": e.source, "target": e.target}
-    removed = 0
+    removed = withdrawn = 0
     for batch_id, name, ids in e.dst_conn.execute(q.ledger_open(e.ledger_schema), keys).fetchall():
+        args = {"name": name, "ids": ids}
         with e.src_conn.transaction():
-            removed += e.src_conn.execute(q.delete(e.src), {"name": name, "ids": ids}).rowcount
-        e.dst_conn.execute(q.ledger_done(e.ledger_schema), {"batch": batch_id})
-    return removed
+            removed += e.src_conn.execute(q.delete_unstarted(e.src), args).rowcount
+            taken = [r[0] for r in e.src_conn.execute(q.still_there(e.src), args).fetchall()]
+            with e.dst_conn.transaction():
+                if taken:
+                    withdrawn += e.dst_conn.execute(q.withdraw(e.dst), {"name": name, "ids": taken}).rowcount
+                e.dst_conn.execute(q.ledger_done(e.ledger_schema), {"batch": batch_id})
+    return Recovered(removed, withdrawn)
 
 
 def run(

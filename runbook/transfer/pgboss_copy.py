@@ -155,6 +155,27 @@ def delete(src: Layout) -> sql.Composed:
     ).format(src.table("job"))
 
 
+def delete_unstarted(src: Layout) -> sql.Composed:
+    """Recovery: remove from the source the copied jobs %(ids)s no worker has taken since the copy."""
+    return sql.SQL(
+        "DELETE FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state < 'active'"
+    ).format(src.table("job"))
+
+
+def still_there(src: Layout) -> sql.Composed:
+    """Recovery: the copied jobs %(ids)s a source worker took (or finished) since the copy."""
+    return sql.SQL("SELECT id::text FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[])").format(
+        src.table("job")
+    )
+
+
+def withdraw(dst: Layout) -> sql.Composed:
+    """Recovery: remove the target's copies of jobs %(ids)s a source worker took, unless started there too."""
+    return sql.SQL(
+        "DELETE FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state < 'active'"
+    ).format(dst.table("job"))
+
+
 def ledger_ddl(schema: str) -> list[sql.Composed]:
     """The ledger: one row per two-database batch, `copied` once its copy committed in the target, `done`
     once the source rows are gone."""

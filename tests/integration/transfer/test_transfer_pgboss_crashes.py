@@ -78,3 +78,41 @@ def test_kill_at_each_step_then_rerun_moves_every_job_once(
         dst, "SELECT phase, count(*), sum(cardinality(job_ids)) FROM runbook.transfer_ledger GROUP BY 1"
     )
     assert ledger[0][0] == "done" and len(ledger) == 1 and ledger[0][2] >= JOBS
+
+
+def test_a_job_a_source_worker_takes_after_the_crash_stays_there_and_its_copy_is_withdrawn(
+    bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    src, dst = database("10"), database("12")
+    sent = bosses["10"].run(src, "send", "evals", str(JOBS))
+    runbook = write_runbook(tmp_path)
+    marker = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "DATABASE_URL": dst,
+        "RUNBOOK_PAUSE_AT": "transfer-pgboss:copied",
+        "RUNBOOK_PAUSE_FILE": str(marker),
+        "RUNBOOK_PAUSE_SECONDS": "300",
+    }
+    proc = subprocess.Popen(args(runbook, src, dst), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(marker, proc)  # type: ignore[arg-type]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    copied = [r[0] for r in sql_rows(dst, "SELECT id::text FROM pgboss.job WHERE name = 'evals' ORDER BY id")]
+    # the crash released the batch: a pg-boss 10 worker on the source takes one copied job, finishes another
+    taken, finished = copied[0], copied[1]
+    sql_rows(src, "UPDATE pgboss.job SET state = 'active', started_on = now() WHERE id = %s", (taken,))
+    sql_rows(
+        src, "UPDATE pgboss.job SET state = 'completed', completed_on = now() WHERE id = %s", (finished,)
+    )
+
+    rerun = subprocess.run(
+        args(runbook, src, dst), env={**os.environ, "DATABASE_URL": dst}, capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    out = json.loads(rerun.stdout)
+    assert (out["recovered"], out["withdrawn"]) == (BATCH - 2, 2)
+    left = dict(sql_rows(src, "SELECT id::text, state::text FROM pgboss.job WHERE name = 'evals'"))
+    assert left == {taken: "active", finished: "completed"}  # the worker keeps what it took
+    moved = [r[0] for r in sql_rows(dst, "SELECT id::text FROM pgboss.job WHERE name = 'evals'")]
+    assert len(moved) == JOBS - 2 and sorted(moved + list(left)) == sorted(sent)  # each job in one place
