@@ -20,8 +20,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy runbook  # runbook/checks and runbook/stages are the top-level folders (symlinks)
 
+# Test files run on PYTEST_JOBS pytest-xdist workers, a file per worker (module-level counters and fixtures
+# stay together); PYTEST_JOBS=0 runs them in this process.
+PYTEST_JOBS ?= 2
+
 test: lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -28,6 +28,18 @@ COUNTS: list[str] = []
 """The reliability suites' count lines (tests/reliability/conftest.py `record`), repeated at the end."""
 
 
+SLOW_FIRST = ("tests/reliability/", "tests/e2e/")
+"""Folders whose files take longest: collected first, so pytest-xdist hands them out before the short ones."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: the order inside a file is kept
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """On a pytest-xdist worker: hand this worker's count lines to the controller."""
     output = getattr(session.config, "workeroutput", None)

@@ -101,7 +101,7 @@ def test_demo_tells_the_whole_story_and_cleans_up(pgboss_dirs: dict[str, Path], 
     assert (result["advances"], result["rollbacks"]) == (8, 1)
     assert result["transitions"][3] == "auto-rollback (watch)"
     text = transcript.read_text(encoding="utf-8")
-    assert re.search(r"Rolled back after \d+ round\(s\): watch: evaluation-error-rate: .*> max 0\.05", text)
+    assert re.search(r"Rolled back after \d+ rounds?: watch: evaluation-error-rate: .*> max 0\.05", text)
     assert "Advanced increment-4 -> retired." in text
     assert re.search(r"  lost +0\n  duplicated +0\n", text)
     assert text.splitlines()[0] == proc.stderr.splitlines()[0]  # the transcript is what was shown
