@@ -199,9 +199,12 @@ def advance(
 )
 @click.option("--reason", default=None, help="Why; recorded in the history.")
 @click.option("--force", is_flag=True, help="Roll back past an irreversible stage (needs --reason).")
-@click.option("-y", "--yes", is_flag=True, help="Accepted for symmetry; rollback never asks.")
+# Kept for scripts that pass -y to every command (advance -y / rollback -y); not passed to the function
+@click.option(
+    "-y", "--yes", is_flag=True, expose_value=False, help="Accepted for symmetry; rollback never asks."
+)
 @pass_cli
-def rollback(cli: Cli, to_stage: str | None, reason: str | None, force: bool, yes: bool) -> None:
+def rollback(cli: Cli, to_stage: str | None, reason: str | None, force: bool) -> None:
     """Roll back now (flags first); report work left in pg-boss."""
     from runbook.commands.rollback import rollback as run
 
@@ -454,7 +457,3 @@ def demo(cli: Cli, pgboss: str, keep: bool, transcript: str | None) -> None:
         click.echo(cli.output.redact(line), err=cli.output.fmt != "text")
 
     cli.run(lambda: run(pgboss=pgboss, keep=keep, say=say, transcript=transcript))
-
-
-def entry() -> None:  # pragma: no cover - console script shim
-    main()

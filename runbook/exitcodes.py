@@ -1,4 +1,5 @@
-"""Exit codes of every `migrate` command: one enum, documented in the README, never re-purposed."""
+"""Exit codes of every `migrate` command: one enum, documented in docs/commands.md ("Exit codes"), never
+re-purposed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """What a `migrate` process tells its caller (DESIGN section 7)."""
+    """What a `migrate` process tells its caller."""
 
     OK = 0
     """Done; checks passed; the migration is where it should be."""

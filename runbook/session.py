@@ -35,7 +35,6 @@ class Session:
     _store: StateStore | None = field(default=None, repr=False)
     _backend: FlagBackend | None = field(default=None, repr=False)
     _contexts: list[EngineContext] = field(default_factory=list, repr=False)
-    journal_synced: int = 0
     _notifier: Any = field(default=None, repr=False)
     _secrets: list[str] | None = field(default=None, repr=False)
     notice: Any = None
@@ -73,7 +72,7 @@ class Session:
 
             store = StateStore.from_runbook(self.runbook, redact=Redactor(self.secrets()))
             self._store = store
-            self.journal_synced = sync(self, store)
+            sync(self, store)
         return self._store
 
     def secrets(self) -> list[str]:

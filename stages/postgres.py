@@ -134,7 +134,7 @@ class PostgresFlagBackend:
                 rows = conn.execute(query, (list(names),)).fetchall()
         except psycopg.errors.UndefinedTable:  # no table yet (the first write creates it): one round trip
             return dict.fromkeys(names)
-        except psycopg.OperationalError:
+        except psycopg.OperationalError:  # a lost connection: the caller retries on a fresh one
             raise
         except psycopg.Error as exc:
             raise self._failed(exc, "reading") from None

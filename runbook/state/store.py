@@ -171,9 +171,6 @@ class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin, AbortsMixin)
         assert stored is not None
         return stored
 
-    record = append_event
-    """Alias of `append_event`."""
-
     def events(
         self,
         runbook: str,

@@ -152,7 +152,7 @@ def test_rollback_to_a_named_stage_and_not_forward(rb_dir: Path, migrate: Migrat
     assert migrate("advance", "--yes").code == 0
     r = migrate("rollback", "--to", "two")
     assert r.code == 2 and "two is the current stage" in r.err
-    r = migrate("rollback", "--to", "one", "--reason", "evals too slow")
+    r = migrate("rollback", "--yes", "--to", "one", "--reason", "evals too slow")  # -y: accepted, a no-op
     assert r.code == 4, r.text
     assert flags_of(rb_dir / "app.env")["PGBOSS_FOR_NEW_EVALS"] == "false"
     assert flags_of(rb_dir / "app.env")["PGBOSS_ENABLED"] == "true"
