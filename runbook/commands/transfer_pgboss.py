@@ -12,19 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from runbook import db, engine
-from runbook.checks import pgboss_layout
-from runbook.checks.sqlutil import MeasureError
-from runbook.checks.sqlutil import Session as SqlSession
 from runbook.commands.transfer import _line, _totals
-from runbook.errors import ConfigError, RunbookError, UnreachableError, UsageError
+from runbook.errors import RunbookError, UnreachableError, UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
-from runbook.transfer import pgboss_batch, pgboss_copy
+from runbook.transfer import pgboss_batch, pgboss_copy, pgboss_ends
 from runbook.transfer.batch import Batch, Totals, TransferError
-from runbook.transfer.mapping import PLAIN_POLICIES
 
 
 @dataclass
@@ -85,10 +80,13 @@ def transfer_pgboss(
     try:
         src_conn = _connect(src_url, "the source pg-boss database (--from-url)", opened)
         dst_conn = src_conn if src_url == dst_url else _connect(dst_url, "the target (--to-url)", opened)
-        src, dst = _layout(src_conn, from_schema, "source"), _layout(dst_conn, to_schema, "target")
-        _check_layouts(src, dst)
-        names = _queues(src_conn, src, queues)
-        tables = _targets(dst_conn, src_conn, src, dst, names)
+        src, dst = (
+            pgboss_ends.layout(src_conn, from_schema, "source"),
+            pgboss_ends.layout(dst_conn, to_schema, "target"),
+        )
+        pgboss_ends.check_layouts(src, dst)
+        names = pgboss_ends.queues(src_conn, src, queues)
+        tables = pgboss_ends.targets(dst_conn, src_conn, src, dst, names)
         ends = pgboss_batch.Ends(src_conn, dst_conn, src, dst, source, target, s.state.schema)
         result = PgbossTransferResult(
             source, target, {"source": src.name, "target": dst.name}, dry_run, names
@@ -163,80 +161,6 @@ def _connect(url: str | None, what: str, opened: list[psycopg.Connection[Any]]) 
     conn = db.connect(url, what=what, autocommit=True, application_name="runbook-transfer")
     opened.append(conn)
     return conn
-
-
-def _layout(conn: psycopg.Connection[Any], schema: str, end: str) -> pgboss_layout.Layout:
-    try:
-        return pgboss_layout.detect(SqlSession(conn), schema)
-    except MeasureError as exc:
-        raise ConfigError(f"{end}: {exc.message}", hint=exc.hint) from None
-
-
-def _check_layouts(src: pgboss_layout.Layout, dst: pgboss_layout.Layout) -> None:
-    if src.name not in ("v10", "v12"):
-        raise ConfigError(
-            f'source pg-boss schema "{src.schema}" has the {src.name} layout (schema version {src.version}); '
-            "migrate transfer pgboss reads the layouts of pg-boss 10 and 12.6+ only",
-            hint="start pg-boss 12 once on the source (it upgrades the v11 layout itself), then transfer",
-        )
-    if dst.name != "v12":
-        raise ConfigError(
-            f'target pg-boss schema "{dst.schema}" has the {dst.name} layout (schema version {dst.version}); '
-            "migrate transfer pgboss writes the layout of pg-boss 12.6+ only",
-            hint="start pg-boss 12 once on the target (boss.start() creates or upgrades the schema)",
-        )
-
-
-def _queues(conn: psycopg.Connection[Any], src: pgboss_layout.Layout, wanted: tuple[str, ...]) -> list[str]:
-    names = [
-        r[0] for r in conn.execute(sql.SQL("SELECT name FROM {} ORDER BY name").format(src.table("queue")))
-    ]
-    missing = [w for w in wanted if w not in names]
-    if missing:
-        raise UsageError(
-            f'no queue {", ".join(repr(m) for m in missing)} in source schema "{src.schema}"',
-            hint="its queues are: " + (", ".join(names) or "none"),
-        )
-    return list(wanted) or names
-
-
-def _targets(
-    dst_conn: psycopg.Connection[Any],
-    src_conn: psycopg.Connection[Any],
-    src: pgboss_layout.Layout,
-    dst: pgboss_layout.Layout,
-    names: list[str],
-) -> dict[str, str]:
-    """Each queue's table in the target; every queue must exist there with the source's policy."""
-    policies = dict(
-        src_conn.execute(
-            sql.SQL("SELECT name, policy FROM {} WHERE name = ANY(%s)").format(src.table("queue")), (names,)
-        ).fetchall()
-    )
-    rows = dst_conn.execute(
-        sql.SQL("SELECT name, policy, table_name FROM {} WHERE name = ANY(%s)").format(dst.table("queue")),
-        (names,),
-    ).fetchall()
-    found = {name: (policy, table) for name, policy, table in rows}
-    for name in names:
-        policy = policies.get(name) or "standard"
-        if name not in found:
-            raise ConfigError(
-                f'queue "{name}" does not exist in target schema "{dst.schema}"; '
-                "migrate transfer pgboss does not create queues (pg-boss 12 makes each queue's partition "
-                "and options in createQueue)",
-                hint=f"create it from the app on the target: await boss.createQueue('{name}', "
-                f"{{ policy: '{policy}' }}) (with the source queue's retry and expiry options), "
-                "then run again",
-            )
-        target_policy = found[name][0] or "standard"
-        if target_policy != policy and not (policy in PLAIN_POLICIES and target_policy in PLAIN_POLICIES):
-            raise ConfigError(
-                f'queue "{name}" has policy "{policy}" in the source and "{target_policy}" in the target: '
-                "pg-boss would keep other jobs than the source held",
-                hint="recreate the target queue with the source's policy",
-            )
-    return {name: found[name][1] or "job" for name in names}
 
 
 def _audit(session: Session, r: PgbossTransferResult, t: Totals, *, error: str | None) -> None:

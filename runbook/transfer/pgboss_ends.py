@@ -1,0 +1,91 @@
+"""Both ends of `migrate transfer pgboss`, checked before anything moves: the layouts (source pg-boss 10 or
+12.6+, target 12.6+), the source queues to move, and each one's table in the target, where it must exist with
+the source's policy (pg-boss 12 makes a queue's partition and options in createQueue: the app's call, not
+ours). Every problem is a ConfigError or UsageError (exit 2) naming the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from runbook.checks import pgboss_layout
+from runbook.checks.sqlutil import MeasureError
+from runbook.checks.sqlutil import Session as SqlSession
+from runbook.errors import ConfigError, UsageError
+from runbook.transfer.mapping import PLAIN_POLICIES
+
+
+def layout(conn: psycopg.Connection[Any], schema: str, end: str) -> pgboss_layout.Layout:
+    try:
+        return pgboss_layout.detect(SqlSession(conn), schema)
+    except MeasureError as exc:
+        raise ConfigError(f"{end}: {exc.message}", hint=exc.hint) from None
+
+
+def check_layouts(src: pgboss_layout.Layout, dst: pgboss_layout.Layout) -> None:
+    if src.name not in ("v10", "v12"):
+        raise ConfigError(
+            f'source pg-boss schema "{src.schema}" has the {src.name} layout (schema version {src.version}); '
+            "migrate transfer pgboss reads the layouts of pg-boss 10 and 12.6+ only",
+            hint="start pg-boss 12 once on the source (it upgrades the v11 layout itself), then transfer",
+        )
+    if dst.name != "v12":
+        raise ConfigError(
+            f'target pg-boss schema "{dst.schema}" has the {dst.name} layout (schema version {dst.version}); '
+            "migrate transfer pgboss writes the layout of pg-boss 12.6+ only",
+            hint="start pg-boss 12 once on the target (boss.start() creates or upgrades the schema)",
+        )
+
+
+def queues(conn: psycopg.Connection[Any], src: pgboss_layout.Layout, wanted: tuple[str, ...]) -> list[str]:
+    names = [
+        r[0] for r in conn.execute(sql.SQL("SELECT name FROM {} ORDER BY name").format(src.table("queue")))
+    ]
+    missing = [w for w in wanted if w not in names]
+    if missing:
+        raise UsageError(
+            f'no queue {", ".join(repr(m) for m in missing)} in source schema "{src.schema}"',
+            hint="its queues are: " + (", ".join(names) or "none"),
+        )
+    return list(wanted) or names
+
+
+def targets(
+    dst_conn: psycopg.Connection[Any],
+    src_conn: psycopg.Connection[Any],
+    src: pgboss_layout.Layout,
+    dst: pgboss_layout.Layout,
+    names: list[str],
+) -> dict[str, str]:
+    """Each queue's table in the target; every queue must exist there with the source's policy."""
+    policies = dict(
+        src_conn.execute(
+            sql.SQL("SELECT name, policy FROM {} WHERE name = ANY(%s)").format(src.table("queue")), (names,)
+        ).fetchall()
+    )
+    rows = dst_conn.execute(
+        sql.SQL("SELECT name, policy, table_name FROM {} WHERE name = ANY(%s)").format(dst.table("queue")),
+        (names,),
+    ).fetchall()
+    found = {name: (policy, table) for name, policy, table in rows}
+    for name in names:
+        policy = policies.get(name) or "standard"
+        if name not in found:
+            raise ConfigError(
+                f'queue "{name}" does not exist in target schema "{dst.schema}"; '
+                "migrate transfer pgboss does not create queues (pg-boss 12 makes each queue's partition "
+                "and options in createQueue)",
+                hint=f"create it from the app on the target: await boss.createQueue('{name}', "
+                f"{{ policy: '{policy}' }}) (with the source queue's retry and expiry options), "
+                "then run again",
+            )
+        target_policy = found[name][0] or "standard"
+        if target_policy != policy and not (policy in PLAIN_POLICIES and target_policy in PLAIN_POLICIES):
+            raise ConfigError(
+                f'queue "{name}" has policy "{policy}" in the source and "{target_policy}" in the target: '
+                "pg-boss would keep other jobs than the source held",
+                hint="recreate the target queue with the source's policy",
+            )
+    return {name: found[name][1] or "job" for name in names}
