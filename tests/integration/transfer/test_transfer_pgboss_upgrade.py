@@ -67,6 +67,8 @@ def test_10_to_12_across_databases_then_pgboss_12_workers_complete_every_job(
     assert {r[3] for k, r in after.items() if k in retrying} == {"retry"}
     assert dict(sql_rows(dst, expiry.format("expire_seconds"))) == expire_in
     assert sql_rows(dst, "SELECT count(*) FROM runbook.transfer_ledger WHERE phase <> 'done'") == [(0,)]
+    history = migrate(runbook, dst, "history", "--operation", "transfer")
+    assert "(v10) -> " in history.stdout and "(v12): moved 8 jobs in 3 batches (inserted 8" in history.stdout
     # pg-boss 12 keeps the singleton: a second send with the same key in the same window is refused
     assert send(bosses["12"], dst, "imports", 1, SINGLETON, "singleton") == ["None"]
 
