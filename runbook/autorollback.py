@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from runbook import engine, machine
-from runbook.checks.base import Measurement
 from runbook.errors import UnreachableError
+from runbook.measurement import Measurement
 from runbook.session import Session
 from runbook.state.records import NewEvent
 

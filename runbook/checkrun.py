@@ -23,9 +23,10 @@ import psycopg
 
 from runbook import db
 from runbook.checks import get_kind
-from runbook.checks.base import CheckContext, Measurement, Sample, Verdict
+from runbook.checks.base import CheckContext
 from runbook.checks.transient import scope
 from runbook.errors import RunbookError
+from runbook.measurement import Measurement, Sample, Verdict
 from runbook.model import CheckSpec, Runbook
 from runbook.redact import Redactor
 from runbook.units import format_duration

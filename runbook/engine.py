@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook import faultpoints, machine
-from runbook.checks.base import Measurement, Verdict
 from runbook.errors import RunbookError, UnreachableError
+from runbook.measurement import Measurement, Verdict
 from runbook.model import CheckSpec, Stage
 from runbook.session import Session
 from runbook.state.records import NewEvent

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 
 import runbook.templates
-from runbook.checks.base import Measurement
+from runbook.measurement import Measurement
 from runbook.units import count, format_duration, format_size
 
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runbook.checks.base import Verdict
+from runbook.measurement import Verdict
 from runbook.model import Limits
 from runbook.units import count
 

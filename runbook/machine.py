@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from runbook.checks.base import Measurement, Verdict
+from runbook.measurement import Measurement, Verdict
 from runbook.model import Runbook, Stage
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from runbook import engine, limits
-from runbook.checks.base import Measurement, Verdict
 from runbook.errors import RunbookError
+from runbook.measurement import Measurement, Verdict
 from runbook.model import CheckSpec
 from runbook.session import Session
 

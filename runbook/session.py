@@ -15,7 +15,7 @@ from runbook.model import Runbook
 if TYPE_CHECKING:
     from runbook.actor import Actor
     from runbook.checkrun import EngineContext
-    from runbook.checks.base import Sample
+    from runbook.measurement import Sample
     from runbook.stages.base import FlagBackend
     from runbook.state import StateStore
 

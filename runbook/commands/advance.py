@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook import autorollback, engine, faultpoints, machine
-from runbook.checks.base import Measurement, Verdict
-from runbook.commands.reconcile import pending_blockers
 from runbook.errors import NotReadyError, UsageError
 from runbook.exitcodes import ExitCode
+from runbook.measurement import Measurement, Verdict
 from runbook.preempt import Guard
+from runbook.reconcile import pending_blockers
 from runbook.session import Session
 
 
@@ -77,7 +77,7 @@ def advance(
     lock = store.lock(rb.name, "advance", session.actor, acquired=None if dry_run else guard.arm)
     with lock, guard.honoured():
         faultpoints.pause("advance:locked")
-        from runbook.commands.reconcile import reconcile_pending
+        from runbook.reconcile import reconcile_pending
 
         if not dry_run:  # a dry run changes nothing, not even a repair
             reconcile_pending(session)

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from runbook import autorollback, engine, monitoring, privilege
-from runbook.checks.base import Measurement, Verdict
-from runbook.commands.reconcile import reconcile_first
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
+from runbook.measurement import Measurement, Verdict
 from runbook.preempt import Guard
+from runbook.reconcile import reconcile_first
 from runbook.session import Session
 
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook import engine, machine
-from runbook.checks.base import Measurement
-from runbook.commands.reconcile import pending_blockers
 from runbook.exitcodes import ExitCode
+from runbook.measurement import Measurement
 from runbook.model import CheckSpec, Stage
+from runbook.reconcile import pending_blockers
 from runbook.session import Session
 
 

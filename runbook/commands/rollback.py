@@ -69,7 +69,7 @@ def rollback(
         stored = store.current(rb.name)
         if stored is not None and stored.stage not in {s.id for s in rb.stages}:
             return _unknown_stage_rollback(session, stored.stage, stored.version, to, reason, force)
-        from runbook.commands.reconcile import reconcile_pending
+        from runbook.reconcile import reconcile_pending
 
         reconciled = reconcile_pending(session)
         cur = engine.ensure_recorded(session)

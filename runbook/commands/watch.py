@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook import autorollback, engine, machine, monitoring
-from runbook.commands.reconcile import InFlightError, reconcile_first
 from runbook.errors import LockedError, PreemptedError, RunbookError, UnreachableError
 from runbook.exitcodes import ExitCode
 from runbook.preempt import Guard
+from runbook.reconcile import InFlightError, reconcile_first
 from runbook.session import Session
 
 

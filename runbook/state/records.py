@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.actor import Actor
-from runbook.checks.base import Sample, Verdict
+from runbook.measurement import Sample, Verdict
 
 TRANSITIONS = ("init", "advance", "rollback", "auto-rollback", "reconcile")
 """Operations that move the state (bump the version)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from runbook.checks.base import Verdict
+from runbook.measurement import Verdict
 from runbook.state.base import StoreBase, scrub
 from runbook.state.records import StoredSample
 

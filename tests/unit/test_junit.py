@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook.checks.base import Measurement, Verdict
 from runbook.junit import format_value, render_junit, render_summary, threshold_text, write_summary
+from runbook.measurement import Measurement, Verdict
 
 AT = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 MEASUREMENTS = [

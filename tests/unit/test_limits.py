@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from runbook.checks.base import Measurement, Sample, Verdict
 from runbook.limits import assess, holds
+from runbook.measurement import Measurement, Sample, Verdict
 from runbook.model import Limits
 
 P, F, E, I = "pass", "fail", "error", "inconclusive"  # noqa: E741

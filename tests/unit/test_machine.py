@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from runbook import machine
-from runbook.checks.base import Measurement, Verdict
+from runbook.measurement import Measurement, Verdict
 from runbook.model import FlagDecl, ManualItem, Runbook, Settings, Soak, Stage
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
