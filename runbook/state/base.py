@@ -139,8 +139,11 @@ class StoreBase:
         from_stage: str | None = None,
         flags_before: Mapping[str, str] | None = None,
         if_new: bool = False,
+        transition: bool = False,
     ) -> Event | None:
-        """Append `ev` (secrets scrubbed). With `if_new`, return None when its uuid is already stored."""
+        """Append `ev` (secrets scrubbed). With `if_new`, return None when its uuid is already stored.
+
+        `transition`: this event moved the state to `version` (a unique index refuses a second one)."""
         r = self.redact
         before = ev.flags_before if ev.flags_before is not None else flags_before
         values = (
@@ -162,14 +165,15 @@ class StoreBase:
             ev.intent_id if ev.intent_id is not None else intent_id,
             Jsonb(scrub(_with_account(ev), r)),
             version,
+            transition,
         )
         conflict = sql.SQL("ON CONFLICT (uuid) DO NOTHING" if if_new else "")
         row = conn.execute(
             self.sql(
                 "INSERT INTO {events} (uuid, runbook, at, actor, host, pid, ci_url, operation, from_stage, "
-                "to_stage, flags_before, flags_after, verdicts, reason, outcome, intent_id, data, version) "
-                "VALUES (%s, %s, coalesce(%s, now()), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                "%s, %s) "
+                "to_stage, flags_before, flags_after, verdicts, reason, outcome, intent_id, data, version, "
+                "transition) VALUES (%s, %s, coalesce(%s, now()), "
+                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             )
             + conflict
             + sql.SQL(" RETURNING ")

@@ -157,6 +157,7 @@ def _sync_entry(store: StateStore, e: JournalEntry, runbook: Runbook | None) -> 
             from_stage=state.stage if state else None,
             flags_before=state.flags if state else None,
             if_new=True,
+            transition=applied,
         )
         if stored is None:  # inserted by a concurrent sync (no state row to serialize on): undo nothing
             return "skipped"

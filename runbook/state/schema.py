@@ -123,6 +123,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX aborts_runbook_id ON {s}.aborts (runbook, id)",
         ),
     ),
+    Migration(
+        3,
+        "invariants kept by PostgreSQL: one transition per state version, known verdict values",
+        (
+            # The event that moved the state to `version` (init, advance, rollback, an applied journal entry)
+            # is marked; every other event only carries the version it was recorded at.
+            "ALTER TABLE {s}.events ADD COLUMN transition boolean NOT NULL DEFAULT false",
+            # History: the transition to a version is the first event carrying it. Marking it is the one
+            # update the append-only log ever gets, inside this migration's transaction.
+            "ALTER TABLE {s}.events DISABLE TRIGGER events_append_only",
+            """UPDATE {s}.events SET transition = true WHERE id IN (
+                 SELECT min(id) FROM {s}.events WHERE version IS NOT NULL GROUP BY runbook, version)""",
+            "ALTER TABLE {s}.events ENABLE TRIGGER events_append_only",
+            """CREATE UNIQUE INDEX events_one_transition_per_version ON {s}.events (runbook, version)
+               WHERE transition""",
+            """ALTER TABLE {s}.events ADD CONSTRAINT events_transition_has_version
+               CHECK (NOT transition OR version IS NOT NULL)""",
+            # Verdicts: new rows are checked; NOT VALID so that an upgrade never fails on rows written before.
+            """ALTER TABLE {s}.samples ADD CONSTRAINT samples_verdict_known
+               CHECK (verdict IN ('pass', 'fail', 'inconclusive', 'error')) NOT VALID""",
+            """ALTER TABLE {s}.events ADD CONSTRAINT events_verdicts_known CHECK (
+                 jsonb_typeof(verdicts) = 'array' AND NOT jsonb_path_exists(verdicts,
+                   '$[*].verdict ? (@.type() != "string" || !(@ == "pass" || @ == "fail"
+                                    || @ == "inconclusive" || @ == "error"))')
+               ) NOT VALID""",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -104,7 +104,7 @@ class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin, AbortsMixin)
             ).fetchone()
             if row:
                 ev = NewEvent("init", actor, reason=reason, to_stage=stage, flags_after=flags, outcome="ok")
-                self.insert_event(conn, runbook, ev, version=1)
+                self.insert_event(conn, runbook, ev, version=1, transition=True)
                 return state_from_row(row)
         state = self.current(runbook)
         assert state is not None
@@ -155,6 +155,7 @@ class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin, AbortsMixin)
                 intent_id=cur.pending_intent,
                 from_stage=cur.stage,
                 flags_before=cur.flags,
+                transition=True,
             )
         assert stored is not None
         return new, stored
