@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from runbook.dist import default_requirement, install_requirement
 from runbook.errors import ConfigError
-from runbook.junit import template_env
+from runbook.rendering import template_env
 from runbook.units import count
 
 KINDS = ("github", "gitlab")

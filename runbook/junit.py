@@ -1,9 +1,10 @@
 """Render the gate's results for CI: JUnit XML (one testcase per check) and a markdown summary table.
 
-Both take measurements as `checks.base.Measurement` objects or as their `to_json()` dicts (as stored in
-events). Verdicts map to JUnit as: fail -> `<failure>`, error -> `<error>`, inconclusive -> `<skipped>`
-(it neither passes nor fails a gate by itself), pass -> a plain testcase. Value, unit, threshold and
-verdict are testcase properties and are repeated in the failure message, so every CI reporter shows them.
+Both take measurements as `runbook.measurement.Measurement` objects or as their `to_json()` dicts (as
+stored in events). Verdicts map to JUnit as: fail -> `<failure>`, error -> `<error>`, inconclusive ->
+`<skipped>` (it neither passes nor fails a gate by itself), pass -> a plain testcase. Value, unit,
+threshold and verdict are testcase properties and are repeated in the failure message, so every CI
+reporter shows them. Templates and value formats: `runbook.rendering`.
 """
 
 from __future__ import annotations
@@ -17,76 +18,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
-import runbook.templates
 from runbook.measurement import Measurement
-from runbook.units import count, format_duration, format_size
+from runbook.rendering import VERDICT_ICONS, template_env
 
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-VERDICT_ICONS = {"pass": "✅", "fail": "❌", "error": "⚠️", "inconclusive": "⏸️"}
-_THRESHOLD_KEYS = (("max", "≤"), ("maximum", "≤"), ("min", "≥"), ("minimum", "≥"), ("equals", "="))
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def template_env(*, autoescape: bool) -> jinja2.Environment:
-    """Make a jinja2 environment over the packaged `templates/` folder (XML/HTML escaping if asked)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(runbook.templates.__file__).parent),
-        autoescape=autoescape,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["value"] = lambda m: format_value(m.get("value"), m.get("unit") or "")
-    env.filters["threshold"] = lambda m: threshold_text(m.get("inputs") or {}, m.get("unit") or "")
-    env.filters["icon"] = lambda verdict: VERDICT_ICONS.get(str(verdict), "•")
-    env.filters["count"] = count
-    return env
-
-
-def format_value(value: Any, unit: str = "") -> str:
-    """Show a measured value for people: sizes for bytes, durations for seconds, 4 significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        text = str(value)
-    elif unit == "bytes":
-        return format_size(value)
-    elif unit == "seconds":
-        return format_duration(value)
-    elif unit == "ratio":
-        return f"{value * 100:.3g}%"
-    else:
-        text = f"{value:.4g}" if isinstance(value, float) else str(value)
-    return f"{text} {unit}" if unit else text
-
-
-def threshold_value(inputs: Mapping[str, Any]) -> float | None:
-    """Return the numeric threshold of a check (`max`, `min`, `threshold`, `max_*`, `min_*` input), if any."""
-    keys = [k for k, _ in _THRESHOLD_KEYS] + ["threshold", "limit"]
-    keys += [k for k in inputs if k.startswith(("max_", "min_"))]
-    for key in keys:
-        v = inputs.get(key)
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            return float(v)
-    return None
-
-
-def threshold_text(inputs: Mapping[str, Any], unit: str = "") -> str:
-    """Describe what a check compares against: `≤ 100 MB`, `≥ 5 jobs`, or its assertions (`expect`)."""
-    parts = [f"{sign} {format_value(inputs[k], unit)}" for k, sign in _THRESHOLD_KEYS if k in inputs]
-    parts += [f"{k} {format_value(v, unit)}" for k, v in inputs.items() if k.startswith(("max_", "min_"))]
-    for key in ("threshold", "limit"):
-        if key in inputs:
-            parts.append(format_value(inputs[key], unit))
-    expect = inputs.get("expect")
-    if isinstance(expect, list | tuple):
-        parts += [str(e) for e in expect]
-    elif expect:
-        parts.append(str(expect))
-    return "; ".join(parts) or "-"
 
 
 def as_dicts(measurements: Sequence[Measurement | Mapping[str, Any]]) -> list[dict[str, Any]]:

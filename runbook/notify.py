@@ -31,10 +31,10 @@ from typing import Any
 import httpx
 import tenacity
 
-from runbook.junit import format_value
 from runbook.model import Webhook
 from runbook.outbox import Outbox, OutboxEntry, new_entry, webhook_key
 from runbook.redact import Redactor
+from runbook.rendering import format_value
 from runbook.units import count
 
 CLOSE_WAIT = 5.0

@@ -3,19 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import json
 import os
 import sys
 from collections.abc import Callable
 from functools import cached_property
-from pathlib import Path
 from typing import IO, Any, Protocol
 
 from runbook.errors import RunbookError
 from runbook.redact import Redactor
-from runbook.units import count, format_duration, format_size
+from runbook.rendering import template_env, to_json_text
 
 FORMATS = ("text", "json", "markdown")
 _STYLES = {
@@ -39,51 +35,6 @@ class Renderable(Protocol):
     template: str
 
     def to_json(self) -> dict[str, Any]: ...
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if hasattr(value, "to_json"):
-        return value.to_json()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
-
-
-def to_json_text(data: Any) -> str:
-    return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
-
-
-TEMPLATE_CACHE_ENV = "RUNBOOK_TEMPLATE_CACHE"
-"""Folder for compiled templates (default: $XDG_CACHE_HOME/runbook/templates); `off` disables the cache."""
-
-
-def _bytecode_cache(jinja2: Any) -> Any:
-    """Return a cache of compiled templates (compiling them costs more than the rest of `migrate status`), or
-    None when it is turned off or its folder cannot be made. Cache errors never fail a command."""
-    setting = os.environ.get(TEMPLATE_CACHE_ENV, "")
-    if setting.lower() == "off":
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = setting or os.path.join(base, "runbook", "templates")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-
-    class QuietCache(jinja2.FileSystemBytecodeCache):  # type: ignore[misc]
-        def load_bytecode(self, bucket: Any) -> None:
-            try:
-                super().load_bytecode(bucket)
-            except Exception:  # a corrupt or unreadable entry: compile again
-                bucket.reset()
-
-        def dump_bytecode(self, bucket: Any) -> None:
-            with contextlib.suppress(OSError):  # read-only or full disk: just no cache
-                super().dump_bytecode(bucket)
-
-    return QuietCache(folder)
 
 
 class Output:
@@ -110,28 +61,7 @@ class Output:
 
     @cached_property
     def _env(self) -> Any:
-        import jinja2
-
-        import runbook.templates
-
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(Path(runbook.templates.__file__).parent),
-            autoescape=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            undefined=jinja2.StrictUndefined,
-            bytecode_cache=_bytecode_cache(jinja2),
-        )
-        env.filters["duration"] = lambda s: "-" if s is None else format_duration(float(s))
-        env.filters["size"] = lambda n: "-" if n is None else format_size(float(n))
-        env.filters["style"] = self.style
-        env.filters["verdict"] = lambda v: self.style(str(v).upper(), str(v))
-        env.filters["when"] = _when
-        env.filters["value"] = _value
-        env.filters["json"] = to_json_text
-        env.filters["count"] = count
-        return env
+        return template_env(autoescape=False, style=self.style)
 
     def style(self, text: Any, style: str) -> str:
         code = _STYLES.get(style)
@@ -184,30 +114,3 @@ def _isatty(stream: IO[str]) -> bool:
         return bool(isatty and isatty())
     except ValueError:
         return False
-
-
-def _when(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return str(value)
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(value)
-
-
-def _value(m: dict[str, Any]) -> str:
-    v = m.get("value")
-    unit = m.get("unit") or ""
-    if v is None:
-        return "-"
-    if unit == "bytes" and isinstance(v, int | float):
-        return format_size(v)
-    if unit == "seconds" and isinstance(v, int | float):
-        return format_duration(v)
-    if isinstance(v, float):
-        return f"{v:.4g}{(' ' + unit) if unit else ''}"
-    return f"{v}{(' ' + unit) if unit else ''}"

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook.junit import format_value, template_env, threshold_text
+from runbook.rendering import format_value, template_env, threshold_text
 from runbook.units import format_duration
 
 MOVES = frozenset({"init", "advance", "rollback", "auto-rollback", "reconcile"})

@@ -36,7 +36,7 @@ def dollar_tag(*texts: str) -> str:
 
 def role_sql(runbook: Runbook, role: str) -> str:
     """Render the script creating `role` with exactly the privileges `runbook` needs."""
-    from runbook.junit import template_env
+    from runbook.rendering import template_env
 
     check_role_name(role)
     s = runbook.settings

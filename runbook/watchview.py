@@ -34,7 +34,7 @@ class WatchPrinter:
 
     def __call__(self, view: WatchView) -> None:
         if self.output.fmt == "json":
-            from runbook.output import to_json_text
+            from runbook.rendering import to_json_text
 
             self.output.err.write(to_json_text(view.to_json()).replace("\n", " ") + "\n")
             return

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook.junit import format_value, render_junit, render_summary, threshold_text, write_summary
+from runbook.junit import render_junit, render_summary, write_summary
 from runbook.measurement import Measurement, Verdict
+from runbook.rendering import format_value, threshold_text
 
 AT = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 MEASUREMENTS = [

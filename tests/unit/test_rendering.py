@@ -1,0 +1,43 @@
+"""One rendering module: the same filters and value formats for command output, JUnit, report, CI files."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from runbook.rendering import format_when, template_env
+
+FILTERS = {"duration", "size", "when", "value", "threshold", "icon", "count", "json", "style", "verdict"}
+
+
+@pytest.mark.parametrize("autoescape", [False, True])
+def test_every_environment_has_every_filter(autoescape: bool) -> None:
+    env = template_env(autoescape=autoescape)
+    assert set(env.filters) >= FILTERS
+    if autoescape:  # escaping is compiled into templates: the compiled-template cache is for unescaped ones
+        assert env.bytecode_cache is None
+
+
+def test_one_value_format_for_every_output() -> None:
+    env = template_env(autoescape=False)
+    show = env.from_string("{{ m | value }} | {{ m | threshold }}")
+    assert show.render(m={"value": 0.0123, "unit": "ratio", "inputs": {"max": 0.05}}) == "1.23% | ≤ 5%"
+    assert show.render(m={"value": 90.0, "unit": "seconds", "inputs": {}}) == "1m 30s | -"
+    assert show.render(m={"value": 3, "unit": "jobs", "inputs": {"min": 1}}) == "3 jobs | ≥ 1 jobs"
+    assert show.render(m={"value": None, "unit": "", "inputs": {}}) == "- | -"
+
+
+def test_style_is_plain_unless_given() -> None:
+    plain = template_env(autoescape=False).from_string("{{ 'pass' | verdict }}")
+    assert plain.render() == "PASS"
+    painted = template_env(autoescape=False, style=lambda text, style: f"<{style}>{text}")
+    assert painted.from_string("{{ 'fail' | verdict }}").render() == "<fail>FAIL"
+
+
+def test_when() -> None:
+    at = dt.datetime(2026, 11, 29, 13, 2, 5, tzinfo=dt.UTC)
+    assert format_when(at) == "2026-11-29 13:02:05 UTC"
+    assert format_when(at.isoformat()) == "2026-11-29 13:02:05 UTC"
+    assert format_when(None) == "-"
+    assert format_when("not a time") == "not a time"
