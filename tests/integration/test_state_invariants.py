@@ -5,6 +5,7 @@ version 2 marks the transitions already in the log."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import LiteralString
 
 import psycopg
 import pytest
@@ -26,6 +27,13 @@ def transitions(store: StateStore, runbook: str = "rb") -> list[tuple[int, str]]
             (runbook,),
         ).fetchall()
     return [(int(v), str(op)) for v, op in rows]
+
+
+def check_refusing(store: StateStore, statement: LiteralString, *params: object) -> str:
+    """Run `statement` ({events}, {samples}... = the store's tables); return the CHECK that refused it."""
+    with pytest.raises(psycopg.errors.CheckViolation) as refused, store.tx() as conn:
+        conn.execute(store.sql(statement), params)
+    return str(refused.value.diag.constraint_name)
 
 
 def started(pg_url: str) -> StateStore:
@@ -63,16 +71,11 @@ def test_a_transition_has_a_version(pg_url: str) -> None:
     [[{"verdict": "ok"}], [{"verdict": "pass"}, {"verdict": "PASS"}], [{"verdict": 1}], {"verdict": "pass"}],
 )
 def test_an_event_with_an_unknown_verdict_is_refused(pg_url: str, verdicts: object) -> None:
-    store = started(pg_url)
-    with pytest.raises(psycopg.errors.CheckViolation) as refused, store.tx() as conn:
-        conn.execute(
-            store.sql(
-                "INSERT INTO {events} (uuid, runbook, actor, host, pid, operation, verdicts) "
-                "VALUES (gen_random_uuid(), 'rb', 'ops', 'box', 1, 'verify', %s)"
-            ),
-            (Jsonb(verdicts),),
-        )
-    assert refused.value.diag.constraint_name == "events_verdicts_known"
+    insert = (
+        "INSERT INTO {events} (uuid, runbook, actor, host, pid, operation, verdicts) "
+        "VALUES (gen_random_uuid(), 'rb', 'ops', 'box', 1, 'verify', %s)"
+    )
+    assert check_refusing(started(pg_url), insert, Jsonb(verdicts)) == "events_verdicts_known"
 
 
 def test_known_verdicts_are_stored(pg_url: str) -> None:
@@ -83,15 +86,11 @@ def test_known_verdicts_are_stored(pg_url: str) -> None:
 
 
 def test_a_sample_with_an_unknown_verdict_is_refused(pg_url: str) -> None:
-    store = started(pg_url)
-    with pytest.raises(psycopg.errors.CheckViolation) as refused, store.tx() as conn:
-        conn.execute(
-            store.sql(
-                "INSERT INTO {samples} (runbook, stage, check_name, verdict, value, measurement) "
-                "VALUES ('rb', 'b', 'backlog', 'maybe', 1, '{{}}')"
-            )
-        )
-    assert refused.value.diag.constraint_name == "samples_verdict_known"
+    insert = (
+        "INSERT INTO {samples} (runbook, stage, check_name, verdict, value, measurement) "
+        "VALUES ('rb', 'b', 'backlog', 'maybe', 1, '{{}}')"
+    )
+    assert check_refusing(started(pg_url), insert) == "samples_verdict_known"
 
 
 def test_a_journaled_rollback_synced_twice_is_one_transition(pg_url: str, tmp_path: Path) -> None:
