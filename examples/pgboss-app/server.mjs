@@ -3,7 +3,7 @@
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { loadEnvFile, readConfig } from './lib/config.mjs'
 import { loadDeps } from './lib/deps.mjs'
-import { FlagStore } from './lib/flags.mjs'
+import { startFlagStore } from './lib/flags.mjs'
 import { Faults } from './lib/faults.mjs'
 import { Boss } from './lib/boss.mjs'
 import { LegacyWorker } from './lib/legacy.mjs'
@@ -38,8 +38,7 @@ async function main () {
   await connectWithRetry(pool, 30)
   await ensureSchema(pool)
 
-  const flags = new FlagStore({ pg: deps.pg, config, log })
-  await flags.start(pool)
+  const flags = await startFlagStore({ deps, config, pool, log })
   const faults = new Faults({ flags, config, log })
   const boss = new Boss({ deps, config, pool, faults, log })
   const legacy = new LegacyWorker({ pool, config, faults, flags, log })

@@ -34,6 +34,7 @@ def test_wheel_holds_real_copies_of_the_top_level_folders(wheel: Path) -> None:
     assert "runbook/stages/base.py" in names
     assert "runbook/templates/plan.txt.j2" in names
     assert "runbook/data/pgboss-app/server.mjs" in names  # `migrate demo` works from a wheel
+    assert {f"runbook/data/pgboss-app/generated/pgboss{m}/runbook/flags.js" for m in (10, 12)} <= names
     assert {f"runbook/data/contract/{n}.schema.json" for n in ("health", "pgboss-status")} <= names
     assert "runbook/state/store.py" in names and "runbook/demo/app.py" in names
     assert not any(n.startswith(("checks/", "stages/", "templates/")) for n in names)

@@ -77,7 +77,7 @@ def test_flags_listener_reconnects_after_its_connection_is_killed(make_app: AppF
     with psycopg.connect(pg_url, autocommit=True) as conn:
         killed = conn.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = 'pgboss-app:flags' AND datname = current_database()"
+            " WHERE application_name = 'runbook-flags-listen' AND datname = current_database()"
         ).fetchone()
     assert killed == (1,)
     set_flags(pg_url, {"PGBOSS_ENABLED": "true"})  # may land before the listener is back: it re-reads then

@@ -1,6 +1,6 @@
 // Load node-postgres and pg-boss from the folder named by PGBOSS_DIR (nothing is installed in this app's
 // folder). pg-boss 10 and 11 have a default export; 12.x is ESM with a named export `PgBoss` only.
-import { createRequire } from 'node:module'
+import { createRequire, register } from 'node:module'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -24,6 +24,8 @@ export async function loadDeps () {
   } catch (err) {
     throw new Error(`PGBOSS_DIR=${dir} has no node_modules/pg-boss or node_modules/pg (${err.message})`)
   }
+  const parentURL = pathToFileURL(path.join(dir, 'package.json')).href
+  register('./resolve-hooks.mjs', import.meta.url, { data: { parentURL } }) // 'pg' in generated/ -> PGBOSS_DIR
   const bossModule = await import(pathToFileURL(bossMain).href)
   const PgBoss = bossModule.PgBoss ?? bossModule.default?.PgBoss ?? bossModule.default
   if (typeof PgBoss !== 'function') throw new Error(`no PgBoss class exported by ${bossMain}`)
