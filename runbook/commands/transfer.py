@@ -122,15 +122,16 @@ def transfer_legacy(
 
 
 def scan_warning(m: Mapping) -> str | None:
-    """Each claim finds the oldest pending rows: without an index on the status column, it sorts the whole
-    table, every batch (the rows it claims stay locked that long). Say so on a large table."""
+    """Each claim takes the oldest pending rows: without a partial index in that order, it reads and sorts
+    every pending row (the whole table without a status index), every batch, while the rows it claims stay
+    locked. Say so on a large table, naming the index."""
     lt = m.legacy
-    if lt.rows_estimate <= SCAN_WARN_ROWS or lt.has_index("status", partial_ok=True):
+    if lt.rows_estimate <= SCAN_WARN_ROWS or legacy_sql.has_claim_index(lt):
         return None
     return (
-        f"warning: {lt.name} holds about {round(lt.rows_estimate):,} rows and no index starts with its "
-        "status column: every batch scans the table; create the index first: "
-        + lt.index_statement("status", active_only=True)
+        f"warning: {lt.name} holds about {round(lt.rows_estimate):,} rows and no partial index leads with "
+        f"its {lt.settings.created_column} column: every batch sorts all pending rows while holding its rows "
+        "locked; create the index first: " + legacy_sql.claim_index_statement(lt)
     )
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from psycopg import sql
 
+from runbook.checks.legacy_table import LegacyTable
+from runbook.sqltext import quote_ident, quote_literal
 from runbook.transfer.mapping import Mapping
 
 
@@ -74,6 +76,25 @@ def select(m: Mapping, *, lock: bool) -> tuple[sql.Composed, list[Any]]:
         lock=sql.SQL(" FOR UPDATE SKIP LOCKED" if lock else ""),
     )
     return query, params
+
+
+def has_claim_index(lt: LegacyTable) -> bool:
+    """Tell whether a partial index leads with the created column (as claim_index_statement makes)."""
+    return any(i.first_column == lt.settings.created_column and i.partial for i in lt.indexes)
+
+
+def claim_index_statement(lt: LegacyTable) -> str:
+    """The index the claim walks in its own order, over the pending rows only: each batch then reads the rows
+    it takes instead of sorting every pending row (1 s a batch at a million pending rows) while it holds
+    its rows locked."""
+    st = lt.settings
+    idx = quote_ident(f"{st.table}_{st.created_column}_pending_idx")
+    columns = f"{quote_ident(st.created_column)}, {quote_ident(st.id_column)}"
+    values = ", ".join(quote_literal(v) for v in lt.values("pending"))
+    return (
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {idx} ON {lt.name} ({columns})"
+        f" WHERE {quote_ident(st.status_column)} IN ({values})"
+    )
 
 
 def counts(m: Mapping) -> tuple[sql.Composed, list[Any]]:
