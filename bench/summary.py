@@ -116,6 +116,10 @@ def rows() -> list[list[str]]:
                 "-",
             ]
         )
+    if tr := _load("transfer"):
+        from bench.transfer import table_rows
+
+        out.extend(table_rows(tr))
     return out
 
 
