@@ -28,7 +28,12 @@ COUNTS: list[str] = []
 """The reliability suites' count lines (tests/reliability/conftest.py `record`), repeated at the end."""
 
 
-SLOW_FIRST = ("tests/reliability/", "tests/e2e/")
+SLOW_FIRST = (
+    "tests/reliability/test_concurrency.py",  # 3-6 minutes alone: started first, it ends before the rest
+    "tests/e2e/test_migration_demo.py",
+    "tests/reliability/",
+    "tests/e2e/",
+)
 """Folders whose files take longest: collected first, so pytest-xdist hands them out before the short ones."""
 
 

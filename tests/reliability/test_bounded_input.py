@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -69,26 +70,45 @@ BOMBS = {
 }
 
 
+LAUNCHER = """
+import json, os, subprocess, sys, time
+stats, timeout, argv = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+proc = subprocess.Popen(argv, stderr=subprocess.STDOUT)
+deadline = time.monotonic() + timeout
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    if time.monotonic() > deadline:
+        proc.kill()
+        pid, status, usage = os.wait4(proc.pid, 0)
+        break
+    time.sleep(0.01)
+with open(stats, "w") as f:
+    code = os.waitstatus_to_exitcode(status)
+    json.dump({"code": code, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss}, f)
+"""
+"""Runs `migrate` as its child and writes its exit code and rusage: a child forked straight from this pytest
+process would carry pytest's own resident size into its peak RSS (Linux keeps the high-water mark across
+exec), so the figure would grow with whatever the test session had loaded before."""
+
+
 def run_measured(args: list[str], cwd: Path, timeout: float = 30.0) -> tuple[int, str, float, int]:
     """Run `migrate ARGS`; its exit code, output, CPU seconds and peak RSS (KB) from its own rusage."""
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen([*MIGRATE, *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                out.seek(0)
-                pytest.fail(f"migrate {' '.join(args)} still running after {timeout}s: {out.read()[-500:]!r}")
-            time.sleep(0.01)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace")
-    return proc.returncode, text, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = Path(tmp) / "stats.json"
+        run = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(stats), str(timeout), *MIGRATE, *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout + 30,
+        )
+        got = json.loads(stats.read_text())
+    text = run.stdout.decode("utf-8", "replace")
+    if got["code"] == -9:
+        pytest.fail(f"migrate {' '.join(args)} still running after {timeout}s: {text[-500:]!r}")
+    return got["code"], text, got["cpu"], got["rss"]
 
 
 LOCATED = re.compile(r"^(?:error: )?\S+\.yaml:\d+:\d+: ", re.M)
