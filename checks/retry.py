@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from runbook.checks import transient
 from runbook.checks.transient import is_transient
@@ -47,6 +47,21 @@ def call(
         reraise=True,
     )
     return policy(fn)
+
+
+@overload
+def retry_transient(fn: F) -> F: ...
+
+
+@overload
+def retry_transient(
+    fn: None = None,
+    *,
+    attempts: int = ...,
+    initial: float = ...,
+    maximum: float = ...,
+    predicate: Callable[[BaseException], bool] = ...,
+) -> Callable[[F], F]: ...
 
 
 def retry_transient(

@@ -185,7 +185,7 @@ def test_postgres_backend_writes_the_table_and_notifies(
         notes = list(listener.notifies(timeout=2, stop_after=1))
     assert notes and json.loads(notes[0].payload)["flags"]["PGBOSS_ENABLED"] == "true"
     with psycopg.connect(pg_url) as conn:
-        rows = dict(conn.execute("SELECT name, value FROM runbook.flags").fetchall())
+        rows: dict[str, str] = dict(conn.execute("SELECT name, value FROM runbook.flags").fetchall())
     assert rows == {"PGBOSS_ENABLED": "true", "PGBOSS_FOR_NEW_EVALS": "false"}
     assert migrate("rollback").code == 4
     with psycopg.connect(pg_url) as conn:

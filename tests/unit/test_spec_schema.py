@@ -207,7 +207,7 @@ def test_schema_of_passed_kinds() -> None:
     then = check["allOf"][0]["then"]
     assert then["required"] == ["process"]
     assert then["properties"]["max"] == {"$ref": "#/$defs/Size", "description": "maximum RSS"}
-    doc_ = {"version": 1, "name": "n", "flags": {"F": False}, "stages": [{"id": "a"}]}
+    doc_: dict[str, Any] = {"version": 1, "name": "n", "flags": {"F": False}, "stages": [{"id": "a"}]}
     doc_["stages"][0]["monitor"] = [{"name": "m", "kind": "fake", "process": "node", "max": "100MB"}]
     assert validate(doc_, schema) == []
     doc_["stages"][0]["monitor"][0]["kind"] = "other"

@@ -158,7 +158,7 @@ def pb(url: str, **params: Any) -> Measurement:
 def execute(url: str, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
     """Run one statement as the test (not read-only) and return its rows, if any."""
     with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(statement, params)  # type: ignore[call-overload]
+        cur = conn.execute(statement, params)
         return cur.fetchall() if cur.description else []
 
 

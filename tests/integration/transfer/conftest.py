@@ -97,7 +97,7 @@ def templates(pg_server_url: str, bosses: dict[str, Boss]) -> Iterator[dict[str,
             names[major] = name
             url = with_dbname(pg_server_url, name)
             with psycopg.connect(url, autocommit=True) as db:
-                db.execute(DDL)  # type: ignore[arg-type]
+                db.execute(DDL)
             boss.run(url, "setup", *QUEUES, env={"QUEUE_OPTIONS": json.dumps(QUEUE_OPTIONS)})
     yield names
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
@@ -141,7 +141,7 @@ def migrate(runbook: Path, url: str, *args: str) -> Result:
 
 def sql_rows(url: str, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(statement, params)  # type: ignore[call-overload]
+        cur = conn.execute(statement, params)
         return cur.fetchall() if cur.description else []
 
 
