@@ -106,13 +106,15 @@ def _one(
         faultpoints.pause("transfer:claimed")
         jobs = [pgboss_insert.Job(m.job_id(r[0]), r[2], r[3]) for r in rows]
         ids = [j.id for j in jobs]
-        inserted = len(
-            conn.execute(insert, {"jobs": pgboss_insert.recordset(m, jobs), "name": m.queue.name}).fetchall()
-        )
-        there = int(conn.execute(present, (m.queue.name, ids)).fetchone()[0])  # type: ignore[index]
-        if there != len(ids):
+        returned = conn.execute(
+            insert, {"jobs": pgboss_insert.recordset(m, jobs), "name": m.queue.name}
+        ).fetchall()
+        inserted = len(returned)
+        others = pgboss_insert.not_returned(ids, returned)
+        there = int(conn.execute(present, (m.queue.name, others)).fetchone()[0]) if others else 0  # type: ignore[index]
+        if there != len(others):
             raise TransferError(
-                f"{len(ids) - there} of {len(ids)} jobs of batch {number} are not in pg-boss queue "
+                f"{len(others) - there} of {len(ids)} jobs of batch {number} are not in pg-boss queue "
                 f'"{m.queue.name}" after the insert; the batch was rolled back, nothing moved',
                 hint="a unique index or policy of the queue refused them: check the queue with "
                 "`SELECT * FROM <schema>.queue WHERE name = ...`",

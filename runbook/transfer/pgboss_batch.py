@@ -24,6 +24,7 @@ from runbook import faultpoints
 from runbook.checks.pgboss_layout import Layout
 from runbook.transfer import pgboss_copy as q
 from runbook.transfer.batch import Batch, Totals, TransferError
+from runbook.transfer.pgboss_insert import not_returned
 
 
 @dataclass(frozen=True)
@@ -132,13 +133,14 @@ def _one(e: Ends, queue: str, table: str, number: int, size: int, include_active
 
 
 def _copy(e: Ends, table: str, number: int, args: dict[str, Any]) -> int:
-    inserted = len(e.dst_conn.execute(q.insert(e.dst, table), args).fetchall())
-    there = int(e.dst_conn.execute(q.present(e.dst), args).fetchone()[0])  # type: ignore[index]
-    if there != len(args["ids"]):
+    returned = e.dst_conn.execute(q.insert(e.dst, table), args).fetchall()
+    others = not_returned(args["ids"], returned)
+    there = int(e.dst_conn.execute(q.present(e.dst), {**args, "ids": others}).fetchone()[0]) if others else 0  # type: ignore[index]
+    if there != len(others):
         raise TransferError(
-            f"{len(args['ids']) - there} of {len(args['ids'])} jobs of batch {number} are not in target "
+            f"{len(others) - there} of {len(args['ids'])} jobs of batch {number} are not in target "
             f'queue "{args["name"]}" after the insert (a singleton key or a policy of the target queue '
             "refused them); the batch was rolled back, nothing moved",
             hint="check the target queue's policy and its jobs with the same singleton keys",
         )
-    return inserted
+    return len(returned)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
 
@@ -74,8 +75,16 @@ def insert_statement(m: Mapping) -> sql.Composed:
     )
 
 
+def not_returned(ids: Sequence[Any], returned: Sequence[Sequence[Any]]) -> list[Any]:
+    """The ids an `INSERT ... RETURNING id` did not write now: already there (an earlier run) or refused (a
+    singleton key, a policy). Only these need looking up; on a first run the list is empty and the batch
+    skips the lookup (half of a batch's time on pg-boss 12)."""
+    written = {str(r[0]) for r in returned}
+    return [i for i in ids if str(i) not in written]
+
+
 def present_statement(m: Mapping) -> sql.Composed:
-    """Count the batch's ids present in the queue after the insert (inserted now or by an earlier run)."""
+    """Count how many of the ids the insert did not write the queue holds (written by an earlier run)."""
     return sql.SQL("SELECT count(*) FROM {} WHERE name = %s AND id = ANY(%s::uuid[])").format(
         m.layout.table(m.queue.table)
     )
