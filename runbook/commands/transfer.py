@@ -5,19 +5,16 @@ Every real transfer, finished or failed, is an audited event (`migrate history` 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-
-from runbook import db, engine
+from runbook import db
 from runbook.checks.sqlutil import Session as SqlSession
-from runbook.errors import RunbookError, UnreachableError, UsageError
+from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
 from runbook.transfer import batch as batches
-from runbook.transfer import legacy_sql
+from runbook.transfer import legacy_sql, report
 from runbook.transfer.mapping import Mapping, resolve
 
 SAMPLE = 3
@@ -91,32 +88,18 @@ def transfer_legacy(
             _dry_run(conn, m, result)
             return result
         totals = batches.Totals()
-        try:
+        with report.failures(
+            lambda error: _audit(session, m, totals, error=error),
+            lost="lost the application database during the transfer",
+            lost_hint="the batch in flight was rolled back; run the same command again to go on",
+            refused_hint="the batch was rolled back (nothing of it moved); fix the row or the mapping, "
+            "run again",
+        ):
             batches.run(
-                conn,
-                m,
-                totals,
-                batch=batch,
-                limit=limit,
-                progress=lambda b: session.progress(_line(b)),
+                conn, m, totals, batch=batch, limit=limit, progress=lambda b: session.progress(report.line(b))
             )
-        except RunbookError as exc:
-            _audit(session, m, totals, error=exc.message)
-            raise
-        except psycopg.OperationalError as exc:
-            _audit(session, m, totals, error=str(exc).strip())
-            raise UnreachableError(
-                f"lost the application database during the transfer: {str(exc).strip()}",
-                hint="the batch in flight was rolled back; run the same command again to go on",
-            ) from None
-        except psycopg.Error as exc:
-            _audit(session, m, totals, error=str(exc).strip())
-            raise batches.TransferError(
-                f"PostgreSQL refused a batch: {str(exc).strip()}",
-                hint="the batch was rolled back (nothing of it moved); fix the row or the mapping, run again",
-            ) from None
     result.batches = [b.to_json() for b in totals.batches]
-    result.totals = _totals(totals)
+    result.totals = report.totals(totals)
     _audit(session, m, totals, error=None)
     return result
 
@@ -146,47 +129,12 @@ def _dry_run(conn: Any, m: Mapping, result: TransferResult) -> None:
     result.totals = {"claimable": sum(result.counts.values())}
 
 
-def _line(b: batches.Batch) -> str:
-    return (
-        f"batch {b.number}: claimed {b.claimed}, inserted {b.inserted}, already in pg-boss {b.already}, "
-        f"marked {b.marked} ({b.seconds * 1000:.0f} ms)"
-    )
-
-
-def _totals(t: batches.Totals) -> dict[str, Any]:
-    moved = t.total("marked")
-    return {
-        "batches": len(t.batches),
-        "claimed": t.total("claimed"),
-        "inserted": t.total("inserted"),
-        "already_present": t.total("already"),
-        "moved": moved,
-        "seconds": round(t.seconds, 3),
-        "rows_per_second": round(moved / t.seconds, 1) if t.seconds > 0 else None,
-        "longest_batch_ms": t.longest_ms,
-    }
-
-
 def _audit(session: Session, m: Mapping, t: batches.Totals, *, error: str | None) -> None:
-    """Record the transfer (its counts) in the state; a failure to record never hides the transfer's own."""
-    counts = _totals(t)
-    reason = (
-        f"legacy {m.legacy.name} -> pg-boss queue {m.queue.name} ({m.layout.name}): moved {counts['moved']} "
-        f"rows in {counts['batches']} batches (inserted {counts['inserted']}, already present "
-        f"{counts['already_present']})" + (f"; stopped: {error}" if error else "")
-    )
-    data = {"transfer": "legacy", "queue": m.queue.name, "types": list(m.types or []), **counts}
-    ev = engine.event(
+    report.record(
         session,
-        "transfer",
-        from_stage=None,
-        to_stage=None,
-        reason=reason,
-        outcome="failed" if error else "done",
-        data=data,
+        t,
+        subject=f"legacy {m.legacy.name} -> pg-boss queue {m.queue.name} ({m.layout.name})",
+        noun="rows",
+        data={"transfer": "legacy", "queue": m.queue.name, "types": list(m.types or [])},
+        error=error,
     )
-    if error is None:
-        session.store().append_event(session.runbook.name, ev)
-        return
-    with contextlib.suppress(RunbookError):
-        session.store().append_event(session.runbook.name, ev)

@@ -6,20 +6,18 @@ event."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
-from runbook import db, engine
-from runbook.commands.transfer import _line, _totals
-from runbook.errors import RunbookError, UnreachableError, UsageError
+from runbook import db
+from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
-from runbook.transfer import pgboss_batch, pgboss_copy, pgboss_ends
-from runbook.transfer.batch import Batch, Totals, TransferError
+from runbook.transfer import pgboss_batch, pgboss_copy, pgboss_ends, report
+from runbook.transfer.batch import Batch, Totals
 
 
 @dataclass
@@ -115,7 +113,12 @@ def _move(
     include_active: bool,
 ) -> None:
     totals = Totals()
-    try:
+    with report.failures(
+        lambda error: _audit(session, result, totals, error=error),
+        lost="lost a database during the transfer",
+        lost_hint="the batch in flight is finished or undone by the next run; run the same command again",
+        refused_hint="the batch was rolled back (nothing of it moved); fix the cause, run again",
+    ):
         rec = pgboss_batch.recover(ends)
         result.recovered, result.withdrawn = rec.removed, rec.withdrawn
         if rec.removed or rec.withdrawn:
@@ -133,28 +136,13 @@ def _move(
                 include_active=include_active,
                 progress=_progress(session, name),
             )
-    except RunbookError as exc:
-        _audit(session, result, totals, error=exc.message)
-        raise
-    except psycopg.OperationalError as exc:
-        _audit(session, result, totals, error=str(exc).strip())
-        raise UnreachableError(
-            f"lost a database during the transfer: {str(exc).strip()}",
-            hint="the batch in flight is finished or undone by the next run; run the same command again",
-        ) from None
-    except psycopg.Error as exc:
-        _audit(session, result, totals, error=str(exc).strip())
-        raise TransferError(
-            f"PostgreSQL refused a batch: {str(exc).strip()}",
-            hint="the batch was rolled back (nothing of it moved); fix the cause, run again",
-        ) from None
     result.batches = [b.to_json() for b in totals.batches]
-    result.totals = _totals(totals)
+    result.totals = report.totals(totals)
     _audit(session, result, totals, error=None)
 
 
 def _progress(session: Session, queue: str) -> Callable[[Batch], None]:
-    return lambda b: session.progress(f"{queue}: " + _line(b).replace("marked", "removed from the source"))
+    return lambda b: session.progress(f"{queue}: " + report.line(b, moved="removed from the source"))
 
 
 def _connect(url: str | None, what: str, opened: list[psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
@@ -164,20 +152,11 @@ def _connect(url: str | None, what: str, opened: list[psycopg.Connection[Any]]) 
 
 
 def _audit(session: Session, r: PgbossTransferResult, t: Totals, *, error: str | None) -> None:
-    counts = _totals(t)
-    reason = (
-        f"pg-boss {r.source} ({r.layouts['source']}) -> {r.target} ({r.layouts['target']}): moved "
-        f"{counts['moved']} jobs in {counts['batches']} batches (inserted {counts['inserted']}, "
-        f"already present {counts['already_present']})" + (f"; stopped: {error}" if error else "")
+    report.record(
+        session,
+        t,
+        subject=f"pg-boss {r.source} ({r.layouts['source']}) -> {r.target} ({r.layouts['target']})",
+        noun="jobs",
+        data={"transfer": "pgboss", "queues": r.queues, "recovered": r.recovered, "withdrawn": r.withdrawn},
+        error=error,
     )
-    data = {"transfer": "pgboss", "queues": r.queues, "recovered": r.recovered, "withdrawn": r.withdrawn}
-    data.update(counts)
-    ev = engine.event(
-        session, "transfer", from_stage=None, to_stage=None, reason=reason,
-        outcome="failed" if error else "done", data=data,
-    )  # fmt: skip
-    if error is None:
-        session.store().append_event(session.runbook.name, ev)
-        return
-    with contextlib.suppress(RunbookError):
-        session.store().append_event(session.runbook.name, ev)

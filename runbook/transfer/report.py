@@ -1,0 +1,78 @@
+"""What both transfers (`migrate transfer legacy` and `migrate transfer pgboss`) say and record: a batch's
+progress line, the totals, the audited 'transfer' event (finished or failed, `migrate history` shows its
+counts), and the one mapping of a batch's database error to the error the user sees."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+
+from runbook import engine
+from runbook.errors import RunbookError, UnreachableError
+from runbook.session import Session
+from runbook.transfer.batch import Batch, Totals, TransferError
+
+
+def line(b: Batch, moved: str = "marked") -> str:
+    """One batch: `batch 3: claimed 500, inserted 500, already in pg-boss 0, marked 500 (41 ms)`."""
+    return (
+        f"batch {b.number}: claimed {b.claimed}, inserted {b.inserted}, already in pg-boss {b.already}, "
+        f"{moved} {b.marked} ({b.seconds * 1000:.0f} ms)"
+    )
+
+
+def totals(t: Totals) -> dict[str, Any]:
+    moved = t.total("marked")
+    return {
+        "batches": len(t.batches),
+        "claimed": t.total("claimed"),
+        "inserted": t.total("inserted"),
+        "already_present": t.total("already"),
+        "moved": moved,
+        "seconds": round(t.seconds, 3),
+        "rows_per_second": round(moved / t.seconds, 1) if t.seconds > 0 else None,
+        "longest_batch_ms": t.longest_ms,
+    }
+
+
+def record(
+    session: Session, t: Totals, *, subject: str, noun: str, data: dict[str, Any], error: str | None
+) -> None:
+    """Append the 'transfer' event; a failure to record never hides the transfer's own failure."""
+    counts = totals(t)
+    reason = (
+        f"{subject}: moved {counts['moved']} {noun} in {counts['batches']} batches (inserted "
+        f"{counts['inserted']}, already present {counts['already_present']})"
+        + (f"; stopped: {error}" if error else "")
+    )
+    ev = engine.event(
+        session, "transfer", from_stage=None, to_stage=None, reason=reason,
+        outcome="failed" if error else "done", data={**data, **counts},
+    )  # fmt: skip
+    if error is None:
+        session.store().append_event(session.runbook.name, ev)
+        return
+    with contextlib.suppress(RunbookError):
+        session.store().append_event(session.runbook.name, ev)
+
+
+@contextlib.contextmanager
+def failures(
+    on_error: Callable[[str], None], *, lost: str, lost_hint: str, refused_hint: str
+) -> Iterator[None]:
+    """Record a failed transfer (`on_error(message)`) and raise what the user sees: our own errors as they
+    are, a lost connection as unreachable (exit 5), anything else PostgreSQL refused as a TransferError."""
+    try:
+        yield
+    except RunbookError as exc:
+        on_error(exc.message)
+        raise
+    except psycopg.OperationalError as exc:
+        on_error(str(exc).strip())
+        raise UnreachableError(f"{lost}: {str(exc).strip()}", hint=lost_hint) from None
+    except psycopg.Error as exc:
+        on_error(str(exc).strip())
+        raise TransferError(f"PostgreSQL refused a batch: {str(exc).strip()}", hint=refused_hint) from None
