@@ -1,7 +1,7 @@
 """`migrate transfer pgboss`: move unfinished jobs from one pg-boss schema or database (10 or 12.6+ layout)
-into another (12.6+), exactly once (runbook.transfer.pgboss_batch). Target queues must exist: their policy and
-options are the app's (`boss.createQueue`); a missing one is refused before anything moves, naming the source
-queue's policy. `--dry-run` counts per queue and state, locking and writing nothing. Audited as a 'transfer'
+into another (12.6+), exactly once (runbook.transfer.pgboss_batch). A queue the target lacks is made first
+with the source queue's policy and options (runbook.transfer.pgboss_queues); one it holds must have the
+source's policy. `--dry-run` counts per queue and state, locking and writing nothing. Audited as a 'transfer'
 event."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from runbook import db
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
-from runbook.transfer import pgboss_batch, pgboss_copy, pgboss_ends, report
+from runbook.transfer import pgboss_batch, pgboss_copy, pgboss_ends, pgboss_queues, report
 from runbook.transfer.batch import Batch, Totals
 
 
@@ -28,6 +28,8 @@ class PgbossTransferResult:
     dry_run: bool
     queues: list[str]
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    created_queues: list[str] = field(default_factory=list)
+    """Queues the target lacked, made with the source's options (a dry run: the ones it would make)."""
     recovered: int = 0
     withdrawn: int = 0
     batches: list[dict[str, Any]] = field(default_factory=list)
@@ -43,6 +45,7 @@ class PgbossTransferResult:
             "dry_run": self.dry_run,
             "queues": self.queues,
             "counts": self.counts,
+            "created_queues": self.created_queues,
             "recovered": self.recovered,
             "withdrawn": self.withdrawn,
             "batches": self.batches,
@@ -84,17 +87,22 @@ def transfer_pgboss(
         )
         pgboss_ends.check_layouts(src, dst)
         names = pgboss_ends.queues(src_conn, src, queues)
-        tables = pgboss_ends.targets(dst_conn, src_conn, src, dst, names)
+        tables, missing = pgboss_ends.targets(dst_conn, src_conn, src, dst, names)
+        creating = pgboss_queues.plan(src_conn, src, missing, pgboss_queues.existing(dst_conn, dst))
         ends = pgboss_batch.Ends(src_conn, dst_conn, src, dst, source, target, s.state.schema)
         result = PgbossTransferResult(
             source, target, {"source": src.name, "target": dst.name}, dry_run, names
         )
+        result.created_queues = [name for name, _ in creating]
         counts = src_conn.execute(pgboss_copy.counts(src), {"names": names, "active": include_active})
         for name, state, n in counts.fetchall():
             result.counts.setdefault(name, {})[state] = int(n)
         if dry_run:
             result.totals = {"movable": sum(sum(c.values()) for c in result.counts.values())}
             return result
+        if creating:
+            pgboss_queues.create(dst_conn, dst, creating)
+            tables = pgboss_ends.targets(dst_conn, src_conn, src, dst, names)[0]
         _move(session, ends, names, tables, result, batch=batch, include_active=include_active)
         return result
     finally:
@@ -157,6 +165,12 @@ def _audit(session: Session, r: PgbossTransferResult, t: Totals, *, error: str |
         t,
         subject=f"pg-boss {r.source} ({r.layouts['source']}) -> {r.target} ({r.layouts['target']})",
         noun="jobs",
-        data={"transfer": "pgboss", "queues": r.queues, "recovered": r.recovered, "withdrawn": r.withdrawn},
+        data={
+            "transfer": "pgboss",
+            "queues": r.queues,
+            "created_queues": r.created_queues,
+            "recovered": r.recovered,
+            "withdrawn": r.withdrawn,
+        },
         error=error,
     )

@@ -1,7 +1,7 @@
 """Both ends of `migrate transfer pgboss`, checked before anything moves: the layouts (source pg-boss 10 or
-12.6+, target 12.6+), the source queues to move, and each one's table in the target, where it must exist with
-the source's policy (pg-boss 12 makes a queue's partition and options in createQueue: the app's call, not
-ours). Every problem is a ConfigError or UsageError (exit 2) naming the fix."""
+12.6+, target 12.6+), the source queues to move, and each one's table in the target, where a queue that
+exists must have the source's policy (a missing one is made by runbook.transfer.pgboss_queues). Every
+problem is a ConfigError or UsageError (exit 2) naming the fix."""
 
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ def targets(
     src: pgboss_layout.Layout,
     dst: pgboss_layout.Layout,
     names: list[str],
-) -> dict[str, str]:
-    """Each queue's table in the target; every queue must exist there with the source's policy."""
+) -> tuple[dict[str, str], list[str]]:
+    """Each queue's table in the target, and the queues the target lacks (runbook.transfer.pgboss_queues
+    makes those); a queue the target holds must have the source's policy."""
     policies = dict(
         src_conn.execute(
             sql.SQL("SELECT name, policy FROM {} WHERE name = ANY(%s)").format(src.table("queue")), (names,)
@@ -71,16 +72,9 @@ def targets(
     ).fetchall()
     found = {name: (policy, table) for name, policy, table in rows}
     for name in names:
-        policy = policies.get(name) or "standard"
         if name not in found:
-            raise ConfigError(
-                f'queue "{name}" does not exist in target schema "{dst.schema}"; '
-                "migrate transfer pgboss does not create queues (pg-boss 12 makes each queue's partition "
-                "and options in createQueue)",
-                hint=f"create it from the app on the target: await boss.createQueue('{name}', "
-                f"{{ policy: '{policy}' }}) (with the source queue's retry and expiry options), "
-                "then run again",
-            )
+            continue
+        policy = policies.get(name) or "standard"
         target_policy = found[name][0] or "standard"
         if target_policy != policy and not (policy in PLAIN_POLICIES and target_policy in PLAIN_POLICIES):
             raise ConfigError(
@@ -88,4 +82,5 @@ def targets(
                 "pg-boss would keep other jobs than the source held",
                 hint="recreate the target queue with the source's policy",
             )
-    return {name: found[name][1] or "job" for name in names}
+    tables = {name: found[name][1] or "job" for name in names if name in found}
+    return tables, [name for name in names if name not in found]

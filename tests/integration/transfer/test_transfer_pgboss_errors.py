@@ -1,7 +1,6 @@
 """Bad input to `migrate transfer pgboss`: a clear error, exit 2 (or 5 for an unreachable database), nothing
 moved: source = target, a target of an unsupported layout (pg-boss 10), a v11 source, a missing source schema,
-a missing source queue, a missing target queue (hint: boss.createQueue with the source's policy), a target
-queue of another policy, an unreachable source (no password shown)."""
+a missing source queue, a target queue of another policy, an unreachable source (no password shown)."""
 
 from __future__ import annotations
 
@@ -109,16 +108,6 @@ def test_a_missing_source_queue_is_refused(pair: tuple[str, str], tmp_path: Path
     )
     assert code == ExitCode.USAGE
     assert "no queue 'nope' in source schema \"pgboss\"" in out and "evals, imports, ref" in out
-    nothing_moved(src, dst)
-
-
-def test_a_missing_target_queue_names_create_queue(pair: tuple[str, str], tmp_path: Path) -> None:
-    src, dst = pair
-    sql_rows(dst, "SELECT pgboss.delete_queue('evals')")
-    code, out = run(tmp_path, dst, "--from-schema", "pgboss", "--from-url", src, "--to-schema", "pgboss")
-    assert code == ExitCode.USAGE
-    assert 'queue "evals" does not exist in target schema "pgboss"' in out
-    assert "await boss.createQueue('evals', { policy: 'standard' })" in out
     nothing_moved(src, dst)
 
 
