@@ -14,22 +14,20 @@ inline. User inputs reach the shell only through environment variables (no expre
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from runbook.dist import default_requirement, install_requirement
 from runbook.errors import ConfigError
+from runbook.genconfig import check_cron, check_one_line, check_variable, yaml_quote
+from runbook.genconfig import options_from as _options_from
 from runbook.rendering import template_env
-from runbook.units import count
 
 KINDS = ("github", "gitlab")
 OUTPUTS = {"github": ".github/workflows/runbook.yml", "gitlab": ".gitlab-ci.yml"}
-_SECRET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z]+$")
 
 
 @dataclass(frozen=True)
@@ -61,37 +59,17 @@ class CiOptions:
 
 def options_from(value: CiOptions | Mapping[str, Any] | None) -> CiOptions:
     """Build `CiOptions` from a mapping (unknown keys are errors naming the known ones)."""
-    if value is None:
-        return CiOptions()
-    if isinstance(value, CiOptions):
-        return value
-    known = {f.name for f in fields(CiOptions)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(
-            f"{count(len(unknown), 'unknown CI option')}: {', '.join(unknown)}",
-            hint=f"known: {', '.join(sorted(known))}",
-        )
-    data: dict[str, Any] = {k: tuple(v) if k == "secrets" else v for k, v in value.items()}
-    return replace(CiOptions(), **data)
+    return _options_from(CiOptions, value, "CI")
 
 
 def _check(opts: CiOptions) -> CiOptions:
-    for f in fields(opts):
-        value = getattr(opts, f.name)
-        if any("\n" in str(v) or "\r" in str(v) for v in (value if isinstance(value, tuple) else (value,))):
-            raise ConfigError(f"CI option {f.name} must be one line", hint="remove the line break")
-    parts = opts.cron.split()
-    if len(parts) != 5 or not all(_CRON_FIELD.match(p) for p in parts):
-        raise ConfigError(f"CI cron {opts.cron!r} is not a 5-field cron", hint='e.g. "*/15 * * * *"')
+    check_one_line(opts, "CI")
+    cron = check_cron(opts.cron, "CI")
     for name in (opts.database_secret, *opts.secrets):
-        if not _SECRET.match(name):
-            raise ConfigError(
-                f"CI secret name {name!r} is not valid", hint="use letters, digits and _ (e.g. APP_TOKEN)"
-            )
+        check_variable(name, "CI secret name")
         if name.upper().startswith("GITHUB_"):
             raise ConfigError(f"CI secret name {name!r} is reserved by GitHub", hint="rename the secret")
-    return replace(opts, install=install_requirement(opts.install))
+    return replace(opts, cron=cron, install=install_requirement(opts.install))
 
 
 def render_ci(
@@ -104,7 +82,7 @@ def render_ci(
         raise ConfigError(f"unknown CI kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
     opts = _check(options_from(options))
     env = template_env(autoescape=False)
-    env.filters["q"] = lambda v: json.dumps(str(v))  # a JSON string is a valid, safely quoted YAML scalar
+    env.filters["q"] = yaml_quote
     env.filters["sh"] = shlex.quote
     env.globals["gh"] = lambda expr: "${{ " + expr + " }}"
     slug = re.sub(r"[^a-z0-9]+", "-", opts.name.lower()).strip("-") or "runbook"

@@ -140,13 +140,38 @@ def schema(cli: Cli) -> None:
     metavar="SOURCE",
     help="What the pipeline installs: a wheel path or a VCS URL at a commit (default: runbook-pgboss==this).",
 )
+@click.option(
+    "--deploy", default=None, metavar="TARGET", help="Also write manifests: kubernetes (deploy/kubernetes/)."
+)
+@click.option("--namespace", default=None, help="[--deploy] Namespace of every object (default: kubectl's).")
+@click.option("--name", default=None, help="[--deploy] Prefix of the objects' names (default: runbook).")
+@click.option("--image", default=None, help="[--deploy] An image with migrate in it (default: pip install).")
+@click.option("--replicas", type=int, default=None, help="[--deploy] Watcher replicas (default: 2).")
+@click.option("--metrics-port", type=int, default=None, help="[--deploy] Metrics and probes port (9464).")
+@click.option("--gate-cron", default=None, help='[--deploy] When the gate runs (UTC; "*/15 * * * *").')
+@click.option("--secret-name", default=None, help="[--deploy] The Secret to read (default: <name>-secrets).")
+@click.option("--database-key", default=None, help="[--deploy] Its key holding DATABASE_URL (DATABASE_URL).")
+@click.option("--secret", "secrets", multiple=True, metavar="VAR", help="[--deploy] Also read VAR from it.")
+@click.option("--env", "env_vars", multiple=True, metavar="NAME=VALUE", help="[--deploy] A plain variable.")
+@click.option("--service-monitor", is_flag=True, default=None, help="[--deploy] Apply its ServiceMonitor.")
 @pass_cli
 def init(
-    cli: Cli, directory: str, ci: str | None, force: bool, role: str | None, install_from: str | None
+    cli: Cli,
+    /,
+    directory: str,
+    ci: str | None,
+    force: bool,
+    role: str | None,
+    install_from: str | None,
+    deploy: str | None,
+    env_vars: tuple[str, ...],
+    **deploy_options: Any,
 ) -> None:
-    """Write stages.yaml, a flags file and optionally a CI pipeline and a least-privilege role script."""
+    """Write stages.yaml, a flags file and optionally a CI pipeline, Kubernetes manifests and a
+    least-privilege role script."""
     from runbook.commands.init import init as run
 
+    deploy_options["env"] = env_vars
     cli.run(
         lambda: run(
             directory,
@@ -156,6 +181,8 @@ def init(
             role=role,
             env=cli.env,
             install_from=install_from,
+            deploy=deploy,
+            deploy_options={k: v for k, v in deploy_options.items() if v not in (None, ())},
         )
     )
 

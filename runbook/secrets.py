@@ -91,13 +91,18 @@ def urls_in(value: Any, depth: int = 0) -> Iterator[str]:
             yield from urls_in(v, depth + 1)
 
 
+def looks_secret(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret (TOKEN, PASSWORD, KEY, DSN, ...)."""
+    return _SECRET_NAME.search(name) is not None
+
+
 def env_secrets(text: str, env: Mapping[str, str]) -> list[str]:
     """Values of the variables `text` references (`${NAME}`) whose names look secret, and the secret parts
     (passwords, query values) of every referenced value that is a URL."""
     out: list[str] = []
     for name in {m["name"] for m in _REFERENCE.finditer(text)}:
         value = env.get(name) or ""
-        if _SECRET_NAME.search(name):
+        if looks_secret(name):
             out.append(value)
         if "://" in value:
             out += url_secrets(value)

@@ -1,5 +1,5 @@
 """`migrate init`: write the shipped pg-boss runbook, a flags file with every flag at its safe value, and
-optionally a CI pipeline."""
+optionally a CI pipeline and Kubernetes manifests."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ class InitResult:
     skipped: list[str] = field(default_factory=list)
     role: str | None = None
     role_file: str | None = None
+    deploy: str | None = None
+    """The folder of Kubernetes manifests (`--deploy kubernetes`)."""
+    secret: dict[str, Any] | None = None
+    """The Secret those manifests read: namespace, name and keys."""
     template: str = "init"
     exit_code: ExitCode = ExitCode.OK
 
@@ -31,6 +35,8 @@ class InitResult:
             "skipped": self.skipped,
             "role": self.role,
             "role_file": self.role_file,
+            "deploy": self.deploy,
+            "secret": self.secret,
         }
 
 
@@ -48,24 +54,32 @@ def init(
     role: str | None = None,
     env: Mapping[str, str] | None = None,
     install_from: str | None = None,
+    deploy: str | None = None,
+    deploy_options: Mapping[str, Any] | None = None,
 ) -> InitResult:
     """Write the files; existing files are kept unless `force`. With `role`, also the SQL script creating
     that least-privilege role, with the names of the runbook in the folder (the shipped one if none).
-    `install_from` is what the pipeline installs (runbook.dist.install_requirement; default this version)."""
+    `install_from` is what the pipeline installs (runbook.dist.install_requirement; default this version),
+    and what the manifests' init step installs with `deploy` ("kubernetes", tuned by `deploy_options`)."""
+    from runbook.deploy import FOLDER, render_deploy
     from runbook.dist import install_requirement
     from runbook.spec import load_runbook_text
 
-    if install_from is not None and not ci:
+    if install_from is not None and not (ci or deploy):
         raise UsageError(
-            "--install-from is what a CI pipeline installs", hint="add --ci github or --ci gitlab"
+            "--install-from is what a CI pipeline or the Kubernetes manifests install",
+            hint="add --ci github, --ci gitlab or --deploy kubernetes",
         )
     install = install_requirement(install_from)
+    if deploy_options and not deploy:
+        option = "--" + next(iter(deploy_options)).replace("_", "-").replace("secrets", "secret")
+        raise UsageError(f"{option} is an option of the Kubernetes manifests", hint="add --deploy kubernetes")
 
     if role is not None:
         check_role_name(role)
     root = Path(directory)
-    _write_guard(root, "--dir", functools.partial(_folder, root))
     text = default_runbook_text()
+    env_with_url = {"DATABASE_URL": "postgresql://localhost/app", **(env or {})}
     rb = load_runbook_text(text, "stages.yaml", env={"DATABASE_URL": "postgresql://localhost/app"})
     files: dict[str, str] = {Path(runbook_file).name: text}
     result = InitResult(role=role)
@@ -73,7 +87,6 @@ def init(
         own = root / Path(runbook_file).name
         names = rb
         if _exists(own, "-f", file=True):  # the operator's runbook: its schema and table names
-            env_with_url = {"DATABASE_URL": "postgresql://localhost/app", **(env or {})}
             names = load_runbook_text(own.read_text(encoding="utf-8"), str(own), env=env_with_url)
         files[ROLE_FILE] = role_sql(names, role)
         result.role_file = str(root / ROLE_FILE)
@@ -87,6 +100,23 @@ def init(
         from runbook.ciconfig import render_ci
 
         files.update(render_ci(ci, Path(runbook_file).name, {"install": install}))
+    if deploy:
+        # the runbook the folder will hold: the operator's (kept unless --force), else the shipped one
+        own = root / Path(runbook_file).name
+        deployed = own.read_text(encoding="utf-8") if not force and _exists(own, "-f", file=True) else text
+        variables = load_runbook_text(deployed, str(own), env=env_with_url).variables
+        options = {**(deploy_options or {}), "install": install}
+        manifests = render_deploy(deploy, own.name, deployed, variables, options)
+        files.update(manifests.files)
+        result.deploy = str(root / FOLDER)
+        result.secret = {
+            "namespace": manifests.namespace,
+            "name": manifests.secret_name,
+            "keys": list(manifests.secret_keys),
+        }
+    _write_guard(
+        root, "--dir", functools.partial(_folder, root)
+    )  # after every check: refused = nothing written
     for rel, content in files.items():
         path = root / rel
         if _exists(path, "-f" if rel == Path(runbook_file).name else "--dir") and not force:

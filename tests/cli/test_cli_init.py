@@ -84,7 +84,10 @@ def test_init_pipelines_install_the_chosen_source(
             "does not name a commit: a branch or tag can move under you",
         ),
         (("--ci", "gitlab", "--install-from", "runbook==0.1.0"), "is not a source runbook can pin"),
-        (("--install-from", "runbook-pgboss==0.1.0"), "--install-from is what a CI pipeline installs"),
+        (
+            ("--install-from", "runbook-pgboss==0.1.0"),
+            "--install-from is what a CI pipeline or the Kubernetes manifests install",
+        ),
     ],
 )
 def test_init_refuses_an_install_source_it_cannot_pin(
