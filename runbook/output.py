@@ -95,6 +95,15 @@ class Output:
             self.err.write(self.redact(message) + "\n")
             self.err.flush()
 
+    def meter(self, line: str | None) -> bool:
+        """Redraw a progress bar in place on a terminal's stderr (text format only); `None` ends it. False
+        when there is no terminal: the caller then prints a line per step with `progress`."""
+        if self.fmt != "text" or not _isatty(self.err):
+            return False
+        self.err.write("\n" if line is None else "\r\x1b[K" + self.redact(line))
+        self.err.flush()
+        return True
+
     def error(self, exc: RunbookError) -> None:
         if self.fmt == "json":
             body: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}

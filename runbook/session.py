@@ -30,6 +30,8 @@ class Session:
     env: Mapping[str, str]
     actor: Actor
     progress: Callable[[str], None] = lambda _msg: None
+    meter: Callable[[str | None], bool] = lambda _line: False
+    """A progress bar redrawn in place (runbook.output.Output.meter); False where none is drawn."""
     confirm: Callable[[str], bool] = lambda _q: False
     clock: Callable[[], dt.datetime] = _utcnow
     _store: StateStore | None = field(default=None, repr=False)

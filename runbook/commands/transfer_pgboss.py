@@ -6,7 +6,7 @@ event."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
 from runbook.transfer import pgboss_batch, pgboss_copy, pgboss_ends, pgboss_queues, report
-from runbook.transfer.batch import Batch, Totals
+from runbook.transfer.batch import Totals
 
 
 @dataclass
@@ -121,6 +121,8 @@ def _move(
     include_active: bool,
 ) -> None:
     totals = Totals()
+    movable = sum(sum(c.values()) for c in result.counts.values())
+    bar = report.Progress(session, movable, "jobs", moved="removed from the source")
     with report.failures(
         lambda error: _audit(session, result, totals, error=error),
         lost="lost a database during the transfer",
@@ -142,15 +144,12 @@ def _move(
                 totals,
                 batch=batch,
                 include_active=include_active,
-                progress=_progress(session, name),
+                progress=functools.partial(bar.batch, prefix=f"{name}: "),
             )
+    bar.end()
     result.batches = [b.to_json() for b in totals.batches]
     result.totals = report.totals(totals)
     _audit(session, result, totals, error=None)
-
-
-def _progress(session: Session, queue: str) -> Callable[[Batch], None]:
-    return lambda b: session.progress(f"{queue}: " + report.line(b, moved="removed from the source"))
 
 
 def _connect(url: str | None, what: str, opened: list[psycopg.Connection[Any]]) -> psycopg.Connection[Any]:

@@ -12,6 +12,7 @@ import psycopg
 
 from runbook import engine
 from runbook.errors import RunbookError, UnreachableError
+from runbook.meter import Meter
 from runbook.session import Session
 from runbook.transfer.batch import Batch, Totals, TransferError
 
@@ -22,6 +23,26 @@ def line(b: Batch, moved: str = "marked") -> str:
         f"batch {b.number}: claimed {b.claimed}, inserted {b.inserted}, already in pg-boss {b.already}, "
         f"{moved} {b.marked} ({b.seconds * 1000:.0f} ms)"
     )
+
+
+class Progress:
+    """Each batch as it commits: a bar redrawn in place on a terminal (rows moved, rate, time left), else
+    one line per batch (logs, CI)."""
+
+    def __init__(self, session: Session, total: int | None, unit: str, moved: str = "marked") -> None:
+        self.session, self.moved, self.done, self.drawn = session, moved, 0, False
+        self.meter = Meter(total, unit)
+
+    def batch(self, b: Batch, prefix: str = "") -> None:
+        self.done += b.marked
+        if self.session.meter(self.meter.line(self.done)):
+            self.drawn = True
+            return
+        self.session.progress(prefix + line(b, self.moved))
+
+    def end(self) -> None:
+        if self.drawn:
+            self.session.meter(None)
 
 
 def totals(t: Totals) -> dict[str, Any]:
