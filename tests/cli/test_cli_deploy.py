@@ -3,6 +3,8 @@ schemas, carry the operator's runbook, and bad options exit 2 naming the fix wit
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,6 +126,43 @@ def test_init_deploy_with_options_and_the_operators_runbook(empty: Path, migrate
     assert "servicemonitor.yaml" in docs["kustomization.yaml"]["resources"]  # type: ignore[index]
     text = (empty / DEPLOY / "deployment.yaml").read_text()
     assert "The runbook also reads FLAG_BACKEND, MONITOR_VALUE" in text
+
+
+def test_kubectl_kustomize_builds_valid_objects(empty: Path, migrate: Migrate) -> None:
+    """What `kubectl apply -k` would send: the real kustomize (kubectl's) builds the folder; every object
+    validates, the generated ConfigMap holds the runbook and both pods mount it by its hashed name."""
+    import jsonschema
+
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None, (
+        "kubectl is missing (Debian/Ubuntu: apt-get install kubectl): it runs kustomize"
+    )
+    assert migrate("init", "--deploy", "kubernetes", "--namespace", "ops", "--service-monitor").code == 0
+    done = subprocess.run(
+        [kubectl, "kustomize", str(empty / DEPLOY)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    objects = {doc["kind"]: doc for doc in yaml.safe_load_all(done.stdout)}
+    assert sorted(objects) == ["ConfigMap", "CronJob", "Deployment", "Service", "ServiceMonitor"]
+    assert {doc["metadata"]["namespace"] for doc in objects.values()} == {"ops"}
+    configmap = objects["ConfigMap"]
+    assert configmap["metadata"]["name"].startswith(
+        "runbook-runbook-"
+    )  # the content hash: a new name per edit
+    assert configmap["data"] == {"stages.yaml": (empty / "stages.yaml").read_text()}
+    pods = [
+        objects["Deployment"]["spec"]["template"]["spec"],
+        objects["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+    ]
+    for pod in pods:
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["runbook"]["configMap"]["name"] == configmap["metadata"]["name"]
+    for kind, doc in objects.items():
+        if kind == "ServiceMonitor":
+            jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
+            continue
+        for version in K8S_VERSIONS:
+            kubernetes.validate(doc, version, strict=True)
 
 
 @pytest.mark.parametrize(
