@@ -10,6 +10,7 @@ from typing import Literal, get_args
 from runbook.checks.base import CheckContext, CheckKind, Measurement
 from runbook.checks.legacy_metrics import METRIC_FUNCTIONS, ROLES
 from runbook.checks.legacy_table import GROUPS, load, qualified
+from runbook.checks.rates import check_confidence
 from runbook.checks.sqlutil import Session, check_percentile, check_thresholds, check_units, run_measurement
 from runbook.model import Duration, Threshold, doc
 
@@ -45,6 +46,11 @@ class LegacyParams:
         None,
     )
     min: Threshold | None = doc("fail below this", None)
+    confidence: float | None = doc(
+        "error_rate: judge with this confidence (e.g. 0.95): fail only when the whole anytime-valid interval "
+        "of the true rate is above max, pass only when below, else inconclusive",
+        None,
+    )
     strict: bool = doc(
         "drained: fail (instead of inconclusive) while rows are still pending or running", False
     )
@@ -65,6 +71,9 @@ class LegacyParams:
         unit = "duration" if self.metric == "processing_time" else ""
         check_units(self.metric, unit, max=self.max, min=self.min)
         check_thresholds(self.max, self.min)
+        if self.confidence is not None and self.metric != "error_rate":
+            raise ValueError(f"confidence applies to metric error_rate only, not {self.metric}: remove it")
+        check_confidence(self.confidence, self.max, self.min)
         if self.window <= 0:
             raise ValueError(f"window must be positive, got {self.window}")
         if self.stale_after is not None and self.stale_after <= 0:

@@ -11,6 +11,7 @@ from psycopg import sql
 
 from runbook.checks.base import Measurement, Verdict
 from runbook.checks.legacy_table import LegacyTable
+from runbook.checks.rates import judge_rate
 from runbook.checks.sqlutil import Session, aware, judge, num, seconds, thresholds, window_text
 from runbook.units import count, format_duration
 
@@ -191,6 +192,8 @@ def error_rate(s: Session, table: LegacyTable, p: LegacyParams, entered: dt.date
     span = window_text(p.window, p.since_stage)
     what = f"legacy error rate {num(rate)} ({bad} failed of {total} finished{_selection(table)} {span})"
     assert rate is not None
+    if p.confidence is not None:
+        return judge_rate(bad, total, what, confidence=p.confidence, max=p.max, min=p.min, window=p.window)
     return _judged(rate, what, p.max, p.min, completed=ok, failed=bad, window=p.window)
 
 

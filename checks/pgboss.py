@@ -16,6 +16,7 @@ from runbook.checks.pgboss_metrics import METRIC_FUNCTIONS, missing_queue
 from runbook.checks.pgboss_queries import INTERNAL_PREFIX, queue_row
 from runbook.checks.pgboss_queries import queued_per_queue as _queued_per_queue
 from runbook.checks.pgboss_workers import instances
+from runbook.checks.rates import check_confidence
 from runbook.checks.sqlutil import (
     MeasureError,
     Session,
@@ -68,6 +69,11 @@ class PgBossParams:
         1,
     )
     max: Threshold | None = doc("fail above this (stuck_active: default 0); ages take a duration (1d)", None)
+    confidence: float | None = doc(
+        "error_rate: judge with this confidence (e.g. 0.95): fail only when the whole anytime-valid interval "
+        "of the true rate is above max, pass only when below, else inconclusive",
+        None,
+    )
     min: Threshold | None = doc(
         "fail below this (live_workers: default 1; installed: minimum schema version)", None
     )
@@ -98,6 +104,9 @@ class PgBossParams:
             self.metric, "duration" if self.metric in DURATION_METRICS else "", max=self.max, min=self.min
         )
         check_thresholds(self.max, self.min)
+        if self.confidence is not None and self.metric != "error_rate":
+            raise ValueError(f"confidence applies to metric error_rate only, not {self.metric}: remove it")
+        check_confidence(self.confidence, self.max, self.min)
         if self.window <= 0:
             raise ValueError(f"window must be positive, got {self.window}")
         if self.min_jobs < 0:

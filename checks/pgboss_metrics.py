@@ -19,6 +19,7 @@ from runbook.checks.pgboss_queries import (
     window_index_hint,
 )
 from runbook.checks.pgboss_workers import live_from_proxies, live_from_registry
+from runbook.checks.rates import judge_rate
 from runbook.checks.sqlutil import Session, judge, num, seconds, thresholds, window_text
 
 if TYPE_CHECKING:
@@ -144,6 +145,8 @@ def error_rate(
         return _too_few(total, "finished jobs", p, rate)
     span = window_text(p.window, p.since_stage)
     what = f"error rate {num(rate)} ({f['failed']} failed of {total} finished {span})"
+    if p.confidence is not None:
+        return judge_rate(f["failed"], total, what, confidence=p.confidence, max=p.max, min=p.min, **f)
     return _result(rate, what, p, **f)
 
 

@@ -163,6 +163,20 @@ def test_error_rate_and_processing_time(scenario: Any) -> None:
     assert staged.value == 0 and staged.inputs["completed"] == 2  # only c3 and c4 finished since
 
 
+def test_error_rate_with_confidence(scenario: Any) -> None:
+    url, _, _ = scenario
+    m = lg(url, metric="error_rate", max=0.05, confidence=0.95)
+    assert (m.verdict, m.value) == (Verdict.INCONCLUSIVE, pytest.approx(2 / 6))
+    assert m.explanation.startswith(
+        "legacy error rate 0.333 (2 failed of 6 finished in the last 1h), 95% interval 0.012-0.885 includes"
+    )
+    assert m.inputs["interval"]["lower"] == pytest.approx(0.01202, abs=1e-5)
+    assert m.inputs["window"] == 3600 and m.inputs["max"] == 0.05
+    fail = lg(url, metric="error_rate", max=0.001, confidence=0.95)
+    assert fail.verdict is Verdict.FAIL and "the whole interval > max 0.001" in fail.explanation
+    assert lg(url, metric="error_rate", max=0.99, confidence=0.99).verdict is Verdict.PASS
+
+
 def test_type_column_mapping(scenario: Any) -> None:
     url, _, _ = scenario
     execute(url, 'ALTER TABLE "public"."Job" ADD COLUMN "type" text')

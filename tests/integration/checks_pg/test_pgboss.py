@@ -81,6 +81,27 @@ def test_error_rate_and_throughput_equal_the_outcomes(db: tuple[str, Template]) 
     ]
 
 
+def test_error_rate_with_confidence_judges_the_interval(db: tuple[str, Template]) -> None:
+    """2 failed of 6 finished in q-main (real pg-boss): the interval, not the point 0.333, decides."""
+    url, _ = db
+    undecided = pb(url, metric="error_rate", queue="q-main", max=0.05, confidence=0.95)
+    assert (undecided.verdict, undecided.value) == (Verdict.INCONCLUSIVE, pytest.approx(2 / 6))
+    assert undecided.explanation == (
+        "error rate 0.333 (2 failed of 6 finished in the last 1h), 95% interval 0.012-0.885 includes "
+        "max 0.05: undecided; about 11 more jobs at the rate seen so far (0.333) would decide it"
+    )
+    lower, upper = undecided.inputs["interval"]["lower"], undecided.inputs["interval"]["upper"]
+    assert lower < 0.05 < upper and (undecided.inputs["confidence"], undecided.inputs["jobs"]) == (0.95, 6)
+    assert undecided.inputs["jobs_to_decide"] == 11 and undecided.inputs["failed"] == 2
+    above = pb(url, metric="error_rate", queue="q-main", max=0.001, confidence=0.95)
+    assert above.verdict is Verdict.FAIL and above.inputs["interval"]["lower"] > 0.001
+    assert above.explanation.endswith(": the whole interval > max 0.001")
+    below = pb(url, metric="error_rate", queue="q-main", max=0.99, confidence=0.95)
+    assert below.verdict is Verdict.PASS and below.explanation.endswith(": the whole interval <= max 0.99")
+    # without confidence the same data is judged by its point value, as before
+    assert pb(url, metric="error_rate", queue="q-main", max=0.5).verdict is Verdict.PASS
+
+
 def test_window_can_be_clipped_to_the_stage(db: tuple[str, Template]) -> None:
     url, _ = db
     now = dt.datetime.now(dt.UTC)
