@@ -1,5 +1,5 @@
-"""`migrate transfer pgboss`: move unfinished jobs from one pg-boss schema or database (10 or 12.6+ layout)
-into another (12.6+), exactly once (runbook.transfer.pgboss_batch). A queue the target lacks is made first
+"""`migrate transfer pgboss`: move unfinished jobs from one pg-boss schema or database (10, 11 or 12 layout)
+into another (11 or 12), exactly once (runbook.transfer.pgboss_batch). A queue the target lacks is made first
 with the source queue's policy and options (runbook.transfer.pgboss_queues); one it holds must have the
 source's policy. `--dry-run` counts per queue and state, locking and writing nothing. Audited as a 'transfer'
 event."""

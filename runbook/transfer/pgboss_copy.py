@@ -1,5 +1,5 @@
-"""SQL of `migrate transfer pgboss`: claim unfinished jobs of one queue in a source pg-boss schema (10 or
-12.6+ layout), write them into a target pg-boss 12 schema as pg-boss 12's own insert does, delete them from
+"""SQL of `migrate transfer pgboss`: claim unfinished jobs of one queue in a source pg-boss schema (10, 11 or
+12 layout), write them into a target pg-boss 11 or 12 schema as pg-boss's own insert does, delete them from
 the source, and the transfer ledger (runbook's state schema, in the target database) that makes a two-database
 batch idempotent.
 

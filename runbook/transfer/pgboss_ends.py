@@ -1,5 +1,5 @@
-"""Both ends of `migrate transfer pgboss`, checked before anything moves: the layouts (source pg-boss 10 or
-12.6+, target 12.6+), the source queues to move, and each one's table in the target, where a queue that
+"""Both ends of `migrate transfer pgboss`, checked before anything moves: the layouts (source pg-boss 10, 11
+or 12, target 11 or 12), the source queues to move, and each one's table in the target, where a queue that
 exists must have the source's policy (a missing one is made by runbook.transfer.pgboss_queues). Every
 problem is a ConfigError or UsageError (exit 2) naming the fix."""
 
@@ -25,17 +25,13 @@ def layout(conn: psycopg.Connection[Any], schema: str, end: str) -> pgboss_layou
 
 
 def check_layouts(src: pgboss_layout.Layout, dst: pgboss_layout.Layout) -> None:
-    if src.name not in ("v10", "v12"):
-        raise ConfigError(
-            f'source pg-boss schema "{src.schema}" has the {src.name} layout (schema version {src.version}); '
-            "migrate transfer pgboss reads the layouts of pg-boss 10 and 12.6+ only",
-            hint="start pg-boss 12 once on the source (it upgrades the v11 layout itself), then transfer",
-        )
-    if dst.name != "v12":
+    """Source: pg-boss 10, 11 or 12; target: 11 or 12 (pg-boss 10 keeps no per-queue options a copy needs)."""
+    if dst.name == "v10":
         raise ConfigError(
             f'target pg-boss schema "{dst.schema}" has the {dst.name} layout (schema version {dst.version}); '
-            "migrate transfer pgboss writes the layout of pg-boss 12.6+ only",
-            hint="start pg-boss 12 once on the target (boss.start() creates or upgrades the schema)",
+            "migrate transfer pgboss writes the layouts of pg-boss 11 and 12",
+            hint="pg-boss 11 and 12 cannot upgrade a v10 schema in place: start pg-boss 12 on a new schema "
+            "(new PgBoss({ schema: 'pgboss_v12' }), boss.start()) and name it with --to-schema",
         )
 
 
