@@ -10,6 +10,7 @@ import { LegacyWorker } from './lib/legacy.mjs'
 import { Manager } from './lib/manager.mjs'
 import { ensureSchema } from './lib/schema.mjs'
 import { buildServer } from './lib/http.mjs'
+import { loadEndpoints } from './lib/endpoints.mjs'
 
 const log = (msg) => console.log(`${new Date().toISOString()} [pgboss-app ${process.pid}] ${msg}`)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -50,51 +51,8 @@ async function main () {
   flags.on('change', () => { if (flags.bool('PGBOSS_ENABLED')) startBoss('flag') })
   if (config.legacyWorkers) legacy.start()
 
-  const app = {
-    log,
-    flags,
-    faults,
-    manager,
-    async status () {
-      const counts = await boss.queueCounts()
-      const q = counts.queues
-      const brief = (name) => q[name] ? { pending: q[name].pending, completed: q[name].completed, failed: q[name].failed } : null
-      return {
-        enabled: flags.bool('PGBOSS_ENABLED'),
-        flags: flags.routing(),
-        pgboss: {
-          installed: counts.installed,
-          schemaVersion: counts.schemaVersion,
-          packageVersion: deps.pgbossVersion,
-          started: boss.started,
-          workers: boss.workers,
-          error: boss.lastError
-        },
-        queues: q,
-        import_jobs: brief('import-article'),
-        evaluation_jobs: brief('evaluation'),
-        legacy: await legacy.counts()
-      }
-    },
-    health () {
-      const mem = process.memoryUsage()
-      return {
-        ok: true,
-        pid: process.pid,
-        startedAt: startedAt.toISOString(),
-        uptime: Math.round(process.uptime() * 1000) / 1000,
-        memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external },
-        flags: flags.routing(),
-        flagSource: flags.source,
-        flagsVersion: flags.version,
-        flagsReadAt: flags.readAt.toISOString(),
-        pgboss: { version: deps.pgbossVersion, major: deps.pgbossMajor, started: boss.started, workers: boss.workers },
-        legacyWorker: { running: legacy.running, paused: legacy.paused(), processed: legacy.processed },
-        created: manager.created,
-        faults: faults.describe()
-      }
-    }
-  }
+  const endpoints = await loadEndpoints({ deps, config, pool, flags, boss, manager, legacy, faults, startedAt })
+  const app = { log, flags, faults, manager, status: endpoints.status, health: endpoints.health }
 
   const server = buildServer(app)
   await new Promise((resolve, reject) => {

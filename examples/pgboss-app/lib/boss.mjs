@@ -2,11 +2,9 @@
 // work() calls (teamSize no longer exists), handlers that receive an array of jobs. Started lazily the first
 // time PGBOSS_ENABLED is seen true (or at boot when the schema already exists, so queued jobs drain), and
 // kept running after a rollback so jobs already in pg-boss are still processed.
-import { quoteIdent } from './config.mjs'
 import { markFailed, markProcessed } from './ledger.mjs'
 
 export const QUEUES = ['import-article', 'evaluation']
-const STATES = ['created', 'retry', 'active', 'completed', 'cancelled', 'failed']
 
 export class Boss {
   constructor ({ deps, config, pool, faults, log }) {
@@ -93,34 +91,5 @@ export class Boss {
   async stop () {
     if (!this.boss) return
     await this.boss.stop({ graceful: true, wait: true, timeout: 5000 })
-  }
-
-  /** Per-queue job counts by state, with SQL (v10 also reads the archive). Null when not installed. */
-  async queueCounts () {
-    const schema = quoteIdent(this.config.pgbossSchema)
-    const { rows: [info] } = await this.pool.query(
-      `SELECT to_regclass($1) IS NOT NULL AS installed, to_regclass($2) IS NOT NULL AS archive`,
-      [`${schema}.version`, `${schema}.archive`]
-    )
-    if (!info.installed) return { installed: false, schemaVersion: null, queues: {} }
-    const { rows: [v] } = await this.pool.query(`SELECT version FROM ${schema}.version`)
-    const queues = {}
-    for (const name of QUEUES) {
-      const parts = [`SELECT state::text AS state, count(*)::int AS n FROM ${schema}.job WHERE name = $1 GROUP BY state`]
-      if (info.archive) parts.push(`SELECT state::text, count(*)::int FROM ${schema}.archive WHERE name = $1 GROUP BY state`)
-      const { rows } = await this.pool.query(parts.join(' UNION ALL '), [name])
-      const byState = Object.fromEntries(STATES.map((s) => [s, 0]))
-      for (const row of rows) byState[row.state] += row.n
-      queues[name] = {
-        pending: byState.created + byState.retry,
-        active: byState.active,
-        completed: byState.completed,
-        failed: byState.failed,
-        cancelled: byState.cancelled,
-        retry: byState.retry,
-        total: STATES.reduce((sum, s) => sum + byState[s], 0)
-      }
-    }
-    return { installed: true, schemaVersion: Number(v.version), queues }
   }
 }

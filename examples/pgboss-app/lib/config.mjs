@@ -58,10 +58,6 @@ export function truthy (value) {
   return ['true', '1', 'yes', 'on'].includes(String(value).trim().toLowerCase())
 }
 
-export function quoteIdent (name) {
-  return '"' + String(name).replace(/"/g, '""') + '"'
-}
-
 export function readConfig () {
   const fast = envBool('FAST', false)
   const workers = envBool('WORKERS', true)

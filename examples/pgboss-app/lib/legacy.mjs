@@ -162,11 +162,4 @@ export class LegacyWorker {
       )
     })
   }
-
-  async counts () {
-    const { rows } = await this.pool.query('SELECT "status"::text AS status, count(*)::int AS n FROM "Job" GROUP BY 1')
-    const out = { PENDING: 0, RUNNING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0 }
-    for (const row of rows) out[row.status] = row.n
-    return out
-  }
 }
