@@ -1,13 +1,16 @@
-// A tiny app built only on what `migrate scaffold --framework express --lang js` wrote into ./runbook-app:
+// A tiny app built only on what `migrate scaffold --framework express` wrote into ./runbook-app (--lang js, or
+// ts with SCAFFOLD_LANG=ts):
 // node:http serving the generated ROUTES (GET /api/health, GET /api/admin/pgboss-status), job creation
 // through the generated queue manager (POST /api/import, /api/evaluations, /api/jobs/<type>), handlers that
 // complete after JOB_MS, and a minimal legacy worker on the Prisma "Job" table (claim the oldest PENDING row
 // FOR UPDATE SKIP LOCKED -> RUNNING, then COMPLETED). GET /test/flag-changes lists when the app saw each flip.
-// Settings: DATABASE_URL, PORT, HOST, JOB_MS (default 250), PGBOSS_START (read by the generated runtime).
+// Settings: DATABASE_URL, PORT, HOST, JOB_MS (default 250), SCAFFOLD_LANG, PGBOSS_START (the generated runtime's).
 import { createServer } from 'node:http'
 import { randomUUID } from 'node:crypto'
-import { configureRuntime, stopRuntime } from './runbook-app/runbook/runtime.js'
-import { ROUTES } from './runbook-app/runbook/express.js'
+
+const ext = process.env.SCAFFOLD_LANG === 'ts' ? 'ts' : 'js' // TypeScript runs through Node's type stripping
+const { configureRuntime, stopRuntime } = await import(`./runbook-app/runbook/runtime.${ext}`)
+const { ROUTES } = await import(`./runbook-app/runbook/express.${ext}`)
 
 const JOB_MS = Number(process.env.JOB_MS ?? 250)
 const NOW = "(now() AT TIME ZONE 'UTC')"

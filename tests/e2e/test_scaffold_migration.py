@@ -1,12 +1,13 @@
 """A scaffolded app migrated by the real `migrate`, as a new user would: `migrate init` writes the runbook,
-`migrate scaffold` (express, js, the pg-boss major read from the app's package.json) the app half; a tiny
-node:http server (scaffolded_server.mjs) mounts the generated routes, sends jobs through the generated queue
-manager and runs a minimal legacy worker on the Prisma "Job" table. Then `plan --check`, `advance` through
-increments 1-4 under load (the shipped runbook, durations compressed x0.001) and `rollback`, on real pg-boss
-12 and 10 and a real PostgreSQL. Measured: the flags the app reports after each step, where each job type
-went, how long after the flag row's write the app saw each flip, health (rss, startedAt, uptime) and the job
-counts of the generated endpoints, every advance decided on checks that all passed; after a restart pg-boss
-starts at boot to drain (its schema exists) while every job goes to the legacy table."""
+`migrate scaffold` (express; TypeScript run by Node's type stripping on pg-boss 12, ESM JavaScript on 10; the
+pg-boss major read from the app's package.json) the app half; a tiny node:http server (scaffolded_server.mjs)
+mounts the generated routes, sends jobs through the generated queue manager and runs a minimal legacy worker
+on the Prisma "Job" table. Then `plan --check`, `advance` through increments 1-4 under load (the shipped
+runbook, durations compressed x0.001) and `rollback`, on real pg-boss 12 and 10 and a real PostgreSQL.
+Measured: the flags the app reports after each step, where each job type went, how long after the flag row's
+write the app saw each flip, health (rss, startedAt, uptime) and the job counts of the generated endpoints,
+every advance decided on checks that all passed; after a restart pg-boss starts at boot to drain (its schema
+exists) while every job goes to the legacy table."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ STEPS = {
 OFF = dict.fromkeys(FLAGS, False)
 
 
-def scaffold_app(m: Migration, app: Path, version: str, modules: Path) -> dict[str, Any]:
+def scaffold_app(m: Migration, app: Path, version: str, lang: str, modules: Path) -> dict[str, Any]:
     """`migrate init` + `migrate scaffold` into `app` (a package.json naming pg-boss `version`); return the
     scaffold's JSON answer."""
     m("init", "--dir", str(app))
@@ -57,7 +58,7 @@ def scaffold_app(m: Migration, app: Path, version: str, modules: Path) -> dict[s
     (app / "package.json").write_text(
         f'{{"type": "module", "private": true, "dependencies": {{"pg-boss": "{version}", "pg": "^8"}}}}'
     )
-    out = json.loads(m("-o", "json", "scaffold", "--framework", "express", "--lang", "js",
+    out = json.loads(m("-o", "json", "scaffold", "--framework", "express", "--lang", lang,
                        "--app", str(app), "--out", str(app / "runbook-app")).stdout)  # fmt: skip
     (app / "node_modules").symlink_to(modules)
     shutil.copy(SERVER, app / "server.mjs")
@@ -98,20 +99,24 @@ def log_on_failure(app: ExampleApp) -> Iterator[ExampleApp]:
         raise
 
 
-@pytest.mark.parametrize(("major", "start"), [("12", "on-enable"), ("10", "always")])
+@pytest.mark.parametrize(("major", "lang", "start"), [("12", "ts", "on-enable"), ("10", "js", "always")])
 def test_a_scaffolded_app_through_increments_1_to_4_and_a_rollback(
-    major: str, start: str, pgboss_dirs: dict[str, Path], pg_url: str, tmp_path: Path
+    major: str, lang: str, start: str, pgboss_dirs: dict[str, Path], pg_url: str, tmp_path: Path
 ) -> None:
     app_dir = tmp_path / "app"
     version = installed_pgboss_version(pgboss_dirs[major])
     env = story_env(pg_url, "http://127.0.0.1:1", scale=SCALE)
     m = Migration(app_dir / "stages.yaml", env, pg_url)
-    made = scaffold_app(m, app_dir, version, pgboss_dirs[major] / "node_modules")
+    made = scaffold_app(m, app_dir, version, lang, pgboss_dirs[major] / "node_modules")
     assert (made["pgboss"], made["pgboss_source"]) == (major, f"{app_dir}/package.json: {version}")
     assert {f["action"] for f in made["files"]} == {"created"}
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(LEGACY_DDL.encode())
-    app_env = {"JOB_MS": "250", **({"PGBOSS_START": "always"} if start == "always" else {})}
+    app_env = {
+        "JOB_MS": "250",
+        "SCAFFOLD_LANG": lang,
+        **({"PGBOSS_START": "always"} if start == "always" else {}),
+    }
     sent: Counter[str] = Counter()
     with log_on_failure(ExampleApp(pg_url, major, app_env, tmp_path / "run", app_dir=app_dir)) as app:
         m.env["APP_URL"] = app.url
