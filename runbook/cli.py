@@ -293,37 +293,81 @@ def gate(cli: Cli, rollback_on_failure: bool, junit: str | None, summary: str | 
 @click.option(
     "--wait", "wait_for_lease", is_flag=True, help="Wait for another watcher's lease instead of exiting."
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus /metrics, /healthz and /readyz on this port (0: a free one, printed).",
+)
+@click.option(
+    "--metrics-address", default=None, metavar="ADDR", help="Address to serve on (default 127.0.0.1)."
+)
+@click.option(
+    "--metrics-linger",
+    default="30s",
+    show_default=True,
+    metavar="DURATION",
+    help="When the watch ends by itself: keep /metrics up until scraped once, at most this long.",
+)
 @pass_cli
 def watch(
-    cli: Cli, interval: str | None, auto_advance: bool, max_samples: int | None, wait_for_lease: bool
+    cli: Cli,
+    interval: str | None,
+    auto_advance: bool,
+    max_samples: int | None,
+    wait_for_lease: bool,
+    metrics_port: int | None,
+    metrics_address: str | None,
+    metrics_linger: str,
 ) -> None:
     """Watch the stage: sample, roll back on breach, optionally auto-advance."""
     from runbook.commands.watch import watch as run
-    from runbook.spec.budget import check_seconds
-    from runbook.units import parse_duration, time_scale
     from runbook.watchview import WatchPrinter, stop_on_signals
 
-    every = None
-    if interval:
-        try:
-            seconds = parse_duration(interval)
-            check_seconds(seconds, "duration", f'"{interval}"')  # as the runbook's intervals
-            every = seconds * time_scale(cli.env)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--interval") from None
+    every = _seconds(cli, interval, "--interval") if interval else None
+    linger = _seconds(cli, metrics_linger, "--metrics-linger", scaled=False)
+    if metrics_address is not None and metrics_port is None:
+        raise click.UsageError("--metrics-address needs --metrics-port (the port to serve metrics on)")
     stop = stop_on_signals()
     printer = WatchPrinter(cli.output)
-    cli.run(
-        lambda: run(
-            cli.session(),
+
+    def go() -> Any:
+        on_round: Callable[[Any], None] = printer
+        server = None
+        if metrics_port is not None:  # bound first: a port in use fails before any connection is made
+            from runbook.metricserver import MetricsServer
+
+            server = MetricsServer(metrics_address or "127.0.0.1", metrics_port)
+            close = server.finish
+            click.get_current_context().call_on_close(lambda: close(stop, linger, cli.output.progress))
+            cli.output.progress(f"metrics: {server.url}/metrics (probes: /healthz, /readyz)")
+        session = cli.session()
+        if server is not None:
+            on_round = server.feed(session, printer)
+        return run(
+            session,
             interval=every,
             auto_advance=auto_advance,
             max_rounds=max_samples,
             stop=stop,
-            on_round=printer,
+            on_round=on_round,
             wait_for_lease=wait_for_lease,
         )
-    )
+
+    cli.run(go)
+
+
+def _seconds(cli: Cli, text: str, option: str, *, scaled: bool = True) -> float:
+    """A duration option in seconds (scaled by RUNBOOK_TIME_SCALE as the runbook's intervals, if `scaled`)."""
+    from runbook.spec.budget import check_seconds
+    from runbook.units import parse_duration, time_scale
+
+    try:
+        seconds = parse_duration(text)
+        check_seconds(seconds, "duration", f'"{text}"')  # as the runbook's intervals
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+    return seconds * time_scale(cli.env) if scaled else seconds
 
 
 @main.command(short_help="Write the HTML report.")

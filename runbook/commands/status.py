@@ -69,20 +69,36 @@ class StatusResult:
         }
 
 
+@dataclass
+class FlagsRead:
+    """The actual flags against the desired ones: what drifted, what is unset at its safe value."""
+
+    actual: dict[str, str | None]
+    error: str | None
+    unset: list[str]
+    drift: list[machine.FlagChange]
+
+
+def read_flags(session: Session, desired: dict[str, str]) -> FlagsRead:
+    """Read the backend's flags and compare them with `desired` (no drift is claimed when unreadable)."""
+    rb = session.runbook
+    try:
+        actual = session.backend().read(list(rb.flag_names))
+    except RunbookError as exc:
+        return FlagsRead({}, exc.message, [], [])
+    unset = _unset_at_safe(rb, desired, actual)
+    drift = [c for c in machine.drift(desired, actual) if c.name not in unset]
+    return FlagsRead(actual, None, unset, drift)
+
+
 def status(session: Session) -> StatusResult:
     """Read the state and the actual flags; nothing is changed."""
     rb = session.runbook
     cur = engine.current(session)
     store = session.store()
     nxt = rb.next_stage(cur.stage.id)
-    backend = session.backend()
-    try:
-        actual = backend.read(list(rb.flag_names))
-        err = None
-    except RunbookError as exc:
-        actual, err = {}, exc.message
+    flags = read_flags(session, cur.flags)
     intent = store.pending_intent(rb.name)
-    unset = _unset_at_safe(rb, cur.flags, actual)
     latest: list[dict[str, Any]] = []
     if cur.recorded:
         for spec in (*cur.stage.monitor, *cur.stage.soak.work):
@@ -100,15 +116,15 @@ def status(session: Session) -> StatusResult:
         soak_seconds=cur.stage.soak.duration,
         soak_remaining=machine.soak_remaining(cur.stage, cur.entered_at, session.clock()),
         desired=cur.flags,
-        actual=actual,
-        flags_error=err,
-        drift=[c for c in machine.drift(cur.flags, actual) if c.name not in unset] if not err else [],
-        unset=unset,
+        actual=flags.actual,
+        flags_error=flags.error,
+        drift=flags.drift,
+        unset=flags.unset,
         pending_intent=None
         if intent is None
         else {"id": intent.id, "operation": intent.operation, "user": str(intent.actor), "at": intent.at},
         latest=latest,
-        backend=backend.describe(),
+        backend=session.backend().describe(),
         time_scale=rb.time_scale,
         warnings=privilege.warnings(store.conn),
     )

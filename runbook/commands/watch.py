@@ -30,6 +30,15 @@ class WatchView:
     soak_remaining: float
     round: monitoring.Round | None
     note: str = ""
+    cur: engine.Current | None = None
+    """The state this round saw (None when the state database could not be read)."""
+    state_db: bool = True
+    lease_held: bool = False
+    every: float = 0.0
+    """Seconds until the next round is due (the interval, or the back-off after an error)."""
+    sample_seconds: float = 0.0
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    """The transitions this watcher made since the previous view."""
 
     def to_json(self) -> dict[str, Any]:
         judged = self.round.judged if self.round else []
@@ -100,6 +109,16 @@ def watch(
     have_lease = False
     failures = 0
     guard = Guard(session, "watch")
+    shown = 0
+    every = interval or rb.settings.defaults.interval
+
+    def show(view: WatchView) -> None:
+        """Hand a view to `on_round` with what the loop knows (lease, interval, transitions made)."""
+        nonlocal shown
+        view.lease_held, view.every = have_lease, view.every or every
+        view.transitions, shown = result.transitions[shown:], len(result.transitions)
+        on_round(view)
+
     try:
         while not stop.is_set():
             started = time.monotonic()
@@ -111,7 +130,8 @@ def watch(
                 every = interval or cur.stage.interval or rb.settings.defaults.interval
                 lease_ttl = max(3 * every, 30.0)
                 if not have_lease:
-                    have_lease = _acquire(session, owner, lease_ttl, wait_for_lease, stop)
+                    waiting = WatchView(result.rounds, cur.stage.id, 0, None, cur=cur)
+                    have_lease = _acquire(session, owner, lease_ttl, wait_for_lease, stop, show, waiting)
                 else:
                     have_lease = store.renew_lease(rb.name, owner, lease_ttl)
                     if not have_lease:
@@ -122,23 +142,25 @@ def watch(
                     cur = engine.ensure_recorded(session)
                 failures = 0
             except InFlightError as exc:
-                on_round(WatchView(result.rounds, cur.stage.id, 0, None, note=f"waiting: {exc.message}"))
+                show(WatchView(result.rounds, cur.stage.id, 0, None, note=f"waiting: {exc.message}", cur=cur))
                 stop.wait(min(every, 5.0))
                 continue
             except UnreachableError as exc:
                 failures += 1
                 session.reset_store()
-                on_round(
-                    WatchView(result.rounds, result.stage, 0, None, note=f"state database: {exc.message}")
-                )
-                stop.wait(min(60.0, 2.0**failures))
+                backoff = min(60.0, 2.0**failures)
+                note = f"state database: {exc.message}"
+                show(WatchView(result.rounds, result.stage, 0, None, note, state_db=False, every=backoff))
+                stop.wait(backoff)
                 continue
             result.stage = cur.stage.id
+            sampled = time.monotonic()
             rnd = monitoring.sample(session, cur)
             result.rounds += 1
             left = machine.soak_remaining(cur.stage, cur.entered_at, session.clock())
-            view = WatchView(result.rounds, cur.stage.id, left, rnd)
-            if _preempted(guard, view, result, on_round):
+            view = WatchView(result.rounds, cur.stage.id, left, rnd, cur=cur)
+            view.sample_seconds = time.monotonic() - sampled
+            if _preempted(guard, view, result, show):
                 return result
             if rnd.breached:
                 reason = f"watch: {rnd.breach_reason()}"
@@ -146,7 +168,7 @@ def watch(
                 refused = autorollback.held_breach(session, cur.stage.id, target.id, reason, rnd.measurements)
                 if refused is not None:
                     view.note = f"breach: {autorollback.HELD}: {refused.message}"
-                    on_round(view)
+                    show(view)
                     result.outcome = "not-rolled-back"
                     result.reason = f"{reason}; {autorollback.HELD}: {refused.message}"
                     result.last = view.to_json()
@@ -161,11 +183,11 @@ def watch(
                     verdicts=rnd.measurements,
                 )
                 view.note = f"breach: rolled back to {target.id}"
-                on_round(view)
                 result.outcome, result.reason, result.stage = "rolled-back", reason, target.id
                 result.transitions.append(
-                    {"operation": "auto-rollback", "from": cur.stage.id, "to": target.id}
+                    {"operation": "auto-rollback", "from": cur.stage.id, "to": target.id, "cause": "breach"}
                 )
+                show(view)
                 result.last = view.to_json()
                 return result
             for j in rnd.inconclusive:
@@ -191,12 +213,12 @@ def watch(
             if auto_advance:
                 view.note = _try_advance(session, cur, rnd, left, result)
                 if result.outcome in ("rolled-back", "not-rolled-back", "preempted"):
-                    on_round(view)
+                    show(view)
                     result.last = view.to_json()
                     return result
             elif rnd.inconclusive:
                 view.note = "inconclusive: paused (never advances or rolls back on its own)"
-            on_round(view)
+            show(view)
             result.last = view.to_json()
             if result.rounds % 100 == 0:
                 session.store().prune_samples(rb.name, rb.settings.state.sample_retention)
@@ -226,7 +248,16 @@ def _preempted(
     return False
 
 
-def _acquire(session: Session, owner: str, ttl: float, wait: bool, stop: threading.Event) -> bool:
+def _acquire(
+    session: Session,
+    owner: str,
+    ttl: float,
+    wait: bool,
+    stop: threading.Event,
+    show: Callable[[WatchView], None],
+    view: WatchView,
+) -> bool:
+    """Take the watcher lease; with `wait`, poll (showing `view` each time) until it is free."""
     store = session.store()
     rb = session.runbook
     while True:
@@ -239,6 +270,8 @@ def _acquire(session: Session, owner: str, ttl: float, wait: bool, stop: threadi
                 f"another watcher is already acting on {rb.name}: {holder}",
                 hint="stop it first, or pass --wait to take over when its lease expires",
             )
+        view.note = f"waiting for the watcher lease held by {holder}"
+        show(view)
         if stop.wait(min(ttl / 3, 10.0)):
             return False
 
@@ -272,7 +305,12 @@ def _try_advance(
         result.outcome, result.stage = "rolled-back", res.rolled_back_to or result.stage
         result.reason = f"verify of {res.to_stage} failed"
         result.transitions.append(
-            {"operation": "auto-rollback", "from": res.to_stage, "to": res.rolled_back_to}
+            {
+                "operation": "auto-rollback",
+                "from": res.to_stage,
+                "to": res.rolled_back_to,
+                "cause": "verify-failed",
+            }
         )
         return f"verify of {res.to_stage} failed: rolled back to {res.rolled_back_to}"
     if res.outcome == "not-rolled-back":

@@ -1,0 +1,150 @@
+"""`migrate watch --metrics-port` on loopback against real PostgreSQL: the scraped series equal `migrate
+status -o json`, `promtool check metrics` accepts the exposition, a breach is a rollback counter increment
+in the scrape that follows (the watcher keeps /metrics up until then), the probes answer 200/503 as the loop
+and the lease say, and bad options exit 2 naming the option."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from prometheus_client.parser import text_string_to_metric_families
+
+from runbook.metricnames import CATALOG
+from tests.cli.conftest import Outcome
+from tests.cli.metricsupport import FAST_RUNBOOK, Series, Watcher, make_knob, set_knob, value
+from tests.promserver import promtool
+
+Migrate = Callable[..., Outcome]
+
+
+def assert_equals_status(series: Series, st: dict[str, object]) -> None:
+    """Every figure the scrape and `migrate status -o json` both hold is the same."""
+    stages = ["legacy", "one", "two", "done"]
+    assert {s: value(series, "runbook_stage", stage=s) for s in stages} == {
+        s: float(s == st["stage"]) for s in stages
+    }
+    assert value(series, "runbook_state_version") == st["version"]
+    assert value(series, "runbook_soak_required_seconds") == st["soak_seconds"]
+    assert value(series, "runbook_flag_drift") == float(bool(st["drift"]))
+    latest = st["latest"]
+    assert isinstance(latest, list) and latest, st
+    for m in latest:
+        check = m["check"]
+        assert value(series, "runbook_check_value", check=check) == m["value"]
+        verdicts = {
+            v: value(series, "runbook_check_verdict", check=check, verdict=v) for v in ("pass", "fail")
+        }
+        assert verdicts == {"pass": float(m["verdict"] == "pass"), "fail": float(m["verdict"] == "fail")}
+
+
+def test_scrape_equals_status_and_a_breach_is_a_rollback_increment(
+    rb_dir: Path, migrate: Migrate, pg_url: str
+) -> None:
+    make_knob(pg_url, 0)
+    assert migrate("advance", "--yes").code == 0
+    w = Watcher(rb_dir, "--metrics-linger", "20s")
+    try:
+        w.wait_rounds(2)
+        text, series = w.scrape()
+        assert_equals_status(series, json.loads(migrate("-o", "json", "status").out))
+        assert value(series, "runbook_watcher_lease_held") == 1.0
+        assert value(series, "runbook_state_database_up") == 1.0
+        assert value(series, "runbook_check_state", check="healthy", state="ok") == 1.0
+        assert value(series, "runbook_rollbacks_total", cause="breach") == 0.0
+        assert value(series, "runbook_transitions_total", operation="auto-rollback") == 0.0
+        assert 0 <= value(series, "runbook_check_sample_age_seconds", check="healthy") < 30
+        assert value(series, "runbook_watch_sample_duration_seconds_count") >= 2
+        families = {f.name for f in text_string_to_metric_families(text)}
+        ours = {f for f in families if f.startswith("runbook_") and not f.endswith("_created")}
+        assert ours == set(CATALOG)
+        lint = promtool("check", "metrics", stdin=text)
+        assert (lint.returncode, lint.stdout + lint.stderr) == (0, "")
+        assert (w.get("/healthz").status_code, w.get("/readyz").status_code) == (200, 200)
+        assert w.get("/nothing").status_code == 404
+
+        set_knob(pg_url, 9)
+        breached = time.monotonic()
+        last: Series = {}
+        while w.proc.poll() is None and time.monotonic() - breached < 60:
+            try:  # every scrape until the watcher exits: the last one read the final figures
+                last = w.scrape()[1]
+            except Exception:  # the server closed between poll() and the request
+                break
+            time.sleep(0.1)
+        assert w.proc.wait(timeout=30) == 4, w.stderr
+        # it left as soon as the final figures were scraped, not at the end of --metrics-linger 20s
+        assert time.monotonic() - breached < 15
+    finally:
+        w.stop()
+    assert value(last, "runbook_rollbacks_total", cause="breach") == 1.0
+    assert value(last, "runbook_transitions_total", operation="auto-rollback") == 1.0
+    assert value(last, "runbook_breaches_total", outcome="rolled-back") == 1.0
+    assert value(last, "runbook_check_value", check="healthy") == 9.0
+    assert value(last, "runbook_check_state", check="healthy", state="breached") == 1.0
+    st = json.loads(migrate("-o", "json", "status").out)
+    assert st["stage"] == "legacy"
+    assert value(last, "runbook_stage", stage="legacy") == 1.0
+    assert value(last, "runbook_watcher_lease_held") == 0.0
+
+
+def test_probes_follow_the_loop_and_the_lease(rb_dir: Path, migrate: Migrate, pg_url: str) -> None:
+    (rb_dir / "stages.yaml").write_text(FAST_RUNBOOK)
+    make_knob(pg_url, 0)
+    assert migrate("advance", "--yes").code == 0
+    first = Watcher(rb_dir, "--metrics-linger", "0s")
+    second: Watcher | None = None
+    try:
+        first.wait_rounds(1)
+        # a standby waiting for the lease is alive but not ready, and says it does not hold the lease
+        second = Watcher(rb_dir, "--wait", "--metrics-linger", "0s")
+        time.sleep(1.0)
+        assert (second.get("/healthz").status_code, second.get("/readyz").status_code) == (200, 503)
+        assert value(second.scrape()[1], "runbook_watcher_lease_held") == 0.0
+        # the loop stalls (the state tables locked): not live after 3 intervals + the 1 s check timeout
+        with psycopg.connect(pg_url) as conn:
+            conn.execute("LOCK TABLE runbook.state, runbook.leases IN ACCESS EXCLUSIVE MODE")
+            time.sleep(3.0)
+            stalled = first.get("/healthz")
+            assert (stalled.status_code, stalled.text) == (503, "the watch loop has not reported in time\n")
+        time.sleep(1.0)
+        assert first.get("/healthz").status_code == 200
+        first.stop()
+        assert first.proc.returncode == 0, first.stderr
+        # the lease was released on SIGTERM: the standby takes it and becomes ready
+        deadline = time.monotonic() + 30
+        while second.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert second.get("/readyz").status_code == 200, second.stderr
+        assert value(second.wait_rounds(1), "runbook_watcher_lease_held") == 1.0
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_bad_metrics_options_exit_2_naming_the_option(rb_dir: Path, migrate: Migrate) -> None:
+    for port in ("70000", "-1", "http"):
+        r = migrate("watch", "--metrics-port", port, "--max-samples", "1")
+        assert r.code == 2, r.text
+        assert "--metrics-port" in r.err
+    r = migrate("watch", "--metrics-address", "0.0.0.0", "--max-samples", "1")
+    assert r.code == 2 and "--metrics-address needs --metrics-port" in r.err, r.text
+    r = migrate("watch", "--metrics-port", "0", "--metrics-address", "no such host!", "--max-samples", "1")
+    assert r.code == 2 and "--metrics-address 'no such host!' is not an address" in r.err, r.text
+    r = migrate("watch", "--metrics-port", "0", "--metrics-linger", "soon", "--max-samples", "1")
+    assert r.code == 2 and "--metrics-linger" in r.err, r.text
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = migrate("watch", "--metrics-port", str(port), "--max-samples", "1")
+    assert r.code == 2, r.text
+    assert f"--metrics-port {port}: 127.0.0.1:{port} is already in use" in r.err
+    assert "pick another --metrics-port (0 picks a free one)" in r.err
+    # nothing was watched: no round was sampled, no lease is left behind
+    assert json.loads(migrate("-o", "json", "status").out)["latest"] == []
