@@ -322,7 +322,7 @@ def watch(
 ) -> None:
     """Watch the stage: sample, roll back on breach, optionally auto-advance."""
     from runbook.commands.watch import watch as run
-    from runbook.watchview import WatchPrinter, stop_on_signals
+    from runbook.watchview import WatchPrinter, announce_metrics, stop_on_signals
 
     every = _seconds(cli, interval, "--interval") if interval else None
     linger = _seconds(cli, metrics_linger, "--metrics-linger", scaled=False)
@@ -340,7 +340,7 @@ def watch(
             server = MetricsServer(metrics_address or "127.0.0.1", metrics_port)
             close = server.finish
             click.get_current_context().call_on_close(lambda: close(stop, linger, cli.output.progress))
-            cli.output.progress(f"metrics: {server.url}/metrics (probes: /healthz, /readyz)")
+            announce_metrics(cli.output, server.url)
         session = cli.session()
         if server is not None:
             on_round = server.feed(session, printer)

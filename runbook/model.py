@@ -94,6 +94,20 @@ class Soak:
 
 
 @dataclass(frozen=True)
+class StageTransfer:
+    """A `migrate transfer legacy` run by `advance` after the stage's flip and verify, before the stage is
+    recorded (settings.transfer maps the rows); then its own verify: no claimable row left, every moved
+    row's job counted in pg-boss."""
+
+    queue: str = doc("target pg-boss queue (must exist, standard policy)", "")
+    type: str | None = doc("only rows of this legacy type (settings.legacy.type_column)", None)
+    filter: str | None = doc("extra SQL condition on the legacy rows, ANDed into the claim", None)
+    batch: int = doc("rows per transaction", 500)
+    enabled: bool = doc("false: declared but not run (plan shows it as off)", True)
+    location: str = ""
+
+
+@dataclass(frozen=True)
 class Stage:
     """One state of the migration."""
 
@@ -105,6 +119,7 @@ class Stage:
     verify: tuple[CheckSpec, ...] = ()
     verify_deadline: Timeout | None = None
     soak: Soak = field(default_factory=Soak)
+    transfer: StageTransfer | None = None
     monitor: tuple[CheckSpec, ...] = ()
     interval: Duration | None = None
     manual: tuple[ManualItem, ...] = ()

@@ -24,6 +24,21 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def announce_metrics(output: Output, url: str) -> None:
+    """Say where the metrics are served, on stderr in every format (a JSON object in JSON: port 0 picks a port
+    that scripts must learn)."""
+    if output.fmt == "json":
+        from runbook.rendering import to_json_text
+
+        line = to_json_text(
+            {"metrics_url": f"{url}/metrics", "healthz": f"{url}/healthz", "readyz": f"{url}/readyz"}
+        )
+        output.err.write(line.replace("\n", " ") + "\n")
+    else:
+        output.err.write(f"metrics: {url}/metrics (probes: /healthz, /readyz)\n")
+    output.err.flush()
+
+
 class WatchPrinter:
     """Renders each round: `watch_live` redrawn on a terminal, `watch_line` appended in a log."""
 

@@ -14,6 +14,7 @@ from runbook.measurement import Measurement, Verdict
 from runbook.preempt import Guard
 from runbook.reconcile import pending_blockers
 from runbook.session import Session
+from runbook.transfer import action as transfer_action
 
 
 @dataclass
@@ -30,10 +31,14 @@ class AdvanceResult:
     reason: str | None = None
     leftover: list[dict[str, Any]] = field(default_factory=list)
     failure: str | None = None
+    transfer: transfer_action.ActionResult | None = None
+    """The stage's `transfer:` action: its dry run (blocked, dry-run) or its run and verify."""
     template: str = "advance"
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.outcome == "transfer-failed" and self.transfer is not None:
+            return self.transfer.exit_code
         return {
             "advanced": ExitCode.OK,
             "dry-run": ExitCode.OK if not self.blockers else ExitCode.NOT_READY,
@@ -55,6 +60,7 @@ class AdvanceResult:
             "reason": self.reason,
             "leftover": self.leftover,
             "failure": self.failure,
+            "transfer": self.transfer.to_json() if self.transfer else None,
             "exit_code": int(self.exit_code),
         }
 
@@ -113,16 +119,22 @@ def advance(
         if cur.recorded:
             blockers += machine.leave_blockers(cur.stage, cur.entered_at, now, monitors, work, rb)
         blockers += machine.entry_blockers(nxt, preflight, confirmed)
+        preview = transfer_action.preview(session, nxt)  # a bad mapping blocks before anything is flipped
+        if preview is not None and preview.error is not None:
+            blockers.append(
+                machine.Blocker("transfer", f"transfer to queue {preview.spec.queue}: {preview.error}")
+            )
         target = rb.desired_flags(nxt.id)
         changes = machine.flag_diff(cur.flags, target)
         result = AdvanceResult(
-            cur.stage.id, nxt.id, "blocked", changes, measured, blockers=blockers, reason=reason
-        )
+            cur.stage.id, nxt.id, "blocked", changes, measured, blockers=blockers, reason=reason,
+            transfer=preview,
+        )  # fmt: skip
         if dry_run:
             result.outcome = "dry-run"
             result.blockers += pending_blockers(session) if cur.recorded else []  # it may not repair one
             return result
-        hard = [b for b in blockers if b.code == "manual"]
+        hard = [b for b in blockers if b.code in ("manual", "transfer")]
         if hard or (blockers and not force):
             return result
         result.forced = bool(blockers)
@@ -214,6 +226,10 @@ def advance(
         data: dict[str, Any] = (
             {"forced": True, "blockers": [b.to_json() for b in blockers]} if blockers else {}
         )
+        moved = transfer_action.run(session, nxt)  # a failure keeps the flip (verify passed): recorded below
+        if moved is not None:
+            result.transfer, data["transfer"] = moved, moved.to_json()
+            checks = [*checks, *moved.verify]
         ev = engine.event(
             session,
             "advance",
@@ -229,4 +245,6 @@ def advance(
         faultpoints.pause("advance:committed")
         session.notify("advance", {**ev.to_json(), "stage": nxt.id})
         result.outcome = "advanced" if verdict is Verdict.PASS else "verify-inconclusive"
+        if moved is not None and moved.failed:
+            result.outcome, result.failure = "transfer-failed", moved.failure()
         return result

@@ -11,6 +11,7 @@ from runbook.measurement import Measurement
 from runbook.model import CheckSpec, Stage
 from runbook.reconcile import pending_blockers
 from runbook.session import Session
+from runbook.transfer import action as transfer_action
 
 
 def _spec(c: CheckSpec) -> dict[str, Any]:
@@ -29,6 +30,8 @@ class PlanResult:
     measurements: list[Measurement] = field(default_factory=list)
     blockers: list[machine.Blocker] = field(default_factory=list)
     time_scale: float = 1.0
+    transfer: transfer_action.ActionResult | None = None
+    """The next stage's `transfer:` with a dry-run count of what would move now (or why it cannot)."""
     template: str = "plan"
 
     @property
@@ -58,6 +61,7 @@ class PlanResult:
                 "approval": nxt.approval,
                 "irreversible": nxt.irreversible,
                 "rollback_to": nxt.rollback_to,
+                "transfer": self.transfer.to_json() if self.transfer else None,
             },
             "flags": [c.to_json() for c in self.changes],
             "soak_remaining_seconds": self.soak_remaining,
@@ -88,6 +92,10 @@ def plan(session: Session, *, check: bool = False) -> PlanResult:
         time_scale=rb.time_scale,
     )
     result.blockers = pending_blockers(session) if cur.recorded else []  # never plan over a half-done flip
+    if nxt is not None and nxt.transfer is not None:
+        result.transfer = transfer_action.preview(session, nxt) or transfer_action.ActionResult(nxt.transfer)
+        if check and result.transfer.error:
+            result.blockers.append(machine.Blocker("transfer", f"transfer: {result.transfer.error}"))
     if nxt is None and not check:
         result.blockers.append(machine.Blocker("final", f"{cur.stage.id} is the last stage"))
         return result

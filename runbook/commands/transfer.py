@@ -14,7 +14,7 @@ from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
 from runbook.transfer import batch as batches
-from runbook.transfer import legacy_sql, report
+from runbook.transfer import legacy_sql, report, rowfilter
 from runbook.transfer.mapping import Mapping, resolve
 
 SAMPLE = 3
@@ -28,6 +28,7 @@ class TransferResult:
     layout: str
     dry_run: bool
     types: list[str] | None
+    row_filter: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     """Dry run: claimable rows per legacy type (`*` without a type column)."""
     sample: list[dict[str, Any]] = field(default_factory=list)
@@ -43,6 +44,7 @@ class TransferResult:
             "pgboss_layout": self.layout,
             "dry_run": self.dry_run,
             "types": self.types,
+            "filter": self.row_filter,
             "counts": self.counts,
             "sample": self.sample,
             "batches": self.batches,
@@ -58,10 +60,15 @@ def transfer_legacy(
     batch: int = 500,
     limit: int | None = None,
     dry_run: bool = False,
+    row_filter: str | None = None,
+    filter_source: str = "--filter",
 ) -> TransferResult:
-    """Resolve the mapping, then count (dry run) or move batch by batch."""
+    """Resolve the mapping, then count (dry run) or move batch by batch. `row_filter` is ANDed into the
+    claim once it is checked (runbook.transfer.rowfilter); `filter_source` names it in errors."""
     if batch < 1 or (limit is not None and limit < 1):
         raise UsageError("--batch and --limit must be at least 1")
+    if row_filter is not None:
+        row_filter = rowfilter.check_text(row_filter, filter_source)
     rb = session.runbook
     s = rb.settings
     url = s.legacy.url or s.database.url
@@ -79,8 +86,12 @@ def transfer_legacy(
         application_name="runbook-transfer",
     )
     with conn:
-        m = resolve(SqlSession(conn), rb, queue=queue, type_value=type_value)
-        result = TransferResult(rb.name, queue, m.layout.name, dry_run, list(m.types or []) or None)
+        m = resolve(SqlSession(conn), rb, queue=queue, type_value=type_value, row_filter=row_filter)
+        if row_filter is not None:
+            rowfilter.check_plans(conn, m, filter_source)
+        result = TransferResult(
+            rb.name, queue, m.layout.name, dry_run, list(m.types or []) or None, row_filter
+        )
         warning = scan_warning(m)
         if warning:
             session.progress(warning)
@@ -135,6 +146,11 @@ def _audit(session: Session, m: Mapping, t: batches.Totals, *, error: str | None
         t,
         subject=f"legacy {m.legacy.name} -> pg-boss queue {m.queue.name} ({m.layout.name})",
         noun="rows",
-        data={"transfer": "legacy", "queue": m.queue.name, "types": list(m.types or [])},
+        data={
+            "transfer": "legacy",
+            "queue": m.queue.name,
+            "types": list(m.types or []),
+            **({"filter": m.legacy.extra_filter} if m.legacy.extra_filter else {}),
+        },
         error=error,
     )

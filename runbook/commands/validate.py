@@ -38,6 +38,9 @@ class ValidateResult:
                     "soak_seconds": s.soak.duration,
                     "approval": s.approval,
                     "irreversible": s.irreversible,
+                    "transfer": None
+                    if s.transfer is None
+                    else {"queue": s.transfer.queue, "enabled": s.transfer.enabled},
                 }
                 for s in rb.stages
             ],

@@ -9,11 +9,12 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from runbook.model import CheckSpec, Defaults, FlagDecl, Limits, Runbook, Settings
+from runbook.model import CheckSpec, Defaults, FlagDecl, Limits, Runbook, Settings, StageTransfer
 from runbook.spec.checkspec import CheckConvention
 from runbook.spec.convert import Converter
 from runbook.spec.leaves import INVALID
 from runbook.spec.stageforms import StageForms, flag_value
+from runbook.spec.transferform import TransferForm
 from runbook.spec.yamlnodes import NULL, join, mapping_items
 
 TOP_KEYS = ("version", "name", "settings", "flags", "stages")
@@ -45,6 +46,11 @@ def build_runbook(root: Node | None, conv: Converter, kinds: Mapping[str, type])
     defaults = settings.defaults if settings is not INVALID else conv.empty(Defaults)
     conv.special[CheckSpec] = CheckConvention(kinds, defaults)
     flags = _flags(conv, root, top.get("flags"))
+    if settings is not INVALID:
+        written = _has_key(top.get("settings"), "transfer")
+        conv.special[StageTransfer] = TransferForm(
+            settings.transfer if written else None, settings.legacy.type_column
+        )
     forms = StageForms({f.name for f in flags} if flags is not INVALID else None, defaults)
     forms.install(conv)
     stages = _stages(conv, root, top.get("stages"), forms)
@@ -60,6 +66,13 @@ def build_runbook(root: Node | None, conv: Converter, kinds: Mapping[str, type])
         stages=stages,
         source=conv.issues.source,
         time_scale=conv.time_scale,
+    )
+
+
+def _has_key(node: Node | None, key: str) -> bool:
+    """Whether a mapping node writes `key` (settings whose defaults would otherwise hide its absence)."""
+    return isinstance(node, MappingNode) and any(
+        isinstance(k, ScalarNode) and k.value == key for k, _ in node.value
     )
 
 

@@ -48,8 +48,11 @@ class Mapping:
         return str(uuid.uuid5(self.namespace, f"{self.runbook}:{legacy_id}"))
 
 
-def resolve(session: Session, rb: Runbook, *, queue: str, type_value: str | None) -> Mapping:
-    """Check the mapping, the queue and the layout; raise ConfigError / UsageError naming the fix."""
+def resolve(
+    session: Session, rb: Runbook, *, queue: str, type_value: str | None, row_filter: str | None = None
+) -> Mapping:
+    """Check the mapping, the queue and the layout; raise ConfigError / UsageError naming the fix.
+    `row_filter` (checked by runbook.transfer.rowfilter) is ANDed into every claim."""
     ts = rb.settings.transfer
     try:
         namespace = uuid.UUID(ts.namespace)
@@ -57,10 +60,10 @@ def resolve(session: Session, rb: Runbook, *, queue: str, type_value: str | None
         raise ConfigError(
             f"settings.transfer.namespace is not a UUID: {ts.namespace!r}", hint="write a UUID, e.g. uuidgen"
         ) from None
-    types = _types(rb, queue, type_value)
+    types = types_for(ts, rb.settings.legacy.type_column, queue, type_value)
     try:
         legacy = legacy_table.load(
-            session, rb.settings.legacy, ("id", "status", "created"), type_value=None, extra_filter=None
+            session, rb.settings.legacy, ("id", "status", "created"), type_value=None, extra_filter=row_filter
         )
         layout = pgboss_layout.detect(session, rb.settings.pgboss.schema)
     except MeasureError as exc:
@@ -84,9 +87,11 @@ def resolve(session: Session, rb: Runbook, *, queue: str, type_value: str | None
     return Mapping(legacy, layout, info, types, ts, namespace, rb.name, has_job_now)
 
 
-def _types(rb: Runbook, queue: str, type_value: str | None) -> tuple[str, ...] | None:
-    """The legacy type values whose rows go to `queue`."""
-    ts, column = rb.settings.transfer, rb.settings.legacy.type_column
+def types_for(
+    ts: TransferSettings, column: str | None, queue: str, type_value: str | None
+) -> tuple[str, ...] | None:
+    """The legacy type values whose rows go to `queue` (`column`: settings.legacy.type_column). The loader
+    asks it too, for a stage's `transfer:` (runbook.spec.stageforms)."""
     if not column:
         if type_value is not None or ts.queues:
             raise UsageError(

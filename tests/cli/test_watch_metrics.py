@@ -148,3 +148,16 @@ def test_bad_metrics_options_exit_2_naming_the_option(rb_dir: Path, migrate: Mig
     assert "pick another --metrics-port (0 picks a free one)" in r.err
     # nothing was watched: no round was sampled, no lease is left behind
     assert json.loads(migrate("-o", "json", "status").out)["latest"] == []
+
+
+def test_json_output_announces_the_urls_as_json(rb_dir: Path, migrate: Migrate) -> None:
+    """Port 0 picks a port scripts must learn: with -o json, the first stderr line is a JSON object."""
+    assert migrate("advance", "--yes").code == 0
+    args = ("--metrics-port", "0", "--metrics-linger", "0s", "--max-samples", "1", "--interval", "0.1s")
+    r = migrate("-o", "json", "watch", *args)
+    assert r.code == 0, r.text
+    first = json.loads(r.err.splitlines()[0])
+    url = first["metrics_url"]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
+    assert first["healthz"] == url.replace("/metrics", "/healthz")
+    assert json.loads(r.out)["outcome"] == "limit"

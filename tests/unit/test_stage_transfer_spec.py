@@ -1,0 +1,96 @@
+"""A stage's `transfer:` as the loader reads it: the shipped runbook declares one on increment-4, off unless
+TRANSFER_LEGACY_BACKLOG=true, and validates either way; `migrate validate` refuses a bad one with exit 2 at
+its line (the bad corpus, tests/data/runbooks/bad/7x-stage-transfer-*, holds the exact messages). The
+`--filter` text rules (runbook.transfer.rowfilter) without a database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runbook.cli import main
+from runbook.errors import UsageError
+from runbook.exitcodes import ExitCode
+from runbook.model import StageTransfer
+from runbook.spec import load_runbook
+from runbook.transfer.rowfilter import check_text
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD = ROOT / "tests" / "data" / "runbooks" / "bad"
+
+
+@pytest.mark.parametrize(("value", "enabled"), [(None, False), ("true", True), ("false", False)])
+def test_the_shipped_runbook_declares_the_increment_4_transfer(value: str | None, enabled: bool) -> None:
+    env = {"TRANSFER_LEGACY_BACKLOG": value} if value is not None else {}
+    rb = load_runbook(ROOT / "stages.yaml", env=env)
+    st = rb.stage("increment-4").transfer
+    assert st is not None and st.location.startswith(str(ROOT / "stages.yaml"))
+    assert (st.queue, st.batch, st.enabled, st.type, st.filter) == ("evaluation", 500, enabled, None, None)
+    assert [s.id for s in rb.stages if s.transfer is not None] == ["increment-4"]
+    assert rb.settings.transfer.legacy_id_key == "legacyJobId"
+
+
+def test_validate_accepts_the_shipped_transfer_when_on() -> None:
+    res = CliRunner().invoke(
+        main, ["-f", str(ROOT / "stages.yaml"), "validate"], env={"TRANSFER_LEGACY_BACKLOG": "true"}
+    )
+    assert res.exit_code == ExitCode.OK, res.output
+    assert "increment-4: Full cut-over  [PGBOSS_FOR_ALL_JOBS=true]  + transfer -> evaluation\n" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("70-stage-transfer-unknown-key", 'stages[1].transfer: unknown key "queu"; did you mean "queue"?'),
+        ("71-stage-transfer-batch", "stages[1].transfer.batch: must be at least 1, got 0"),
+        ("72-stage-transfer-without-settings", "stages[1].transfer: needs settings.transfer"),
+    ],
+)
+def test_validate_refuses_a_bad_stage_transfer_with_exit_2_at_its_line(name: str, message: str) -> None:
+    res = CliRunner().invoke(main, ["-f", str(BAD / f"{name}.yaml"), "validate"])
+    assert res.exit_code == ExitCode.USAGE, res.output
+    assert f"{name}.yaml:" in res.stderr and message in res.stderr
+
+
+def test_a_stage_transfer_defaults() -> None:
+    assert StageTransfer(queue="q") == StageTransfer("q", None, None, 500, True, "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\"evaluationId\" = 'a;b'",
+        "\"evaluationId\" = 'it''s -- fine'",
+        "\"evaluationId\" = E'back\\'slash;'",
+        '"evaluationId" = $x$ ) /* $x$',
+        '"odd;name" IS NOT NULL',
+        "(a OR b) AND (c)",
+        "price$1 > 0",
+    ],
+)
+def test_filter_text_allows_anything_inside_quotes(text: str) -> None:
+    assert check_text(f"  {text} ", "--filter") == text
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a; b", "holds a `;`"),
+        ("a -- b", "holds a comment"),
+        ("a /* b */", "holds a comment"),
+        ("a) OR (b", "closes a parenthesis it did not open"),
+        ("((a)", "leaves a parenthesis open"),
+        ("'a", "has an unterminated quote"),
+        ('"a', "has an unterminated quote"),
+        ("$q$ a", "has an unterminated dollar quote"),
+        ("E'a\\'", "has an unterminated quote"),
+        ("", "is empty"),
+    ],
+)
+def test_filter_text_refuses_what_could_escape_its_place(text: str, problem: str) -> None:
+    with pytest.raises(UsageError) as err:
+        check_text(text, "--filter")
+    assert err.value.message.startswith(f"--filter {problem}")
+    assert err.value.exit_code == ExitCode.USAGE
