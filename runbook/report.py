@@ -9,7 +9,7 @@ Inputs (plain data, as the state store returns it):
   `outcome`. An event moves the migration to `to_stage` when its operation is one of `MOVES` and its
   outcome is not one of `FAILED_OUTCOMES`.
 - `samples`: dicts with `at`, `stage`, `check`, `verdict`, `value` (number or None), `unit`, `threshold`
-  (number or None).
+  (number or None), and `lower` and `upper` for a rate judged with confidence (drawn as a band).
 
 The page has no scripts and no external assets: CSS is inline and charts are inline SVG computed here
 (`report/` templates draw them); everything shown is escaped by jinja2's autoescape.
@@ -63,6 +63,8 @@ class Chart:
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     bands: list[tuple[float, float, str, str]] = field(default_factory=list)
+    intervals: list[str] = field(default_factory=list)
+    """Closed SVG paths: the confidence interval of each run of samples that has one (clipped to the axis)."""
     latest: str = "-"
     count: int = 0
     breaches: int = 0
@@ -157,7 +159,7 @@ def build_chart(
     marked: set[tuple[float, float]] = set()
     for i, s in enumerate(rows):
         px, value, verdict = x(stamps[i]), s.get("value"), str(s.get("verdict"))
-        label = f"{when(_time(s['at']))}: {format_value(value, unit)} ({verdict})"
+        label = f"{when(_time(s['at']))}: {format_value(value, unit)} ({verdict}{_interval_text(s, unit)})"
         if path and stamps[i] - stamps[i - 1] > max_gap:  # no samples for a while: do not draw across
             chart.lines.append(_svg_path(path))
             path = []
@@ -177,6 +179,7 @@ def build_chart(
             chart.points.append((px, py, verdict, label))
     if path:
         chart.lines.append(_svg_path(path))
+    chart.intervals = _interval_bands(rows, stamps, x, y, (ticks[0], ticks[-1]))
     runs: list[tuple[float, float, float]] = []
     for s in rows:
         t, px = s.get("threshold"), x(_time(s["at"]).timestamp())
@@ -192,6 +195,39 @@ def build_chart(
     last = next((s for s in reversed(rows) if s.get("value") is not None), None)
     chart.latest = format_value(last["value"], unit) if last else "-"
     return chart
+
+
+def _interval_text(s: Mapping[str, Any], unit: str) -> str:
+    if s.get("lower") is None or s.get("upper") is None:
+        return ""
+    return f", interval {format_value(s['lower'], unit)}-{format_value(s['upper'], unit)}"
+
+
+def _interval_bands(
+    rows: Sequence[Mapping[str, Any]],
+    stamps: Sequence[float],
+    x: _Scale,
+    y: _Scale,
+    axis: tuple[float, float],
+) -> list[str]:
+    """One closed path per run of consecutive samples carrying `lower` and `upper`: along the upper ends,
+    back along the lower ones."""
+    runs: list[list[tuple[float, float, float]]] = [[]]
+    for s, t in zip(rows, stamps, strict=True):
+        lo, hi = s.get("lower"), s.get("upper")
+        if isinstance(lo, int | float) and isinstance(hi, int | float):
+            clip = [y(min(max(float(v), axis[0]), axis[1])) for v in (lo, hi)]
+            runs[-1].append((x(t), clip[0], clip[1]))
+        elif runs[-1]:
+            runs.append([])
+    out = []
+    for run in (r for r in runs if r):
+        top = [(px, hi) for px, _, hi in run]
+        bottom = [(px, lo) for px, lo, _ in reversed(run)]
+        out.append(
+            " ".join(f"{'L' if i else 'M'}{px},{py}" for i, (px, py) in enumerate(top + bottom)) + " Z"
+        )
+    return out
 
 
 def _svg_path(points: Sequence[tuple[float, float]]) -> str:

@@ -52,6 +52,7 @@ def report(
                 "value": s.value if isinstance(s.value, int | float) else None,
                 "unit": m.get("unit", ""),
                 "threshold": threshold,
+                **_interval(m.get("inputs") or {}),
             }
         )
     stages = [{"id": s.id, "title": s.title} for s in rb.stages]
@@ -66,3 +67,11 @@ def report(
             hint="pass --out with a file path in a writable folder",
         ) from None
     return ReportResult(str(out), len(events), len(samples), len({s["check"] for s in samples}))
+
+
+def _interval(inputs: dict[str, Any]) -> dict[str, float]:
+    """`lower` and `upper` of a rate judged with confidence (checks/rates.py), for the chart's band."""
+    iv = inputs.get("interval")
+    if isinstance(iv, dict) and all(isinstance(iv.get(k), int | float) for k in ("lower", "upper")):
+        return {"lower": float(iv["lower"]), "upper": float(iv["upper"])}
+    return {}

@@ -344,3 +344,38 @@ def test_store_event_form_with_actor_and_iso_times() -> None:
     assert "ci@runner-7" in html
     assert '<a href="https://ci.example/run/9">CI job</a>' in html
     assert [(s.stage, s.end) for s in stage_spans(STAGES, stored)] == [("off", at(2)), ("imports", None)]
+
+
+def test_a_rate_judged_with_confidence_draws_its_interval_as_a_band() -> None:
+    from runbook.report import TOP, build_chart, stage_spans
+
+    rows = [
+        {"at": at(h), "stage": "imports", "check": "rate", "verdict": v, "value": val, "unit": "ratio"}
+        | {"threshold": 0.05, "lower": lo, "upper": hi}
+        for h, v, val, lo, hi in (
+            (1, "inconclusive", 0.0, 0.0, 0.95),  # one job: the band reaches past the axis and is clipped
+            (2, "inconclusive", 0.02, 0.001, 0.2),
+            (3, "pass", 0.01, 0.0005, 0.04),
+        )
+    ]
+    rows.insert(2, {"at": at(1.5), "stage": "imports", "check": "rate", "verdict": "error", "value": None})
+    spans = stage_spans(STAGES, [event(0, "init", None, "off"), event(0.5, "advance", "off", "imports")])
+    chart = build_chart("rate", rows, spans, T0, at(4))
+    assert len(chart.intervals) == 2  # the error sample between them breaks the band
+    first, second = chart.intervals
+    assert first.startswith("M") and first.endswith(" Z") and f",{float(TOP)}" in first  # clipped at the top
+    assert second.count("L") == 3  # two samples: up, up, down, down
+    assert any("interval 0.1%-20%" in label for *_, label in chart.points), chart.points
+    html = render_report("r", STAGES, [], rows, NOW)
+    assert html.count('class="interval"') == 2
+
+
+def test_the_report_command_reads_the_interval_a_rate_check_stored() -> None:
+    from runbook.checks.rates import judge_rate
+    from runbook.commands.report import _interval
+
+    m = judge_rate(1, 8, "error rate 0.125", confidence=0.95, max=0.05, min=None)
+    band = _interval(m.to_json()["inputs"])
+    assert band == {"lower": m.inputs["interval"]["lower"], "upper": m.inputs["interval"]["upper"]}
+    assert 0 < band["lower"] < 0.125 < band["upper"] < 1
+    assert _interval({"max": 0.05}) == {} and _interval({"interval": {"lower": None}}) == {}
