@@ -298,9 +298,9 @@ def _try_advance(
         return f"preempted: {exc.abort.describe()}"
     except LockedError as exc:
         return f"advance skipped: {exc.message}"
-    if res.outcome == "advanced":
+    if res.outcome in ("advanced", "transfer-failed"):  # a failed stage transfer keeps the flip: entered
         result.transitions.append({"operation": "advance", "from": res.from_stage, "to": res.to_stage})
-        return f"advanced to {res.to_stage}"
+        return f"advanced to {res.to_stage}" + (f"; {res.failure}" if res.failure else "")
     if res.outcome == "rolled-back":
         result.outcome, result.stage = "rolled-back", res.rolled_back_to or result.stage
         result.reason = f"verify of {res.to_stage} failed"

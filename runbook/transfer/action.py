@@ -46,7 +46,6 @@ class ActionResult:
         return (
             f"the transfer to queue {self.spec.queue} failed: {failing}; the stage was entered and its flags "
             f"stay (its verify passed); move what is left with `{self.rerun()}`"
-            + (f" ({self.hint})" if self.hint else "")
         )
 
     def rerun(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from runbook.exitcodes import ExitCode
+from runbook.faultpoints import TRANSFER_POINTS
 from tests.integration.transfer.conftest import RUNBOOK, migrate, pending_rows, sql_rows, write_runbook
 from tests.integration.transfer.test_transfer_crashes import wait_for
 
@@ -50,6 +51,19 @@ def moved_once(url: str, ids: list[str]) -> None:
     jobs = sql_rows(url, "SELECT id::text, data->>'legacyJobId' FROM pgboss.job WHERE name = 'evals'")
     assert sorted(j[1] for j in jobs) == sorted(ids)
     assert dict(sql_rows(url, 'SELECT "id", "cancellationReason" FROM "Job"')) == {j[1]: j[0] for j in jobs}
+
+
+def refuse_after_ten(url: str) -> None:
+    """A trigger on the legacy table refusing updates once 10 rows are CANCELLED (the second batch fails)."""
+    sql_rows(
+        url,
+        "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF (SELECT count(*) FROM \"Job\" WHERE status = 'CANCELLED') >= 10 THEN"
+        " RAISE EXCEPTION 'legacy table closed for maintenance'; END IF; RETURN NEW; END $$",
+    )
+    sql_rows(
+        url, 'CREATE TRIGGER refuse BEFORE UPDATE ON "Job" FOR EACH ROW EXECUTE FUNCTION public.refuse()'
+    )
 
 
 @pytest.mark.parametrize("major", ["10", "12"])
@@ -87,19 +101,24 @@ def test_advance_moves_the_backlog_and_verifies_it(
     assert events[1][1]["transfer"]["totals"]["moved"] == ROWS
 
 
+KILLS = [("12", p) for p in TRANSFER_POINTS] + [("10", "transfer:committed")]
+
+
+@pytest.mark.parametrize(("major", "point"), KILLS)
 def test_an_advance_killed_mid_transfer_then_run_again_moves_every_row_once(
-    database: Callable[[str], str], tmp_path: Path
+    major: str, point: str, database: Callable[[str], str], tmp_path: Path
 ) -> None:
-    """Killed after the first batch committed: the next advance reconciles the flip (reverted, as for any
-    unfinished advance), flips again, moves the other rows; the committed ones are not claimable again."""
-    url = database("12")
+    """Killed at each step of the first batch: the next advance reconciles the flip (reverted, as for any
+    unfinished advance), flips again, moves the other rows; a committed batch's rows are not claimable
+    again, a batch cut short rolled back whole."""
+    url = database(major)
     ids = pending_rows(url, ROWS)
     runbook = write_runbook(tmp_path, STAGED)
     marker = tmp_path / "paused"
     env = {
         **os.environ,
         "DATABASE_URL": url,
-        "RUNBOOK_PAUSE_AT": "transfer:committed",
+        "RUNBOOK_PAUSE_AT": point,
         "RUNBOOK_PAUSE_FILE": str(marker),
         "RUNBOOK_PAUSE_SECONDS": "300",
     }
@@ -108,16 +127,19 @@ def test_an_advance_killed_mid_transfer_then_run_again_moves_every_row_once(
     wait_for(marker, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'CANCELLED'""") == [(10,)]
+    committed = 10 if point == "transfer:committed" else 0
+    assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'CANCELLED'""") == [(committed,)]
+    assert sql_rows(url, "SELECT count(*) FROM pgboss.job WHERE name = 'evals'") == [(committed,)]
     assert flag(tmp_path) == "true"  # flipped, never recorded
     text = migrate(runbook, url, "advance", "--dry-run").stdout  # the unfinished flip blocks a dry run
-    assert "transfer   legacy -> pg-boss queue evals, batch 10: would move 15 claimable rows now" in text
+    assert f"batch 10: would move {ROWS - committed} claimable rows now" in text
 
     code, adv = run_json(runbook, url, "advance", "--yes")
     assert code == ExitCode.OK, adv
     assert adv["outcome"] == "advanced"
     totals = adv["transfer"]["totals"]
-    assert (totals["moved"], totals["inserted"], totals["already_present"]) == (ROWS - 10, ROWS - 10, 0)
+    left = ROWS - committed
+    assert (totals["moved"], totals["inserted"], totals["already_present"]) == (left, left, 0)
     moved_once(url, ids)
     ops = [r[0] for r in sql_rows(url, "SELECT operation FROM runbook.events ORDER BY id")]
     assert "reconcile" in ops and ops[-2:] == ["transfer", "advance"]
@@ -148,15 +170,7 @@ def test_a_failed_transfer_keeps_the_flip_and_names_the_rerun(
     the cause is gone that command moves the rest."""
     url = database("12")
     ids = pending_rows(url, ROWS)
-    sql_rows(
-        url,
-        "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        " IF (SELECT count(*) FROM \"Job\" WHERE status = 'CANCELLED') >= 10 THEN"
-        " RAISE EXCEPTION 'legacy table closed for maintenance'; END IF; RETURN NEW; END $$",
-    )
-    sql_rows(
-        url, 'CREATE TRIGGER refuse BEFORE UPDATE ON "Job" FOR EACH ROW EXECUTE FUNCTION public.refuse()'
-    )
+    refuse_after_ten(url)
     runbook = write_runbook(tmp_path, STAGED)
     code, adv = run_json(runbook, url, "advance", "--yes")
     assert code == ExitCode.NOT_READY, adv
@@ -196,3 +210,19 @@ def test_a_stage_filter_moves_only_its_rows_and_a_bad_one_blocks_naming_its_line
     assert [m["value"] for m in adv["transfer"]["verify"]] == [0, 4]
     moved = sql_rows(url, """SELECT "id" FROM "Job" WHERE status = 'CANCELLED' ORDER BY "id\"""")
     assert [r[0] for r in moved] == sorted(keep)
+
+
+def test_watch_auto_advance_runs_the_transfer_and_a_failed_one_still_enters(
+    database: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = database("12")
+    pending_rows(url, ROWS)
+    refuse_after_ten(url)
+    runbook = write_runbook(tmp_path, STAGED)
+    res = migrate(
+        runbook, url, "-o", "json", "watch", "--auto-advance", "--max-samples", "1", "--interval", "1s"
+    )
+    out = json.loads(res.stdout)
+    assert out["transitions"] == [{"operation": "advance", "from": "legacy", "to": "cutover"}], out
+    assert sql_rows(url, "SELECT stage FROM runbook.state") == [("cutover",)]
+    assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'CANCELLED'""") == [(10,)]
