@@ -449,10 +449,23 @@ def transfer() -> None:
     "--batch", type=click.IntRange(min=1), default=500, show_default=True, help="Rows per transaction."
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most this many rows.")
+@click.option(
+    "--filter",
+    "row_filter",
+    default=None,
+    metavar="SQL",
+    help="Only rows matching this SQL condition (ANDed into the claim; checked with EXPLAIN first).",
+)
 @click.option("--dry-run", is_flag=True, help="Count per type and show a sample; lock and write nothing.")
 @pass_cli
 def transfer_legacy(
-    cli: Cli, queue: str, type_value: str | None, batch: int, limit: int | None, dry_run: bool
+    cli: Cli,
+    queue: str,
+    type_value: str | None,
+    batch: int,
+    limit: int | None,
+    row_filter: str | None,
+    dry_run: bool,
 ) -> None:
     """Claim pending legacy rows (FOR UPDATE SKIP LOCKED: never one a legacy worker holds), insert their jobs
     with deterministic ids (ON CONFLICT DO NOTHING) and mark the rows, one transaction per batch. Safe to
@@ -461,7 +474,13 @@ def transfer_legacy(
 
     cli.run(
         lambda: run(
-            cli.session(), queue=queue, type_value=type_value, batch=batch, limit=limit, dry_run=dry_run
+            cli.session(),
+            queue=queue,
+            type_value=type_value,
+            batch=batch,
+            limit=limit,
+            dry_run=dry_run,
+            row_filter=row_filter,
         )
     )
 
