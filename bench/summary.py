@@ -120,6 +120,10 @@ def rows() -> list[list[str]]:
         from bench.transfer import table_rows
 
         out.extend(table_rows(tr))
+    if conf := _load("confidence"):
+        from bench.confidence import table_rows as confidence_rows
+
+        out.extend(confidence_rows(conf))
     return out
 
 
