@@ -1,22 +1,28 @@
 """`migrate watch --metrics-port` on loopback against real PostgreSQL: the scraped series equal `migrate
 status -o json`, `promtool check metrics` accepts the exposition, a breach is a rollback counter increment
 in the scrape that follows (the watcher keeps /metrics up until then), the probes answer 200/503 as the loop
-and the lease say, and bad options exit 2 naming the option."""
+and the lease say, bad options exit 2 naming the option, -o json announces the URLs as JSON, and one server
+keeps several runbooks' series apart by their `runbook` label."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
+from runbook.commands.watch import watch
 from runbook.metricnames import CATALOG
-from tests.cli.conftest import Outcome
-from tests.cli.metricsupport import FAST_RUNBOOK, Series, Watcher, make_knob, set_knob, value
+from runbook.metricserver import MetricsServer
+from runbook.session import Session
+from tests.cli.conftest import RUNBOOK, Outcome
+from tests.cli.metricsupport import FAST_RUNBOOK, Series, Watcher, make_knob, parse, set_knob, value
 from tests.promserver import promtool
 
 Migrate = Callable[..., Outcome]
@@ -166,3 +172,46 @@ def test_json_output_announces_the_urls_as_json(rb_dir: Path, migrate: Migrate) 
     assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
     assert first["healthz"] == url.replace("/metrics", "/healthz")
     assert json.loads(r.out)["outcome"] == "limit"
+
+
+def test_one_registry_serves_several_runbooks(rb_dir: Path, migrate: Migrate) -> None:
+    """The design for a watcher of several runbooks: one server, one feed per runbook, every series apart by
+    its `runbook` label (here two runbooks watched one after the other in this process)."""
+    second = RUNBOOK.replace("name: cli-test", "name: second").replace("path: app.env", "path: second.env")
+    (rb_dir / "second.yaml").write_text(second)
+    (rb_dir / "second.env").write_text("PGBOSS_ENABLED=true\n")  # drift: the state wants false
+    assert migrate("advance", "--yes").code == 0  # cli-test is at stage one, second at legacy
+    server = MetricsServer("127.0.0.1", 0)
+    try:
+        for path, rounds in (("stages.yaml", 2), ("second.yaml", 3)):
+            session = Session.open(rb_dir / path, env=dict(os.environ))
+            try:
+                done = watch(session, interval=0.05, max_rounds=rounds, on_round=server.feed(session))
+            finally:
+                session.close()
+            assert (done.outcome, done.rounds) == ("limit", rounds)
+        series = parse(httpx.get(server.url + "/metrics", timeout=10).text)
+        assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+        server.metrics.ended()
+        assert httpx.get(server.url + "/readyz", timeout=10).status_code == 503
+    finally:
+        server.close()
+
+    def of(name: str, rb: str, **labels: str) -> float:
+        return series[(name, frozenset({"runbook": rb, **labels}.items()))]
+
+    assert (of("runbook_stage", "cli-test", stage="one"), of("runbook_stage", "second", stage="legacy")) == (
+        1,
+        1,
+    )
+    assert (of("runbook_stage", "cli-test", stage="legacy"), of("runbook_stage", "second", stage="one")) == (
+        0,
+        0,
+    )
+    assert (of("runbook_watch_rounds_total", "cli-test"), of("runbook_watch_rounds_total", "second")) == (
+        2,
+        3,
+    )
+    assert (of("runbook_flag_drift", "cli-test"), of("runbook_flag_drift", "second")) == (0, 1)
+    assert of("runbook_check_value", "cli-test", check="healthy") == 0
+    assert not any(k[0] == "runbook_check_value" and ("runbook", "second") in k[1] for k in series)
