@@ -21,7 +21,7 @@ from runbook.measurement import Verdict
 from runbook.model import Limits
 from runbook.units import count
 
-__all__ = ["Assessment", "State", "assess", "holds", "verdicts"]
+__all__ = ["Assessment", "State", "Tally", "assess", "holds", "judge", "tally", "verdicts"]
 
 State = Literal["ok", "breached", "inconclusive", "erroring"]
 
@@ -47,25 +47,50 @@ def verdicts(history: Iterable[Any]) -> list[Verdict]:
     return [Verdict(getattr(item, "verdict", item)) for item in history]
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What the limits judge, counted over one check's verdicts in a stage: kept incrementally by the state
+    store as samples arrive (runbook.state.samples), or counted from a history here."""
+
+    measurements: int = 0
+    failures: int = 0
+    fail_streak: int = 0
+    """Consecutive failures at the end (errors in between neither extend nor end it)."""
+    error_streak: int = 0
+    """Consecutive errors at the end."""
+    last: Verdict | None = None
+
+    def add(self, v: Verdict) -> Tally:
+        """This tally with one more verdict at the end (the state store's upsert does the same in SQL)."""
+        return Tally(
+            self.measurements + 1,
+            self.failures + (v is Verdict.FAIL),
+            self.fail_streak + 1 if v is Verdict.FAIL else self.fail_streak if v is Verdict.ERROR else 0,
+            self.error_streak + 1 if v is Verdict.ERROR else 0,
+            v,
+        )
+
+
+def tally(history: Iterable[Any]) -> Tally:
+    """Count an ordered (oldest first) verdict history."""
+    t = Tally()
+    for v in verdicts(history):
+        t = t.add(v)
+    return t
+
+
 def assess(history: Iterable[Any], limits: Limits | None = None) -> Assessment:
     """Assess an ordered (oldest first) verdict history of one check in the current stage."""
+    return judge(tally(history), limits)
+
+
+def judge(t: Tally, limits: Limits | None = None) -> Assessment:
+    """Assess one check's tally in the current stage against its limits."""
     lim = limits or Limits()
-    vs = verdicts(history)
-    failures = sum(1 for v in vs if v is Verdict.FAIL)
-    errors = 0
-    for v in reversed(vs):
-        if v is not Verdict.ERROR:
-            break
-        errors += 1
-    streak = 0
-    for v in reversed(vs):
-        if v is Verdict.FAIL:
-            streak += 1
-        elif v is not Verdict.ERROR:
-            break
+    failures, streak, errors = t.failures, t.fail_streak, t.error_streak
 
     def result(state: State, reason: str) -> Assessment:
-        return Assessment(state, reason, failures, streak, errors, len(vs))
+        return Assessment(state, reason, failures, streak, errors, t.measurements)
 
     if failures > lim.failure_limit:
         return result(
@@ -84,9 +109,9 @@ def assess(history: Iterable[Any], limits: Limits | None = None) -> Assessment:
             f"{count(streak, 'consecutive failure')}, more than the consecutive_failure_limit of "
             f"{lim.consecutive_failure_limit}",
         )
-    if not vs:
+    last = t.last
+    if last is None:
         return result("inconclusive", "not measured yet")
-    last = vs[-1]
     if last is Verdict.INCONCLUSIVE:
         return result("inconclusive", "the last measurement was inconclusive (not enough data yet)")
     if last is Verdict.ERROR:

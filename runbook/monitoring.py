@@ -1,5 +1,6 @@
-"""One monitoring round, shared by `gate` and `watch`: measure the current stage's monitors, store each
-measurement as a sample, and judge every check's history in the stage against its limits."""
+"""One monitoring round, shared by `gate` and `watch`: measure the current stage's monitors, store the
+round's measurements as samples (one transaction, which also counts each into its check's tally), and judge
+every check's tally in the stage against its limits."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from runbook.errors import RunbookError
 from runbook.measurement import Measurement, Verdict
 from runbook.model import CheckSpec
 from runbook.session import Session
+from runbook.state.samples import NewSample
 
 
 @dataclass
@@ -56,20 +58,21 @@ def sample(session: Session, cur: engine.Current, *, record: bool = True) -> Rou
     measured = engine.measure(session, specs, cur.stage.id, cur.entered_at)
     out = Round(cur.stage.id, stored=record)
     rb = session.runbook
+    tallies: dict[str, limits.Tally] = {}
+    if record and cur.recorded:
+        rows = [
+            NewSample(spec.name, m.to_json(), m.verdict, m.value)
+            for spec, m in zip(specs, measured, strict=True)
+        ]
+        try:
+            tallies = session.store().record_round(rb.name, cur.stage.id, cur.entered_at, rows)
+        except RunbookError as exc:
+            out.stored, out.store_error = False, exc.message
     for spec, m in zip(specs, measured, strict=True):
-        history: list[Verdict] = []
-        if record and cur.recorded:
-            try:
-                store = session.store()
-                store.add_sample(rb.name, cur.stage.id, spec.name, m.to_json(), m.verdict, m.value)
-                history = store.verdicts(rb.name, cur.stage.id, spec.name, since=cur.entered_at)
-            except RunbookError as exc:
-                out.stored, out.store_error = False, exc.message
-        if not history:
-            history = [m.verdict]
+        t = tallies.get(spec.name) or limits.tally([m.verdict])
         # soak work checks are inconclusive until reached: they never breach
         lim = spec.limits if spec in cur.stage.monitor else None
-        assessment = limits.assess(history, lim) if lim else limits.assess([m.verdict])
+        assessment = limits.judge(t, lim) if lim else limits.assess([m.verdict])
         if lim is None and assessment.breached:
             assessment = limits.Assessment("inconclusive", "not enough work yet")
         out.judged.append(Judged(spec, m, assessment, _threshold(m)))

@@ -17,7 +17,7 @@ from runbook.errors import ConflictError, NotReadyError, UnreachableError
 from runbook.redact import redact_url
 from runbook.state.records import TRANSITIONS, Event, NewEvent, State
 
-TABLES = ("state", "events", "samples", "lock_holders", "leases", "schema_version")
+TABLES = ("state", "events", "samples", "tallies", "lock_holders", "leases", "schema_version")
 
 STATE_COLUMNS: LiteralString = "runbook, stage, version, entered_at, flags, updated_at, pending_intent"
 EVENT_COLUMNS: LiteralString = (

@@ -150,6 +150,25 @@ MIGRATIONS: tuple[Migration, ...] = (
                ) NOT VALID""",
         ),
     ),
+    Migration(
+        4,
+        "check tallies: each check's counts in a stage, kept as its samples are stored (no history reads)",
+        (
+            """CREATE TABLE {s}.tallies (
+                runbook text NOT NULL,
+                stage text NOT NULL,
+                check_name text NOT NULL,
+                since timestamptz NOT NULL,
+                measurements integer NOT NULL CHECK (measurements > 0),
+                failures integer NOT NULL CHECK (failures >= 0),
+                fail_streak integer NOT NULL CHECK (fail_streak >= 0),
+                error_streak integer NOT NULL CHECK (error_streak >= 0),
+                last_verdict text NOT NULL CHECK (last_verdict IN ('pass', 'fail', 'inconclusive', 'error')),
+                last_at timestamptz NOT NULL,
+                PRIMARY KEY (runbook, stage, check_name, since)
+            )""",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

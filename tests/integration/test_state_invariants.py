@@ -144,7 +144,7 @@ def test_upgrade_from_version_2_marks_the_transitions_in_the_log(
             "VALUES ('rb', 'b', 'backlog', 'pass', 1, '{}')"
         )
         monkeypatch.undo()
-        assert schema.migrate(conn) == [3]
+        assert schema.migrate(conn) == [3, 4]
         rows = conn.execute("SELECT operation, transition FROM runbook.events ORDER BY id").fetchall()
         assert [tuple(r) for r in rows] == [
             ("init", True),
