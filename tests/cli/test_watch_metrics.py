@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runbook.commands.watch import watch
@@ -215,3 +216,31 @@ def test_one_registry_serves_several_runbooks(rb_dir: Path, migrate: Migrate) ->
     assert (of("runbook_flag_drift", "cli-test"), of("runbook_flag_drift", "second")) == (0, 1)
     assert of("runbook_check_value", "cli-test", check="healthy") == 0
     assert not any(k[0] == "runbook_check_value" and ("runbook", "second") in k[1] for k in series)
+
+
+def test_auto_advance_and_a_failed_verify_are_counted(
+    rb_dir: Path, migrate: Migrate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """watch --auto-advance: legacy -> one is an `advance`; one -> two fails its verify and rolls back: an
+    `auto-rollback` transition of cause `verify-failed`, not a breach."""
+    monkeypatch.setenv("TWO_VALUE", "0")  # stage two's verify fails
+    server = MetricsServer("127.0.0.1", 0)
+    try:
+        session = Session.open(rb_dir / "stages.yaml", env=dict(os.environ))
+        try:
+            feed = server.feed(session)
+            done = watch(session, interval=0.05, auto_advance=True, max_rounds=10, on_round=feed)
+        finally:
+            session.close()
+        series = parse(httpx.get(server.url + "/metrics", timeout=10).text)
+    finally:
+        server.close()
+    assert done.outcome == "rolled-back" and done.stage == "legacy", done.to_json()
+    assert value(series, "runbook_transitions_total", operation="advance") == 1
+    assert value(series, "runbook_transitions_total", operation="auto-rollback") == 1
+    assert value(series, "runbook_rollbacks_total", cause="verify-failed") == 1
+    assert value(series, "runbook_rollbacks_total", cause="breach") == 0
+    assert value(series, "runbook_breaches_total", outcome="rolled-back") == 0
+    assert value(series, "runbook_stage", stage="legacy") == 1
+    st = json.loads(migrate("-o", "json", "status").out)
+    assert (st["stage"], value(series, "runbook_state_version")) == ("legacy", st["version"])
