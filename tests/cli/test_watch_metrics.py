@@ -244,3 +244,30 @@ def test_auto_advance_and_a_failed_verify_are_counted(
     assert value(series, "runbook_stage", stage="legacy") == 1
     st = json.loads(migrate("-o", "json", "status").out)
     assert (st["stage"], value(series, "runbook_state_version")) == ("legacy", st["version"])
+
+
+def test_no_url_or_secret_reaches_the_exposition(rb_dir: Path, migrate: Migrate) -> None:
+    """A monitor whose URL holds a password and a token (refused: verdict error): the scrape names the check
+    and its verdict, never its URL, user, password or token, in any written form."""
+    own = (
+        '      - name: own-url\n        kind: http\n        url: "http://checker:Ch3ck-P%40ss-s3cret@127.0.0.1:1'
+        '/api/health?token=qu3ry-T0ken-s3cret"\n        expect: [\'status == "ok"\']\n'
+    )
+    text = RUNBOOK.replace('        expect: ["value == 0"]\n', '        expect: ["value == 0"]\n' + own, 1)
+    (rb_dir / "stages.yaml").write_text(text)
+    assert migrate("advance", "--yes").code == 0
+    server = MetricsServer("127.0.0.1", 0)
+    try:
+        session = Session.open(rb_dir / "stages.yaml", env=dict(os.environ))
+        try:
+            done = watch(session, interval=0.05, max_rounds=2, on_round=server.feed(session))
+        finally:
+            session.close()
+        exposition = httpx.get(server.url + "/metrics", timeout=10).text
+    finally:
+        server.close()
+    assert done.outcome == "limit", done.to_json()
+    series = parse(exposition)
+    assert value(series, "runbook_check_verdict", check="own-url", verdict="error") == 1
+    for leak in ("s3cret", "Ch3ck", "P%40ss", "P@ss", "checker", "token", "127.0.0.1:1", "http://"):
+        assert leak not in exposition, leak
