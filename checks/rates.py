@@ -62,7 +62,10 @@ def judge_rate(
     **inputs: Any,
 ) -> Measurement:
     """Judge `failed` of `total` (> 0) finished jobs; `what` describes the point value and the counts."""
-    prior = cs.prior_for(max if max is not None else min)  # type: ignore[arg-type]
+    centre = max if max is not None else min
+    if centre is None:
+        raise ValueError("a rate judged with confidence needs a max or a min")
+    prior = cs.prior_for(centre)
     iv = cs.interval(failed, total, confidence, prior)
     sides = {
         name: cs.decide(failed, total, value, confidence, prior)
