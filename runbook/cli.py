@@ -33,6 +33,7 @@ class Cli(Globals):
         from runbook.session import Session
 
         s = Session.open(self.file, env=self.env, progress=self.output.progress, confirm=_confirm)
+        s.meter = self.output.meter
         self.output.redact.add(*s.secrets())  # every output of this invocation masks the runbook's secrets
         self.sessions.append(s)
         return s

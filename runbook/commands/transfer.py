@@ -106,9 +106,9 @@ def transfer_legacy(
             refused_hint="the batch was rolled back (nothing of it moved); fix the row or the mapping, "
             "run again",
         ):
-            batches.run(
-                conn, m, totals, batch=batch, limit=limit, progress=lambda b: session.progress(report.line(b))
-            )
+            bar = report.Progress(session, lambda: _claimable(conn, m, limit, bar.done), "rows")
+            batches.run(conn, m, totals, batch=batch, limit=limit, progress=bar.batch)
+            bar.end()
     result.batches = [b.to_json() for b in totals.batches]
     result.totals = report.totals(totals)
     _audit(session, m, totals, error=None)
@@ -127,6 +127,13 @@ def scan_warning(m: Mapping) -> str | None:
         f"its {lt.settings.created_column} column: every batch sorts all pending rows while holding its rows "
         "locked; create the index first: " + legacy_sql.claim_index_statement(lt)
     )
+
+
+def _claimable(conn: Any, m: Mapping, limit: int | None, done: int) -> int:
+    """Rows still claimable (the bar's rest), at most what `--limit` leaves."""
+    query, params = legacy_sql.counts(m)
+    left = sum(int(n) for _t, n in conn.execute(query, params).fetchall())
+    return left if limit is None else min(left, max(0, limit - done))
 
 
 def _dry_run(conn: Any, m: Mapping, result: TransferResult) -> None:

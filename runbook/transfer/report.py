@@ -27,17 +27,26 @@ def line(b: Batch, moved: str = "marked") -> str:
 
 class Progress:
     """Each batch as it commits: a bar redrawn in place on a terminal (rows moved, rate, time left), else
-    one line per batch (logs, CI)."""
+    one line per batch (logs, CI). `total` may be a function giving what is left after the first batch: it
+    is then asked once, and only when a bar is drawn (a count costs a scan of the pending rows)."""
 
-    def __init__(self, session: Session, total: int | None, unit: str, moved: str = "marked") -> None:
+    def __init__(
+        self, session: Session, total: int | Callable[[], int] | None, unit: str, moved: str = "marked"
+    ) -> None:
         self.session, self.moved, self.done, self.drawn = session, moved, 0, False
-        self.meter = Meter(total, unit)
+        self.left = total if callable(total) else None
+        self.meter = Meter(None if callable(total) else total, unit)
 
     def batch(self, b: Batch, prefix: str = "") -> None:
         self.done += b.marked
+        if self.left is not None and self.session.meter(
+            f"{self.done:,} {self.meter.unit} moved, counting the rest"
+        ):
+            self.meter.total, self.left = self.done + self.left(), None
         if self.session.meter(self.meter.line(self.done)):
             self.drawn = True
             return
+        self.left = None
         self.session.progress(prefix + line(b, self.moved))
 
     def end(self) -> None:

@@ -9,6 +9,8 @@ import pytest
 
 from runbook.meter import Meter
 from runbook.output import Output
+from runbook.transfer.batch import Batch
+from runbook.transfer.report import Progress
 
 
 class Clock:
@@ -71,3 +73,46 @@ def test_the_bar_is_redacted() -> None:
     out.redact.add("s3cret-pw")
     out.meter("moving to postgresql://u:s3cret-pw@db/x")
     assert "s3cret-pw" not in err.getvalue()
+
+
+class FakeSession:
+    def __init__(self, live: bool) -> None:
+        self.live, self.lines, self.drawn = live, [], []  # type: ignore[var-annotated]
+
+    def meter(self, line: str | None) -> bool:
+        if self.live:
+            self.drawn.append(line)
+        return self.live
+
+    def progress(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _batch(n: int, marked: int) -> Batch:
+    return Batch(n, marked, marked, 0, marked, 0.05)
+
+
+def test_transfer_progress_counts_the_rest_once_and_only_for_a_bar() -> None:
+    asked: list[int] = []
+
+    def left() -> int:
+        asked.append(1)
+        return 900
+
+    live = FakeSession(True)
+    bar = Progress(live, left, "rows")  # type: ignore[arg-type]
+    bar.batch(_batch(1, 100))
+    bar.batch(_batch(2, 100))
+    bar.end()
+    assert asked == [1] and live.lines == []
+    assert live.drawn[0] == "100 rows moved, counting the rest"
+    assert live.drawn[1].startswith("[##----------------------] 100/1,000 rows")
+    assert live.drawn[2].startswith("[####--------------------] 200/1,000 rows")
+    assert live.drawn[-1] is None
+
+    log = FakeSession(False)
+    bar = Progress(log, left, "rows")  # type: ignore[arg-type]
+    bar.batch(_batch(1, 100))
+    bar.end()
+    assert asked == [1]  # never counted without a bar
+    assert log.lines == ["batch 1: claimed 100, inserted 100, already in pg-boss 0, marked 100 (50 ms)"]
