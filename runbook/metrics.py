@@ -111,6 +111,7 @@ class RunbookFeed:
             if t["operation"] == "auto-rollback" and t.get("cause") in CAUSES:
                 m.rollbacks.labels(name, t["cause"]).inc()
         self.snapshot, self.beat = snap, time.monotonic()
+        m.updates += 1
         self.window = 3 * view.every + self.session.runbook.settings.defaults.timeout
 
     @property
@@ -130,6 +131,8 @@ class WatchMetrics(Collector):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.feeds: list[RunbookFeed] = []
+        self.updates = 0
+        """Views fed so far (all runbooks): a scrape that began at this count has read them."""
         self.lock = threading.Lock()
         r = self.registry
         self.rounds = _counter("runbook_watch_rounds", r)

@@ -43,6 +43,8 @@ class MetricsServer:
         self.metrics = metrics or WatchMetrics()
         self.ended: float | None = None
         self.scraped_after_end = threading.Event()
+        self.scraped_updates = 0
+        """`metrics.updates` as the last scrape began: equal to it now when the last figures were read."""
         self._exposition = make_wsgi_app(self.metrics.registry)
         self._server = _bind(address, port, self.app)
         self.address = address
@@ -62,8 +64,9 @@ class MetricsServer:
     def app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         if path == "/metrics":
-            began = time.monotonic()
+            began, seen = time.monotonic(), self.metrics.updates
             body = self._exposition(environ, start_response)
+            self.scraped_updates = seen
             if self.ended is not None and began >= self.ended:
                 self.scraped_after_end.set()
             return body  # type: ignore[no-any-return]
@@ -91,8 +94,9 @@ class MetricsServer:
         return self.scraped_after_end.is_set()
 
     def finish(self, stop: threading.Event, linger: float, say: Callable[[str], None]) -> None:
-        """Close; unless stopped by a signal, first keep the final figures up until scraped (`linger`)."""
-        if linger > 0 and not stop.is_set():
+        """Close; unless stopped by a signal, first keep figures no scrape has read yet up until one does
+        (at most `linger`). Nothing to wait for when the last scrape read them, or nothing was fed."""
+        if linger > 0 and not stop.is_set() and self.scraped_updates != self.metrics.updates:
             say(f"keeping {self.url}/metrics up until it is scraped once more (at most {linger:g}s)")
             self.linger(stop, linger)
         self.close()

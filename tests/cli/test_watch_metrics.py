@@ -271,3 +271,20 @@ def test_no_url_or_secret_reaches_the_exposition(rb_dir: Path, migrate: Migrate)
     assert value(series, "runbook_check_verdict", check="own-url", verdict="error") == 1
     for leak in ("s3cret", "Ch3ck", "P%40ss", "P@ss", "checker", "token", "127.0.0.1:1", "http://"):
         assert leak not in exposition, leak
+
+
+def test_no_linger_when_nothing_is_left_unscraped(rb_dir: Path, migrate: Migrate, pg_url: str) -> None:
+    """--metrics-linger waits only for figures no scrape has read: a watch refused its lease (exit 3) never
+    sampled, so it exits at once despite the default 30 s."""
+    make_knob(pg_url, 0)
+    assert migrate("advance", "--yes").code == 0
+    first = Watcher(rb_dir, "--metrics-linger", "0s")
+    try:
+        first.wait_rounds(1)
+        began = time.monotonic()
+        r = migrate("watch", "--metrics-port", "0", "--interval", "0.2s")
+        assert r.code == 3, r.text
+        assert time.monotonic() - began < 10
+        assert "another watcher is already acting on cli-test" in r.err and "keeping" not in r.err
+    finally:
+        first.stop()
