@@ -5,15 +5,20 @@ the other within this check's timeout (give it room for both); only their values
 and it fails above `max` (default 1.2: "comparable or better") or below `min`. Either side INCONCLUSIVE or
 ERROR makes the comparison so too (their own pass/fail is ignored); a null value (no data yet) or a zero
 baseline `b` is INCONCLUSIVE; any other value that is not a number is ERROR.
+
+`test: mann-whitney` (sides: pgboss run_time, legacy processing_time) fails only when the ratio is beyond
+the bounds and a rank test of the run times behind both sides finds the difference significant at `alpha`
+(checks/compare_ranks.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from runbook.checks import expect as ex
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
+from runbook.checks.compare_ranks import judge_ranks, sample_source, side_samples
 from runbook.checks.transient import budget, current
 from runbook.model import CheckSpec, doc
 
@@ -24,12 +29,43 @@ class CompareParams:
     b: CheckSpec | None = doc("the baseline (denominator), e.g. legacy p95 run time", None)
     max: float | None = doc("fail when a / b is above this", 1.2)
     min: float | None = doc("fail when a / b is below this", None)
+    test: Literal["mann-whitney"] | None = doc(
+        "judge with a rank test of the run times behind a and b (pgboss run_time, legacy processing_time): "
+        "fail only when a / b is beyond max (or min) AND the difference is significant at alpha",
+        None,
+    )
+    alpha: float | None = doc("with test: the significance level of the one-sided test (default 0.01)", None)
+    max_samples: int | None = doc("with test: rank at most this many latest run times per side (5000)", None)
 
     def __post_init__(self) -> None:
         if self.a is None or self.b is None:
             raise ValueError("a and b: both required, each an inline check (name, kind, parameters)")
         if self.max is not None and self.min is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        if self.test is None:
+            for key in ("alpha", "max_samples"):
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"{key} applies with test: mann-whitney only: add the test or remove {key}"
+                    )
+            return
+        for key, side in (("a", self.a), ("b", self.b)):
+            wrong = sample_source(side)
+            if wrong is not None:
+                raise ValueError(
+                    f"test: mann-whitney ranks run times: {key} must be a pgboss run_time or a legacy "
+                    f"processing_time check, not {wrong}"
+                )
+        if self.alpha is not None and not 0 < self.alpha < 0.5:
+            raise ValueError(f"alpha must be above 0 and below 0.5 (e.g. 0.01), got {self.alpha}")
+        if self.max_samples is not None and self.max_samples < 10:
+            raise ValueError(f"max_samples must be at least 10, got {self.max_samples}")
+        if self.max is None and self.min is None:
+            raise ValueError("test: mann-whitney needs a max (or a min) to decide against: add max: 1.2, say")
+
+
+DEFAULT_ALPHA = 0.01
+DEFAULT_MAX_SAMPLES = 5000
 
 
 def _number(v: Any) -> float | None:
@@ -77,6 +113,19 @@ def measure(params: CompareParams, ctx: CheckContext) -> Measurement:
         return Measurement(Verdict.INCONCLUSIVE, None, f"{b.check} is 0: nothing to compare with yet", inputs)
     ratio = round(va / vb, 4)
     text = f"{a.check} / {b.check} = {ex.show(va)} / {ex.show(vb)} = {ratio:.2f}"
+    if params.test is not None:
+        limit = params.max_samples or DEFAULT_MAX_SAMPLES
+        runs = []
+        for side, spec in ((a, params.a), (b, params.b)):
+            got = side_samples(replace(spec, name=side.check), ctx, limit)
+            if got.verdict is Verdict.ERROR:
+                return Measurement(Verdict.ERROR, None, f"{side.check} run times: {got.explanation}", inputs)
+            runs.append(got.value)
+        alpha = params.alpha if params.alpha is not None else DEFAULT_ALPHA
+        names = (a.check, b.check)
+        return judge_ranks(
+            ratio, text, names, (runs[0], runs[1]), alpha=alpha, max=params.max, min=params.min, inputs=inputs
+        )
     if params.max is not None and ratio > params.max:
         return Measurement(Verdict.FAIL, ratio, f"{text}, above the max {params.max}", inputs, unit="ratio")
     if params.min is not None and ratio < params.min:

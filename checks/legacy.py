@@ -7,14 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from runbook.checks.base import CheckContext, CheckKind, Measurement
-from runbook.checks.legacy_metrics import METRIC_FUNCTIONS, ROLES
+from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
+from runbook.checks.legacy_metrics import METRIC_FUNCTIONS, ROLES, processing_times
 from runbook.checks.legacy_table import GROUPS, load, qualified
 from runbook.checks.rates import check_confidence
 from runbook.checks.sqlutil import Session, check_percentile, check_thresholds, check_units, run_measurement
 from runbook.model import Duration, Threshold, doc
 
-__all__ = ["KIND", "LegacyParams", "measure"]
+__all__ = ["KIND", "LegacyParams", "measure", "samples"]
 
 Metric = Literal["counts", "drained", "created_since", "stale_running", "error_rate", "processing_time"]
 METRICS: tuple[str, ...] = get_args(Metric)
@@ -105,6 +105,23 @@ def measure(params: LegacyParams, ctx: CheckContext) -> Measurement:
         return METRIC_FUNCTIONS[params.metric](session, table, params, entered)
 
     return run_measurement(ctx, url, "legacy", body)
+
+
+def samples(params: LegacyParams, ctx: CheckContext, limit: int) -> Measurement:
+    """The processing times behind metric processing_time, the latest `limit` in its window, as the value
+    of a measurement (for `compare`'s rank test); ERROR, explained, when they cannot be read."""
+    if params.metric != "processing_time":
+        raise ValueError(f"legacy samples are the times of metric processing_time, not {params.metric}")
+    settings = ctx.runbook.settings.legacy
+
+    def body(session: Session) -> Measurement:
+        table = load(
+            session, settings, ROLES["processing_time"], type_value=params.type, extra_filter=params.filter
+        )
+        values = processing_times(session, table, params, ctx.stage_entered_at, limit)
+        return Measurement(verdict=Verdict.PASS, value=values, explanation=f"{len(values)} processing times")
+
+    return run_measurement(ctx, params.url or settings.url, "legacy", body)
 
 
 KIND = CheckKind(

@@ -230,6 +230,25 @@ def processing_time(
     )
 
 
+def processing_times(
+    s: Session, table: LegacyTable, p: LegacyParams, entered: dt.datetime | None, limit: int
+) -> list[float]:
+    """The processing times (seconds) behind metric processing_time: the latest `limit` in its window."""
+    table.guard_scan("completed", active_only=True, limit=p.scan_limit_rows, allow=p.allow_scan)
+    started, completed = table.col("started"), table.col("completed")
+    q = Query().add(
+        sql.SQL("SELECT extract(epoch FROM {} - {})::float8 FROM {}").format(completed, started, table.ident)
+    )
+    q.where(
+        table,
+        _window(table, p, entered),
+        table.status_in("done"),
+        (sql.SQL("{} IS NOT NULL").format(started), []),
+    )
+    q.add(sql.SQL(" ORDER BY {} DESC LIMIT %s").format(completed), limit)
+    return [float(r[0]) for r in q.run(s, table, f"create the index: {table.index_statement('completed')}")]
+
+
 METRIC_FUNCTIONS: dict[str, MetricFn] = {
     "counts": counts,
     "drained": drained,

@@ -13,7 +13,7 @@ import psycopg
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.pgboss_layout import NotInstalledError, detect
 from runbook.checks.pgboss_metrics import METRIC_FUNCTIONS, missing_queue
-from runbook.checks.pgboss_queries import INTERNAL_PREFIX, queue_row
+from runbook.checks.pgboss_queries import INTERNAL_PREFIX, Window, queue_row, run_times, window_index_hint
 from runbook.checks.pgboss_queries import queued_per_queue as _queued_per_queue
 from runbook.checks.pgboss_workers import instances
 from runbook.checks.rates import check_confidence
@@ -27,7 +27,7 @@ from runbook.checks.sqlutil import (
 )
 from runbook.model import Duration, Threshold, doc
 
-__all__ = ["KIND", "PgBossParams", "instances", "measure", "queued_per_queue"]
+__all__ = ["KIND", "PgBossParams", "instances", "measure", "queued_per_queue", "samples"]
 
 Metric = Literal[
     "installed",
@@ -158,6 +158,27 @@ def _measure(session: Session, params: PgBossParams, schema: str, since: dt.date
                 )
             raise MeasureError(missing_queue(params.queue))
     return METRIC_FUNCTIONS[params.metric](session, layout, params, info, since)
+
+
+def samples(params: PgBossParams, ctx: CheckContext, limit: int) -> Measurement:
+    """The run times behind metric run_time, the latest `limit` in its window, as the value of a measurement
+    (for `compare`'s rank test); ERROR, explained, when they cannot be read."""
+    if params.metric != "run_time" or params.queue is None:
+        raise ValueError(f"pgboss samples are the run times of metric run_time, not {params.metric}")
+    queue = params.queue
+    schema = params.schema or ctx.runbook.settings.pgboss.schema
+    since = ctx.stage_entered_at if params.since_stage else None
+
+    def body(session: Session) -> Measurement:
+        layout = detect(session, schema)
+        info = queue_row(session, layout, queue)
+        if info is None:
+            raise MeasureError(missing_queue(queue))
+        window = Window(seconds=params.window, since=since)
+        values = run_times(session, layout, queue, window, limit, hint=window_index_hint(layout, info))
+        return Measurement(verdict=Verdict.PASS, value=values, explanation=f"{len(values)} run times")
+
+    return run_measurement(ctx, params.url or ctx.runbook.settings.pgboss.url, "pgboss", body)
 
 
 def queued_per_queue(conn: psycopg.Connection[Any], schema: str = "pgboss") -> list[dict[str, Any]]:

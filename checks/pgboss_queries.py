@@ -139,6 +139,18 @@ def finished(
     }
 
 
+def run_times(
+    session: Session, layout: Layout, queue: str, window: Window, limit: int, *, hint: str | None = None
+) -> list[float]:
+    """The run times (seconds) of the jobs of `queue` completed in the window, the latest `limit` of them."""
+    query = sql.SQL(
+        "SELECT extract(epoch FROM completed_on - started_on)::float8 FROM ({source}) AS f"
+        " WHERE state = 'completed' AND started_on IS NOT NULL ORDER BY completed_on DESC LIMIT %(limit)s"
+    ).format(source=_finished_source(layout, window, "completed_on", ("completed",)))
+    params = {"queue": queue, "states": ["completed"], "limit": limit, **window.params()}
+    return [float(r[0]) for r in session.rows(query, params, table=_tables(layout), timeout_hint=hint)]
+
+
 def finished_count(
     session: Session,
     layout: Layout,
