@@ -487,13 +487,15 @@ def transfer_legacy(
 
 
 @transfer.command(
-    "pgboss", short_help="Move unfinished jobs between pg-boss schemas or databases (10/12 -> 12)."
+    "pgboss", short_help="Move unfinished jobs between pg-boss schemas or databases (10/11/12 -> 11/12)."
 )
-@click.option("--from-schema", required=True, help="Source pg-boss schema (10 or 12.6+ layout).")
+@click.option("--from-schema", required=True, help="Source pg-boss schema (10, 11 or 12 layout).")
 @click.option(
     "--from-url", default=None, help="Source database (default: settings.pgboss.url / database.url)."
 )
-@click.option("--to-schema", required=True, help="Target pg-boss schema (12.6+ layout; queues must exist).")
+@click.option(
+    "--to-schema", required=True, help="Target pg-boss schema (11 or 12 layout; missing queues are made)."
+)
 @click.option("--to-url", default=None, help="Target database (default: settings.pgboss.url / database.url).")
 @click.option("--queue", "queues", multiple=True, help="Only this queue (repeatable; default: every queue).")
 @click.option(

@@ -1,5 +1,5 @@
 """Resolve `settings.transfer` against the real database before anything moves: the legacy columns it names
-exist, the types that go to the queue, the pg-boss layout (10 or 12), the queue exists and has a policy whose
+exist, the types that go to the queue, the pg-boss layout (10, 11 or 12), the queue exists and has a policy whose
 jobs a plain insert cannot lose. Every problem is a ConfigError (exit 2) naming the setting to fix."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from runbook.checks.sqlutil import CATALOG, MeasureError, Session
 from runbook.errors import ConfigError, UsageError
 from runbook.model import Runbook, TransferSettings
 
-SUPPORTED_LAYOUTS = ("v10", "v12")
 PLAIN_POLICIES = (None, "standard")
 """Queue policies under which every inserted job stays: the others (short, singleton, stately, exclusive,
 key_strict_fifo) make pg-boss itself drop or refuse jobs, which a transfer must not do silently."""
@@ -69,13 +68,6 @@ def resolve(
     except MeasureError as exc:
         raise ConfigError(exc.message, hint=exc.hint) from None
     _check_columns(legacy, ts)
-    if layout.name not in SUPPORTED_LAYOUTS:
-        raise ConfigError(
-            f'pg-boss schema "{layout.schema}" has the {layout.name} layout '
-            f"(schema version {layout.version}); "
-            "migrate transfer writes the layouts of pg-boss 10 and 12.6+ only",
-            hint="upgrade the app to pg-boss 12 (11 upgrades itself when 12 starts), then transfer",
-        )
     info = _queue(session, layout, queue)
     has_job_now = bool(
         session.scalar(

@@ -19,7 +19,16 @@ from psycopg import sql
 from runbook.exitcodes import ExitCode
 from runbook.toolchain import ensure_pgboss, find_node, installed_pgboss_version
 from tests.conftest import with_dbname
-from tests.integration.transfer.conftest import JS, QUEUE_OPTIONS, Boss, migrate, sql_rows, write_runbook
+from tests.integration.checks_pg.legacy_app import DDL
+from tests.integration.transfer.conftest import (
+    JS,
+    QUEUE_OPTIONS,
+    Boss,
+    migrate,
+    pending_rows,
+    sql_rows,
+    write_runbook,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +122,18 @@ def test_from_pgboss_10_into_11(
     moved_as_sent(src, v11)
     seen = boss11.run(v11, "work", "evals", "4")
     assert len(seen) == 4 and {j["data"]["ref"] for j in seen} == {0, 1, 2}
+
+
+def test_legacy_rows_into_pgboss_11(boss11: Boss, v11: str, tmp_path: Path) -> None:
+    with psycopg.connect(v11, autocommit=True) as conn:
+        conn.execute(DDL)
+    pending_rows(v11, 6)
+    res = migrate(write_runbook(tmp_path), v11, "-o", "json", "transfer", "legacy", "--queue", "evals")
+    assert res.exit_code == ExitCode.OK, res.output
+    out = json.loads(res.stdout)
+    assert out["pgboss_layout"] == "v11" and out["totals"]["moved"] == 6
+    assert sql_rows(
+        v11, "SELECT min(retry_limit), max(expire_seconds) FROM pgboss.job WHERE name = 'evals'"
+    ) == [(4, 120)]
+    seen = boss11.run(v11, "work", "evals", "6")
+    assert sorted(j["data"]["evaluationId"] for j in seen) == [f"eval-{i}" for i in range(1, 7)]
