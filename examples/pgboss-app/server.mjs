@@ -1,9 +1,10 @@
 // Example app for runbook: the pg-boss incremental plan, done correctly for real pg-boss 10 and 12.
-// Usage: DATABASE_URL=... PGBOSS_DIR=... PORT=0 node server.mjs   (see README.md for every setting)
+// Usage: DATABASE_URL=... PGBOSS_DIR=... GENERATED_DIR=... PORT=0 node server.mjs   (see README.md for every setting)
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { loadEnvFile, readConfig } from './lib/config.mjs'
 import { loadDeps } from './lib/deps.mjs'
 import { startFlagStore } from './lib/flags.mjs'
+import { loadGenerated } from './lib/generated.mjs'
 import { Faults } from './lib/faults.mjs'
 import { Boss } from './lib/boss.mjs'
 import { LegacyWorker } from './lib/legacy.mjs'
@@ -33,13 +34,14 @@ async function main () {
   const config = readConfig()
   if (!config.databaseUrl) throw new Error('DATABASE_URL is not set')
   const deps = await loadDeps()
+  const generated = await loadGenerated(deps)
   const startedAt = new Date()
   const pool = new deps.pg.Pool({ connectionString: config.databaseUrl, max: 15, application_name: 'pgboss-app' })
   pool.on('error', (err) => log(`idle database connection error: ${err.message}`))
   await connectWithRetry(pool, 30)
   await ensureSchema(pool)
 
-  const flags = await startFlagStore({ deps, config, pool, log })
+  const flags = await startFlagStore({ generated, config, pool, log })
   const faults = new Faults({ flags, config, log })
   const boss = new Boss({ deps, config, pool, faults, log })
   const legacy = new LegacyWorker({ pool, config, faults, flags, log })
@@ -51,7 +53,7 @@ async function main () {
   flags.on('change', () => { if (flags.bool('PGBOSS_ENABLED')) startBoss('flag') })
   if (config.legacyWorkers) legacy.start()
 
-  const endpoints = await loadEndpoints({ deps, config, pool, flags, boss, manager, legacy, faults, startedAt })
+  const endpoints = loadEndpoints({ generated, deps, config, pool, flags, boss, manager, legacy, faults, startedAt })
   const app = { log, flags, faults, manager, status: endpoints.status, health: endpoints.health }
 
   const server = buildServer(app)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from runbook.demo.client import AppClient
+from runbook.demo.generated import ensure_generated, scaffold_major
 from runbook.errors import ConfigError, NotReadyError, UnreachableError
 from runbook.toolchain import Node, ensure_pgboss, find_node
 
@@ -122,11 +123,15 @@ class ExampleApp(AppClient):
         return self._proc.poll() if self._proc else None
 
     def environment(self) -> dict[str, str]:
-        """Return the environment the app process gets (installs pg-boss on first use)."""
+        """Return the environment the app process gets (installs pg-boss on first use, and renders the
+        scaffolded code for its major into workdir/generated)."""
         env = {k: v for k, v in os.environ.items() if not _APP_SETTING.match(k)}
+        pgboss_dir = ensure_pgboss(self.pgboss_major, _node())
+        generated = ensure_generated(self.workdir / "generated", scaffold_major(pgboss_dir), self.env)
         env.update(
             DATABASE_URL=self.database_url,
-            PGBOSS_DIR=str(ensure_pgboss(self.pgboss_major, _node())),
+            PGBOSS_DIR=str(pgboss_dir),
+            GENERATED_DIR=str(generated),
             PORT=str(self.port),
             HOST="127.0.0.1",
             PID_FILE=str(self.pid_file),

@@ -1,22 +1,24 @@
-"""The example app (examples/pgboss-app) runs what `migrate scaffold` writes: its generated/pgboss10 and
-generated/pgboss12 folders (Express, ESM JavaScript, from the shipped stages.yaml) must be exactly what the
-templates produce today, so `make demo` and tests/e2e exercise what users get. When this fails, regenerate
-both (examples/pgboss-app/README.md has the two commands: `migrate -f stages.yaml scaffold --framework express
---lang js --pgboss 12 --out examples/pgboss-app/generated/pgboss12`, and 10), then run tests/e2e."""
+"""The example app (examples/pgboss-app) runs what `migrate scaffold` writes, and no copy of it is kept: the
+launcher (runbook.demo.ExampleApp) renders it through the scaffold commands API into its work dir
+(runbook.demo.generated). Here: that folder is exactly what `scaffold --check` expects of the shipped
+runbook, for the major of the pg-boss the app loads; rendering again writes nothing; a stale or edited file
+is replaced; the app's own PGBOSS_SCHEMA reaches the code. The app's refusals without it:
+tests/e2e/test_app_generated.py."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from runbook.demo import ExampleApp
+from runbook.demo.generated import ensure_generated
 from tests.cli.conftest import Outcome
 from tests.conftest import REPO
 
 Migrate = Callable[..., Outcome]
-GENERATED = REPO / "examples" / "pgboss-app" / "generated"
+FILES = ("express", "flags", "queue-manager", "runtime", "status")
 
 
 def scaffold_check(migrate: Migrate, major: str, out: Path) -> Outcome:
@@ -24,19 +26,64 @@ def scaffold_check(migrate: Migrate, major: str, out: Path) -> Outcome:
                    "--pgboss", major, "--out", str(out), "--check")  # fmt: skip
 
 
-@pytest.mark.parametrize("major", ["10", "12"])
-def test_the_example_apps_generated_code_matches_the_templates(major: str, migrate: Migrate) -> None:
-    r = scaffold_check(migrate, major, GENERATED / f"pgboss{major}")
-    assert r.code == 0, f"examples/pgboss-app/generated/pgboss{major} drifted from templates/app:\n{r.text}"
+def stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of every file: a rewrite, even of equal text, changes the inode (atomic replace)."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("major", ["10", "11", "12"])
+def test_the_launchers_folder_is_what_scaffold_writes(major: str, migrate: Migrate, tmp_path: Path) -> None:
+    out = ensure_generated(tmp_path / "generated", major)
+    assert out == tmp_path / "generated" / f"pgboss{major}"
+    assert sorted(p.name for p in (out / "runbook").iterdir()) == [f"{n}.js" for n in FILES]
+    assert (out / "package.json").read_text() == '{"private": true, "type": "module"}\n'
+    r = scaffold_check(migrate, major, out)
+    assert r.code == 0, r.text
     assert r.out.rstrip().endswith("up to date")
+    queue = (out / "runbook" / "queue-manager.js").read_text()
+    assert f"export const PGBOSS_MAJOR = {major}\n" in queue
+    assert ("import { PgBoss } from 'pg-boss'" in queue) is (major == "12")
 
 
-def test_an_edit_to_the_example_apps_copy_is_caught(migrate: Migrate, tmp_path: Path) -> None:
-    copy = tmp_path / "pgboss12"
-    shutil.copytree(GENERATED / "pgboss12", copy)
-    flags = copy / "runbook" / "flags.js"
-    flags.write_text(flags.read_text().replace("pollMs ?? 2000", "pollMs ?? 5000", 1))
-    r = scaffold_check(migrate, "12", copy)
+def test_rendering_again_writes_nothing(tmp_path: Path) -> None:
+    out = ensure_generated(tmp_path, "12")
+    before = stamps(out)
+    assert len(before) == len(FILES) + 1
+    assert ensure_generated(tmp_path, "12") == out
+    assert stamps(out) == before
+
+
+def test_a_stale_or_edited_file_is_replaced(migrate: Migrate, tmp_path: Path) -> None:
+    out = ensure_generated(tmp_path, "12")
+    flags, status = out / "runbook" / "flags.js", out / "runbook" / "status.js"
+    flags.write_text(flags.read_text().replace("pollMs ?? 2000", "pollMs ?? 5000", 1))  # edited: hash differs
+    v10 = ensure_generated(tmp_path / "v10", "10")
+    status.write_text((v10 / "runbook" / "status.js").read_text())  # stale: another template's output
+    (out / "package.json").write_text("{}\n")
+    r = scaffold_check(migrate, "12", out)
     assert r.code == 1
     assert "-    const pollMs = this.options.pollMs ?? 5000" in r.out
-    assert "+    const pollMs = this.options.pollMs ?? 2000" in r.out
+    ensure_generated(tmp_path, "12")
+    r = scaffold_check(migrate, "12", out)
+    assert r.code == 0, r.text
+    assert "pollMs ?? 2000" in flags.read_text()
+    assert "archive" not in status.read_text()  # the v10 archive query is gone
+    assert (out / "package.json").read_text() == '{"private": true, "type": "module"}\n'
+
+
+def test_the_apps_pgboss_schema_reaches_the_code(migrate: Migrate, tmp_path: Path) -> None:
+    out = ensure_generated(tmp_path, "10", {"PGBOSS_SCHEMA": "jobs_v10"})
+    assert 'export const PGBOSS_SCHEMA = "jobs_v10"\n' in (out / "runbook" / "queue-manager.js").read_text()
+    r = scaffold_check(migrate, "10", out)
+    assert r.code == 1 and "jobs_v10" in r.out  # the default runbook names pgboss
+
+
+@pytest.mark.parametrize(("line", "major"), [("10", "10"), ("11", "12"), ("12", "12")])
+def test_example_app_gets_the_code_of_the_pgboss_it_loads(line: str, major: str, tmp_path: Path) -> None:
+    """Toolchain line 11 is pg-boss 12.5.0 (the v11 layout): a 12.x package, so the 12 code (named export)."""
+    app = ExampleApp("postgresql://unused", line, {"PGBOSS_SCHEMA": "pgboss"}, tmp_path / "run")
+    env = app.environment()
+    assert env["GENERATED_DIR"] == str(tmp_path / "run" / "generated" / f"pgboss{major}")
+    queue = Path(env["GENERATED_DIR"], "runbook", "queue-manager.js").read_text()
+    assert f"export const PGBOSS_MAJOR = {major}\n" in queue
+    assert not (app.app_dir / "generated").exists()  # nothing beside the app (in a wheel: site-packages)

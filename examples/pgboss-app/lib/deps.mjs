@@ -25,7 +25,7 @@ export async function loadDeps () {
     throw new Error(`PGBOSS_DIR=${dir} has no node_modules/pg-boss or node_modules/pg (${err.message})`)
   }
   const parentURL = pathToFileURL(path.join(dir, 'package.json')).href
-  register('./resolve-hooks.mjs', import.meta.url, { data: { parentURL } }) // 'pg' in generated/ -> PGBOSS_DIR
+  register('./resolve-hooks.mjs', import.meta.url, { data: { parentURL } }) // 'pg' in GENERATED_DIR -> PGBOSS_DIR
   const bossModule = await import(pathToFileURL(bossMain).href)
   const PgBoss = bossModule.PgBoss ?? bossModule.default?.PgBoss ?? bossModule.default
   if (typeof PgBoss !== 'function') throw new Error(`no PgBoss class exported by ${bossMain}`)

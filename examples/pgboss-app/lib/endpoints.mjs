@@ -1,17 +1,15 @@
 // The payloads of the two endpoints runbook reads, GET /api/health and GET /api/admin/pgboss-status: the code
-// `migrate scaffold` generated (generated/pgboss<major>/runbook/status.js) over this app's own parts (its flag
-// store, pg-boss wrapper and job manager stand in for the generated runtime), plus what only this app reports:
-// the pg-boss version it loaded from PGBOSS_DIR, the legacy worker and the faults.
-import { generatedFolder } from './flags.mjs'
+// `migrate scaffold` generated (GENERATED_DIR/runbook/status.js) over this app's own parts (its flag store,
+// pg-boss wrapper and job manager stand in for the generated runtime), plus what only this app reports: the
+// pg-boss version it loaded from PGBOSS_DIR, the legacy worker and the faults.
 
-export async function loadEndpoints ({ deps, config, pool, flags, boss, manager, legacy, faults, startedAt }) {
-  const dir = `../generated/${generatedFolder(deps.pgbossMajor)}/runbook`
-  const { PGBOSS_SCHEMA } = await import(`${dir}/queue-manager.js`)
+export function loadEndpoints ({ generated, deps, config, pool, flags, boss, manager, legacy, faults, startedAt }) {
+  const { PGBOSS_SCHEMA } = generated.queueManager
   if (config.pgbossSchema !== PGBOSS_SCHEMA) {
     throw new Error(`PGBOSS_SCHEMA=${config.pgbossSchema} differs from the scaffolded code (${PGBOSS_SCHEMA}): ` +
-      'unset it, or re-run `migrate scaffold` for examples/pgboss-app with a runbook that names it')
+      'unset it, or re-run `migrate scaffold` into GENERATED_DIR with a runbook that names it')
   }
-  const { healthPayload, pgbossStatusPayload } = await import(`${dir}/status.js`)
+  const { healthPayload, pgbossStatusPayload } = generated.status
   const runtime = { // what the generated payloads read of a Runtime
     pool,
     flags,

@@ -1,23 +1,18 @@
-// Feature flags: the client `migrate scaffold` generates (generated/pgboss<major>/runbook/flags.js: the
-// runbook.flags table, re-read on NOTIFY runbook_flags and polled every FLAGS_POLL_MS, a flag with no row
-// falling back to the environment), plus what only this app needs: fault settings read as numbers, and a
-// /api/flags view saying where each value came from. FLAG_SOURCE=env ignores the table: flags then change
-// only by restart (or SIGHUP re-reading ENV_FILE).
+// Feature flags: the client `migrate scaffold` generates (GENERATED_DIR/runbook/flags.js: the runbook.flags
+// table, re-read on NOTIFY runbook_flags and polled every FLAGS_POLL_MS, a flag with no row falling back to the
+// environment), plus what only this app needs: fault settings read as numbers, and a /api/flags view saying
+// where each value came from. FLAG_SOURCE=env ignores the table: flags then change only by restart (or SIGHUP
+// re-reading ENV_FILE).
 
-/** The generated folder for a pg-boss major (10 and 11 share the default-export import of 10). */
-export function generatedFolder (major) {
-  return major >= 12 ? 'pgboss12' : 'pgboss10'
-}
-
-/** A started flag store; call after loadDeps() (it resolves the generated code's 'pg' from PGBOSS_DIR). */
-export async function startFlagStore ({ deps, config, pool, log }) {
-  const mod = await import(`../generated/${generatedFolder(deps.pgbossMajor)}/runbook/flags.js`)
+/** A started flag store over the generated flags module (loadGenerated().flags). */
+export async function startFlagStore ({ generated, config, pool, log }) {
+  const mod = generated.flags
   const table = mod.FLAG_TABLE
   const wanted = { schema: config.flagsSchema, table: config.flagsTable, channel: config.flagsChannel }
   for (const [key, value] of Object.entries(wanted)) {
     if (value !== table[key]) {
       throw new Error(`FLAGS_${key.toUpperCase()}=${value} differs from the scaffolded flags client (${table[key]}): ` +
-        'unset it, or re-run `migrate scaffold` for examples/pgboss-app with a runbook that names it')
+        'unset it, or re-run `migrate scaffold` into GENERATED_DIR with a runbook that names it')
     }
   }
   const flags = new (flagStoreClass(mod, table))({

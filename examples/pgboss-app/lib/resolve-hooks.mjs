@@ -1,5 +1,5 @@
 // Module resolution hooks (registered by deps.mjs): the bare specifiers 'pg' and 'pg-boss' in the scaffolded
-// code (generated/) resolve from PGBOSS_DIR, as loadDeps() does, since nothing is installed in this app's folder.
+// code (GENERATED_DIR) resolve from PGBOSS_DIR, as loadDeps() does, since nothing is installed in this app's folder.
 let parentURL = null
 
 export async function initialize (data) {
