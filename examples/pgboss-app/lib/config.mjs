@@ -1,6 +1,7 @@
 // Process configuration: environment variables, optionally overlaid by a dotenv file (ENV_FILE) whose
 // values win over the inherited environment, so a dotenv flag backend plus a restart switches flags.
 import { readFileSync, existsSync } from 'node:fs'
+import path from 'node:path'
 
 export function parseDotenv (text) {
   const out = {}
@@ -18,6 +19,13 @@ export function parseDotenv (text) {
     out[m[1]] = value
   }
   return out
+}
+
+/** The absolute folder a required setting names; unset, an error saying how to make one (`fix`). */
+export function requiredFolder (name, fix) {
+  const dir = process.env[name]
+  if (!dir) throw new Error(`${name} is not set: ${fix}`)
+  return path.resolve(dir)
 }
 
 const fromFile = new Map() // name -> the inherited value it replaced (undefined: none)

@@ -4,18 +4,11 @@ import { createRequire, register } from 'node:module'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-
-function folder () {
-  const dir = process.env.PGBOSS_DIR
-  if (!dir) {
-    throw new Error('PGBOSS_DIR is not set: point it at a folder whose node_modules holds pg-boss and pg ' +
-      '(python -c "from runbook.toolchain import ensure_pgboss; print(ensure_pgboss(\'12\'))")')
-  }
-  return path.resolve(dir)
-}
+import { requiredFolder } from './config.mjs'
 
 export async function loadDeps () {
-  const dir = folder()
+  const dir = requiredFolder('PGBOSS_DIR', 'point it at a folder whose node_modules holds pg-boss and pg ' +
+    '(python -c "from runbook.toolchain import ensure_pgboss; print(ensure_pgboss(\'12\'))")')
   const require = createRequire(path.join(dir, 'package.json'))
   let bossMain, pgMain
   try {

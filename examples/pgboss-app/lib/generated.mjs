@@ -4,19 +4,12 @@
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-
-function folder () {
-  const dir = process.env.GENERATED_DIR
-  if (!dir) {
-    throw new Error('GENERATED_DIR is not set: write the scaffolded code with `migrate -f stages.yaml scaffold ' +
-      '--framework express --lang js --pgboss 12 --out DIR` (the major of the pg-boss in PGBOSS_DIR) and set GENERATED_DIR=DIR')
-  }
-  return path.resolve(dir)
-}
+import { requiredFolder } from './config.mjs'
 
 /** The generated modules (flags, queueManager, status); call after loadDeps() (their 'pg' resolves from PGBOSS_DIR). */
 export async function loadGenerated (deps) {
-  const dir = folder()
+  const dir = requiredFolder('GENERATED_DIR', 'write the scaffolded code with `migrate -f stages.yaml scaffold ' +
+    '--framework express --lang js --pgboss 12 --out DIR` (the major of the pg-boss in PGBOSS_DIR) and set GENERATED_DIR=DIR')
   const major = scaffoldedMajor(dir) // before any import: code for another major does not even link
   if (major !== deps.pgbossMajor) {
     throw new Error(`GENERATED_DIR=${dir} was scaffolded for pg-boss ${major}, but PGBOSS_DIR has pg-boss ` +
