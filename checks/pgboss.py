@@ -5,13 +5,14 @@ throughput, stuck_active and live_workers. Read-only; every job query filters by
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import psycopg
 
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
-from runbook.checks.pgboss_layout import NotInstalledError, detect
+from runbook.checks.pgboss_layout import Layout, NotInstalledError, detect, detect_once
 from runbook.checks.pgboss_metrics import METRIC_FUNCTIONS, missing_queue
 from runbook.checks.pgboss_queries import INTERNAL_PREFIX, Window, queue_row, run_times, window_index_hint
 from runbook.checks.pgboss_queries import queued_per_queue as _queued_per_queue
@@ -133,13 +134,23 @@ def measure(params: PgBossParams, ctx: CheckContext) -> Measurement:
     schema = params.schema or settings.pgboss.schema
     url = params.url or settings.pgboss.url
     since = ctx.stage_entered_at if params.since_stage else None
-    return run_measurement(ctx, url, "pgboss", lambda session: _measure(session, params, schema, since))
+
+    def body(session: Session) -> Measurement:
+        return _measure(session, params, schema, since, lambda: detect_once(ctx, session, url, schema))
+
+    return run_measurement(ctx, url, "pgboss", body)
 
 
-def _measure(session: Session, params: PgBossParams, schema: str, since: dt.datetime | None) -> Measurement:
+def _measure(
+    session: Session,
+    params: PgBossParams,
+    schema: str,
+    since: dt.datetime | None,
+    layout_of: Callable[[], Layout],
+) -> Measurement:
     session.inputs.update(metric=params.metric, queue=params.queue)
     try:
-        layout = detect(session, schema)
+        layout = layout_of()
     except NotInstalledError as exc:
         session.inputs.update(schema=schema, installed=False)
         return Measurement(
@@ -168,9 +179,10 @@ def samples(params: PgBossParams, ctx: CheckContext, limit: int) -> Measurement:
     queue = params.queue
     schema = params.schema or ctx.runbook.settings.pgboss.schema
     since = ctx.stage_entered_at if params.since_stage else None
+    url = params.url or ctx.runbook.settings.pgboss.url
 
     def body(session: Session) -> Measurement:
-        layout = detect(session, schema)
+        layout = detect_once(ctx, session, url, schema)
         info = queue_row(session, layout, queue)
         if info is None:
             raise MeasureError(missing_queue(queue))
@@ -178,7 +190,7 @@ def samples(params: PgBossParams, ctx: CheckContext, limit: int) -> Measurement:
         values = run_times(session, layout, queue, window, limit, hint=window_index_hint(layout, info))
         return Measurement(verdict=Verdict.PASS, value=values, explanation=f"{len(values)} run times")
 
-    return run_measurement(ctx, params.url or ctx.runbook.settings.pgboss.url, "pgboss", body)
+    return run_measurement(ctx, url, "pgboss", body)
 
 
 def queued_per_queue(conn: psycopg.Connection[Any], schema: str = "pgboss") -> list[dict[str, Any]]:

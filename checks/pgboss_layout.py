@@ -4,7 +4,7 @@ number, and refuse what cannot be read (pg-boss 9 and older, an interrupted inst
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from psycopg import sql
 
@@ -97,6 +97,15 @@ class Layout:
     def describe(self) -> dict[str, Any]:
         """Describe the layout for a measurement's inputs."""
         return {"schema": self.schema, "schema_version": self.version, "layout": self.name}
+
+
+def detect_once(ctx: Any, session: Session, url: str | None, schema: str) -> Layout:
+    """`detect`, once per monitoring round for all the round's checks on the same schema (the check
+    context's `memo`, where it has one: four pg-boss checks read the catalog once, not four times)."""
+    memo = getattr(ctx, "memo", None)
+    if memo is None:
+        return detect(session, schema)
+    return cast(Layout, memo(("pgboss-layout", url, schema), lambda: detect(session, schema)))
 
 
 def detect(session: Session, schema: str) -> Layout:

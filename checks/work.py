@@ -14,7 +14,7 @@ from runbook import units
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.legacy_metrics import Query
 from runbook.checks.legacy_table import load
-from runbook.checks.pgboss_layout import detect
+from runbook.checks.pgboss_layout import Layout, detect_once
 from runbook.checks.pgboss_metrics import missing_queue
 from runbook.checks.pgboss_queries import INTERNAL_PREFIX, finished_count, queue_row, window_index_hint
 from runbook.checks.sqlutil import Session, aware, run_measurement
@@ -71,7 +71,9 @@ def measure(params: WorkParams, ctx: CheckContext) -> Measurement:
     if params.source == "pgboss":
         schema = params.schema or settings.pgboss.schema
         url = params.url or settings.pgboss.url
-        return run_measurement(ctx, url, "work", lambda s: _pgboss(s, params, schema, entered))
+        return run_measurement(
+            ctx, url, "work", lambda s: _pgboss(s, params, schema, entered, detect_once(ctx, s, url, schema))
+        )
     url = params.url or settings.legacy.url
     return run_measurement(ctx, url, "work", lambda s: _legacy(s, params, ctx, entered))
 
@@ -87,9 +89,8 @@ def _judge(count: int, what: str, params: WorkParams) -> Measurement:
     )
 
 
-def _pgboss(s: Session, params: WorkParams, schema: str, entered: dt.datetime) -> Measurement:
+def _pgboss(s: Session, params: WorkParams, schema: str, entered: dt.datetime, layout: Layout) -> Measurement:
     assert params.queue is not None
-    layout = detect(s, schema)
     s.inputs.update(layout.describe(), source="pgboss", queue=params.queue, since=entered.isoformat())
     info = queue_row(s, layout, params.queue)
     if info is None:

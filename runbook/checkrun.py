@@ -16,8 +16,8 @@ import datetime as dt
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import psycopg
 
@@ -37,6 +37,8 @@ SampleProvider = Callable[[str], Sequence[Sample]]
 """Earlier samples of a check (by name) in the current stage, oldest first."""
 GRACE = 2.0
 """Seconds a kind may overrun its timeout (closing sockets, killing a child) before the runner gives up."""
+
+T = TypeVar("T")
 
 
 def _no_samples(check: str) -> Sequence[Sample]:
@@ -72,6 +74,18 @@ class EngineContext:
         self._clock = clock or _utcnow
         self._conns: dict[str, psycopg.Connection[Any]] = {}
         self._lock = threading.Lock()
+        self._memo: dict[Hashable, Any] = {}
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()` once for `key` while this context lives (one monitoring round): what every check of
+        the round would read alike, such as the pg-boss layout. A failure is not kept."""
+        with self._lock:
+            if key in self._memo:
+                return cast(T, self._memo[key])
+        value = compute()
+        with self._lock:
+            self._memo.setdefault(key, value)
+        return value
 
     def now(self) -> dt.datetime:
         """The current time (UTC)."""
