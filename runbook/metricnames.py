@@ -34,7 +34,7 @@ CATALOG: dict[str, tuple[str, tuple[str, ...], str]] = {
         "1 for the check's state against its limits (ok, breached, inconclusive, erroring), 0 for the others",
     ),
     "runbook_check_sample_age_seconds": ("gauge", ("runbook", "check"), "Seconds since the last measurement"),
-    "runbook_check_duration_seconds": ("histogram", ("runbook", "check"), "How long one measurement took"),
+    "runbook_check_duration_seconds": ("gauge", ("runbook", "check"), "How long the last measurement took"),
     "runbook_flag_drift": ("gauge", ("runbook",), "1 when the actual flags differ from the desired ones"),
     "runbook_flag_backend_up": ("gauge", ("runbook",), "1 when the flag backend could be read"),
     "runbook_watcher_lease_held": ("gauge", ("runbook",), "1 while this watcher holds the runbook's lease"),

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -31,6 +31,20 @@ if TYPE_CHECKING:
     from runbook.session import Session
 
 
+class CheckFigures(NamedTuple):
+    """One check's last measurement, as exported."""
+
+    name: str
+    value: float | None
+    threshold: float | None
+    verdict: str
+    state: str
+    at: float
+    """When it was measured (Unix time)."""
+    seconds: float
+    """How long the measurement took."""
+
+
 @dataclass
 class Snapshot:
     """What one runbook's last round saw (replaced whole, read at scrape time)."""
@@ -40,8 +54,7 @@ class Snapshot:
     version: int | None = None
     entered_at: float | None = None
     soak_required: float = 0.0
-    checks: list[tuple[str, float | None, float | None, str, str, float]] = field(default_factory=list)
-    """(check, value, threshold, verdict, state, measured at)"""
+    checks: list[CheckFigures] = field(default_factory=list)
     drift: bool | None = None
     lease_held: bool = False
     state_db: bool = False
@@ -92,15 +105,15 @@ class RunbookFeed:
             m.sample_seconds.labels(name).observe(view.sample_seconds)
             for j in view.round.judged:
                 meas = j.measurement
-                m.check_seconds.labels(name, j.spec.name).observe(meas.duration_ms / 1000)
                 snap.checks.append(
-                    (
+                    CheckFigures(
                         j.spec.name,
                         _number(meas.value),
                         j.threshold,
                         meas.verdict.value,
                         j.assessment.state,
                         meas.measured_at.timestamp(),
+                        meas.duration_ms / 1000,
                     )
                 )
             if view.round.breached:
@@ -141,7 +154,6 @@ class WatchMetrics(Collector):
         self.rollbacks = _counter("runbook_rollbacks", r)
         self.breaches = _counter("runbook_breaches", r)
         self.sample_seconds = _histogram("runbook_watch_sample_duration_seconds", r)
-        self.check_seconds = _histogram("runbook_check_duration_seconds", r)
         r.register(self)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -181,14 +193,15 @@ class WatchMetrics(Collector):
             g["runbook_soak_required_seconds"].add_metric([rb], s.soak_required)
             remaining = max(0.0, s.soak_required - elapsed) if s.entered_at is not None else 0.0
             g["runbook_soak_remaining_seconds"].add_metric([rb], remaining)
-            for check, value, threshold, verdict, state, at in s.checks:
-                _maybe(g["runbook_check_value"], [rb, check], value)
-                _maybe(g["runbook_check_threshold"], [rb, check], threshold)
+            for c in s.checks:
+                _maybe(g["runbook_check_value"], [rb, c.name], c.value)
+                _maybe(g["runbook_check_threshold"], [rb, c.name], c.threshold)
                 for v in VERDICTS:
-                    g["runbook_check_verdict"].add_metric([rb, check, v], float(v == verdict))
+                    g["runbook_check_verdict"].add_metric([rb, c.name, v], float(v == c.verdict))
                 for st in STATES:
-                    g["runbook_check_state"].add_metric([rb, check, st], float(st == state))
-                g["runbook_check_sample_age_seconds"].add_metric([rb, check], max(0.0, now - at))
+                    g["runbook_check_state"].add_metric([rb, c.name, st], float(st == c.state))
+                g["runbook_check_sample_age_seconds"].add_metric([rb, c.name], max(0.0, now - c.at))
+                g["runbook_check_duration_seconds"].add_metric([rb, c.name], c.seconds)
             _maybe(g["runbook_flag_drift"], [rb], None if s.drift is None else float(s.drift))
             g["runbook_flag_backend_up"].add_metric([rb], float(s.drift is not None))
             g["runbook_watcher_lease_held"].add_metric([rb], float(s.lease_held))
