@@ -54,6 +54,7 @@ def test_wheel_holds_real_copies_of_the_top_level_folders(wheel: Path) -> None:
     assert "runbook/stages/base.py" in names
     assert "runbook/templates/plan.txt.j2" in names
     assert "runbook/data/pgboss-app/server.mjs" in names  # `migrate demo` works from a wheel
+    assert "runbook/data/pgboss-app/legacy-job.sql" in names
     assert "runbook/templates/app/flags.j2" in names  # its scaffolded code is rendered at launch, not shipped
     assert not any("/generated/" in n for n in names)
     assert {f"runbook/data/contract/{n}.schema.json" for n in ("health", "pgboss-status")} <= names
