@@ -31,7 +31,7 @@ from runbook.model import CheckSpec, Runbook
 from runbook.redact import Redactor
 from runbook.units import format_duration
 
-__all__ = ["EngineContext", "SampleProvider", "redactor_for", "run_check", "run_checks"]
+__all__ = ["CheckRunContext", "SampleProvider", "redactor_for", "run_check", "run_checks"]
 
 SampleProvider = Callable[[str], Sequence[Sample]]
 """Earlier samples of a check (by name) in the current stage, oldest first."""
@@ -49,8 +49,9 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class EngineContext:
-    """What checks see: the runbook, the current stage, a clock, samples, and cached read-only connections.
+class CheckRunContext:
+    """The check context: the concrete `CheckContext` (runbook.checks.base) every check kind runs with. What
+    checks see: the runbook, the current stage, a clock, samples, and cached read-only connections.
 
     `samples` is the provider of stored samples (the engine passes one backed by the state store; by
     default there are none). Use as a context manager, or call `close()`; connections are opened on first
@@ -141,7 +142,7 @@ class EngineContext:
             with contextlib.suppress(psycopg.Error):
                 conn.close()
 
-    def __enter__(self) -> EngineContext:
+    def __enter__(self) -> CheckRunContext:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,7 +14,7 @@ from runbook.model import Runbook
 
 if TYPE_CHECKING:
     from runbook.actor import Actor
-    from runbook.checkrun import EngineContext
+    from runbook.checkrun import CheckRunContext
     from runbook.measurement import Sample
     from runbook.stages.base import FlagBackend
     from runbook.state import StateStore
@@ -36,7 +36,7 @@ class Session:
     clock: Callable[[], dt.datetime] = _utcnow
     _store: StateStore | None = field(default=None, repr=False)
     _backend: FlagBackend | None = field(default=None, repr=False)
-    _contexts: list[EngineContext] = field(default_factory=list, repr=False)
+    _contexts: list[CheckRunContext] = field(default_factory=list, repr=False)
     _notifier: Any = field(default=None, repr=False)
     _secrets: list[str] | None = field(default=None, repr=False)
     notice: Any = None
@@ -159,15 +159,15 @@ class Session:
         """The state store's connection when it is open (the postgres flag backend reads on it), else None."""
         return self._store.conn if self._store is not None else None
 
-    def check_context(self, stage_id: str | None, entered_at: dt.datetime | None) -> EngineContext:
-        from runbook.checkrun import EngineContext
+    def check_context(self, stage_id: str | None, entered_at: dt.datetime | None) -> CheckRunContext:
+        from runbook.checkrun import CheckRunContext
 
         def samples(check: str) -> Sequence[Sample]:
             if stage_id is None or self._store is None:
                 return ()
             return self._store_samples(stage_id, check, entered_at)
 
-        ctx = EngineContext(
+        ctx = CheckRunContext(
             runbook=self.runbook,
             stage_id=stage_id,
             stage_entered_at=entered_at,
@@ -177,7 +177,7 @@ class Session:
         self._contexts.append(ctx)
         return ctx
 
-    def release_context(self, ctx: EngineContext) -> None:
+    def release_context(self, ctx: CheckRunContext) -> None:
         """Close a check context's connections now rather than at `close()` (a watcher measures for days)."""
         ctx.close()
         with contextlib.suppress(ValueError):

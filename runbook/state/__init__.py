@@ -11,10 +11,10 @@ from runbook.state.records import (
     Intent,
     Lease,
     LockHolder,
+    LockRelease,
     NewEvent,
     State,
     StoredSample,
-    UnlockResult,
 )
 from runbook.state.schema import LATEST as SCHEMA_VERSION
 from runbook.state.store import STATE_SETTING, StateStore
@@ -30,11 +30,11 @@ __all__ = [
     "JournalEntry",
     "Lease",
     "LockHolder",
+    "LockRelease",
     "NewEvent",
     "State",
     "StateStore",
     "StoredSample",
-    "UnlockResult",
     "append_journal",
     "read_journal",
     "sync_journal",

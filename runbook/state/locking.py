@@ -22,7 +22,7 @@ from runbook import db
 from runbook.actor import Actor
 from runbook.errors import ConfigError, LockedError
 from runbook.state.base import StoreBase
-from runbook.state.records import LockHolder, NewEvent, UnlockResult
+from runbook.state.records import LockHolder, LockRelease, NewEvent
 from runbook.state.schema import advisory_key
 
 HOLDER_COLUMNS = "runbook, operation, actor, host, pid, ci_url, backend_pid, acquired_at"
@@ -181,7 +181,7 @@ class LockMixin(StoreBase):
         finally:
             conn.close()
 
-    def unlock(self, runbook: str, actor: Actor, *, reason: str | None = None) -> UnlockResult:
+    def unlock(self, runbook: str, actor: Actor, *, reason: str | None = None) -> LockRelease:
         """Remove the lock of `runbook` by terminating the backend holding it; record an `unlock` event."""
         holder, pid = self.lock_holder(runbook, settle=1.0)
         with self.tx() as conn:
@@ -230,4 +230,4 @@ class LockMixin(StoreBase):
             ev = NewEvent("unlock", actor, reason=reason, outcome=message, data=data)
             stored = self.insert_event(conn, runbook, ev, version=row[0] if row else None)
         assert stored is not None
-        return UnlockResult(terminated, stale, stored.id, message)
+        return LockRelease(terminated, stale, stored.id, message)

@@ -199,8 +199,9 @@ class LockHolder:
 
 
 @dataclass(frozen=True)
-class UnlockResult:
-    """What `unlock` did."""
+class LockRelease:
+    """What the store's `unlock` did: the backend it terminated, the stale holder record it cleared, the
+    `unlock` event it recorded (the command's result is runbook.commands.unlock.UnlockResult)."""
 
     terminated_backend: int | None
     holder: LockHolder | None

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from runbook.checkrun import EngineContext
+from runbook.checkrun import CheckRunContext
 from runbook.checks import get_kind
 from runbook.model import AppSettings, CheckSpec, DatabaseSettings, Limits, Runbook, Settings
 
@@ -149,21 +149,21 @@ def spec(kind: str, name: str = "check", timeout: float = 5.0, **params: Any) ->
     )
 
 
-ContextFactory = Callable[..., EngineContext]
+ContextFactory = Callable[..., CheckRunContext]
 
 
 @pytest.fixture
 def make_ctx() -> Iterator[ContextFactory]:
     """Build engine contexts (closed after the test)."""
-    made: list[EngineContext] = []
+    made: list[CheckRunContext] = []
 
     def factory(
         app_url: str | None = None,
         db_url: str | None = None,
         headers: dict[str, str] | None = None,
         **kwargs: Any,
-    ) -> EngineContext:
-        ctx = EngineContext(make_runbook(app_url, db_url, headers), **kwargs)
+    ) -> CheckRunContext:
+        ctx = CheckRunContext(make_runbook(app_url, db_url, headers), **kwargs)
         made.append(ctx)
         return ctx
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from runbook.checkrun import EngineContext, run_check, run_checks
+from runbook.checkrun import CheckRunContext, run_check, run_checks
 from runbook.checks.base import Sample, Verdict
 from runbook.model import CheckSpec, Limits
 
@@ -77,13 +77,13 @@ def test_context_fields_and_samples(make_ctx: ContextFactory) -> None:
     def provider(check: str) -> Sequence[Sample]:
         return history if check == "mem" else ()
 
-    ctx = EngineContext(
+    ctx = CheckRunContext(
         make_runbook(), stage_id="s2", stage_entered_at=at, env={"A": "1"}, samples=provider, clock=lambda: at
     )
     assert (ctx.stage_id, ctx.stage_entered_at, ctx.env, ctx.now()) == ("s2", at, {"A": "1"}, at)
     assert ctx.samples("mem") == history and ctx.samples("other") == ()
-    assert EngineContext(make_runbook()).samples("mem") == ()
-    with EngineContext(make_runbook()) as plain:
+    assert CheckRunContext(make_runbook()).samples("mem") == ()
+    with CheckRunContext(make_runbook()) as plain:
         assert plain.stage_id is None
 
 

@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from runbook.checkrun import EngineContext
+from runbook.checkrun import CheckRunContext
 from runbook.checks.base import Measurement
 from runbook.model import DatabaseSettings, LegacySettings, PgBossSettings, Runbook, Settings, Stage
 from runbook.toolchain import Node, ensure_pgboss, find_node, installed_pgboss_version
@@ -142,7 +142,7 @@ def measure(
     """Measure once through the real engine context (read-only connection with statement_timeout)."""
     from runbook.checks import get_kind
 
-    with EngineContext(runbook_for(url, **rb), stage_id="s1", stage_entered_at=entered) as ctx:
+    with CheckRunContext(runbook_for(url, **rb), stage_id="s1", stage_entered_at=entered) as ctx:
         return get_kind(kind).measure(params, ctx)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from scipy.stats import mannwhitneyu, norm  # type: ignore[import-untyped]
 
-from runbook.checkrun import EngineContext, run_check
+from runbook.checkrun import CheckRunContext, run_check
 from runbook.checks.base import Verdict
 from runbook.checks.compare import CompareParams
 from runbook.model import CheckSpec, Limits
@@ -99,7 +99,7 @@ def compare(url: str, **params: Any) -> Any:
         limits=Limits(),
         timeout=20,
     )
-    with EngineContext(runbook_for(url), stage_id="s1") as ctx:
+    with CheckRunContext(runbook_for(url), stage_id="s1") as ctx:
         return run_check(spec, ctx)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runbook.checkrun import EngineContext
+from runbook.checkrun import CheckRunContext
 from runbook.checks import pgboss_layout
 from runbook.checks.base import Verdict
 from runbook.checks.pgboss import PgBossParams
@@ -37,12 +37,12 @@ def test_one_catalog_read_per_round(
     ]
     rb = runbook_for(url)
     for round_ in (1, 2):
-        with EngineContext(rb, stage_id="s1") as ctx:
+        with CheckRunContext(rb, stage_id="s1") as ctx:
             got = [measure_pgboss(p, ctx) for p in checks]
         assert [m.verdict for m in got] == [Verdict.PASS] * 3, [m.explanation for m in got]
         assert [m.value for m in got[1:]] == [5, 2]
         assert len(calls) == round_  # once per round, not once per check
-    with EngineContext(rb, stage_id="s1") as ctx:
+    with CheckRunContext(rb, stage_id="s1") as ctx:
         missing = measure_pgboss(PgBossParams(metric="installed", schema="nope"), ctx)
         again = measure_pgboss(PgBossParams(metric="installed", schema="nope"), ctx)
     assert missing.verdict is again.verdict is Verdict.FAIL

@@ -83,13 +83,13 @@ def test_gives_up_after_the_attempts_and_never_retries_timeouts(pg_url: str) -> 
 
 
 def test_a_check_survives_its_connection_being_killed(pg_url: str) -> None:
-    from runbook.checkrun import EngineContext
+    from runbook.checkrun import CheckRunContext
     from runbook.checks.base import Verdict
     from runbook.checks.pgboss import PgBossParams, measure
     from tests.integration.checks_pg.conftest import execute, runbook_for
 
     params = PgBossParams(metric="installed")
-    with EngineContext(runbook_for(pg_url)) as ctx:
+    with CheckRunContext(runbook_for(pg_url)) as ctx:
         first = measure(params, ctx)
         killed = execute(
             pg_url,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runbook.checkrun import EngineContext, run_checks
+from runbook.checkrun import CheckRunContext, run_checks
 from runbook.checks.base import Verdict
 from runbook.errors import SpecError
 from runbook.spec import load_runbook_text
@@ -68,7 +68,7 @@ def test_yaml_checks_run_through_the_engine(templates: dict[str, Template], copy
     app.close()
     rb = load_runbook_text(RUNBOOK, "stages.yaml", env={"DATABASE_URL": url})
     stage = rb.stage("increment-1")
-    with EngineContext(rb, stage_id=stage.id, stage_entered_at=templates["12"].started_at) as ctx:
+    with CheckRunContext(rb, stage_id=stage.id, stage_entered_at=templates["12"].started_at) as ctx:
         results = run_checks([*stage.monitor, *stage.soak.work], ctx)
     got = {m.check: (m.kind, m.verdict, m.value) for m in results}
     assert got == {
@@ -150,7 +150,7 @@ def test_pgboss_and_legacy_p95_compared(templates: dict[str, Template], copy_db:
         app.run(f"eval-{i}", created=-20 * 60 + i, started=-15 * 60, seconds=(i + 1) * 20)
     app.close()
     rb = load_runbook_text(COMPARE, "stages.yaml", env={"DATABASE_URL": url})
-    with EngineContext(rb, stage_id="increment-3") as ctx:
+    with CheckRunContext(rb, stage_id="increment-3") as ctx:
         [m] = run_checks(rb.stage("increment-3").monitor, ctx)
     assert (m.verdict, m.value) == (Verdict.PASS, pytest.approx(0.5))
     assert m.inputs["a"]["value"] == pytest.approx(38.5) and m.inputs["b"]["value"] == pytest.approx(77.0)
