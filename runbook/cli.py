@@ -383,6 +383,24 @@ def report(cli: Cli, path: str) -> None:
     cli.run(lambda: run(cli.session(), path=path))
 
 
+@main.command(short_help="Suggest thresholds, min_jobs, soaks from history.")
+@click.option(
+    "--window", default="7d", show_default=True, metavar="DURATION", help="How far back to read the history."
+)
+@click.option(
+    "--write", is_flag=True, help="Put the suggestions into the runbook file (shows the diff first)."
+)
+@click.option("-y", "--yes", is_flag=True, help="With --write: write without asking.")
+@pass_cli
+def calibrate(cli: Cli, window: str, write: bool, yes: bool) -> None:
+    """Read the history the databases hold (legacy table, pg-boss) and suggest thresholds, minimum work and
+    soak lengths for the runbook's checks, with the reasoning. Read-only unless --write."""
+    from runbook.commands.calibrate import calibrate as run
+
+    seconds = _seconds(cli, window, "--window", scaled=False)
+    cli.run(lambda: run(cli.session(), cli.file, window=seconds, write=write, yes=yes))
+
+
 @main.command(short_help="Write the app half: flags client, queue manager, endpoints.")
 @click.option(
     "--out",

@@ -31,6 +31,7 @@ __all__ = [
     "Prior",
     "decide",
     "interval",
+    "jobs_at_rate",
     "jobs_to_decide",
     "log_mixture_ratio",
     "prior_for",
@@ -142,6 +143,21 @@ def jobs_to_decide(failures: int, jobs: int, threshold: float, confidence: float
         n = jobs + more
         return decide(rate * n, n, threshold, confidence, prior) != "undecided"
 
+    return _fewest(decided)
+
+
+def jobs_at_rate(rate: float, threshold: float, confidence: float, prior: Prior) -> int | None:
+    """How many jobs, failing at `rate` (0 <= rate <= 1), until the interval lies wholly on one side of
+    `threshold`, from none (for calibration: the history's rate). None as for `jobs_to_decide`."""
+
+    def decided(n: int) -> bool:
+        return n > 0 and decide(rate * n, n, threshold, confidence, prior) != "undecided"
+
+    return _fewest(decided)
+
+
+def _fewest(decided: Callable[[int], bool]) -> int | None:
+    """The smallest m >= 0 with decided(m) (decided only grows with m), None beyond _NEVER."""
     if decided(0):
         return 0
     hi = 1

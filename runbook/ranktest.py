@@ -19,7 +19,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["EXACT_BELOW", "RankTest", "mann_whitney", "more_to_decide"]
+__all__ = ["EXACT_BELOW", "RankTest", "mann_whitney", "median_ratio", "more_to_decide", "samples_needed"]
 
 EXACT_BELOW = 9
 """Exact p-values when either sample has fewer than this many values and there are no ties."""
@@ -116,18 +116,24 @@ def median_ratio(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 def more_to_decide(test: RankTest, alpha: float, *, slower: bool) -> int | None:
     """How many more values of `a`, at the common-language effect seen so far (`b` as it is), until the
-    one-sided test ("a slower" when `slower`, else "a faster") reaches `alpha`, by the normal approximation
-    z = (effect - 0.5) * sqrt(12 n_a n_b / (n_a + n_b + 1)). 0: decided already; None: never (no effect in
-    that direction, or too few values of `b` for any number of `a` to reach it)."""
+    one-sided test ("a slower" when `slower`, else "a faster") reaches `alpha` (`samples_needed`). 0: decided
+    already; None: never (no effect in that direction, or too few values of `b` for any number of `a`)."""
     if (test.p_greater if slower else test.p_less) < alpha:
         return 0
-    lean = (test.effect - 0.5) if slower else (0.5 - test.effect)
+    needed = samples_needed(test.effect if slower else 1 - test.effect, test.n_b, alpha)
+    return None if needed is None else max(1, needed - test.n_a)
+
+
+def samples_needed(effect: float, n_b: int, alpha: float) -> int | None:
+    """The values of `a` the one-sided test needs to reach `alpha` when `a` exceeds `b` in a share `effect`
+    of pairs (the common-language effect), against `n_b` values of `b`, by the normal approximation
+    z = (effect - 0.5) * sqrt(12 n_a n_b / (n_a + n_b + 1)). None when effect <= 0.5 or when `n_b` is too
+    small for any number of `a` (z stays below sqrt(12 n_b) * (effect - 0.5))."""
+    lean = effect - 0.5
     if lean <= 0:
         return None
     z = statistics.NormalDist().inv_cdf(1 - alpha)
     c = (z / lean) ** 2 / 12  # need n_a n_b / (n_a + n_b + 1) >= c
-    n_b = test.n_b
     if n_b <= c:
         return None
-    needed = math.ceil(c * (n_b + 1) / (n_b - c))
-    return max(1, needed - test.n_a)
+    return max(1, math.ceil(c * (n_b + 1) / (n_b - c)))

@@ -1,0 +1,268 @@
+"""The rules of `migrate calibrate` (pure: no I/O): from the history of each job type (`History`, read by
+runbook.commands.calibrate) and the runbook's checks, suggest thresholds, minimum work and soak lengths,
+each with its reasoning in words and numbers.
+
+- An `error_rate` check (pgboss, legacy) with `max` > 0: `min_jobs` becomes the number of jobs after which,
+  failing at the history's rate, its interval decides against `max` at its `confidence` (0.95 when unset;
+  runbook.confidence.jobs_at_rate); a `max` at or below the history's rate (a stage as healthy as the
+  legacy system would fail) becomes twice the rate, rounded up; a window holding fewer such jobs at the
+  history's volume becomes long enough.
+- A `compare` of a pgboss run_time against a legacy processing_time: the `a` side's `min_jobs` becomes the
+  run times the rank test needs to show a slowdown of `max` (legacy run times scaled by `max` against
+  themselves; runbook.ranktest.samples_needed) at `alpha` (0.01 when unset).
+- A stage's `work` minimum on a queue becomes what its checks on that queue need; its soak at least the
+  time that work takes at the history's volume.
+Suggestions only raise a number (never shorten a soak or lower a minimum); `max` only when too tight."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from runbook import confidence as cs
+from runbook.checks.sqlutil import num
+from runbook.model import CheckSpec, Runbook, Stage
+from runbook.ranktest import mann_whitney, samples_needed
+from runbook.units import format_duration
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_CONFIDENCE",
+    "History",
+    "Suggestion",
+    "nice_duration",
+    "nice_rate",
+    "suggest",
+]
+
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_ALPHA = 0.01
+_RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+@dataclass(frozen=True)
+class History:
+    """One job type's finished work over a window: from the legacy table or from pg-boss."""
+
+    source: str
+    name: str
+    window: float
+    completed: int
+    failed: int
+    p50: float | None = None
+    p95: float | None = None
+    run_times: tuple[float, ...] = ()
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.failed
+
+    @property
+    def rate(self) -> float:
+        return self.failed / self.finished if self.finished else 0.0
+
+    @property
+    def per_hour(self) -> float:
+        return self.finished * 3600 / self.window
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "name": self.name,
+            "window_seconds": self.window,
+            "completed": self.completed,
+            "failed": self.failed,
+            "error_rate": round(self.rate, 6) if self.finished else None,
+            "per_hour": round(self.per_hour, 2),
+            "p50_seconds": self.p50,
+            "p95_seconds": self.p95,
+        }
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    stage: str
+    check: str | None
+    """The check's name (a compare's side: `compare.a`); None for the stage itself (its soak)."""
+    key: str
+    current: str
+    value: str
+    """The new value as YAML (`93`, `0.1`, `3h`)."""
+    reason: str
+    location: str
+    """FILE:LINE:COL of the mapping that holds `key` (runbook.yamledit edits it)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("stage", "check", "key", "current", "value", "reason")}
+
+
+def nice_rate(x: float) -> float:
+    """The first of 0.1%, 0.2%, 0.5%, 1%, 2%, 5%, 10%, 20%, 30%, 50% at or above `x` (0.5 at most)."""
+    return next((r for r in _RATES if r >= x), _RATES[-1])
+
+
+def nice_duration(seconds: float) -> str:
+    """Round up: to 5 minutes below an hour, to hours below two days, else to days (`45m`, `3h`, `3d`)."""
+    if seconds <= 3600:
+        return f"{max(5, math.ceil(seconds / 300) * 5)}m"
+    if seconds <= 48 * 3600:
+        return f"{math.ceil(seconds / 3600)}h"
+    return f"{math.ceil(seconds / 86400)}d"
+
+
+def _pct(x: float) -> str:
+    return f"{num(round(x * 100, 2))}%"
+
+
+def _checks(stage: Stage) -> Iterator[CheckSpec]:
+    yield from (*stage.preflight, *stage.verify, *stage.monitor)
+
+
+def suggest(
+    rb: Runbook, history: Callable[[str | None], History | None]
+) -> tuple[list[Suggestion], list[str]]:
+    """The suggestions for `rb`, and notes on what could not be calibrated. `history(queue)` gives the
+    history that stands for a queue (None: none)."""
+    out: list[Suggestion] = []
+    notes: list[str] = []
+    for stage in rb.stages:
+        needs: dict[str, tuple[int, str]] = {}  # queue -> (jobs, which check)
+        for check in _checks(stage):
+            p = check.params
+            queue, n = None, None
+            if check.kind in ("pgboss", "legacy") and getattr(p, "metric", None) == "error_rate":
+                queue = p.queue if check.kind == "pgboss" else p.type
+                n = _rate(stage, check, history(queue), out, notes)
+            elif check.kind == "compare" and p.a.kind == "pgboss" and p.b.kind == "legacy":
+                queue = p.a.params.queue
+                n = _compare(stage, check, history(queue), out, notes)
+            if n is not None and queue is not None and check in stage.monitor:  # what the soak must see
+                needs[queue] = max(needs.get(queue, (0, "")), (n, check.name))
+        _soak(stage, needs, history, out)
+    return out, notes
+
+
+def _rate(
+    stage: Stage, check: CheckSpec, h: History | None, out: list[Suggestion], notes: list[str]
+) -> int | None:
+    p = check.params
+    where = f"{stage.id} {check.name}"
+    if p.max is None or p.max <= 0:
+        notes.append(f"{where}: max {num(p.max)}: nothing to calibrate (every failure counts)")
+        return None
+    if h is None or not h.finished:
+        notes.append(f"{where}: no finished jobs in the history for it")
+        return None
+    conf = p.confidence or DEFAULT_CONFIDENCE
+    limit = float(p.max)
+    span = format_duration(h.window)
+    said = f"{h.source} {h.name} fail at {_pct(h.rate)} ({h.failed} of {h.finished} over {span})"
+    if h.rate >= limit:
+        limit = nice_rate(2 * h.rate)
+        reason = (
+            f"{said}, at or above max {num(p.max)}: a stage as healthy as that would fail; twice the rate"
+        )
+        out.append(Suggestion(stage.id, check.name, "max", num(p.max), num(limit), reason, check.location))
+    n = cs.jobs_at_rate(h.rate, limit, conf, cs.prior_for(limit))
+    if n is None:
+        notes.append(f"{where}: at {_pct(h.rate)} a {_pct(limit)} limit is never decided; raise max")
+        return None
+    how = "" if p.confidence else f" (the check has no confidence: {num(conf)} is assumed)"
+    if n <= p.min_jobs:
+        notes.append(f"{where}: min_jobs {p.min_jobs} already covers the {n} jobs that decide it")
+    else:
+        reason = (
+            f"{said}; at that rate a {_pct(limit)} limit is decided at {_pct(conf)} confidence after about "
+            f"{n} jobs{how}, so min_jobs: {n}"
+        )
+        out.append(
+            Suggestion(stage.id, check.name, "min_jobs", str(p.min_jobs), str(n), reason, check.location)
+        )
+    held = h.per_hour * p.window / 3600
+    if h.per_hour > 0 and held < n:
+        wanted = nice_duration(n / h.per_hour * 3600)
+        reason = (
+            f"at {num(round(h.per_hour, 1))} jobs an hour the {format_duration(p.window)} window holds about "
+            f"{num(round(held, 1))} jobs, fewer than the {n} that decide it: window: {wanted}"
+        )
+        out.append(
+            Suggestion(
+                stage.id, check.name, "window", format_duration(p.window), wanted, reason, check.location
+            )
+        )
+    return n
+
+
+def _compare(
+    stage: Stage, check: CheckSpec, h: History | None, out: list[Suggestion], notes: list[str]
+) -> int | None:
+    p = check.params
+    a = p.a
+    where = f"{stage.id} {check.name}"
+    if p.max is None or a.params.metric != "run_time" or p.b.params.metric != "processing_time":
+        return None
+    if h is None or len(h.run_times) < 2:
+        notes.append(f"{where}: fewer than 2 legacy run times in the history: no baseline to test against")
+        return None
+    alpha = p.alpha or DEFAULT_ALPHA
+    runs = list(h.run_times)
+    effect = mann_whitney([x * p.max for x in runs], runs).effect
+    n = samples_needed(effect, len(runs), alpha)
+    if n is None:
+        notes.append(
+            f"{where}: a {num(p.max)}x slowdown is not detectable against {len(runs)} legacy run times"
+        )
+        return None
+    if n <= a.params.min_jobs:
+        notes.append(
+            f"{where}: {a.name} min_jobs {a.params.min_jobs} already covers the {n} run times it needs"
+        )
+    else:
+        test = "" if p.test else " (judged so with test: mann-whitney on this check)"
+        reason = (
+            f"legacy {h.name} run times p50 {num(h.p50)}s, p95 {num(h.p95)}s ({len(runs)} latest); a pg-boss "
+            f"{num(p.max)}x slower would be slower in {_pct(effect)} of pairs, which the rank test at alpha "
+            f"{num(alpha)} shows after about {n} run times{test}, so {a.name} min_jobs: {n}"
+        )
+        out.append(
+            Suggestion(stage.id, a.name, "min_jobs", str(a.params.min_jobs), str(n), reason, a.location)
+        )
+    return n
+
+
+def _soak(
+    stage: Stage,
+    needs: dict[str, tuple[int, str]],
+    history: Callable[[str | None], History | None],
+    out: list[Suggestion],
+) -> None:
+    longest: tuple[float, str] = (0.0, "")
+    for work in stage.soak.work:
+        p = work.params
+        if work.kind != "work" or p.source != "pgboss" or p.queue not in needs:
+            continue
+        n, which = needs[p.queue]
+        if n > p.min_jobs:
+            reason = f"the soak's work minimum holds the {n} {p.queue} jobs that {which} needs to decide"
+            out.append(
+                Suggestion(stage.id, work.name, "min_jobs", str(p.min_jobs), str(n), reason, work.location)
+            )
+    for queue, (n, which) in needs.items():
+        h = history(queue)
+        if h is not None and h.per_hour > 0:
+            longest = max(
+                longest,
+                (n / h.per_hour * 3600, f"{n} {queue} jobs ({which}) at {num(round(h.per_hour, 1))} an hour"),
+            )
+    seconds, why = longest
+    if seconds > stage.soak.duration:
+        wanted = nice_duration(seconds)
+        reason = f"{why} take about {format_duration(seconds)}: soak at least {wanted}"
+        key = "soak.duration" if stage.soak.work else "soak"
+        out.append(
+            Suggestion(
+                stage.id, None, key, format_duration(stage.soak.duration), wanted, reason, stage.location
+            )
+        )

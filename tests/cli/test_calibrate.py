@@ -1,0 +1,220 @@
+"""`migrate calibrate` on real PostgreSQL: the shipped runbook against a legacy "Job" table holding a week of
+known history, the suggested numbers against an independent computation (scipy), `--write` round trip
+(the diff, the file re-loaded by the real loader, comments kept, a second run suggests nothing), and bad
+input (exit 2 / 5 naming the fix).
+
+Known history (rows written with SQL as the legacy app leaves them: COMPLETED or FAILED, startedAt,
+completedAt): one job finished every 15 minutes, row i (1..800) at now - 15i min + 7 min, so the last 7 days
+hold rows 1..672: 4 an hour, every 112th failed -> 6 failed of 672 (0.89%); run times 20 + (7i mod 41) s."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from scipy.special import betaln  # type: ignore[import-untyped]
+from scipy.stats import mannwhitneyu, norm  # type: ignore[import-untyped]
+
+from runbook.spec import load_runbook
+from tests.cli.conftest import Outcome
+from tests.integration.checks_pg.legacy_app import DDL
+
+ROWS = range(1, 801)
+IN_WINDOW = [i for i in ROWS if i * 15 - 7 < 7 * 24 * 60]
+FAILED = [i for i in IN_WINDOW if i % 112 == 0]
+RUN_TIMES = [20.0 + (7 * i % 41) for i in IN_WINDOW if i % 112]
+SHIPPED = Path(__file__).parents[2] / "runbook" / "data" / "stages.yaml"
+
+
+@pytest.fixture
+def history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> Path:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(DDL)
+        conn.execute(
+            """INSERT INTO "Job" ("id", "status", "attempts", "startedAt", "completedAt", "createdAt",
+                 "updatedAt", "evaluationId")
+               SELECT 'job-' || i, (CASE WHEN i % 112 = 0 THEN 'FAILED' ELSE 'COMPLETED' END)::"JobStatus", 1,
+                 t - (20 + (7 * i % 41)) * interval '1 second', t, t - interval '1 hour', t, 'eval-' || i
+               FROM generate_series(1, 800) i,
+                 LATERAL (SELECT (now() AT TIME ZONE 'UTC') - (15 * i - 7) * interval '1 minute' AS t) AS x"""
+        )
+        conn.execute(
+            """INSERT INTO "Job" ("id", "updatedAt", "evaluationId") VALUES ('waiting', now(), 'e')"""
+        )
+    shutil.copy(SHIPPED, tmp_path / "stages.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    for name in (
+        "MIN_JOBS_FOR_RATES",
+        "MIN_EVALUATION_JOBS",
+        "SOAK_INCREMENT_3",
+        "MAX_EVALUATION_ERROR_RATE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def percentile(values: list[float], q: float) -> float:
+    """PostgreSQL's percentile_cont: linear between the closest ranks."""
+    s, k = sorted(values), q * (len(values) - 1)
+    return s[math.floor(k)] + (s[math.ceil(k)] - s[math.floor(k)]) * (k - math.floor(k))
+
+
+def jobs_to_pass(rate: float, limit: float, confidence: float) -> int:
+    """Independently: the fewest jobs, failing at `rate`, after which Robbins' beta-binomial mixture with a
+    Beta(20 limit, 20 (1 - limit)) prior reaches 1 / (1 - confidence) at `limit` (scipy's betaln)."""
+    a, b = 20 * limit, 20 * (1 - limit)
+    for n in range(1, 100_000):
+        x = rate * n
+        log_m = betaln(a + x, b + n - x) - betaln(a, b) - x * math.log(limit) - (n - x) * math.log1p(-limit)
+        if log_m >= math.log(1 / (1 - confidence)):
+            return n
+    raise AssertionError("never decided")
+
+
+def run_times_needed(slowdown: float, alpha: float) -> int:
+    """Independently: pg-boss run times needed to show a `slowdown` of the legacy ones at `alpha`."""
+    effect = float(mannwhitneyu([x * slowdown for x in RUN_TIMES], RUN_TIMES).statistic) / len(RUN_TIMES) ** 2
+    z, m = float(norm.ppf(1 - alpha)), len(RUN_TIMES)
+    return next(n for n in range(1, 10_000) if (effect - 0.5) * math.sqrt(12 * n * m / (n + m + 1)) >= z)
+
+
+def test_suggests_min_jobs_windows_and_soaks_from_the_legacy_history(
+    history: Path, migrate: Callable[..., Outcome]
+) -> None:
+    assert (len(IN_WINDOW), len(FAILED)) == (672, 6)
+    r = migrate("calibrate", "-o", "json")
+    assert r.code == 0, r.text
+    data = json.loads(r.out)
+    assert data["window"] == "7d" and not data["written"] and data["diff"] is None
+    (h,) = data["history"]
+    assert (h["source"], h["completed"], h["failed"], h["per_hour"]) == ("legacy", 666, 6, 4.0)
+    assert h["p50_seconds"] == statistics.median(RUN_TIMES)
+    assert h["p95_seconds"] == pytest.approx(percentile(RUN_TIMES, 0.95))
+    n = jobs_to_pass(6 / 672, 0.05, 0.95)
+    hours = math.ceil(n / 4)
+    got = {(s["stage"], s["check"], s["key"]): s for s in data["suggestions"]}
+    rate = got[("increment-3", "evaluation-error-rate", "min_jobs")]
+    assert (rate["current"], rate["value"]) == ("10", str(n))
+    assert rate["reason"] == (
+        "legacy jobs (every row: no type column) fail at 0.89% (6 of 672 over 7d); at that rate a 5% limit "
+        f"is decided at 95% confidence after about {n} jobs (the check has no confidence: 0.95 is assumed), "
+        f"so min_jobs: {n}"
+    )
+    window = got[("increment-3", "evaluation-error-rate", "window")]
+    assert (window["current"], window["value"]) == ("1h", f"{hours}h")
+    assert got[("increment-3", "evaluations-on-pgboss", "min_jobs")]["value"] == str(n)
+    soak = got[("increment-3", None, "soak.duration")]
+    assert (soak["current"], soak["value"]) == ("1d", f"{hours}h")
+    assert got[("increment-4", None, "soak")]["value"] == f"{hours}h"
+    assert ("increment-2", "import-error-rate", "min_jobs") not in got  # max 0
+    assert (
+        "increment-2 import-error-rate: max 0: nothing to calibrate (every failure counts)" in data["notes"]
+    )
+    needed = run_times_needed(1.25, 0.01)
+    assert (
+        f"increment-3 evaluation-p95-vs-legacy: pgboss-evaluation-p95 min_jobs 50 already covers the "
+        f"{needed} run times it needs" in data["notes"]
+    )
+    text = migrate("calibrate")
+    assert text.code == 0
+    assert f"increment-3 evaluation-error-rate  min_jobs: 10 -> {n}" in text.out
+    assert "Read-only: `migrate calibrate --write` shows these as a diff" in text.out
+
+
+def test_write_round_trip_keeps_comments_and_validates(
+    history: Path, migrate: Callable[..., Outcome]
+) -> None:
+    before = (history / "stages.yaml").read_text()
+    asked = migrate("calibrate", "--write")  # no terminal, no --yes: shown, not written
+    assert asked.code == 1, asked.text
+    assert "Not written: run `migrate calibrate --write --yes`" in asked.out
+    assert "+          min_jobs: ${MIN_EVALUATION_JOBS:-" in asked.out
+    assert (history / "stages.yaml").read_text() == before
+    r = migrate("calibrate", "--write", "--yes")
+    assert r.code == 0, r.text
+    assert "Written to stages.yaml (re-loaded and valid before writing)." in r.out
+    after = (history / "stages.yaml").read_text()
+    comments = [line for line in before.splitlines() if line.lstrip().startswith("#")]
+    assert comments == [line for line in after.splitlines() if line.lstrip().startswith("#")]
+    n = jobs_to_pass(6 / 672, 0.05, 0.95)
+    rb = load_runbook(history / "stages.yaml", env={"DATABASE_URL": "postgresql://x/y"})
+    inc3 = next(s for s in rb.stages if s.id == "increment-3")
+    check = next(c for c in inc3.monitor if c.name == "evaluation-error-rate")
+    assert (check.params.min_jobs, check.params.window) == (n, math.ceil(n / 4) * 3600)
+    assert inc3.soak.duration == math.ceil(n / 4) * 3600
+    assert inc3.soak.work[0].params.min_jobs == n
+    assert (
+        "min_jobs: ${MIN_JOBS_FOR_RATES:-" + str(n) + "}" in after
+    )  # the variable stays, its default changes
+    again = migrate("calibrate")
+    assert again.code == 0
+    assert "No changes suggested: the runbook's numbers already fit the history." in again.out
+
+
+def test_bad_input_names_the_fix(history: Path, migrate: Callable[..., Outcome], pg_url: str) -> None:
+    r = migrate("calibrate", "--window", "soon")
+    assert r.code == 2 and "--window" in r.err
+    r = migrate("calibrate", env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/app"})
+    assert r.code == 5
+    assert "could not connect to the legacy table's database" in r.err
+    assert "settings.legacy.url or settings.database.url" in r.err
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('ALTER TABLE "Job" RENAME TO "OldJob"')
+    r = migrate("calibrate")
+    assert r.code == 2
+    assert (
+        'could not read the history of the legacy table: legacy table "public"."Job" does not exist' in r.err
+    )
+    assert "fix settings.legacy.schema and settings.legacy.table" in r.err
+
+
+TIGHT = """\
+version: 1
+name: tight
+settings:
+  database: {url: "${DATABASE_URL}"}
+flags: {A: false}
+stages:
+  - id: one
+    set: {A: true}
+    monitor:
+      - name: tight-rate
+        kind: legacy
+        metric: error_rate
+        window: 1d  # a day
+        max: 0.005
+      - {name: flow-rate, kind: legacy, metric: error_rate, window: 1d, max: 0.05}
+"""
+
+
+def test_a_limit_tighter_than_the_legacy_rate_is_raised_and_flow_style_is_left_to_hand(
+    history: Path, migrate: Callable[..., Outcome]
+) -> None:
+    (history / "stages.yaml").write_text(TIGHT)
+    r = migrate("calibrate", "--write", "--yes", "-o", "json")
+    assert r.code == 0, r.text
+    data = json.loads(r.out)
+    got = {(s["check"], s["key"]): s for s in data["suggestions"]}
+    raised = got[("tight-rate", "max")]
+    assert (raised["current"], raised["value"]) == ("0.005", "0.02")  # twice 0.89%, rounded up
+    assert "at or above max 0.005: a stage as healthy as that would fail" in raised["reason"]
+    n = jobs_to_pass(6 / 672, 0.02, 0.95)
+    assert got[("tight-rate", "min_jobs")]["value"] == str(n)
+    assert got[("flow-rate", "min_jobs")]["value"] == str(jobs_to_pass(6 / 672, 0.05, 0.95))
+    assert any(
+        note.startswith("one flow-rate min_jobs: not written (") and "flow style" in note
+        for note in data["notes"]
+    )
+    rb = load_runbook(history / "stages.yaml", env={"DATABASE_URL": "postgresql://x/y"})
+    tight, flow = rb.stages[0].monitor
+    assert (tight.params.max, tight.params.min_jobs) == (0.02, n)
+    assert flow.params.min_jobs == 1  # left as it was
+    days = math.ceil(n / 4 / 24)  # n jobs at 4 an hour, rounded up to days beyond two days
+    assert f"        window: {days}d  # a day\n" in (history / "stages.yaml").read_text()  # its comment kept
