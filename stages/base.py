@@ -1,5 +1,5 @@
 """The flag backend interface. A backend reads and writes flag values; after every write it reads back and
-raises `FlagWriteError` if a value did not stick."""
+raises `FlagWriteError` if a value did not stick (`mismatches` words what did not)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,14 @@ class FlagBackend(Protocol):
         Raises FlagWriteError when a value read back differs, UnreachableError when the backend cannot
         be reached."""
         ...
+
+
+def mismatches(wanted: Mapping[str, str], got: Mapping[str, str | None]) -> list[str]:
+    """List `NAME: wrote "x", read back "y"` for each value that did not stick ("" equals unset)."""
+    out = []
+    for name, value in wanted.items():
+        seen = got.get(name)
+        if (seen or "") != value:
+            shown = "(not set)" if seen is None else f'"{seen}"'
+            out.append(f'{name}: wrote "{value}", read back {shown}')
+    return out

@@ -24,7 +24,8 @@ from pathlib import Path
 from runbook.errors import FlagWriteError, UnreachableError
 from runbook.faultpoints import pause
 from runbook.stages import envfile
-from runbook.stages.command import mismatches, run_command, secret_redactor
+from runbook.stages.base import mismatches
+from runbook.stages.programs import run_command, secret_redactor
 
 _ASSIGN = re.compile(
     r"(?P<head>[ \t]*(?:export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*)(?P<rest>.*)"
