@@ -83,16 +83,8 @@ def preempting_rollback(
         data=data,
         commit_lock=lambda: _after_holder(session, rb.desired_flags(target.id)),
     )
-    return RollbackResult(
-        cur.stage.id,
-        target.id,
-        out.flip.changes,
-        reason,
-        out.journaled,
-        out.leftover,
-        forced=crossed is not None,
-        preempted=f"{holder.operation} by {holder.describe()}",
-    )
+    preempted = f"{holder.operation} by {holder.describe()}"
+    return RollbackResult.of(out, reason, forced=crossed is not None, preempted=preempted)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,13 @@ class RollbackResult:
     preempted: str | None = None
     """The operation in flight this rollback preempted (it stops without committing)."""
 
+    @classmethod
+    def of(cls, out: engine.RollbackOutcome, reason: str | None, **extra: Any) -> RollbackResult:
+        """What `engine.rollback_now` did, as this command's result (`extra`: forced, preempted, ...)."""
+        done: dict[str, Any] = {"from_stage": out.from_stage, "to_stage": out.to_stage, "reason": reason}
+        done |= {"changes": out.flip.changes, "journaled": out.journaled, "leftover": out.leftover}
+        return cls(**(done | extra))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "from": self.from_stage,
@@ -110,15 +117,7 @@ def rollback(
             reason=reason,
             data={"forced": True} if crossed is not None else None,
         )
-        return RollbackResult(
-            cur.stage.id,
-            target.id,
-            out.flip.changes,
-            reason,
-            out.journaled,
-            out.leftover,
-            forced=crossed is not None,
-        )
+        return RollbackResult.of(out, reason, forced=crossed is not None)
 
 
 def _drifted(session: Session, target: dict[str, str]) -> bool:
@@ -157,14 +156,8 @@ def _blind_rollback(
         blind=True,
         data={"blind": True, **({"forced": True} if crossed else {})},
     )
-    return RollbackResult(
-        "(unknown: state database unreachable)",
-        target.id,
-        out.flip.changes,
-        reason,
-        True,
-        out.leftover,
-        crossed,
+    return RollbackResult.of(
+        out, reason, from_stage="(unknown: state database unreachable)", journaled=True, forced=crossed
     )
 
 
@@ -192,4 +185,4 @@ def _unknown_stage_rollback(
         reason=reason,
         data={"forced": True, "unknown_stage": stage},
     )
-    return RollbackResult(stage, target.id, out.flip.changes, reason, out.journaled, out.leftover, True)
+    return RollbackResult.of(out, reason, forced=True)
