@@ -161,32 +161,28 @@ def load(
     extra_filter: str | None,
 ) -> LegacyTable:
     """Verify that the table and the columns of `roles` exist; read column types, size and indexes."""
-    where = sql.SQL("to_regclass(format('%%I.%%I', %s::text, %s::text))")
-    target = (settings.schema, settings.table)
     head = session.one(
-        sql.SQL("SELECT c.reltuples::float8, c.oid FROM pg_catalog.pg_class c WHERE c.oid = {}").format(
-            where
+        sql.SQL(
+            "SELECT c.reltuples::float8, c.oid,"
+            " (SELECT coalesce(json_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod))"
+            " ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a"
+            " WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
+            " (SELECT coalesce(json_agg(json_build_array(i.indexrelid::regclass::text, a.attname,"
+            " i.indpred IS NOT NULL)), '[]') FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE i.indrelid = c.oid AND i.indisvalid)"
+            " FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
         ),
-        target,
+        (settings.schema, settings.table),
         table=CATALOG,
-    )
+    )  # the table, its columns and its indexes in one statement (a watcher reads them every round)
     name = qualified(settings)
     if not head:
         raise MeasureError(
             f"legacy table {name} does not exist", hint="fix settings.legacy.schema and settings.legacy.table"
         )
-    reltuples, oid = head
-    columns = {
-        r[0]: Column(r[0], r[1])
-        for r in session.rows(
-            sql.SQL(
-                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute"
-                " WHERE attrelid = {} AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
-            ).format(where),
-            target,
-            table=CATALOG,
-        )
-    }
+    reltuples, oid, attributes, index_rows = head
+    columns = {a: Column(a, t) for a, t in attributes}
     if type_value is not None and not settings.type_column:
         raise MeasureError(
             f"this check selects type {type_value!r} but the legacy mapping has no type column",
@@ -202,19 +198,7 @@ def load(
                 + ", ".join(f'"{c}"' for c in columns),
                 hint=f"fix settings.legacy.{setting}",
             )
-    indexes = tuple(
-        Index(r[0], r[1], r[2])
-        for r in session.rows(
-            sql.SQL(
-                "SELECT i.indexrelid::regclass::text, a.attname, i.indpred IS NOT NULL"
-                " FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a"
-                " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
-                " WHERE i.indrelid = {} AND i.indisvalid"
-            ).format(where),
-            target,
-            table=CATALOG,
-        )
-    )
+    indexes = tuple(Index(r[0], r[1], r[2]) for r in index_rows)
     estimate, source = float(reltuples), "pg_class.reltuples"
     if reltuples < 0:  # never analyzed: estimate from the size (this one takes a lock on the table)
         size = session.scalar(sql.SQL("SELECT pg_relation_size(%s::oid)::float8"), (oid,), table=name)
