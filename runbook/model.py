@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 Duration = Annotated[float, "duration"]
 """Seconds; written `90s`, `5m`, `24h`, `2d` in the file. Multiplied by the time scale when loaded."""
@@ -57,19 +57,6 @@ class CheckSpec:
     description: str = ""
     location: str = ""
     """`stages.yaml:LINE:COL` of the check, for messages."""
-
-    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute name
-
-        def __getattr__(self, name: str) -> Any:
-            """`params` of a runbook read from the cache (runbook.spec.cache) is unpickled on first use, so
-            that a command which runs no check does not import every check kind."""
-            load = self.__dict__.get("_load_params") if name == "params" else None
-            if load is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            value = load()
-            object.__setattr__(self, "params", value)
-            del self.__dict__["_load_params"]
-            return value
 
 
 # --- stages -------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import io
 import os
 import pickle
 import tempfile
@@ -29,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from runbook.model import CheckSpec
+from runbook.spec.pickling import dumps, loads
 
 SPEC_CACHE_ENV = "RUNBOOK_SPEC_CACHE"
 FORMAT = 1
@@ -90,7 +89,7 @@ def load(base: Path, key: str, env: Mapping[str, str]) -> Any | None:
         fmt, names, digest, body = pickle.loads(blob)
         if fmt != FORMAT or not hmac.compare_digest(digest, _env_digest(base, names, env, create=False)):
             return None
-        return _Unpickler(io.BytesIO(body), env).load()
+        return loads(body, env)
     except Exception:  # missing, corrupt, from other code, salt gone: load the file instead
         return None
 
@@ -99,9 +98,7 @@ def store(base: Path, key: str, runbook: Any, read: Mapping[str, str | None], en
     """Write an entry; False (and nothing written) when it cannot be done without a value on disk."""
     values = sorted({v for v in read.values() if v}, key=len, reverse=True)
     try:
-        buf = io.BytesIO()
-        _Pickler(buf, [(v, _name_of(read, v)) for v in values]).dump(runbook)
-        body = buf.getvalue()
+        body = dumps(runbook, [(v, _name_of(read, v)) for v in values])
         if any(v.encode("utf-8", "surrogateescape") in body for v in values if len(v) >= 4):
             return False  # a value inside something other than a string: do not keep it
         names = tuple(sorted(read))
@@ -125,70 +122,6 @@ def _private(base: Path) -> bool:
 
 def _name_of(read: Mapping[str, str | None], value: str) -> str:
     return next(name for name, v in read.items() if v == value)
-
-
-_ENV = object()
-"""Stands for the environment of the load in a pickle (see `_lazy_check`)."""
-
-
-class _Pickler(pickle.Pickler):
-    """Stores every string holding an environment value as a template of literal parts and variable names,
-    and each check's kind parameters as a pickle of their own, loaded when first used."""
-
-    def __init__(self, file: io.BytesIO, values: list[tuple[str, str]]) -> None:
-        super().__init__(file, protocol=5)
-        self._values = values
-
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is not CheckSpec:
-            return NotImplemented
-        state = dict(obj.__dict__)
-        buf = io.BytesIO()
-        _Pickler(buf, self._values).dump(state.pop("params"))
-        return _lazy_check, (state, buf.getvalue(), _ENV)
-
-    def persistent_id(self, obj: Any) -> Any:
-        if obj is _ENV:
-            return ("environment",)
-        if type(obj) is not str or not self._values:
-            return None
-        parts: list[str | tuple[str]] = [obj]
-        for value, name in self._values:  # longest first, so a value inside another is not split out of it
-            nxt: list[str | tuple[str]] = []
-            for part in parts:
-                if isinstance(part, tuple) or value not in part:
-                    nxt.append(part)
-                    continue
-                pieces = part.split(value)
-                for i, piece in enumerate(pieces):
-                    if i:
-                        nxt.append((name,))
-                    if piece:
-                        nxt.append(piece)
-            parts = nxt
-        return None if parts == [obj] else ("env", tuple(parts))
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, env: Mapping[str, str]) -> None:
-        super().__init__(file)
-        self._env = env
-
-    def persistent_load(self, pid: Any) -> Any:
-        if pid == ("environment",):
-            return self._env
-        tag, parts = pid
-        if tag != "env":
-            raise pickle.UnpicklingError("unknown persistent id")
-        return "".join(p if isinstance(p, str) else self._env[p[0]] for p in parts)
-
-
-def _lazy_check(state: dict[str, Any], params: bytes, env: Mapping[str, str]) -> CheckSpec:
-    """A check whose `params` are unpickled on first use (CheckSpec.__getattr__)."""
-    spec: CheckSpec = object.__new__(CheckSpec)
-    spec.__dict__.update(state)
-    spec.__dict__["_load_params"] = lambda: _Unpickler(io.BytesIO(params), env).load()
-    return spec
 
 
 def _env_digest(base: Path, names: tuple[str, ...], env: Mapping[str, str], *, create: bool) -> bytes:

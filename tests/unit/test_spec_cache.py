@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runbook.errors import SpecError
-from runbook.spec import cache, load_runbook, load_runbook_text
+from runbook.spec import cache, load_runbook, load_runbook_text, pickling
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "pw-Zq8v1xK4"
@@ -168,7 +168,7 @@ def test_an_entry_that_would_hold_a_value_is_not_written(
     """The last guard: should a value get past the templating (simulated: no string templated), the bytes
     are searched for every value and nothing is written."""
     path, folder, env = setup
-    monkeypatch.setattr(cache._Pickler, "persistent_id", lambda self, obj: None)
+    monkeypatch.setattr(pickling._Pickler, "persistent_id", lambda self, obj: None)
     rb = load_runbook(path, env=env)
     assert rb.settings.database.url == env["DB_URL"]
     assert entries(folder) == []
