@@ -112,6 +112,13 @@ def nice_duration(seconds: float) -> str:
     return f"{math.ceil(seconds / 86400)}d"
 
 
+def _volume(per_hour: float) -> str:
+    """`4 jobs an hour`, or `0.9 jobs a day` below one an hour."""
+    if per_hour >= 1:
+        return f"{num(round(per_hour, 1))} jobs an hour"
+    return f"{num(round(per_hour * 24, 1))} jobs a day"
+
+
 def _pct(x: float) -> str:
     return f"{num(round(x * 100, 2))}%"
 
@@ -184,8 +191,8 @@ def _rate(
     if h.per_hour > 0 and held < n:
         wanted = nice_duration(n / h.per_hour * 3600)
         reason = (
-            f"at {num(round(h.per_hour, 1))} jobs an hour the {format_duration(p.window)} window holds about "
-            f"{num(round(held, 1))} jobs, fewer than the {n} that decide it: window: {wanted}"
+            f"at {_volume(h.per_hour)} the {format_duration(p.window)} window holds about "
+            f"{num(round(held, 2))} jobs, fewer than the {n} that decide it: window: {wanted}"
         )
         out.append(
             Suggestion(
@@ -254,7 +261,7 @@ def _soak(
         if h is not None and h.per_hour > 0:
             longest = max(
                 longest,
-                (n / h.per_hour * 3600, f"{n} {queue} jobs ({which}) at {num(round(h.per_hour, 1))} an hour"),
+                (n / h.per_hour * 3600, f"{n} {queue} jobs ({which}) at {_volume(h.per_hour)}"),
             )
     seconds, why = longest
     if seconds > stage.soak.duration:
