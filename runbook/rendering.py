@@ -37,13 +37,21 @@ VERDICT_ICONS = {"pass": "✅", "fail": "❌", "error": "⚠️", "inconclusive"
 _THRESHOLD_KEYS = (("max", "≤"), ("maximum", "≤"), ("min", "≥"), ("minimum", "≥"), ("equals", "="))
 
 
-def template_env(*, autoescape: bool, style: Callable[[Any, str], str] | None = None) -> jinja2.Environment:
+def template_env(
+    *,
+    autoescape: bool,
+    style: Callable[[Any, str], str] | None = None,
+    variables: tuple[str, str] = ("{{", "}}"),
+    comments: tuple[str, str] = ("{#", "#}"),
+) -> jinja2.Environment:
     """The jinja2 environment over `templates/` with every filter (XML/HTML escaping if asked). `style`
-    colours text (`style` and `verdict` filters); without it text is left plain."""
+    colours text (`style` and `verdict` filters); without it text is left plain. `variables` and `comments`
+    are the delimiters (scaffold's app templates write `{= x =}`: JavaScript is full of `{{`)."""
     import jinja2
 
     import runbook.templates
 
+    syntax = (variables, comments) != (("{{", "}}"), ("{#", "#}"))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(runbook.templates.__file__).parent),
         autoescape=autoescape,
@@ -51,8 +59,12 @@ def template_env(*, autoescape: bool, style: Callable[[Any, str], str] | None = 
         lstrip_blocks=True,
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
-        # escaping is compiled into a template: only unescaped environments share the cache
-        bytecode_cache=None if autoescape else _bytecode_cache(jinja2),
+        variable_start_string=variables[0],
+        variable_end_string=variables[1],
+        comment_start_string=comments[0],
+        comment_end_string=comments[1],
+        # escaping and delimiters are compiled into a template: only the default environment shares the cache
+        bytecode_cache=None if autoescape or syntax else _bytecode_cache(jinja2),
     )
     paint = style or (lambda text, _style: str(text))
     env.filters["duration"] = lambda s: "-" if s is None else format_duration(float(s))

@@ -12,10 +12,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runbook import __version__
 from runbook.scaffold_names import AppNames
+
+if TYPE_CHECKING:  # jinja2 is imported on first render
+    import jinja2
 
 FRAMEWORKS = ("next", "express")
 LANGS = ("ts", "js")
@@ -49,7 +52,7 @@ def render_app(names: AppNames, *, framework: str, lang: str, major: str) -> lis
     what = f"pg-boss {major}, {framework}, {lang}"
     out: list[Rendered] = []
     for path, template, extra in files:
-        raw = env.get_template(f"{template}.j2").render(n=names, major=major, ts=ts, imp=imp, **extra)
+        raw = env.get_template(f"app/{template}.j2").render(n=names, major=major, ts=ts, imp=imp, **extra)
         body = _dialect(raw, ts)
         out.append(Rendered(path, header(names, what) + body_with_hash_line(body)))
     return out
@@ -99,22 +102,11 @@ def _dialect(text: str, ts: bool) -> str:
     return _TS_ONLY.sub(r"\1" if ts else "", joined)
 
 
-def _jinja() -> Any:
-    import jinja2
+def _jinja() -> jinja2.Environment:
+    """The templates' environment (runbook.rendering) with the app templates' delimiters and a compact
+    `tojson` (jinja's own escapes <, > and & for HTML)."""
+    from runbook.rendering import template_env
 
-    import runbook.templates
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(runbook.templates.__file__).parent / "app"),
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        variable_start_string="{=",  # JavaScript and JSDoc are full of {{ and }}
-        variable_end_string="=}",
-        comment_start_string="{##",
-        comment_end_string="##}",
-    )
+    env = template_env(autoescape=False, variables=("{=", "=}"), comments=("{##", "##}"))
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
     return env
