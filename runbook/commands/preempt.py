@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runbook import engine, machine
 from runbook.errors import ConflictError, LockedError, NotReadyError, UsageError
@@ -30,7 +30,7 @@ def preempting_rollback(
     session: Session, holder: LockHolder, *, to: str | None, reason: str | None, force: bool
 ) -> RollbackResult:
     """Roll back now while `holder` (an advance) holds the lock; it stops at its next step."""
-    from runbook.commands.rollback import RollbackResult
+    from runbook.commands.rollback import flip_back
 
     rb = session.runbook
     store = session.store()
@@ -68,23 +68,18 @@ def preempting_rollback(
         )
     session.progress(f"preempting {holder.describe()}: flags to {target.id} now, without waiting for it")
     crossed = machine.crossed_irreversible(rb, cur.stage.id, target.id)
-    data: dict[str, Any] = {
-        "preempted": {"operation": holder.operation, "holder": holder.describe(), "abort": abort.id}
-    }
-    if crossed is not None:
-        data["forced"] = True
-    out = engine.rollback_now(
+    data = {"preempted": {"operation": holder.operation, "holder": holder.describe(), "abort": abort.id}}
+    return flip_back(
         session,
-        from_stage=cur.stage.id,
-        to_stage=target.id,
-        expected_version=cur.version,
-        operation="rollback",
-        reason=reason,
+        cur.stage.id,
+        cur.version,
+        target.id,
+        reason,
+        forced=crossed is not None,
         data=data,
         commit_lock=lambda: _after_holder(session, rb.desired_flags(target.id)),
+        preempted=f"{holder.operation} by {holder.describe()}",
     )
-    preempted = f"{holder.operation} by {holder.describe()}"
-    return RollbackResult.of(out, reason, forced=crossed is not None, preempted=preempted)
 
 
 @contextlib.contextmanager

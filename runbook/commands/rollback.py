@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,13 +29,6 @@ class RollbackResult:
     """An unfinished intent this rollback reconciled first (`unfinished advance #2: reverted`)."""
     preempted: str | None = None
     """The operation in flight this rollback preempted (it stops without committing)."""
-
-    @classmethod
-    def of(cls, out: engine.RollbackOutcome, reason: str | None, **extra: Any) -> RollbackResult:
-        """What `engine.rollback_now` did, as this command's result (`extra`: forced, preempted, ...)."""
-        done: dict[str, Any] = {"from_stage": out.from_stage, "to_stage": out.to_stage, "reason": reason}
-        done |= {"changes": out.flip.changes, "journaled": out.journaled, "leftover": out.leftover}
-        return cls(**(done | extra))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,16 +103,39 @@ def rollback(
             actor=session.actor,
             reason=reason,
         )
-        out = engine.rollback_now(
-            session,
-            from_stage=cur.stage.id,
-            to_stage=target.id,
-            expected_version=cur.version,
-            operation="rollback",
-            reason=reason,
-            data={"forced": True} if crossed is not None else None,
-        )
-        return RollbackResult.of(out, reason, forced=crossed is not None)
+        return flip_back(session, cur.stage.id, cur.version, target.id, reason, forced=crossed is not None)
+
+
+def flip_back(
+    session: Session,
+    from_stage: str | None,
+    version: int | None,
+    to_stage: str,
+    reason: str | None,
+    *,
+    forced: bool,
+    data: dict[str, Any] | None = None,
+    blind: bool = False,
+    commit_lock: Callable[[], AbstractContextManager[Any]] | None = None,
+    preempted: str | None = None,
+) -> RollbackResult:
+    """Flip the flags to `to_stage` and record the rollback (engine.rollback_now); the command's result.
+    `forced`: across an irreversible stage (the record says so too)."""
+    data = {**(data or {}), **({"forced": True} if forced else {})}
+    out = engine.rollback_now(
+        session,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        expected_version=version,
+        operation="rollback",
+        reason=reason,
+        blind=blind,
+        data=data or None,
+        commit_lock=commit_lock,
+    )
+    shown = from_stage if from_stage is not None else "(unknown: state database unreachable)"
+    changes, journaled, leftover = out.flip.changes, out.journaled, out.leftover
+    return RollbackResult(shown, to_stage, changes, reason, journaled, leftover, forced, preempted=preempted)
 
 
 def _drifted(session: Session, target: dict[str, str]) -> bool:
@@ -146,19 +164,10 @@ def _blind_rollback(
         raise UnreachableError(f"{cause.message}; refusing the rollback: {blocker.message}", hint=hint)
     session.progress(f"warning: {cause.message}; flipping flags anyway and journaling the event locally")
     crossed = machine.irreversible_after(rb, target.id) is not None
-    out = engine.rollback_now(
-        session,
-        from_stage=None,
-        to_stage=target.id,
-        expected_version=None,
-        operation="rollback",
-        reason=reason,
-        blind=True,
-        data={"blind": True, **({"forced": True} if crossed else {})},
-    )
-    return RollbackResult.of(
-        out, reason, from_stage="(unknown: state database unreachable)", journaled=True, forced=crossed
-    )
+    blind = {"blind": True}
+    result = flip_back(session, None, None, target.id, reason, forced=crossed, data=blind, blind=True)
+    result.journaled = True
+    return result
 
 
 def _unknown_stage_rollback(
@@ -176,13 +185,4 @@ def _unknown_stage_rollback(
         raise UsageError(f"{what}; {blocker.message}", hint=f"only a rollback to {first} is possible: {how}")
     if not (force and reason):
         raise NotReadyError(what, hint=f"restore that stage in the runbook, or roll back with {how}")
-    out = engine.rollback_now(
-        session,
-        from_stage=stage,
-        to_stage=target.id,
-        expected_version=version,
-        operation="rollback",
-        reason=reason,
-        data={"forced": True, "unknown_stage": stage},
-    )
-    return RollbackResult.of(out, reason, forced=True)
+    return flip_back(session, stage, version, target.id, reason, forced=True, data={"unknown_stage": stage})
