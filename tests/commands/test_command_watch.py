@@ -1,0 +1,42 @@
+"""`watch` called directly with a bounded number of rounds: the result object (outcome, rounds, stage,
+transitions, exit_code, to_json) and the views handed to `on_round`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runbook.commands.advance import advance
+from runbook.commands.history import history
+from runbook.commands.status import status
+from runbook.commands.watch import watch
+from runbook.exitcodes import ExitCode
+from tests.commands.conftest import Workspace
+
+
+def test_watch_samples_until_its_round_limit(ws: Workspace) -> None:
+    advance(ws.open(), yes=True)
+    views: list[Any] = []
+    r = watch(ws.open(), interval=0.05, max_rounds=2, on_round=views.append)
+    assert (r.outcome, r.rounds, r.stage, r.transitions, r.exit_code) == ("limit", 2, "one", [], ExitCode.OK)
+    assert len(views) == 2
+    data = r.to_json()
+    assert (data["outcome"], data["rounds"], data["exit_code"]) == ("limit", 2, 0)
+
+
+def test_a_breach_rolls_back_and_exits_4(ws: Workspace) -> None:
+    advance(ws.open(), yes=True)
+    r = watch(ws.open(MONITOR_VALUE="3"), interval=0.05, max_rounds=5)
+    assert (r.outcome, r.rounds, r.stage, r.exit_code) == ("rolled-back", 1, "legacy", ExitCode.ROLLED_BACK)
+    assert r.reason is not None and "healthy" in r.reason
+    assert r.transitions == [{"operation": "auto-rollback", "from": "one", "to": "legacy", "cause": "breach"}]
+    assert history(ws.open()).events[-1]["operation"] == "auto-rollback"
+    assert ws.flags()["PGBOSS_ENABLED"] == "false"
+
+
+def test_auto_advance_moves_on_when_every_gate_allows(ws: Workspace) -> None:
+    advance(ws.open(), yes=True)
+    r = watch(ws.open(), interval=0.05, max_rounds=1, auto_advance=True)
+    assert r.transitions == [{"operation": "advance", "from": "one", "to": "two"}]
+    assert r.exit_code is ExitCode.OK
+    assert status(ws.open()).stage == "two"
+    assert ws.flags()["PGBOSS_FOR_NEW_EVALS"] == "true"
