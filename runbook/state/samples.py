@@ -46,8 +46,9 @@ TALLY_KEY = "runbook, stage, check_name, since"
 TALLY_COLUMNS = TALLY_KEY + ", measurements, failures, fail_streak, error_streak, last_verdict, last_at"
 RECORD = (
     "WITH s AS (INSERT INTO {samples} (runbook, stage, check_name, at, verdict, value, measurement)"
-    " VALUES (%(runbook)s, %(stage)s, %(check)s, now(), %(verdict)s, %(value)s, %(measurement)s)"
-    " RETURNING runbook, stage, check_name, at, verdict)"
+    " SELECT %(runbook)s, %(stage)s, u.c, now(), u.v, u.x, u.m FROM unnest(%(checks)s::text[],"
+    " %(verdicts)s::text[], %(values)s::float8[], %(measurements)s::jsonb[])"
+    " WITH ORDINALITY AS u(c, v, x, m, n) ORDER BY u.n RETURNING runbook, stage, check_name, at, verdict)"
     " INSERT INTO {tallies} AS t (" + TALLY_COLUMNS + ")"
     " SELECT runbook, stage, check_name, " + _SINCE + ", 1, (verdict = 'fail')::int,"
     " (verdict = 'fail')::int, (verdict = 'error')::int, verdict, at FROM s"
@@ -59,11 +60,11 @@ RECORD = (
     " error_streak = CASE WHEN excluded.last_verdict = 'error' THEN t.error_streak + 1 ELSE 0 END,"
     " last_verdict = excluded.last_verdict, last_at = excluded.last_at"
     " WHERE t.last_at <= excluded.last_at"
-    " RETURNING measurements, failures, fail_streak, error_streak, last_verdict, xmax = 0"
+    " RETURNING check_name, measurements, failures, fail_streak, error_streak, last_verdict, xmax = 0"
 )
-"""Store one sample and count it into its check's tally, in one statement. A tally row that is new while the
-stage already holds samples of the check (written by an older release), or one whose last sample is newer
-than this one, is counted again from the history (`_recount`)."""
+"""Store a round's samples and count each into its check's tally, in one statement. A tally row that is new
+while the stage already holds samples of the check (written by an older release), or one whose last sample
+is newer than this one (no row returned), is counted again from the history (`_recount`)."""
 
 
 class SamplesMixin(StoreBase):
@@ -104,22 +105,29 @@ class SamplesMixin(StoreBase):
         """Store a round's samples in one transaction; return each check's tally in the stage since `since`
         (the stage's entry), this round included."""
         out: dict[str, Tally] = {}
-        with self.tx() as conn:
+        names = [s.check for s in samples]
+        if len(set(names)) != len(names):  # one statement cannot count one tally twice
             for s in samples:
-                args = {
-                    "runbook": runbook,
-                    "stage": stage,
-                    "check": s.check,
-                    "since": since,
-                    "verdict": Verdict(s.verdict).value,
-                    "value": numeric(s.value),
-                    "measurement": Jsonb(scrub(s.measurement_json, self.redact)),
-                }
-                row = conn.execute(self.sql(RECORD), args).fetchone()
-                if row is None or (row[5] and row[0] == 1 and self._older(conn, args)):
-                    out[s.check] = self._recount(conn, args)
+                out.update(self.record_round(runbook, stage, since, [s]))
+            return out
+        args: dict[str, Any] = {
+            "runbook": runbook,
+            "stage": stage,
+            "since": since,
+            "checks": names,
+            "verdicts": [Verdict(s.verdict).value for s in samples],
+            "values": [numeric(s.value) for s in samples],
+            "measurements": [Jsonb(scrub(s.measurement_json, self.redact)) for s in samples],
+        }
+        with self.tx() as conn:
+            rows = {r[0]: r for r in conn.execute(self.sql(RECORD), args).fetchall()}
+            for check in names:
+                one = {**args, "check": check}
+                row = rows.get(check)
+                if row is None or (row[6] and row[1] == 1 and self._older(conn, one)):
+                    out[check] = self._recount(conn, one)
                 else:
-                    out[s.check] = Tally(row[0], row[1], row[2], row[3], Verdict(row[4]))
+                    out[check] = Tally(row[1], row[2], row[3], row[4], Verdict(row[5]))
         return out
 
     def _older(self, conn: Any, args: Mapping[str, Any]) -> bool:

@@ -74,6 +74,12 @@ def test_each_stage_entry_has_its_own_tally(pg_url: str) -> None:
     assert store.record_round("rb", "again", first, [sample("c", Verdict.PASS)])["c"].failures == 1
 
 
+def test_one_check_twice_in_a_round_is_counted_twice(pg_url: str) -> None:
+    store = open_store(pg_url)
+    got = store.record_round("rb", "twice", None, [sample("c", Verdict.FAIL), sample("c", Verdict.PASS)])
+    assert got["c"] == Tally(2, 1, 0, 0, Verdict.PASS) == history(store, "twice", "c", None)
+
+
 def test_concurrent_writers_keep_every_sample(pg_url: str) -> None:
     stores = [open_store(pg_url) for _ in range(4)]
     barrier = threading.Barrier(4)
