@@ -9,7 +9,7 @@ import errno
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -27,11 +27,15 @@ StartResponse = Callable[..., Any]
 
 
 class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+    daemon_threads = False
+    block_on_close = True  # close() waits for the requests in flight: the last scrape is sent in full
     allow_reuse_address = True
 
 
 class _Quiet(WSGIRequestHandler):
+    timeout = 10.0
+    """Seconds a connection may stay silent (a stuck client cannot hold close() for longer)."""
+
     def log_message(self, format: str, *args: Any) -> None:  # no access log on stderr
         pass
 
@@ -64,12 +68,7 @@ class MetricsServer:
     def app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         if path == "/metrics":
-            began, seen = time.monotonic(), self.metrics.updates
-            body = self._exposition(environ, start_response)
-            self.scraped_updates = seen
-            if self.ended is not None and began >= self.ended:
-                self.scraped_after_end.set()
-            return body  # type: ignore[no-any-return]
+            return self._scrape(environ, start_response)
         if path == "/healthz":
             live = self.metrics.live()
             return _text(start_response, live, "ok" if live else "the watch loop has not reported in time")
@@ -81,6 +80,14 @@ class MetricsServer:
             return _text(start_response, True, "migrate watch: /metrics /healthz /readyz")
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
         return [b"not found: try /metrics, /healthz or /readyz\n"]
+
+    def _scrape(self, environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+        """The exposition; once written out, this scrape counts as having read the figures it began at."""
+        began, seen = time.monotonic(), self.metrics.updates
+        yield from self._exposition(environ, start_response)
+        self.scraped_updates = seen
+        if self.ended is not None and began >= self.ended:
+            self.scraped_after_end.set()
 
     def linger(self, stop: threading.Event, seconds: float) -> bool:
         """After the watch ended by itself: keep serving until one scrape has read the final figures, at most
