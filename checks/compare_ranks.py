@@ -1,9 +1,9 @@
 """`compare` with `test: mann-whitney`: the ratio a / b is judged together with a rank test of the run times
 behind both sides (pg-boss run_time against legacy processing_time, the latest `max_samples` of each in
 its own window). It fails only when the ratio is beyond `max` (material) AND the Mann-Whitney test says
-`a` is slower than `b` at significance `alpha` (one-sided); beyond `max` but not significant is
-inconclusive, saying about how many more run times would decide it; within the bounds it passes (as
-without the test). `min` works the same way for "faster". The statistics are runbook.ranktest."""
+`a` is slower than `b` at significance `alpha` (one-sided); beyond `max` but not significant, or with too
+few run times to test, is inconclusive, saying how many more would decide it; within the bounds it passes
+(as without the test). `min` works the same way for "faster". The statistics are runbook.ranktest."""
 
 from __future__ import annotations
 
@@ -71,20 +71,15 @@ def judge_ranks(
     """Judge the ratio `ratio` (explained by `text`) with the rank test of `samples` (a's, b's)."""
     a, b = samples
     inputs.update(test="mann-whitney", alpha=alpha, samples_a=len(a), samples_b=len(b))
-    if not a or not b:
-        empty = names[0] if not a else names[1]
-        return Measurement(
-            Verdict.INCONCLUSIVE, ratio, f"{text}; no run times of {empty} to rank yet", inputs, unit="ratio"
-        )
-    if 1 / math.comb(len(a) + len(b), len(a)) >= alpha:
-        need = needed_for(alpha, len(b))
-        want = (
-            f"at least {count(need, 'run time')} of {names[0]}" if need else f"more run times of {names[1]}"
-        )
-        detail = f"{len(a)} vs {len(b)} run times cannot show a difference at alpha {num(alpha)}: {want}"
-        return Measurement(
-            Verdict.INCONCLUSIVE, ratio, f"{text}; too few to test: {detail}", inputs, unit="ratio"
-        )
+    crossed = [
+        (bound, value, bound == "max")
+        for bound, value in (("max", max), ("min", min))
+        if value is not None and (ratio > value if bound == "max" else ratio < value)
+    ]
+    unranked = _unranked(a, b, alpha, names)
+    if unranked is not None:  # within the bounds this passes as without the test; beyond them it waits
+        verdict = Verdict.INCONCLUSIVE if crossed else Verdict.PASS
+        return Measurement(verdict, ratio, f"{text}; {unranked}", inputs, unit="ratio")
     t = mann_whitney(a, b)
     medians = median_ratio(a, b)
     inputs.update(
@@ -98,9 +93,7 @@ def judge_ranks(
         f"{names[0]} slower in {num(round(t.effect * 100, 1))}% of pairs, "
         f"{len(a)} vs {len(b)} run times" + (f", medians x{medians:.2f}" if medians is not None else "")
     )
-    for bound, value, slower in (("max", max, True), ("min", min, False)):
-        if value is None or not (ratio > value if slower else ratio < value):
-            continue
+    for bound, value, slower in crossed:
         p = t.p_greater if slower else t.p_less
         way = "slower" if slower else "faster"
         beyond = f"{text}, {'above' if slower else 'below'} the {bound} {num(value)}"
@@ -123,6 +116,19 @@ def judge_ranks(
         inputs,
         unit="ratio",
     )
+
+
+def _unranked(a: Sequence[float], b: Sequence[float], alpha: float, names: tuple[str, str]) -> str | None:
+    """Why the run times cannot be tested (None when they can): a side has none, or so few that even all of
+    `a` above all of `b` would not reach `alpha` (saying how many are needed)."""
+    if not a or not b:
+        return f"no run times of {names[0] if not a else names[1]} to rank yet"
+    if 1 / math.comb(len(a) + len(b), len(a)) < alpha:
+        return None
+    need = needed_for(alpha, len(b))
+    want = f"at least {count(need, 'run time')} of {names[0]}" if need else f"more run times of {names[1]}"
+    few = f"{len(a)} vs {len(b)} run times cannot show a difference at alpha {num(alpha)}"
+    return f"too few to test: {few}: {want}"
 
 
 def _undecided(

@@ -180,6 +180,10 @@ def test_too_few_run_times_to_test(db: tuple[str, Template]) -> None:
     assert m.verdict is Verdict.INCONCLUSIVE
     assert f"too few to test: 4 vs {n_b} run times cannot show a difference at alpha 0.01: " in m.explanation
     assert f"at least {need} run times of pgboss-p95" in m.explanation
+    # within the bounds the ratio passes as without the test, saying the run times were too few to rank
+    within = compare(url, b=few_legacy, max=100.0, test="mann-whitney", alpha=0.01)
+    assert (within.verdict, within.value) == (Verdict.PASS, m.value)
+    assert f"; too few to test: 4 vs {n_b} run times" in within.explanation
 
 
 def test_max_samples_takes_the_latest(db: tuple[str, Template]) -> None:
