@@ -30,10 +30,9 @@ def preempting_rollback(
     session: Session, holder: LockHolder, *, to: str | None, reason: str | None, force: bool
 ) -> RollbackResult:
     """Roll back now while `holder` (an advance) holds the lock; it stops at its next step."""
-    from runbook.commands.rollback import flip_back
+    from runbook.commands.rollback import flip_back, request_abort
 
     rb = session.runbook
-    store = session.store()
     for _attempt in range(5):
         cur = engine.current(session)
         if not cur.recorded:  # a dry run holds the lock: nothing was ever recorded or flipped
@@ -50,14 +49,7 @@ def preempting_rollback(
         if blocker is not None:
             raise NotReadyError(blocker.message, hint='if you really must, add --force --reason "why"')
         try:
-            abort = store.request_abort(
-                rb.name,
-                expected_version=cur.version,
-                to_stage=target.id,
-                flags=rb.desired_flags(target.id),
-                actor=session.actor,
-                reason=reason,
-            )
+            abort = request_abort(session, cur.version, target.id, reason)
             break
         except ConflictError:  # the advance committed just before the request: decide again
             continue

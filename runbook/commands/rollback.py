@@ -12,6 +12,7 @@ from runbook import engine, faultpoints, machine
 from runbook.errors import NotReadyError, RunbookError, UnreachableError, UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
+from runbook.state.aborts import Abort
 
 
 @dataclass
@@ -95,15 +96,19 @@ def rollback(
         crossed = machine.crossed_irreversible(rb, cur.stage.id, target.id)
         if blocker is not None:
             raise NotReadyError(blocker.message, hint='if you really must, add --force --reason "why"')
-        store.request_abort(  # a gate or watch round judging the stage now stops for this rollback
-            rb.name,
-            expected_version=cur.version,
-            to_stage=target.id,
-            flags=rb.desired_flags(target.id),
-            actor=session.actor,
-            reason=reason,
-        )
+        request_abort(session, cur.version, target.id, reason)  # a gate or watch round judging it stops
         return flip_back(session, cur.stage.id, cur.version, target.id, reason, forced=crossed is not None)
+
+
+def request_abort(session: Session, version: int, to_stage: str, reason: str | None) -> Abort:
+    """Ask the operation judging or changing the stage (at `version`) to stop for this rollback;
+    ConflictError when the version has moved on (decide again)."""
+    rb = session.runbook
+    flags = rb.desired_flags(to_stage)
+    store = session.store()
+    return store.request_abort(
+        rb.name, expected_version=version, to_stage=to_stage, flags=flags, actor=session.actor, reason=reason
+    )
 
 
 def flip_back(
