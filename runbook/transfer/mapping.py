@@ -1,6 +1,6 @@
 """Resolve `settings.transfer` against the real database before anything moves: the legacy columns it names
-exist, the types that go to the queue, the pg-boss layout (10, 11 or 12), the queue exists and has a policy whose
-jobs a plain insert cannot lose. Every problem is a ConfigError (exit 2) naming the setting to fix."""
+exist, the types that go to the queue, the pg-boss layout (10, 11 or 12), the queue exists and has a policy
+whose jobs a plain insert cannot lose. Every problem is a ConfigError (exit 2) naming the setting to fix."""
 
 from __future__ import annotations
 
