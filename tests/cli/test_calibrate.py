@@ -218,3 +218,37 @@ def test_a_limit_tighter_than_the_legacy_rate_is_raised_and_flow_style_is_left_t
     assert flow.params.min_jobs == 1  # left as it was
     days = math.ceil(n / 4 / 24)  # n jobs at 4 an hour, rounded up to days beyond two days
     assert f"        window: {days}d  # a day\n" in (history / "stages.yaml").read_text()  # its comment kept
+
+
+def test_write_asks_and_refuses_an_edit_that_does_not_validate(
+    history: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> None:
+    from runbook.commands import calibrate as command
+    from runbook.errors import ConfigError
+    from runbook.session import Session
+
+    path = history / "stages.yaml"
+    before = path.read_text()
+    questions: list[str] = []
+    shown: list[str] = []
+
+    def answer(question: str) -> bool:
+        questions.append(question)
+        return True
+
+    with Session.open(path, env={"DATABASE_URL": pg_url}, confirm=answer, progress=shown.append) as session:
+        result = command.calibrate(session, path, write=True)
+    assert result.written and questions == [f"Write these changes to {path}?"]
+    assert shown == [result.diff]  # the diff is shown before the question
+    assert path.read_text() != before
+    # an edit the loader refuses is never written (here the editor is made to break the file)
+    path.write_text(before)
+    monkeypatch.setattr(command, "set_key", lambda text, *a: text + "\nstages: [\n")
+    refused = r"the edited runbook does not validate, so .* was not written"
+    with (
+        Session.open(path, env={"DATABASE_URL": pg_url}, confirm=answer) as session,
+        pytest.raises(ConfigError, match=refused),
+    ):
+        command.calibrate(session, path, write=True, yes=True)
+    assert path.read_text() == before
+    assert not list(history.glob(".calibrate-*"))  # the trial copy is gone
