@@ -223,6 +223,7 @@ OPTIONS: dict[str, list[tuple[str, st.SearchStrategy[str] | None]]] = {
     "gate": [("--rollback-on-failure", None), ("--junit", PATHS), ("--summary", PATHS)],
     "watch": [("--interval", VALUES), ("--auto-advance", None), ("--wait", None), ("--max-samples", VALUES)],
     "report": [("--out", PATHS)],
+    "calibrate": [("--window", VALUES), ("--write", None), ("--yes", None)],
 }
 GLOBAL: list[tuple[str, st.SearchStrategy[str] | None]] = [
     ("-o", st.sampled_from(["text", "json", "markdown", "yaml", ""])),
