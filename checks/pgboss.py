@@ -105,9 +105,7 @@ class PgBossParams:
             self.metric, "duration" if self.metric in DURATION_METRICS else "", max=self.max, min=self.min
         )
         check_thresholds(self.max, self.min)
-        if self.confidence is not None and self.metric != "error_rate":
-            raise ValueError(f"confidence applies to metric error_rate only, not {self.metric}: remove it")
-        check_confidence(self.confidence, self.max, self.min)
+        check_confidence(self.confidence, self.max, self.min, metric=self.metric)
         if self.window <= 0:
             raise ValueError(f"window must be positive, got {self.window}")
         if self.min_jobs < 0:

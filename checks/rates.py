@@ -17,10 +17,13 @@ from runbook.units import count
 __all__ = ["check_confidence", "judge_rate"]
 
 
-def check_confidence(confidence: float | None, max: float | None, min: float | None) -> None:
-    """Raise ValueError, naming the fix, unless `confidence` is unset or usable with these thresholds."""
+def check_confidence(confidence: float | None, max: float | None, min: float | None, *, metric: str) -> None:
+    """Raise ValueError, naming the fix, unless `confidence` is unset or usable with this metric (error_rate)
+    and these thresholds."""
     if confidence is None:
         return
+    if metric != "error_rate":
+        raise ValueError(f"confidence applies to metric error_rate only, not {metric}: remove it")
     if not 0.5 < confidence < 1:
         percent = (
             f" (a fraction: {num(confidence / 100)} for {num(confidence)}%)" if 1 < confidence < 100 else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runbook.checks.base import Verdict
+from runbook.checks.legacy import LegacyParams
 from runbook.checks.pgboss import PgBossParams
 from runbook.checks.rates import check_confidence, judge_rate
 from runbook.confidence import interval, prior_for
@@ -58,11 +59,13 @@ def test_no_number_of_jobs_decides_a_rate_sitting_on_the_limit() -> None:
 )
 def test_bad_confidence_names_the_fix(confidence: float, max: float, min: float, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        check_confidence(confidence, max, min)
+        check_confidence(confidence, max, min, metric="error_rate")
 
 
 def test_confidence_is_for_error_rates_only() -> None:
-    check_confidence(None, 0, None)  # without it nothing changes: max 0 stays allowed
+    check_confidence(None, 0, None, metric="backlog")  # without it nothing changes: max 0 stays allowed
     with pytest.raises(ValueError, match="error_rate only, not backlog: remove it"):
         PgBossParams(metric="backlog", queue="q", max=10, confidence=0.95)
+    with pytest.raises(ValueError, match="error_rate only, not processing_time: remove it"):
+        LegacyParams(metric="processing_time", max=60, confidence=0.95)
     assert PgBossParams(metric="error_rate", queue="q", max=0.05, confidence=0.95).confidence == 0.95
