@@ -155,12 +155,7 @@ def run_time(
 ) -> Measurement:
     assert p.queue is not None
     f = finished(s, layout, p.queue, _window(p, since), p.percentile, hint=window_index_hint(layout, info))
-    n, value = f["completed"], f["run_time"]
-    if n < max(p.min_jobs, 1) or value is None:
-        return _too_few(n, "completed jobs", p, value, "s")
-    span = window_text(p.window, p.since_stage)
-    what = f"run time p{num(p.percentile)} {seconds(value)} over {n} completed jobs {span}"
-    return _result(value, what, p, unit="s", fmt=seconds, jobs=n, percentile=p.percentile)
+    return _latency("run time", f["completed"], "completed", f["run_time"], p)
 
 
 def wait_time(
@@ -170,10 +165,15 @@ def wait_time(
     n, value = waits(
         s, layout, p.queue, _window(p, since), p.percentile, hint=window_index_hint(layout, info)
     )
+    return _latency("wait time", n, "started", value, p)
+
+
+def _latency(name: str, n: int, jobs: str, value: float | None, p: PgBossParams) -> Measurement:
+    """A percentile of `n` `jobs` (completed, started) jobs' times in seconds, or too few to judge."""
     if n < max(p.min_jobs, 1) or value is None:
-        return _too_few(n, "started jobs", p, value, "s")
+        return _too_few(n, f"{jobs} jobs", p, value, "s")
     span = window_text(p.window, p.since_stage)
-    what = f"wait time p{num(p.percentile)} {seconds(value)} over {n} started jobs {span}"
+    what = f"{name} p{num(p.percentile)} {seconds(value)} over {n} {jobs} jobs {span}"
     return _result(value, what, p, unit="s", fmt=seconds, jobs=n, percentile=p.percentile)
 
 
