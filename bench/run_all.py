@@ -1,6 +1,6 @@
 """Run every benchmark in turn (`make bench`): latency, scale, rollback, footprint, transfer, confidence,
-metrics. Each prints its table and writes bench/results/<name>.json; the exit status is non-zero when any
-missed its target."""
+ranks, metrics. Each prints its table and writes bench/results/<name>.json; the exit status is non-zero
+when any missed its target."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("latency", "rollback", "footprint", "scale", "transfer", "confidence", "metrics")
+BENCHMARKS = ("latency", "rollback", "footprint", "scale", "transfer", "confidence", "ranks", "metrics")
 """Quick ones first; scale builds 10 million legacy rows and 2 x 5 million pg-boss jobs; transfer moves 2 x
-1 million (about 10 minutes); confidence replays simulated stages in pure Python (about 2 minutes); metrics
-runs the watcher with and without --metrics-port and times scrapes (about 3 minutes)."""
+1 million (about 10 minutes); confidence and ranks replay simulated stages in pure Python (about 2 minutes
+and 1); metrics runs the watcher with and without --metrics-port and times scrapes (about 3 minutes)."""
 
 
 def main(argv: list[str] | None = None) -> int:
