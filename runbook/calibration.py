@@ -1,6 +1,6 @@
-"""The rules of `migrate calibrate` (pure: no I/O): from the history of each job type (`History`, read by
-runbook.commands.calibrate) and the runbook's checks, suggest thresholds, minimum work and soak lengths,
-each with its reasoning in words and numbers.
+"""The rules of `migrate calibrate` (pure: no I/O): from the history of each job type
+(runbook.baseline.History, read by runbook.commands.calibrate) and the runbook's checks, suggest thresholds,
+minimum work and soak lengths, each with its reasoning in words and numbers.
 
 - An `error_rate` check (pgboss, legacy) with `max` > 0: `min_jobs` becomes the number of jobs after which,
   failing at the history's rate, its interval decides against `max` at its `confidence` (0.95 when unset;
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbook import confidence as cs
+from runbook.baseline import History
 from runbook.checks.sqlutil import num
 from runbook.model import CheckSpec, Runbook, Stage
 from runbook.ranktest import mann_whitney, samples_needed
@@ -30,7 +31,6 @@ from runbook.units import format_duration
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_CONFIDENCE",
-    "History",
     "Suggestion",
     "nice_duration",
     "nice_rate",
@@ -40,45 +40,6 @@ __all__ = [
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_ALPHA = 0.01
 _RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
-
-
-@dataclass(frozen=True)
-class History:
-    """One job type's finished work over a window: from the legacy table or from pg-boss."""
-
-    source: str
-    name: str
-    window: float
-    completed: int
-    failed: int
-    p50: float | None = None
-    p95: float | None = None
-    run_times: tuple[float, ...] = ()
-
-    @property
-    def finished(self) -> int:
-        return self.completed + self.failed
-
-    @property
-    def rate(self) -> float:
-        return self.failed / self.finished if self.finished else 0.0
-
-    @property
-    def per_hour(self) -> float:
-        return self.finished * 3600 / self.window
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "name": self.name,
-            "window_seconds": self.window,
-            "completed": self.completed,
-            "failed": self.failed,
-            "error_rate": round(self.rate, 6) if self.finished else None,
-            "per_hour": round(self.per_hour, 2),
-            "p50_seconds": self.p50,
-            "p95_seconds": self.p95,
-        }
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from runbook import db
-from runbook.calibration import History, Suggestion, suggest
+from runbook.baseline import History
+from runbook.calibration import Suggestion, suggest
 from runbook.checks.base import Measurement, Verdict
 from runbook.errors import ConfigError, RunbookError, UsageError
 from runbook.exitcodes import ExitCode
