@@ -10,14 +10,12 @@ import os
 import platform
 import statistics
 import time
-import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
+from runbook.embedded import fresh_database as fresh_database  # the benchmarks import these two from here
+from runbook.embedded import with_dbname as with_dbname
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -38,27 +36,6 @@ def server() -> Iterator[str]:
         yield pg.start()
     finally:
         pg.stop()
-
-
-def with_dbname(url: str, dbname: str) -> str:
-    """Return the same server URL with another database (URL form kept for node-postgres)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme.startswith("postgres"):
-        return urllib.parse.urlunsplit(parts._replace(path=f"/{dbname}"))
-    return psycopg.conninfo.make_conninfo(url, dbname=dbname)
-
-
-@contextlib.contextmanager
-def fresh_database(server_url: str, prefix: str = "bench") -> Iterator[str]:
-    """Create an empty database for one benchmark, yield its URL, drop it afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield with_dbname(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def timed(fn: Callable[[], Any]) -> float:

