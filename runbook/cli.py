@@ -391,14 +391,17 @@ def report(cli: Cli, path: str) -> None:
     "--write", is_flag=True, help="Put the suggestions into the runbook file (shows the diff first)."
 )
 @click.option("-y", "--yes", is_flag=True, help="With --write: write without asking.")
+@click.option(
+    "--allow-scan", is_flag=True, help="Read a large legacy table without an index on its completed column."
+)
 @pass_cli
-def calibrate(cli: Cli, window: str, write: bool, yes: bool) -> None:
+def calibrate(cli: Cli, window: str, write: bool, yes: bool, allow_scan: bool) -> None:
     """Read the history the databases hold (legacy table, pg-boss) and suggest thresholds, minimum work and
     soak lengths for the runbook's checks, with the reasoning. Read-only unless --write."""
     from runbook.commands.calibrate import calibrate as run
 
     seconds = _seconds(cli, window, "--window", scaled=False)
-    cli.run(lambda: run(cli.session(), cli.file, window=seconds, write=write, yes=yes))
+    cli.run(lambda: run(cli.session(), cli.file, window=seconds, write=write, yes=yes, allow_scan=allow_scan))
 
 
 @main.command(short_help="Write the app half: flags client, queue manager, endpoints.")

@@ -60,7 +60,13 @@ class CalibrateResult:
 
 
 def calibrate(
-    session: Session, path: str | Path, *, window: float = 7 * 86400, write: bool = False, yes: bool = False
+    session: Session,
+    path: str | Path,
+    *,
+    window: float = 7 * 86400,
+    write: bool = False,
+    yes: bool = False,
+    allow_scan: bool = False,
 ) -> CalibrateResult:
     """Suggest; with `write`, edit `path` (after showing the diff and a confirmation)."""
     if window <= 0:
@@ -82,7 +88,7 @@ def calibrate(
         db.connect(
             url, what=what, setting=setting, read_only=True, connect_timeout=s.database.connect_timeout
         ).close()
-    reader = _Reader(session, window)
+    reader = _Reader(session, window, allow_scan)
     try:
         suggestions, notes = suggest(rb, reader.history)
     finally:
@@ -96,9 +102,10 @@ def calibrate(
 class _Reader:
     """Reads and caches the history of each queue: the legacy rows standing for it, then pg-boss's."""
 
-    def __init__(self, session: Session, window: float) -> None:
+    def __init__(self, session: Session, window: float, allow_scan: bool) -> None:
         self.session = session
         self.window = window
+        self.allow_scan = allow_scan
         self.ctx = session.check_context(None, None)
         self.legacy: dict[str | None, History] = {}
         self.pgboss: dict[str, History | None] = {}
@@ -127,15 +134,20 @@ class _Reader:
     def _legacy(self, type_value: str | None) -> History:
         from runbook.checks.legacy import LegacyParams, samples
 
-        rate = _read(self._measure("legacy", metric="error_rate", type=type_value), "the legacy table")
+        scan = {"allow_scan": self.allow_scan}
+        rate = _read(
+            self._measure("legacy", metric="error_rate", type=type_value, **scan), "the legacy table"
+        )
         p50, p95 = (
             _read(
-                self._measure("legacy", metric="processing_time", percentile=q, type=type_value),
+                self._measure("legacy", metric="processing_time", percentile=q, type=type_value, **scan),
                 "the legacy table",
             )
             for q in (50, 95)
         )
-        params = LegacyParams(metric="processing_time", window=self.window, type=type_value)
+        params = LegacyParams(
+            metric="processing_time", window=self.window, type=type_value, allow_scan=self.allow_scan
+        )
         runs = _read(samples(params, self.ctx, SAMPLE_LIMIT), "the legacy table")
         name = type_value if type_value is not None else "jobs (every row: no type column)"
         return History(
@@ -169,9 +181,11 @@ class _Reader:
 def _read(m: Measurement, what: str) -> Measurement:
     """`m`, unless it could not measure: then an error naming the fix (its explanation carries it)."""
     if m.verdict is Verdict.ERROR:
-        raise ConfigError(
-            f"could not read the history of {what}: {m.explanation}", hint="fix it, then run calibrate again"
-        )
+        text, hint = m.explanation, "fix it, then run calibrate again"
+        if "allow_scan" in text:  # the scan guard of a large table without an index: the check's hint
+            text = text.replace("; or set allow_scan: true on this check", "")
+            hint = "create the index it names, or pass --allow-scan to read the whole table this once"
+        raise ConfigError(f"could not read the history of {what}: {text}", hint=hint)
     return m
 
 

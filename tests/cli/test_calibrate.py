@@ -252,3 +252,21 @@ def test_write_asks_and_refuses_an_edit_that_does_not_validate(
         command.calibrate(session, path, write=True, yes=True)
     assert path.read_text() == before
     assert not list(history.glob(".calibrate-*"))  # the trial copy is gone
+
+
+def test_a_large_table_without_an_index_needs_allow_scan(
+    history: Path, migrate: Callable[..., Outcome], pg_url: str
+) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        # the planner's estimate as for a table of 5 million rows (what the guard reads), set as a superuser
+        conn.execute('UPDATE pg_class SET reltuples = 5e6 WHERE oid = \'"public"."Job"\'::regclass')
+    r = migrate("calibrate")
+    assert r.code == 2
+    assert (
+        'holds about 5,000,000 rows (above scan_limit_rows 1,000,000) and no index starts with "completedAt"'
+        in r.err
+    )
+    assert 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Job_completedAt_idx"' in r.err
+    assert "allow_scan: true on this check" not in r.err
+    assert "pass --allow-scan to read the whole table this once" in r.err
+    assert migrate("calibrate", "--allow-scan").code == 0
