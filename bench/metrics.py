@@ -33,10 +33,11 @@ from prometheus_client import generate_latest
 
 from bench.common import VENV_BIN, fresh_database, met, print_table, server, write_results
 
-TARGET_ROUND_CPU_MS = 1.0
-"""Metrics may add at most 1 ms of CPU to a round (0.01% of a core at the default 10 s interval)."""
-TARGET_SCRAPE_CPU_MS = 5.0
-"""One scrape of one runbook within 5 ms of CPU."""
+TARGET_CORE_PERCENT = 0.1
+"""Metrics may cost at most 0.1% of one core for a runbook watched every 10 s (the default interval) and
+scraped every 15 s: (CPU added per round / 10 s + CPU per scrape / 15 s). The per-round figure includes the
+one-time start (importing the client, the server thread) spread over the run's rounds; both are differences
+of medians, so a loaded machine makes them noisy (a run may even show a negative per-round cost)."""
 TARGET_SCRAPE_MS_100 = 150.0
 """One scrape of 100 runbooks x 6 checks within 150 ms of CPU (1.5% of a 10 s scrape interval); CPU, not wall
 time, which a loaded machine stretches (93 ms wall alone, 266 ms at a load average of 5 on 2 cores)."""
@@ -208,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     over = overhead(args.samples, args.reps)
     scrape = scrape_cost()
-    ok_round = over["round_cpu_ms_added"] <= TARGET_ROUND_CPU_MS
-    ok_scrape_cpu = over["scrape_cpu_ms"] <= TARGET_SCRAPE_CPU_MS
+    share = round((over["round_cpu_ms_added"] / 10_000 + over["scrape_cpu_ms"] / 15_000) * 100, 4)
+    ok_share = share <= TARGET_CORE_PERCENT
     ok_scrape = scrape[-1]["median_cpu_ms"] <= TARGET_SCRAPE_MS_100
     print(f"\nmigrate watch, {args.samples} rounds x {args.reps} runs each, medians:")
     print_table(
@@ -217,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         [[m, *(over[m][k] for k in over[m])] for m in ("off", "on", "scraped")],
     )
     print(
-        f"\nCPU added per round: {over['round_cpu_ms_added']} ms (target <= {TARGET_ROUND_CPU_MS:g}: "
-        f"{met(ok_round)}); CPU per scrape: {over['scrape_cpu_ms']} ms (target <= {TARGET_SCRAPE_CPU_MS:g}: "
-        f"{met(ok_scrape_cpu)})"
+        f"\nCPU added per round: {over['round_cpu_ms_added']} ms; per scrape: {over['scrape_cpu_ms']} ms; "
+        f"every 10 s and scraped every 15 s: {share}% of a core (target <= {TARGET_CORE_PERCENT:g}%: "
+        f"{met(ok_share)})"
     )
     print("\nOne scrape (generate_latest), medians of 30:")
     print_table(
@@ -235,19 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         {
             "overhead": over,
             "scrape": scrape,
-            "targets": {
-                "round_cpu_ms_added": TARGET_ROUND_CPU_MS,
-                "scrape_cpu_ms": TARGET_SCRAPE_CPU_MS,
-                "scrape_ms_100": TARGET_SCRAPE_MS_100,
-            },
-            "met": {
-                "round_cpu_ms_added": ok_round,
-                "scrape_cpu_ms": ok_scrape_cpu,
-                "scrape_ms_100": ok_scrape,
-            },
+            "core_percent_10s_15s": share,
+            "targets": {"core_percent_10s_15s": TARGET_CORE_PERCENT, "scrape_ms_100": TARGET_SCRAPE_MS_100},
+            "met": {"core_percent_10s_15s": ok_share, "scrape_ms_100": ok_scrape},
         },
     )
-    return 0 if ok_round and ok_scrape_cpu and ok_scrape else 1
+    return 0 if ok_share and ok_scrape else 1
 
 
 if __name__ == "__main__":
