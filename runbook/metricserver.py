@@ -1,7 +1,8 @@
 """The watcher's HTTP endpoints, next to its metrics: `/metrics` (the Prometheus exposition, by the official
 client's WSGI app), `/healthz` (liveness: the watch loop reported within about three intervals) and
 `/readyz` (readiness: the state database answered and the watcher holds its lease). A small threaded WSGI
-server in daemon threads; nothing here touches the database (probes read what the loop last saw)."""
+server (its loop in a daemon thread, a thread per request); nothing here touches the database: the probes
+read what the watch loop last reported."""
 
 from __future__ import annotations
 
