@@ -299,6 +299,7 @@ def _try_advance(
     except LockedError as exc:
         return f"advance skipped: {exc.message}"
     if res.outcome in ("advanced", "transfer-failed"):  # a failed stage transfer keeps the flip: entered
+        result.stage = res.to_stage  # the stage it now watches, as `migrate status` shows it
         result.transitions.append({"operation": "advance", "from": res.from_stage, "to": res.to_stage})
         return f"advanced to {res.to_stage}" + (f"; {res.failure}" if res.failure else "")
     if res.outcome == "rolled-back":

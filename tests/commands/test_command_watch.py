@@ -39,4 +39,5 @@ def test_auto_advance_moves_on_when_every_gate_allows(ws: Workspace) -> None:
     assert r.transitions == [{"operation": "advance", "from": "one", "to": "two"}]
     assert r.exit_code is ExitCode.OK
     assert status(ws.open()).stage == "two"
+    assert (r.stage, r.to_json()["stage"]) == ("two", "two")  # the stage it left off in, as status says
     assert ws.flags()["PGBOSS_FOR_NEW_EVALS"] == "true"
