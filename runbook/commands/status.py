@@ -8,7 +8,7 @@ from typing import Any
 from runbook import engine, machine, privilege
 from runbook.errors import RunbookError
 from runbook.exitcodes import ExitCode
-from runbook.model import PostgresFlags, Runbook
+from runbook.model import CommandFlags, FlagBackendSettings, PostgresFlags, Runbook
 from runbook.session import Session
 
 
@@ -29,8 +29,10 @@ class StatusResult:
     drift: list[machine.FlagChange]
     pending_intent: dict[str, Any] | None
     unset: list[str] = field(default_factory=list)
-    """Flags with no row in the postgres backend's table whose desired value is the safe one: the app reads
-    the environment, else off (docs/app-contract.md), so they are not drift."""
+    """Flags the postgres or command backend has no value for while their desired value is the safe one:
+    the app reads the environment, else off (docs/app-contract.md), so they are not drift."""
+    unset_label: str = "no row"
+    """How the backend words a missing value: `no row` (postgres), `not set` (command)."""
     latest: list[dict[str, Any]] = field(default_factory=list)
     backend: str = ""
     time_scale: float = 1.0
@@ -59,6 +61,7 @@ class StatusResult:
                 "backend": self.backend,
                 "error": self.flags_error,
                 "unset": self.unset,
+                "unset_label": self.unset_label,
             },
             "drift": [c.to_json() for c in self.drift],
             "pending_intent": self.pending_intent,
@@ -120,6 +123,7 @@ def status(session: Session) -> StatusResult:
         flags_error=flags.error,
         drift=flags.drift,
         unset=flags.unset,
+        unset_label=UNSET_LABELS.get(type(rb.settings.flags), ""),
         pending_intent=None
         if intent is None
         else {"id": intent.id, "operation": intent.operation, "user": str(intent.actor), "at": intent.at},
@@ -130,10 +134,15 @@ def status(session: Session) -> StatusResult:
     )
 
 
+UNSET_LABELS: dict[type[FlagBackendSettings], str] = {PostgresFlags: "no row", CommandFlags: "not set"}
+"""The backends where a missing value means the app's environment variable, else off (docs/app-contract.md:
+a postgres row, a `get` printing nothing), and how each words it."""
+
+
 def _unset_at_safe(rb: Runbook, desired: dict[str, str], actual: dict[str, str | None]) -> list[str]:
-    """Flags the postgres backend has no row for while their desired value is the safe one: a missing row
-    means the app's environment variable, else off (stages/postgres.py), so a fresh set-up is not drift."""
-    if not isinstance(rb.settings.flags, PostgresFlags):
+    """Flags the backend has no value for while their desired value is the safe one: a missing value means
+    the app's environment variable, else off (UNSET_LABELS), so a fresh set-up is not drift."""
+    if type(rb.settings.flags) not in UNSET_LABELS:
         return []
     safe = rb.safe_flags()
     return [n for n, v in desired.items() if n in actual and actual[n] is None and v == safe.get(n)]
