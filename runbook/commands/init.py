@@ -86,7 +86,7 @@ def init(
     if role is not None:
         own = root / Path(runbook_file).name
         names = rb
-        if _exists(own, "-f", file=True):  # the operator's runbook: its schema and table names
+        if not force and _exists(own, "-f", file=True):  # the operator's runbook, kept: its names
             names = load_runbook_text(own.read_text(encoding="utf-8"), str(own), env=env_with_url)
         files[ROLE_FILE] = role_sql(names, role)
         result.role_file = str(root / ROLE_FILE)

@@ -10,7 +10,7 @@ import pytest
 
 from runbook.commands.advance import advance
 from runbook.commands.history import history
-from runbook.commands.init import init
+from runbook.commands.init import default_runbook_text, init
 from runbook.commands.rollback import rollback
 from runbook.commands.schema import schema
 from runbook.commands.status import status
@@ -45,6 +45,17 @@ def test_init_writes_then_keeps_then_overwrites(tmp_path: Path) -> None:
     assert sorted(r.written) == sorted([*files, r.role_file]) and r.skipped == []
     assert r.to_json()["written"] == r.written
     assert "runbook_ops" in (tmp_path / "runbook-role.sql").read_text()
+
+
+def test_init_force_role_never_reads_the_runbook_it_replaces(tmp_path: Path) -> None:
+    (tmp_path / "stages.yaml").write_text("stages: [not, a, runbook\n")  # invalid: never loaded
+    with pytest.raises(SpecError):  # kept without --force: its names are the role's, so it is read
+        init(tmp_path, role="runbook_ops")
+    r = init(tmp_path, force=True, role="runbook_ops")
+    assert str(tmp_path / "stages.yaml") in r.written and r.skipped == []
+    assert (tmp_path / "stages.yaml").read_text() == default_runbook_text()
+    sql = (tmp_path / "runbook-role.sql").read_text()
+    assert "runbook_ops" in sql and '"pgboss"' in sql  # the shipped runbook's names
 
 
 @pytest.mark.parametrize(
