@@ -18,7 +18,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check runbook checks stages tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy runbook tests  # runbook/checks and runbook/stages are the top-level folders (symlinks)
+	$(BIN)/mypy runbook tests  # runbook/checks and runbook/flags are the top-level checks/ and stages/ (symlinks)
 
 # Test files run on PYTEST_JOBS pytest-xdist workers, a file per worker (module-level counters and fixtures
 # stay together); PYTEST_JOBS=0 runs them in this process.

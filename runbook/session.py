@@ -15,8 +15,8 @@ from runbook.model import Runbook
 if TYPE_CHECKING:
     from runbook.actor import Actor
     from runbook.checkrun import CheckRunContext
+    from runbook.flags.base import FlagBackend
     from runbook.measurement import Sample
-    from runbook.stages.base import FlagBackend
     from runbook.state import StateStore
 
 
@@ -150,7 +150,7 @@ class Session:
 
     def backend(self) -> FlagBackend:
         if self._backend is None:
-            from runbook.stages.backends import make_backend
+            from runbook.flags.backends import make_backend
 
             self._backend = make_backend(self.runbook, self.env, state_connection=self._state_connection)
         return self._backend

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def journal_path(session: Session) -> Path:
     """settings.state.journal, a relative path taken from the runbook file's folder."""
-    from runbook.stages.backends import base_dir
+    from runbook.flags.backends import base_dir
 
     path = Path(os.path.expanduser(session.runbook.settings.state.journal))
     return path if path.is_absolute() else base_dir(session.runbook) / path

@@ -1,1 +1,1 @@
-"""Stage actions: flag backends (dotenv, postgres, command)."""
+"""Flag backends (dotenv, postgres, command): the top-level stages/ folder, imported as runbook.flags."""

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import ConfigError
+from runbook.flags.base import FlagBackend
 from runbook.model import CommandFlags, DotenvFlags, PostgresFlags, Runbook
-from runbook.stages.base import FlagBackend
 
 
 def base_dir(runbook: Runbook) -> Path:
@@ -33,7 +33,7 @@ def make_backend(
     flags = runbook.settings.flags
     # each backend's module is imported only when used: every command that touches flags starts faster
     if isinstance(flags, DotenvFlags):
-        from runbook.stages.dotenv import DotenvFlagBackend
+        from runbook.flags.dotenv import DotenvFlagBackend
 
         path = Path(flags.path)
         return DotenvFlagBackend(
@@ -44,7 +44,7 @@ def make_backend(
             env=env,
         )
     if isinstance(flags, PostgresFlags):
-        from runbook.stages.postgres import PostgresFlagBackend
+        from runbook.flags.postgres import PostgresFlagBackend
 
         url = flags.url or runbook.settings.database.url
         if not url:
@@ -61,7 +61,7 @@ def make_backend(
             shared=state_connection if url == runbook.state_url() else None,
         )
     if isinstance(flags, CommandFlags):
-        from runbook.stages.command import CommandFlagBackend
+        from runbook.flags.command import CommandFlagBackend
 
         return CommandFlagBackend(
             flags.get,

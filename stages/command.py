@@ -7,7 +7,7 @@ substituted values are shell-quoted. The values are also in the environment of e
 (RUNBOOK_FLAG_NAME, RUNBOOK_FLAG_VALUE, RUNBOOK_ACTOR). After setting, every flag is read back with `get`.
 
 Messages name only the program (`fly`), never its arguments, and pass output through a redactor that
-masks URL passwords and the values of secret-looking environment variables (runbook.stages.programs).
+masks URL passwords and the values of secret-looking environment variables (runbook.flags.programs).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from runbook.errors import ConfigError, FlagWriteError, UnreachableError
-from runbook.stages.base import mismatches
-from runbook.stages.programs import program, run_command, secret_redactor
+from runbook.flags.base import mismatches
+from runbook.flags.programs import program, run_command, secret_redactor
 
 _PLACEHOLDER = re.compile(r"\{(name|value|actor)\}")
 

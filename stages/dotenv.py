@@ -7,7 +7,7 @@ comment lines. When a key appears twice, the last one counts (as in a shell).
 Writing changes only the value of the flag lines (every occurrence), keeping their `export`, quoting style
 and inline comment; every other byte of the file is kept as it was, and missing flags are appended. The
 whole read-modify-write holds a lock across processes, and the file is re-read under it, so two writers
-never lose an update; the new content replaces the file as `runbook.stages.envfile` does (rename-over, or
+never lose an update; the new content replaces the file as `runbook.flags.envfile` does (rename-over, or
 in place for a hard-linked or bind-mounted file; a symlinked `.env` is followed). Then the optional reload
 command runs (argv, or one string through /bin/sh; in a process group of its own, killed whole when it ends,
 times out or `migrate` dies: `runbook.procgroup`), and every flag is read back.
@@ -23,9 +23,9 @@ from pathlib import Path
 
 from runbook.errors import FlagWriteError, UnreachableError
 from runbook.faultpoints import pause
-from runbook.stages import envfile
-from runbook.stages.base import mismatches
-from runbook.stages.programs import run_command, secret_redactor
+from runbook.flags import envfile
+from runbook.flags.base import mismatches
+from runbook.flags.programs import run_command, secret_redactor
 
 _ASSIGN = re.compile(
     r"(?P<head>[ \t]*(?:export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*)(?P<rest>.*)"

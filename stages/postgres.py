@@ -34,9 +34,9 @@ from psycopg import sql
 
 from runbook import db
 from runbook.errors import FlagWriteError, UnreachableError
+from runbook.flags.base import mismatches
 from runbook.redact import redact_url
 from runbook.sqltext import quote_ident
-from runbook.stages.base import mismatches
 from runbook.state.schema import advisory_key, schema_exists
 
 SETTING = "settings.flags.url (or settings.database.url / DATABASE_URL)"

@@ -239,7 +239,7 @@ def _write(session: Session, path: Path, result: CalibrateResult, *, yes: bool) 
     if not (yes or session.confirm(f"Write these changes to {path}?")):
         result.exit_code = ExitCode.NOT_READY
         return
-    from runbook.stages.envfile import replace
+    from runbook.flags.envfile import replace
 
     replace(path, new.encode("utf-8"))
     result.written = True

@@ -51,7 +51,7 @@ def test_wheel_holds_real_copies_of_the_top_level_folders(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "runbook/data/stages.yaml" in names
     assert "runbook/checks/pgboss.py" in names or "runbook/checks/http.py" in names
-    assert "runbook/stages/base.py" in names
+    assert "runbook/flags/base.py" in names and not any(n.startswith("runbook/stages/") for n in names)
     assert "runbook/templates/plan.txt.j2" in names
     assert "runbook/data/pgboss-app/server.mjs" in names  # `migrate demo` works from a wheel
     assert "runbook/data/pgboss-app/legacy-job.sql" in names
@@ -87,7 +87,7 @@ def test_installed_wheel_runs_version_and_validate_outside_the_repo(wheel: Path,
         [
             str(venv / "bin" / "python"),
             "-c",
-            "import runbook.checks, runbook.stages; print(runbook.checks.__file__)",
+            "import runbook.checks, runbook.flags; print(runbook.checks.__file__)",
         ],
         cwd=work,
         env=env,

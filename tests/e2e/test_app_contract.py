@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from runbook import contract
-from runbook.stages.postgres import PostgresFlagBackend
+from runbook.flags.postgres import PostgresFlagBackend
 from tests.e2e.conftest import MAJORS, AppFactory, eventually
 
 FORMATS = jsonschema.FormatChecker(formats=())

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from runbook.errors import ConfigError
+from runbook.flags.backends import make_backend
+from runbook.flags.command import CommandFlagBackend
+from runbook.flags.dotenv import DotenvFlagBackend
+from runbook.flags.postgres import PostgresFlagBackend
 from runbook.model import (
     CommandFlags,
     DatabaseSettings,
@@ -19,10 +23,6 @@ from runbook.model import (
     Settings,
     Stage,
 )
-from runbook.stages.backends import make_backend
-from runbook.stages.command import CommandFlagBackend
-from runbook.stages.dotenv import DotenvFlagBackend
-from runbook.stages.postgres import PostgresFlagBackend
 
 
 def runbook(flags: FlagBackendSettings, source: str = "stages.yaml", db_url: str | None = None) -> Runbook:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runbook.errors import ConfigError, FlagWriteError, UnreachableError
-from runbook.stages.command import CommandFlagBackend
+from runbook.flags.command import CommandFlagBackend
 
 STORE = """
 import json, os, sys, pathlib

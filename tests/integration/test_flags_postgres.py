@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from runbook.errors import ConfigError, FlagWriteError, UnreachableError
-from runbook.stages.postgres import PostgresFlagBackend
+from runbook.flags.postgres import PostgresFlagBackend
 
 
 def test_write_creates_the_table_and_reads_back(pg_url: str) -> None:

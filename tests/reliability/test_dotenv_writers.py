@@ -107,7 +107,7 @@ def test_two_cli_writers_on_one_env_lose_no_update(home: Home) -> None:
 HAMMER_SCRIPT = """\
 import sys
 from runbook.errors import FlagWriteError
-from runbook.stages.dotenv import DotenvFlagBackend
+from runbook.flags.dotenv import DotenvFlagBackend
 path, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 backend, lost = DotenvFlagBackend(path), 0
 for i in range(n):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runbook.errors import ConfigError, FlagWriteError, UnreachableError
-from runbook.stages.dotenv import DotenvFlagBackend, parse, rewrite, values_of
+from runbook.flags.dotenv import DotenvFlagBackend, parse, rewrite, values_of
 
 SAMPLE = (
     "# app settings\n"

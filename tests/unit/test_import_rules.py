@@ -1,5 +1,5 @@
 """The ruff rule (TID251, pyproject.toml) that keeps the top-level checks/ and stages/ folders from being
-imported by those names: only runbook.checks / runbook.stages, so every module is loaded once."""
+imported by those names: only runbook.checks / runbook.flags, so every module is loaded once."""
 
 from __future__ import annotations
 
@@ -45,5 +45,5 @@ def test_top_level_folders_are_refused(tmp_path: Path, source: str) -> None:
 
 
 def test_the_package_names_are_allowed(tmp_path: Path) -> None:
-    source = "from runbook.checks.base import Verdict\nfrom runbook.stages import backends\nimport checksum\n"
+    source = "from runbook.checks.base import Verdict\nfrom runbook.flags import backends\nimport checksum\n"
     assert banned(tmp_path, source) == []
