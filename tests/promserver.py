@@ -1,47 +1,36 @@
 """A real Prometheus for the tests: Debian's `prometheus` package (prometheus and promtool), installed with
-apt-get where missing (as root, once, under a file lock so parallel workers do not race; the Debian service
-is never started), and a server run from the binary with a temporary config and storage, on loopback."""
+apt-get where missing (tests/debian.py; the Debian service is never started), and a server run from the
+binary with a temporary config and storage, on loopback."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
-from filelock import FileLock
 
-PROMETHEUS = Path("/usr/bin/prometheus")
-PROMTOOL = Path("/usr/bin/promtool")
-APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+from tests import debian
 
 
-@cache
-def ensure_prometheus() -> Path:
-    """/usr/bin/promtool and /usr/bin/prometheus, installed from Debian's package when missing."""
-    with FileLock(os.path.join(tempfile.gettempdir(), "runbook-apt-prometheus.lock"), timeout=900):
-        if not (PROMETHEUS.exists() and PROMTOOL.exists()):
-            install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "prometheus"]
-            done = subprocess.run(install, env=APT_ENV, capture_output=True, text=True, timeout=900)
-            if done.returncode != 0:  # no package lists yet (a fresh image): fetch them once, then retry
-                subprocess.run(["apt-get", "update", "-q"], env=APT_ENV, capture_output=True, timeout=900)
-                done = subprocess.run(install, env=APT_ENV, capture_output=True, text=True, timeout=900)
-            assert done.returncode == 0, f"apt-get install prometheus failed (run as root?):\n{done.stderr}"
-    assert PROMETHEUS.exists() and PROMTOOL.exists()
-    return PROMTOOL
+def ensure_prometheus() -> tuple[Path, Path]:
+    """prometheus and promtool, from Debian's package when missing."""
+    prometheus, promtool = debian.ensure("prometheus", "prometheus", "promtool")
+    return prometheus, promtool
 
 
 def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    ensure_prometheus()
     return subprocess.run(
-        [str(PROMTOOL), *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
+        [str(ensure_prometheus()[1]), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -88,7 +77,7 @@ class Prometheus:
 @contextmanager
 def prometheus_scraping(target: str, tmp: Path) -> Iterator[Prometheus]:
     """A Prometheus server scraping `target` (host:port) every second, from the binary, on loopback."""
-    ensure_prometheus()
+    prometheus = ensure_prometheus()[0]
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "prometheus.yml"
     config.write_text(
@@ -100,7 +89,7 @@ def prometheus_scraping(target: str, tmp: Path) -> Iterator[Prometheus]:
         log = (tmp / "prometheus.log").open("w")
         proc = subprocess.Popen(
             [
-                str(PROMETHEUS),
+                str(prometheus),
                 f"--config.file={config}",
                 f"--storage.tsdb.path={tmp / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{port}",

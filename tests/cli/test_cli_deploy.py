@@ -3,7 +3,6 @@ schemas, carry the operator's runbook, and bad options exit 2 naming the fix wit
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kubernetes  # type: ignore[import-untyped]
 
+from tests import debian
 from tests.cli.conftest import RUNBOOK, Outcome
 from tests.conftest import REPO
 from tests.unit.test_deploy import K8S_VERSIONS, SERVICE_MONITOR_SCHEMA, generated_configmap
@@ -133,10 +133,8 @@ def test_kubectl_kustomize_builds_valid_objects(empty: Path, migrate: Migrate) -
     validates, the generated ConfigMap holds the runbook and both pods mount it by its hashed name."""
     import jsonschema
 
-    kubectl = shutil.which("kubectl")
-    assert kubectl is not None, (
-        "kubectl is missing (Debian/Ubuntu: apt-get install kubectl): it runs kustomize"
-    )
+    # The machine's kubectl, else Debian's (kubernetes-client 1.20: its kustomize reads the file as well).
+    (kubectl,) = debian.ensure("kubernetes-client", "kubectl")
     assert migrate("init", "--deploy", "kubernetes", "--namespace", "ops", "--service-monitor").code == 0
     done = subprocess.run(
         [kubectl, "kustomize", str(empty / DEPLOY)], capture_output=True, text=True, timeout=120, check=False

@@ -58,7 +58,7 @@ def generated_configmap(kustomization: dict[str, Any], files: dict[str, Any]) ->
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": gen["name"], "labels": gen["options"]["labels"]},
+        "metadata": {"name": gen["name"], "labels": kustomization["generatorOptions"]["labels"]},
         "data": {name: files[name] for name in gen["files"]},
     }
 
