@@ -4,6 +4,7 @@ hand its result to the output object. Nothing else lives here."""
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,10 +30,16 @@ class Cli(Globals):
     sessions: list[Any] = field(default_factory=list)
     """Sessions this invocation opened; `close` closes them (and delivers their notifications)."""
 
-    def session(self) -> Any:
+    def session(self, path: str | None = None) -> Any:
+        """A session over `path`, by default the one runbook -f names (several are for `migrate watch`)."""
         from runbook.session import Session
 
-        s = Session.open(self.file, env=self.env, progress=self.output.progress, confirm=_confirm)
+        if path is None and len(self.files) > 1:
+            raise UsageError(
+                f"{len(self.files)} runbooks given (-f {' -f '.join(self.files)}); only watch takes several",
+                hint="give one -f",
+            )
+        s = Session.open(path or self.file, env=self.env, progress=self.output.progress, confirm=_confirm)
         s.meter = self.output.meter
         self.output.redact.add(*s.secrets())  # every output of this invocation masks the runbook's secrets
         self.sessions.append(s)
@@ -321,7 +328,11 @@ def watch(
     metrics_address: str | None,
     metrics_linger: str,
 ) -> None:
-    """Watch the stage: sample, roll back on breach, optionally auto-advance."""
+    """Watch the stage: sample, roll back on breach, optionally auto-advance.
+
+    Several runbooks (-f repeated, or -f a folder of *.yaml/*.yml): each in its own thread with its own
+    lease; lines start with the runbook's name; the exit code is the worst of theirs. Replicas given the
+    same runbooks with --wait share them."""
     from runbook.commands.watch import watch as run
     from runbook.watchview import WatchPrinter, announce_metrics, stop_on_signals
 
@@ -330,30 +341,34 @@ def watch(
     if metrics_address is not None and metrics_port is None:
         raise click.UsageError("--metrics-address needs --metrics-port (the port to serve metrics on)")
     stop = stop_on_signals()
-    printer = WatchPrinter(cli.output)
+
+    options: dict[str, Any] = {"interval": every, "auto_advance": auto_advance, "max_rounds": max_samples}
+    options["wait_for_lease"] = wait_for_lease
 
     def go() -> Any:
-        on_round: Callable[[Any], None] = printer
+        from runbook.commands.fleet import distinct_names, runbook_paths, watch_fleet
+
+        paths = runbook_paths(cli.files)
+        fleet = len(paths) > 1 or any(os.path.isdir(p) for p in cli.files)
         server = None
         if metrics_port is not None:  # bound first: a port in use fails before any connection is made
             from runbook.metricserver import MetricsServer
 
             server = MetricsServer(metrics_address or "127.0.0.1", metrics_port)
+            server.metrics.fleet = fleet
             close = server.finish
             click.get_current_context().call_on_close(lambda: close(stop, linger, cli.output.progress))
             announce_metrics(cli.output, server.url)
-        session = cli.session()
-        if server is not None:
-            on_round = server.feed(session, printer)
-        return run(
-            session,
-            interval=every,
-            auto_advance=auto_advance,
-            max_rounds=max_samples,
-            stop=stop,
-            on_round=on_round,
-            wait_for_lease=wait_for_lease,
-        )
+        sessions = [cli.session(p) for p in paths]
+        distinct_names(sessions, paths)
+
+        def on_round(session: Any) -> Callable[[Any], None]:
+            printer = WatchPrinter(cli.output, session.name if fleet else None)
+            return printer if server is None else server.feed(session, printer)
+
+        if not fleet:
+            return run(sessions[0], stop=stop, on_round=on_round(sessions[0]), **options)
+        return watch_fleet(sessions, stop=stop, on_round=on_round, **options)
 
     cli.run(go)
 

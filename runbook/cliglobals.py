@@ -29,6 +29,10 @@ class Globals:
     """What the global options decide: the runbook path, the output object, tracebacks, the environment."""
 
     file: str = DEFAULT_FILE
+    """The runbook path: the last -f typed (every command but `migrate watch` reads one runbook)."""
+    files: list[str] = field(default_factory=lambda: [DEFAULT_FILE])
+    """Every -f typed in one place (`migrate watch -f a.yaml -f b.yaml`, or a folder): those typed after the
+    command replace those typed before it, as any global option's value does."""
     output: Output = field(default_factory=Output)
     traceback: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -38,10 +42,11 @@ class Globals:
 
     def apply(self, name: str, value: Any, *, typed: bool = True) -> None:
         """Apply one global option (None and False mean "not given" and change nothing)."""
-        if value is None or value is False:
+        if value is None or value is False or value == ():
             return
         if name == "file_":
-            self.file, self.file_typed = str(value), self.file_typed or typed
+            self.files = [str(v) for v in (value if isinstance(value, tuple | list) else [value])]
+            self.file, self.file_typed = self.files[-1], self.file_typed or typed
         elif name == "fmt":
             self.output = self._output(str(value))
         elif name == "time_scale":
@@ -60,6 +65,19 @@ class Globals:
         return Output(fmt, color=False if self.no_color else None, redactor=self.output.redact)
 
 
+class _Paths(click.ParamType[str]):
+    """A runbook path; several in RUNBOOK_FILE are separated as in PATH (`a.yaml:b.yaml` on Unix)."""
+
+    name = "path"
+    envvar_list_splitter = os.pathsep
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return str(value)
+
+
+_PATHS = _Paths()
+
+
 def _specs(top: bool) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """The global options; `top`: the group's (with defaults and RUNBOOK_FILE), else a subcommand's copy."""
     scale_help = (
@@ -69,10 +87,12 @@ def _specs(top: bool) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         (
             ("-f", "--file", "file_"),
             {
-                "default": DEFAULT_FILE if top else None,
+                "default": (DEFAULT_FILE,) if top else None,
                 "envvar": "RUNBOOK_FILE" if top else None,
                 "show_default": top,
-                "help": "The runbook file.",
+                "multiple": True,
+                "type": _PATHS,
+                "help": "The runbook file (watch: repeat it, or name a folder of runbooks).",
             },
         ),
         (

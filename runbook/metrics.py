@@ -144,6 +144,9 @@ class WatchMetrics(Collector):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.feeds: list[RunbookFeed] = []
+        self.fleet = False
+        """Watching a fleet (`-f` repeated or a folder): ready means every runbook's state database answered,
+        its lease held or waited for (a replica holds only its share of the leases)."""
         self.updates = 0
         """Views fed so far (all runbooks): a scrape that began at this count has read them."""
         self.lock = threading.Lock()
@@ -173,6 +176,8 @@ class WatchMetrics(Collector):
         return all(f.live for f in self.feeds)
 
     def ready(self) -> bool:
+        if self.fleet:
+            return bool(self.feeds) and all(f.snapshot.state_db for f in self.feeds)
         return bool(self.feeds) and all(f.ready for f in self.feeds)
 
     def describe(self) -> list[Metric]:

@@ -40,21 +40,35 @@ def announce_metrics(output: Output, url: str) -> None:
 
 
 class WatchPrinter:
-    """Renders each round: `watch_live` redrawn on a terminal, `watch_line` appended in a log."""
+    """Renders each round: `watch_live` redrawn on a terminal, `watch_line` appended in a log. With `runbook`
+    (one of a fleet's, in its own thread) each line starts with the runbook's name (its JSON object has a
+    `runbook` key) and there is no live view: the fleet's lines interleave, a whole line at a time."""
 
-    def __init__(self, output: Output) -> None:
+    lock = threading.Lock()
+    """One line written at a time across the threads of a fleet."""
+
+    def __init__(self, output: Output, runbook: str | None = None) -> None:
         self.output = output
-        self.live = output.fmt == "text" and _isatty(output.stream)
+        self.runbook = runbook
+        self.live = output.fmt == "text" and _isatty(output.stream) and runbook is None
         self.history: list[str] = []
 
     def __call__(self, view: WatchView) -> None:
+        with self.lock:
+            self._print(view)
+
+    def _print(self, view: WatchView) -> None:
         if self.output.fmt == "json":
             from runbook.rendering import to_json_text
 
-            self.output.err.write(to_json_text(view.to_json()).replace("\n", " ") + "\n")
+            body = view.to_json() if self.runbook is None else {"runbook": self.runbook, **view.to_json()}
+            self.output.err.write(to_json_text(body).replace("\n", " ") + "\n")
+            self.output.err.flush()
             return
         env = self.output._env
         line = env.get_template("watch_line.txt.j2").render(v=view.to_json()).strip()
+        if self.runbook is not None:
+            line = f"{self.runbook}: {line}"
         self.history = [*self.history[-4:], line]
         if self.live:
             screen = env.get_template("watch_live.txt.j2").render(v=view.to_json(), recent=self.history)
