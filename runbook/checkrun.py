@@ -149,9 +149,11 @@ class CheckRunContext:
         self.close()
 
 
-def redactor_for(runbook: Runbook, spec: CheckSpec | None = None) -> Redactor:
+def redactor_for(
+    runbook: Runbook, spec: CheckSpec | None = None, ctx: CheckContext | None = None
+) -> Redactor:
     """A redactor knowing the runbook's secret values (runbook.secrets) and the check's own: header and env
-    values, the passwords and query values of its URLs."""
+    values, the passwords and query values of its URLs. The runbook's are read once per round (`ctx.memo`)."""
     from runbook.secrets import runbook_secrets, url_secrets, urls_in
 
     secrets: list[str] = []
@@ -163,7 +165,11 @@ def redactor_for(runbook: Runbook, spec: CheckSpec | None = None) -> Redactor:
         # `Bearer abc...`: the credential alone is secret too (it may also appear in a query string).
         secrets.extend(part for value in list(secrets) for part in str(value).split()[1:] if len(part) >= 8)
         secrets.extend(s for url in urls_in(spec.params) for s in url_secrets(url))
-    return Redactor(runbook_secrets(runbook, secrets))
+    memo = getattr(ctx, "memo", None)
+    shared = (
+        memo(("runbook-secrets",), lambda: runbook_secrets(runbook)) if memo else runbook_secrets(runbook)
+    )
+    return Redactor([*shared, *secrets])
 
 
 def _one_line(text: str) -> str:
@@ -223,7 +229,7 @@ def run_check(spec: CheckSpec, ctx: CheckContext) -> Measurement:
         if callable(cancel):
             cancel()
         m = Measurement(Verdict.ERROR, None, f"timed out after {format_duration(spec.timeout)}", {})
-    redact = redactor_for(ctx.runbook, spec)
+    redact = redactor_for(ctx.runbook, spec, ctx)
     return dataclasses.replace(
         m,
         check=spec.name,
