@@ -1,11 +1,15 @@
-"""Automatic rollbacks (`gate --rollback-on-failure`, `watch`, a failed verify) under the same rule as a
-manual one (`machine.rollback_blocker`, never forced): when the rule refuses (out of an irreversible
-stage), nothing is flipped; the breach is recorded as an event, the webhooks are told, and the caller exits 1.
+"""Automatic rollbacks (`gate --rollback-on-failure`, `watch`, a failed verify in `advance`), decided in one
+place, `roll_back`: the rule is a manual rollback's (`machine.rollback_blocker`, never forced), the lock is
+the transition lock (taken here unless the caller holds it), and the webhooks are told here. When the rule
+refuses (out of an irreversible stage), nothing is flipped; the breach is recorded as an event, the webhooks
+are told, and the caller exits 1. The first stage has nowhere to go back to: nothing is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from runbook import engine, machine
 from runbook.errors import UnreachableError
@@ -15,23 +19,90 @@ from runbook.state.records import NewEvent
 
 HELD = "not rolled back"
 """The outcome of a breach event whose automatic rollback the rules refused."""
+LOCK_WAIT = 10.0
+"""Seconds an automatic rollback waits for the transition lock (a manual rollback waits as long)."""
 
 
-def refusal(session: Session, from_stage: str, to_stage: str) -> machine.Blocker | None:
-    """Why an automatic rollback from `from_stage` to `to_stage` may not happen (None: it may)."""
-    return machine.rollback_blocker(session.runbook, from_stage, to_stage, forced=False)
+@dataclass(frozen=True)
+class Entered:
+    """A failed verify: the stage was flipped into from `previous` (flags `before` -> `flags`) under the
+    advance's own `reason`; kept, as entered, when the rule refuses to roll back out of it."""
+
+    previous: str
+    before: dict[str, str | None]
+    flags: dict[str, str]
+    reason: str | None
 
 
-def hold(
+@dataclass
+class AutoRollback:
+    """What `roll_back` did: flipped back to `to_stage` (`done`), held by the rule (`refused`), or nothing
+    (`to_stage` is `from_stage`: the first stage)."""
+
+    from_stage: str
+    to_stage: str
+    done: engine.RollbackOutcome | None = None
+    refused: machine.Blocker | None = None
+
+
+def roll_back(
+    session: Session,
+    *,
+    from_stage: str,
+    expected_version: int,
+    reason: str,
+    verdicts: Sequence[Measurement],
+    entered: Entered | None = None,
+    locked: bool = False,
+) -> AutoRollback:
+    """Roll back automatically from `from_stage` to its rollback target, or hold the breach.
+
+    A breach of the current stage's monitors (gate, watch) is an `auto-rollback` or, refused, a
+    `sample-breach` event (webhook `breach`); a failed verify (`entered`) is an `auto-rollback` plus a
+    `verify-failed` webhook or, refused, the stage recorded as entered and a `verify-failed` event.
+    `locked`: the caller holds the transition lock (advance)."""
+    rb = session.runbook
+    target = rb.rollback_target(from_stage).id
+    out = AutoRollback(from_stage, target)
+    if target == from_stage:
+        return out
+    cause = "breach" if entered is None else "verify-failed"
+    out.refused = machine.rollback_blocker(rb, from_stage, target, forced=False)
+    if out.refused is not None:
+        if entered is not None:
+            _keep_entered(session, from_stage, expected_version, entered, verdicts, out.refused)
+        operation = "sample-breach" if entered is None else "verify-failed"
+        _hold(session, out.refused, operation, from_stage, target, reason, verdicts, cause)
+        return out
+    lock = (
+        contextlib.nullcontext()
+        if locked
+        else session.store().lock(rb.name, "auto-rollback", session.actor, wait=LOCK_WAIT)
+    )
+    with lock:
+        out.done = engine.rollback_now(
+            session,
+            from_stage=from_stage,
+            to_stage=target,
+            expected_version=expected_version,
+            operation="auto-rollback",
+            reason=reason,
+            verdicts=verdicts,
+        )
+    if entered is not None:
+        session.notify("verify-failed", {**out.done.event.to_json(), "stage": from_stage})
+    return out
+
+
+def _hold(
     session: Session,
     blocker: machine.Blocker,
-    *,
     operation: str,
     from_stage: str,
     to_stage: str,
     reason: str,
-    verdicts: Sequence[Measurement] = (),
-    notification: str = "breach",
+    verdicts: Sequence[Measurement],
+    notification: str,
 ) -> NewEvent:
     """Record the breach whose rollback `blocker` refused, notify, and return the event (flags untouched)."""
     rb = session.runbook
@@ -57,62 +128,26 @@ def hold(
     return ev
 
 
-def held_breach(
-    session: Session, from_stage: str, to_stage: str, reason: str, verdicts: Sequence[Measurement]
-) -> machine.Blocker | None:
-    """For `gate` and `watch` after a breach: when the rule refuses the rollback, record and notify the breach
-    (flags untouched) and return why; None when the caller may roll back."""
-    refused = refusal(session, from_stage, to_stage)
-    if refused is not None:
-        hold(
-            session,
-            refused,
-            operation="sample-breach",
-            from_stage=from_stage,
-            to_stage=to_stage,
-            reason=reason,
-            verdicts=verdicts,
-        )
-    return refused
-
-
-def keep_entered(
+def _keep_entered(
     session: Session,
-    blocker: machine.Blocker,
-    *,
-    from_stage: str,
     stage: str,
     version: int,
-    flags_before: dict[str, str | None],
-    flags: dict[str, str],
+    entered: Entered,
     verdicts: Sequence[Measurement],
-    failing: str,
-    reason: str | None,
+    blocker: machine.Blocker,
 ) -> None:
     """Verify of `stage` failed, but the rule refuses to roll back out of it: its flags stay, so the state
-    records the stage as entered (with the failure; a reconcile must not revert it later), then the breach
-    is recorded and notified."""
-    back = session.runbook.rollback_target(stage)
+    records the stage as entered (with the failure; a reconcile must not revert it later)."""
     ev = engine.event(
         session,
         "advance",
-        from_stage=from_stage,
+        from_stage=entered.previous,
         to_stage=stage,
-        flags_before=flags_before,
-        flags_after=flags,
+        flags_before=entered.before,
+        flags_after=entered.flags,
         verdicts=verdicts,
-        reason=reason,
+        reason=entered.reason,
         outcome=f"verify failed; {HELD}",
         data={"verify_failed": True, "rollback_refused": blocker.to_json()},
     )
-    session.store().transition(session.runbook.name, version, stage, flags, ev)
-    hold(
-        session,
-        blocker,
-        operation="verify-failed",
-        from_stage=stage,
-        to_stage=back.id,
-        reason=f"verify failed: {failing}",
-        verdicts=verdicts,
-        notification="verify-failed",
-    )
+    session.store().transition(session.runbook.name, version, stage, entered.flags, ev)

@@ -9,6 +9,7 @@ from typing import Any
 
 from runbook import autorollback, engine, faultpoints, machine
 from runbook.errors import NotReadyError, UsageError
+from runbook.evaluation import evaluate
 from runbook.exitcodes import ExitCode
 from runbook.measurement import Measurement, Verdict
 from runbook.preempt import Guard
@@ -98,27 +99,17 @@ def advance(
             ids = ", ".join(m.id for m in nxt.manual) or "none"
             raise UsageError(f"{nxt.id} has no checklist item {unknown[0]!r}", hint=f"its items: {ids}")
 
-        now = session.clock()
-        monitors = (
-            engine.measure(session, cur.stage.monitor, cur.stage.id, cur.entered_at) if cur.recorded else []
-        )
-        work = (
-            engine.measure(session, cur.stage.soak.work, cur.stage.id, cur.entered_at) if cur.recorded else []
-        )
-        preflight = engine.measure(session, nxt.preflight, nxt.id, now)
+        judged = evaluate(session, cur, nxt)
         guard.from_stage, guard.to_stage = cur.stage.id, nxt.id
         faultpoints.pause("advance:preflight")
         guard.check("preflight")
-        measured = [*monitors, *work, *preflight]
+        measured = judged.measurements
         confirmed = set(confirms)
         if not dry_run:
             for item in nxt.manual:
                 if item.id not in confirmed and session.confirm(f"Confirm for {nxt.id}: {item.text}?"):
                     confirmed.add(item.id)
-        blockers = []
-        if cur.recorded:
-            blockers += machine.leave_blockers(cur.stage, cur.entered_at, now, monitors, work, rb)
-        blockers += machine.entry_blockers(nxt, preflight, confirmed)
+        blockers = judged.blockers(confirmed)
         preview = transfer_action.preview(session, nxt)  # a bad mapping blocks before anything is flipped
         if preview is not None and preview.error is not None:
             blockers.append(
@@ -191,37 +182,23 @@ def advance(
         result.verify = checks
         verdict = machine.verify_outcome(checks)
         if verdict is Verdict.FAIL:
-            back = rb.rollback_target(nxt.id)
             failing = "; ".join(
                 f"{m.check}: {m.explanation}" for m in checks if m.verdict is not Verdict.PASS
             )
-            refused = autorollback.refusal(session, nxt.id, back.id)
-            if refused is not None:  # out of an irreversible stage: no automatic rollback
-                autorollback.keep_entered(
-                    session,
-                    refused,
-                    from_stage=cur.stage.id,
-                    stage=nxt.id,
-                    version=cur.version,
-                    flags_before=f.before,
-                    flags=target,
-                    verdicts=[*measured, *checks],
-                    failing=failing,
-                    reason=reason,
-                )
-                result.outcome, result.failure = "not-rolled-back", f"{failing}; {refused.message}"
-                return result
-            out = engine.rollback_now(
+            auto = autorollback.roll_back(
                 session,
                 from_stage=nxt.id,
-                to_stage=back.id,
                 expected_version=cur.version,
-                operation="auto-rollback",
                 reason=f"verify failed: {failing}",
                 verdicts=[*measured, *checks],
+                entered=autorollback.Entered(cur.stage.id, f.before, target, reason),
+                locked=True,
             )
-            result.outcome, result.rolled_back_to, result.leftover = "rolled-back", back.id, out.leftover
-            session.notify("verify-failed", {**out.event.to_json(), "stage": nxt.id})
+            if auto.refused is not None:  # out of an irreversible stage: no automatic rollback
+                result.outcome, result.failure = "not-rolled-back", f"{failing}; {auto.refused.message}"
+                return result
+            result.outcome, result.rolled_back_to = "rolled-back", auto.to_stage
+            result.leftover = auto.done.leftover if auto.done else []
             return result
         data: dict[str, Any] = (
             {"forced": True, "blockers": [b.to_json() for b in blockers]} if blockers else {}

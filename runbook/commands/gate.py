@@ -90,23 +90,15 @@ def gate(
     ]
     guard.halt_if_aborted("judging")
     if rollback_on_failure and rnd.breached and cur.recorded:
-        target = rb.rollback_target(cur.stage.id)
-        reason = f"gate: {rnd.breach_reason()}"
-        refused = autorollback.held_breach(session, cur.stage.id, target.id, reason, rnd.measurements)
-        if refused is not None:
-            result.not_rolled_back = refused.message
-        elif target.id != cur.stage.id:
-            with session.store().lock(rb.name, "auto-rollback", session.actor):
-                out = engine.rollback_now(
-                    session,
-                    from_stage=cur.stage.id,
-                    to_stage=target.id,
-                    expected_version=cur.version,
-                    operation="auto-rollback",
-                    reason=reason,
-                    verdicts=rnd.measurements,
-                )
-            result.rolled_back_to = out.to_stage
+        auto = autorollback.roll_back(
+            session,
+            from_stage=cur.stage.id,
+            expected_version=cur.version,
+            reason=f"gate: {rnd.breach_reason()}",
+            verdicts=rnd.measurements,
+        )
+        result.not_rolled_back = auto.refused.message if auto.refused else None
+        result.rolled_back_to = auto.to_stage if auto.done else None
     every = [*rnd.measurements, *preflight]
     if junit:
         from runbook.junit import render_junit

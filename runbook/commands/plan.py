@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook import engine, machine
+from runbook.evaluation import evaluate
 from runbook.exitcodes import ExitCode
 from runbook.measurement import Measurement
 from runbook.model import CheckSpec, Stage
@@ -100,22 +101,9 @@ def plan(session: Session, *, check: bool = False) -> PlanResult:
         result.blockers.append(machine.Blocker("final", f"{cur.stage.id} is the last stage"))
         return result
     if check:
-        # The current monitors run before the first stage is recorded too (advance records it, then runs
-        # them); its work window only opens once recorded. At the last stage they are all there is to check.
-        since = cur.entered_at if cur.recorded else now  # as advance, which records the stage now
-        monitors = engine.measure(session, cur.stage.monitor, cur.stage.id, since)
-        work = (
-            engine.measure(session, cur.stage.soak.work, cur.stage.id, cur.entered_at)
-            if cur.recorded and nxt is not None
-            else []
-        )
-        preflight = engine.measure(session, nxt.preflight, nxt.id, now) if nxt is not None else []
-        result.measurements = [*monitors, *work, *preflight]
-        if nxt is None:
-            result.blockers += machine.hold_blockers(monitors)
-            return result
-        result.blockers += machine.leave_blockers(cur.stage, cur.entered_at, now, monitors, work, rb)
-        result.blockers += machine.entry_blockers(nxt, preflight, {m.id for m in nxt.manual})
+        judged = evaluate(session, cur, nxt)
+        result.measurements = judged.measurements
+        result.blockers += judged.blockers([m.id for m in nxt.manual] if nxt else [])  # a plan assumes them
     elif result.soak_remaining > 0:
         result.blockers.append(machine.Blocker("soak", "soak not over"))
     return result

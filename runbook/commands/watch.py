@@ -164,32 +164,33 @@ def watch(
                 return result
             if rnd.breached:
                 reason = f"watch: {rnd.breach_reason()}"
-                target = rb.rollback_target(cur.stage.id)
-                refused = autorollback.held_breach(session, cur.stage.id, target.id, reason, rnd.measurements)
-                if refused is not None:
-                    view.note = f"breach: {autorollback.HELD}: {refused.message}"
-                    show(view)
-                    result.outcome = "not-rolled-back"
-                    result.reason = f"{reason}; {autorollback.HELD}: {refused.message}"
-                    result.last = view.to_json()
-                    return result
-                engine.rollback_now(
+                auto = autorollback.roll_back(
                     session,
                     from_stage=cur.stage.id,
-                    to_stage=target.id,
                     expected_version=cur.version,
-                    operation="auto-rollback",
                     reason=reason,
                     verdicts=rnd.measurements,
                 )
-                view.note = f"breach: rolled back to {target.id}"
-                result.outcome, result.reason, result.stage = "rolled-back", reason, target.id
-                result.transitions.append(
-                    {"operation": "auto-rollback", "from": cur.stage.id, "to": target.id, "cause": "breach"}
-                )
-                show(view)
-                result.last = view.to_json()
-                return result
+                if auto.refused is not None:
+                    view.note = f"breach: {autorollback.HELD}: {auto.refused.message}"
+                    result.outcome = "not-rolled-back"
+                    result.reason = f"{reason}; {autorollback.HELD}: {auto.refused.message}"
+                elif auto.done is not None:
+                    view.note = f"breach: rolled back to {auto.to_stage}"
+                    result.outcome, result.reason, result.stage = "rolled-back", reason, auto.to_stage
+                    result.transitions.append(
+                        {
+                            "operation": "auto-rollback",
+                            "from": cur.stage.id,
+                            "to": auto.to_stage,
+                            "cause": "breach",
+                        }
+                    )
+                if auto.refused is not None or auto.done is not None:
+                    show(view)
+                    result.last = view.to_json()
+                    return result
+                view.note = f"breach: {cur.stage.id} is the first stage, nothing to roll back to"
             for j in rnd.inconclusive:
                 key = ("inconclusive", j.spec.name, cur.version)
                 if key not in notified:

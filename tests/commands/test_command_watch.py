@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from runbook.commands.advance import advance
+from runbook.commands.gate import gate
 from runbook.commands.history import history
 from runbook.commands.status import status
 from runbook.commands.watch import watch
@@ -41,3 +42,32 @@ def test_auto_advance_moves_on_when_every_gate_allows(ws: Workspace) -> None:
     assert status(ws.open()).stage == "two"
     assert (r.stage, r.to_json()["stage"]) == ("two", "two")  # the stage it left off in, as status says
     assert ws.flags()["PGBOSS_FOR_NEW_EVALS"] == "true"
+
+
+LEGACY_MONITOR = """\
+  - id: legacy
+    monitor:
+      - name: legacy-healthy
+        kind: sql
+        query: SELECT ${LEGACY_VALUE:-0}
+        expect: ["value == 0"]
+"""
+
+
+def test_a_breach_in_the_first_stage_has_nothing_to_roll_back_to(ws: Workspace) -> None:
+    """watch and gate --rollback-on-failure decide alike (autorollback.roll_back): no flip, no record."""
+    ws.edit("  - id: legacy\n", LEGACY_MONITOR)
+    views: list[Any] = []
+    r = watch(ws.open(LEGACY_VALUE="1"), interval=0.05, max_rounds=2, on_round=views.append)
+    assert (r.outcome, r.rounds, r.stage, r.transitions, r.exit_code) == (
+        "limit",
+        2,
+        "legacy",
+        [],
+        ExitCode.OK,
+    )
+    assert views[0].note == "breach: legacy is the first stage, nothing to roll back to"
+    g = gate(ws.open(LEGACY_VALUE="1"), rollback_on_failure=True)
+    assert (g.rolled_back_to, g.not_rolled_back, g.exit_code) == (None, None, ExitCode.NOT_READY)
+    assert [e["operation"] for e in history(ws.open()).events] == ["init"]
+    assert ws.flags()["PGBOSS_ENABLED"] == "false"
