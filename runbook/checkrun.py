@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 
 from runbook import db
+from runbook.checkconns import CheckConnections
 from runbook.checks import get_kind
 from runbook.checks.base import CheckContext
 from runbook.checks.transient import scope
@@ -55,7 +56,7 @@ class CheckRunContext:
 
     `samples` is the provider of stored samples (the engine passes one backed by the state store; by
     default there are none). Use as a context manager, or call `close()`; connections are opened on first
-    use, one per URL."""
+    use, one per URL, in `connections` when given (a session's, kept across rounds), else its own."""
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class CheckRunContext:
         env: Mapping[str, str] | None = None,
         samples: SampleProvider | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        connections: CheckConnections | None = None,
     ) -> None:
         self.runbook = runbook
         self.stage_id = stage_id
@@ -73,7 +75,8 @@ class CheckRunContext:
         self.env: Mapping[str, str] = dict(os.environ) if env is None else env
         self._samples: SampleProvider = samples or _no_samples
         self._clock = clock or _utcnow
-        self._conns: dict[str, psycopg.Connection[Any]] = {}
+        self._pool = connections or CheckConnections()
+        self._owns_pool = connections is None
         self._lock = threading.Lock()
         self._memo: dict[Hashable, Any] = {}
 
@@ -102,22 +105,16 @@ class CheckRunContext:
         transaction, rolled back afterwards, so no check can write and none sees a stale snapshot."""
         settings = self.runbook.settings.database
         target = url or settings.url
-        key = target or ""
-        with self._lock:
-            conn = self._conns.get(key)
-            if conn is not None and (conn.closed or conn.broken):
-                del self._conns[key]
-                conn = None
-        if conn is None:
-            conn = db.connect(
+        conn = self._pool.get(
+            target or "",
+            lambda: db.connect(
                 target,
                 read_only=True,
                 statement_timeout=settings.statement_timeout,
                 connect_timeout=settings.connect_timeout,
                 application_name="runbook-check",
-            )
-            with self._lock:
-                self._conns[key] = conn
+            ),
+        )
         try:
             yield conn
         finally:
@@ -126,21 +123,14 @@ class CheckRunContext:
 
     def cancel(self) -> None:
         """Cancel running queries and drop every cached connection (after a check timed out)."""
-        with self._lock:
-            conns, self._conns = list(self._conns.values()), {}
-        for conn in conns:
-            with contextlib.suppress(psycopg.Error):
-                conn.cancel_safe(timeout=2.0)
-            with contextlib.suppress(psycopg.Error):
-                conn.close()
+        self._pool.cancel()
 
     def close(self) -> None:
-        """Close every cached connection."""
+        """End the round: forget what it memoised; close the connections unless a session keeps them."""
         with self._lock:
-            conns, self._conns = list(self._conns.values()), {}
-        for conn in conns:
-            with contextlib.suppress(psycopg.Error):
-                conn.close()
+            self._memo.clear()
+        if self._owns_pool:
+            self._pool.close()
 
     def __enter__(self) -> CheckRunContext:
         return self

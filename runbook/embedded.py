@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from runbook import db
 from runbook.errors import ConfigError
 
 
@@ -73,10 +74,10 @@ def fresh_database(server_url: str, prefix: str) -> Iterator[str]:
     """Create an empty database `<prefix>_<random>` on the server for the block, yield its URL (the form of
     `server_url`); drop it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
+    with db.connect(server_url, what="the database server", autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield with_dbname(server_url, name)
     finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
+        with db.connect(server_url, what="the database server", autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

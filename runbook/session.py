@@ -37,6 +37,7 @@ class Session:
     _store: StateStore | None = field(default=None, repr=False)
     _backend: FlagBackend | None = field(default=None, repr=False)
     _contexts: list[CheckRunContext] = field(default_factory=list, repr=False)
+    _check_connections: Any = field(default=None, repr=False)
     _notifier: Any = field(default=None, repr=False)
     _secrets: list[str] | None = field(default=None, repr=False)
     notice: Any = None
@@ -167,18 +168,24 @@ class Session:
                 return ()
             return self._store_samples(stage_id, check, entered_at)
 
+        if self._check_connections is None:
+            from runbook.checkconns import CheckConnections
+
+            self._check_connections = CheckConnections()
         ctx = CheckRunContext(
             runbook=self.runbook,
             stage_id=stage_id,
             stage_entered_at=entered_at,
             env=self.env,
             samples=samples,
+            connections=self._check_connections,
         )
         self._contexts.append(ctx)
         return ctx
 
     def release_context(self, ctx: CheckRunContext) -> None:
-        """Close a check context's connections now rather than at `close()` (a watcher measures for days)."""
+        """End a round's check context now rather than at `close()` (a watcher measures for days); its
+        connections stay with the session for the next round."""
         ctx.close()
         with contextlib.suppress(ValueError):
             self._contexts.remove(ctx)
@@ -198,6 +205,8 @@ class Session:
         for ctx in self._contexts:
             ctx.close()
         self._contexts.clear()
+        if self._check_connections is not None:
+            self._check_connections.close()
         if self._store is not None:
             self._store.close()
             self._store = None
