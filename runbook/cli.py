@@ -368,7 +368,12 @@ def watch(
 
         if not fleet:
             return run(sessions[0], stop=stop, on_round=on_round(sessions[0]), **options)
-        return watch_fleet(sessions, stop=stop, on_round=on_round, **options)
+        hooks: dict[str, Any] = {}
+        if server is not None:
+            hooks = {"ended": server.metrics.released, "beat": server.metrics.beat}
+        if wait_for_lease:  # replicas: a session of its own keeps the heartbeat and shares the runbooks out
+            hooks["coordinator"] = cli.session(paths[0])
+        return watch_fleet(sessions, stop=stop, on_round=on_round, **hooks, **options)
 
     cli.run(go)
 

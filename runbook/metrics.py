@@ -147,6 +147,8 @@ class WatchMetrics(Collector):
         self.fleet = False
         """Watching a fleet (`-f` repeated or a folder): ready means every runbook's state database answered,
         its lease held or waited for (a replica holds only its share of the leases)."""
+        self.replica_ok: bool | None = None
+        """A replica (`--wait` over a fleet): its last tick reached the state database (None: no replica)."""
         self.updates = 0
         """Views fed so far (all runbooks): a scrape that began at this count has read them."""
         self.lock = threading.Lock()
@@ -172,13 +174,31 @@ class WatchMetrics(Collector):
         for f in self.feeds:
             f.snapshot = dataclasses.replace(f.snapshot, lease_held=False)
 
+    def beat(self, ok: bool) -> None:
+        """A replica's tick (runbook/commands/replicas.py): whether its state database answered."""
+        self.replica_ok = ok
+
+    def released(self, runbook: str) -> None:
+        """`runbook`'s watch here ended (given back to another replica, or done): its lease is not held."""
+        for f in self.feeds:
+            if f.name == runbook:
+                f.snapshot = dataclasses.replace(f.snapshot, lease_held=False)
+
+    def _mine(self) -> list[RunbookFeed]:
+        """The feeds the probes judge: every one, or for a replica those whose lease it holds."""
+        return [f for f in self.feeds if self.replica_ok is None or f.snapshot.lease_held]
+
     def live(self) -> bool:
-        return all(f.live for f in self.feeds)
+        return all(f.live for f in self._mine())
 
     def ready(self) -> bool:
-        if self.fleet:
-            return bool(self.feeds) and all(f.snapshot.state_db for f in self.feeds)
-        return bool(self.feeds) and all(f.ready for f in self.feeds)
+        if not self.fleet:
+            return bool(self.feeds) and all(f.ready for f in self.feeds)
+        return (
+            bool(self.feeds)
+            and self.replica_ok is not False
+            and all(f.snapshot.state_db for f in self._mine())
+        )
 
     def describe(self) -> list[Metric]:
         return [_gauge(n) for n, (kind, _l, _h) in CATALOG.items() if kind == "gauge"]

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runbook.commands.replicas import share_out
 from runbook.commands.watch import WatchResult, WatchView, watch
-from runbook.errors import RunbookError, UsageError
+from runbook.errors import LockedError, RunbookError, UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
 
@@ -63,15 +64,16 @@ def distinct_names(sessions: Sequence[Session], paths: Sequence[str]) -> None:
 
 @dataclass
 class FleetResult:
-    """How each runbook's watch ended (a watch result, or the error that ended its thread)."""
+    """How each runbook's watch ended (a watch result, the error that ended its thread, or None: never
+    watched here, another replica holds it)."""
 
-    results: list[WatchResult | RunbookError] = field(default_factory=list)
+    results: list[WatchResult | RunbookError | None] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     template: str = "watch_fleet"
 
     @property
     def exit_code(self) -> ExitCode:
-        codes = {r.exit_code for r in self.results}
+        codes = {r.exit_code for r in self.results if r is not None}
         return next((c for c in WORST if c in codes), ExitCode.OK)
 
     def to_json(self) -> dict[str, Any]:
@@ -79,6 +81,10 @@ class FleetResult:
         for name, r in zip(self.names, self.results, strict=True):
             if isinstance(r, WatchResult):
                 runbooks.append(r.to_json())
+            elif r is None:
+                runbooks.append(
+                    {"runbook": name, "outcome": "elsewhere", "reason": "watched by another replica"}
+                )
             else:
                 body = {
                     "outcome": "error",
@@ -95,26 +101,45 @@ def watch_fleet(
     *,
     stop: threading.Event,
     on_round: Callable[[Session], Callable[[WatchView], None]],
+    coordinator: Session | None = None,
+    ended: Callable[[str], None] = lambda _name: None,
+    beat: Callable[[bool], None] = lambda _ok: None,
     **options: Any,
 ) -> FleetResult:
     """Watch every session's runbook in a thread of its own (`options` as `watch` takes them) until each
-    ended; `on_round(session)` is that runbook's round callback."""
-    result = FleetResult([RunbookError("not started")] * len(sessions), [s.name for s in sessions])
+    ended; `on_round(session)` is that runbook's round callback, `ended(name)` is called as its watch ends.
+    With a `coordinator` (a session of its own: replicas, runbook/commands/replicas.py) this process
+    watches only its share of the runbooks, until `stop`."""
+    result = FleetResult([None] * len(sessions), [s.name for s in sessions])
+    callbacks = [on_round(s) for s in sessions]
 
-    def one(i: int, session: Session) -> None:
+    def one(i: int, own_stop: threading.Event) -> None:
+        session = sessions[i]
         try:
-            result.results[i] = watch(session, stop=stop, on_round=on_round(session), **options)
+            result.results[i] = watch(session, stop=own_stop, on_round=callbacks[i], **options)
+        except LockedError as exc:
+            if coordinator is None:  # a replica that lost the race for a lease simply has not got it
+                result.results[i] = exc
         except RunbookError as exc:
             result.results[i] = exc
         except Exception as exc:  # a bug in one runbook's thread never takes the others down
             result.results[i] = RunbookError(f"watch failed: {type(exc).__name__}: {exc}")
+        finally:
+            ended(session.name)
+            if coordinator is not None:
+                session.reset_store()  # given back: its connection goes too, until taken again
 
-    threads = [
-        threading.Thread(target=one, args=(i, s), name=f"watch {s.name}", daemon=True)
-        for i, s in enumerate(sessions)
-    ]
-    for t in threads:
+    def start(i: int, own_stop: threading.Event) -> threading.Thread:
+        t = threading.Thread(target=one, args=(i, own_stop), name=f"watch {sessions[i].name}", daemon=True)
         t.start()
+        return t
+
+    if coordinator is not None:
+        options = {**options, "wait_for_lease": False}  # the share decides what to wait for
+        tick = options.get("interval") or min(s.runbook.settings.defaults.interval for s in sessions)
+        share_out(sessions, coordinator, stop=stop, start=start, tick=tick, beat=beat)
+        return result
+    threads = [start(i, stop) for i in range(len(sessions))]
     for t in threads:
         while t.is_alive():
             t.join(0.5)  # in slices: the main thread stays free to take SIGTERM and Ctrl-C

@@ -60,3 +60,11 @@ class LeaseMixin(StoreBase):
                 (runbook,),
             ).fetchone()
         return Lease(*row) if row else None
+
+    def held_leases(self) -> dict[str, str]:
+        """Every unexpired lease of this schema: {runbook: owner} (a fleet's replicas pick free ones)."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                self.sql("SELECT runbook, owner FROM {leases} WHERE expires_at >= now()")
+            ).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
