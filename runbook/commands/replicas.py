@@ -27,15 +27,11 @@ from collections.abc import Callable, Sequence
 
 from runbook.errors import RunbookError, UnreachableError
 from runbook.session import Session
+from runbook.state.leases import lease_seconds
 
 HEARTBEAT = "replica:"
 Start = Callable[[int, threading.Event], threading.Thread]
 """Start watching runbook i until the event is set; the thread ends when the watch does."""
-
-
-def lease_seconds(every: float) -> float:
-    """The lease period for a tick of `every` seconds (the watch loop's rule)."""
-    return max(3 * every, 30.0)
 
 
 def fair_share(runbooks: int, replicas: int) -> int:

@@ -19,6 +19,7 @@ from runbook.exitcodes import ExitCode
 from runbook.preempt import Guard
 from runbook.reconcile import InFlightError, reconcile_first
 from runbook.session import Session
+from runbook.state.leases import lease_seconds
 
 
 @dataclass
@@ -128,7 +129,7 @@ def watch(
                     guard.arm()  # a manual rollback from now on stops this watcher (exit 4)
                 cur = engine.ensure_recorded(session)
                 every = interval or cur.stage.interval or rb.settings.defaults.interval
-                lease_ttl = max(3 * every, 30.0)
+                lease_ttl = lease_seconds(every)
                 if not have_lease:
                     waiting = WatchView(result.rounds, cur.stage.id, 0, None, cur=cur)
                     have_lease = _acquire(session, owner, lease_ttl, wait_for_lease, stop, show, waiting)

@@ -10,6 +10,11 @@ from runbook.state.base import StoreBase
 from runbook.state.records import Lease
 
 
+def lease_seconds(every: float) -> float:
+    """How long a watcher's lease lasts when it renews it every `every` seconds: 3 rounds, at least 30 s."""
+    return max(3 * every, 30.0)
+
+
 class LeaseMixin(StoreBase):
     """Watcher leases."""
 

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from bench.fleet import roomy_server
-from runbook.commands.replicas import lease_seconds
 from runbook.embedded import fresh_database
+from runbook.state.leases import lease_seconds
 from tests.cli.conftest import Outcome
 from tests.cli.metricsupport import Watcher
 from tests.cli.test_watch_fleet import started, write_runbook
