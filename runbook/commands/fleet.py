@@ -113,8 +113,13 @@ def watch_fleet(
     result = FleetResult([None] * len(sessions), [s.name for s in sessions])
     callbacks = [on_round(s) for s in sessions]
 
+    tick = options.get("interval") or min(s.runbook.settings.defaults.interval for s in sessions)
+
     def one(i: int, own_stop: threading.Event) -> None:
         session = sessions[i]
+        if own_stop.wait(tick * i / len(sessions)):  # spread over an interval: rounds never all at once
+            ended(session.name)
+            return
         try:
             result.results[i] = watch(session, stop=own_stop, on_round=callbacks[i], **options)
         except LockedError as exc:
@@ -136,7 +141,6 @@ def watch_fleet(
 
     if coordinator is not None:
         options = {**options, "wait_for_lease": False}  # the share decides what to wait for
-        tick = options.get("interval") or min(s.runbook.settings.defaults.interval for s in sessions)
         share_out(sessions, coordinator, stop=stop, start=start, tick=tick, beat=beat)
         return result
     threads = [start(i, stop) for i in range(len(sessions))]
