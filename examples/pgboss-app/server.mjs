@@ -6,7 +6,6 @@ import { loadDeps } from './lib/deps.mjs'
 import { startFlagStore } from './lib/flags.mjs'
 import { loadGenerated } from './lib/generated.mjs'
 import { Faults } from './lib/faults.mjs'
-import { Boss } from './lib/boss.mjs'
 import { LegacyWorker } from './lib/legacy.mjs'
 import { Manager } from './lib/manager.mjs'
 import { ensureSchema } from './lib/schema.mjs'
@@ -43,17 +42,12 @@ async function main () {
 
   const flags = await startFlagStore({ generated, config, pool, log })
   const faults = new Faults({ flags, config, log })
-  const boss = new Boss({ deps, config, pool, faults, log })
   const legacy = new LegacyWorker({ pool, config, faults, flags, log })
-  const manager = new Manager({ pool, flags, boss, log })
-
-  const startBoss = (why) => boss.ensureStarted().catch((err) => log(`pg-boss could not start (${why}): ${err.message}`))
-  const { rows: [schema] } = await pool.query('SELECT to_regclass($1) IS NOT NULL AS installed', [`"${config.pgbossSchema}".version`])
-  if (config.pgbossStart === 'always' || flags.bool('PGBOSS_ENABLED') || schema.installed) await startBoss('boot')
-  flags.on('change', () => { if (flags.bool('PGBOSS_ENABLED')) startBoss('flag') })
+  const manager = new Manager({ generated, config, pool, flags, faults, log })
+  const endpoints = loadEndpoints({ generated, deps, config, pool, flags, queue: manager.queue, legacy, faults, startedAt })
+  await manager.queue.start() // now if PGBOSS_ENABLED, PGBOSS_START=always or its schema exists; else on the flag
+  if (manager.queue.lastError) log(`pg-boss could not start: ${manager.queue.lastError}`)
   if (config.legacyWorkers) legacy.start()
-
-  const endpoints = loadEndpoints({ generated, deps, config, pool, flags, boss, manager, legacy, faults, startedAt })
   const app = { log, flags, faults, manager, status: endpoints.status, health: endpoints.health }
 
   const server = buildServer(app)
@@ -74,7 +68,7 @@ async function main () {
     setTimeout(() => { log('stop timed out; exiting'); process.exit(0) }, 10000).unref()
     await new Promise((resolve) => server.close(resolve)) // finish requests in flight; idle keep-alives close
     await legacy.stop().catch((e) => log(`legacy stop: ${e.message}`))
-    await boss.stop().catch((e) => log(`pg-boss stop: ${e.message}`))
+    await manager.queue.stop().catch((e) => log(`pg-boss stop: ${e.message}`))
     await flags.stop()
     await pool.end().catch(() => {})
     try {

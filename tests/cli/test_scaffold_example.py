@@ -7,6 +7,7 @@ tests/e2e/test_app_generated.py."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,3 +88,18 @@ def test_example_app_gets_the_code_of_the_pgboss_it_loads(line: str, major: str,
     queue = Path(env["GENERATED_DIR"], "runbook", "queue-manager.js").read_text()
     assert f"export const PGBOSS_MAJOR = {major}\n" in queue
     assert not (app.app_dir / "generated").exists()  # nothing beside the app (in a wheel: site-packages)
+
+
+def test_the_app_keeps_no_copy_of_the_queue_manager() -> None:
+    """The app's pg-boss use is the generated QueueManager's (lib/manager.mjs configures it): no code of the
+    app's own (comments aside) imports pg-boss, creates a queue, starts workers, sends to pg-boss or routes by
+    the flags."""
+    app = REPO / "examples" / "pgboss-app"
+    code = {
+        p.relative_to(app).as_posix(): re.sub(r"(^|\s)//.*$", "", p.read_text(), flags=re.MULTILINE)
+        for p in sorted(app.rglob("*.mjs"))
+    }
+    assert "new QueueManager({" in code["lib/manager.mjs"]
+    patterns = ("PgBoss", "from 'pg-boss'", "createQueue", ".work(name", "boss.send(", "ENABLED'", "_FOR_")
+    copies = {p: names for p in patterns if (names := [name for name, text in code.items() if p in text])}
+    assert copies == {}, "use the generated QueueManager (lib/manager.mjs)"

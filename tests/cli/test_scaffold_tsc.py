@@ -52,7 +52,16 @@ import { healthHandler, mountRunbookRoutes } from './express-ts/runbook/express.
 
 const rt = configureRuntime({
   legacy: async (type: string, data: object) => `${type}:${JSON.stringify(data)}`,
-  handlers: { evaluation: async (data, job) => { console.log(job.id, job.data === data) } },
+  handlers: {
+    evaluation: async (data, job) => {
+      const last: boolean = job.retryCount >= job.retryLimit
+      console.log(job.id, job.data === data, last)
+    }
+  },
+  beforeSend: async (type, data, route) => {
+    const r: 'pgboss' | 'legacy' = route
+    console.log(type, data, r)
+  },
   jobOptions: { evaluation: { retryLimit: 5, priority: 1 } }
 })
 rt.flags.on('change', (snapshot) => { const on: boolean = snapshot.PGBOSS_FOR_NEW_EVALS; console.log(on) })
@@ -78,7 +87,12 @@ CONSUMER_JS = """\
 import { configureRuntime } from './next-js/runbook/runtime.js'
 import { mountRunbookRoutes } from './express-js/runbook/express.js'
 
-const rt = configureRuntime({ legacy: async (type, data) => `${type}:${JSON.stringify(data)}` })
+const rt = configureRuntime({
+  legacy: async (type, data) => `${type}:${JSON.stringify(data)}`,
+  handlers: { evaluation: async (data, job) => { console.log(data, job.retryCount >= job.retryLimit) } },
+  // @ts-expect-error: a route is 'pgboss' or 'legacy'
+  beforeSend: async (type, data, route) => { if (route === 'elsewhere') console.log(type, data) }
+})
 /** @type {boolean} */
 const on = rt.flags.isOn('PGBOSS_FOR_ALL_JOBS')
 // @ts-expect-error: not a flag of the runbook

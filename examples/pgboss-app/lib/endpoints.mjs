@@ -1,26 +1,16 @@
 // The payloads of the two endpoints runbook reads, GET /api/health and GET /api/admin/pgboss-status: the code
-// `migrate scaffold` generated (GENERATED_DIR/runbook/status.js) over this app's own parts (its flag store,
-// pg-boss wrapper and job manager stand in for the generated runtime), plus what only this app reports: the
-// pg-boss version it loaded from PGBOSS_DIR, the legacy worker and the faults.
+// `migrate scaffold` generated (GENERATED_DIR/runbook/status.js) over this app's parts (its flag store and the
+// generated QueueManager stand in for the generated runtime), plus what only this app reports: the pg-boss
+// version it loaded from PGBOSS_DIR, the legacy worker and the faults.
 
-export function loadEndpoints ({ generated, deps, config, pool, flags, boss, manager, legacy, faults, startedAt }) {
+export function loadEndpoints ({ generated, deps, config, pool, flags, queue, legacy, faults, startedAt }) {
   const { PGBOSS_SCHEMA } = generated.queueManager
   if (config.pgbossSchema !== PGBOSS_SCHEMA) {
     throw new Error(`PGBOSS_SCHEMA=${config.pgbossSchema} differs from the scaffolded code (${PGBOSS_SCHEMA}): ` +
       'unset it, or re-run `migrate scaffold` into GENERATED_DIR with a runbook that names it')
   }
   const { healthPayload, pgbossStatusPayload } = generated.status
-  const runtime = { // what the generated payloads read of a Runtime
-    pool,
-    flags,
-    startedAt,
-    queue: {
-      get started () { return boss.started },
-      get workers () { return boss.workers },
-      get lastError () { return boss.lastError },
-      get created () { return manager.created }
-    }
-  }
+  const runtime = { pool, flags, startedAt, queue } // what the generated payloads read of a Runtime
   return {
     health () {
       const payload = healthPayload(runtime)

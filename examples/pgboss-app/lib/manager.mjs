@@ -1,66 +1,79 @@
-// The plan's manager, generalised: import jobs go to pg-boss when PGBOSS_ENABLED; evaluation jobs when
-// PGBOSS_ENABLED and PGBOSS_FOR_NEW_EVALS; every job when PGBOSS_ENABLED and PGBOSS_FOR_ALL_JOBS; otherwise
-// to the legacy "Job" table. If pg-boss cannot start, jobs fall back to the legacy table (as in the plan).
+// The job manager: the QueueManager `migrate scaffold` generates (GENERATED_DIR/runbook/queue-manager.js:
+// routing by the three flags, createQueue before use, several work() calls per queue, the legacy fallback when
+// pg-boss cannot start, a graceful stop), given only what is this app's own: the legacy "Job" table, its
+// settings (concurrency, polling, the evaluation retry options), fault injection in the pg-boss handlers, and
+// the idempotency ledger (public.ledger). A job bound for pg-boss gets its ledger row before it is sent (the
+// generated beforeSend hook), so its handler always finds it; the legacy path writes the row in the job's own
+// transaction (createLegacyJob).
 import { randomUUID } from 'node:crypto'
 import { createLegacyJob } from './legacy.mjs'
-import { deleteEntry, findByKey, insertEntry, setJobId } from './ledger.mjs'
+import { deleteEntry, findByKey, insertEntry, markFailed, markProcessed, setJobId } from './ledger.mjs'
 
 export const JOB_TYPES = ['import-article', 'evaluation']
 
 export class Manager {
-  constructor ({ pool, flags, boss, log }) {
-    Object.assign(this, { pool, flags, boss, log })
-    this.created = { pgboss: 0, legacy: 0 }
-  }
-
-  route (type) {
-    if (!this.flags.bool('PGBOSS_ENABLED')) return 'legacy'
-    if (this.flags.bool('PGBOSS_FOR_ALL_JOBS')) return 'pgboss'
-    if (type === 'import-article') return 'pgboss'
-    if (type === 'evaluation' && this.flags.bool('PGBOSS_FOR_NEW_EVALS')) return 'pgboss'
-    return 'legacy'
+  constructor ({ generated, config, pool, flags, faults, log }) {
+    this.pool = pool
+    this.faults = faults
+    this.entered = new WeakSet() // send()'s data objects whose ledger row beforeSend wrote
+    const { QueueManager, JOB_OPTIONS } = generated.queueManager
+    const handle = (data, job) => this._handle(data, job)
+    this.queue = new QueueManager({
+      flags,
+      pool,
+      connectionString: config.databaseUrl,
+      start: config.pgbossStart === 'always' ? 'always' : 'on-enable',
+      legacy: (type, { key, ...payload }) => createLegacyJob(pool, { type, key, payload }),
+      beforeSend: (type, data, route) => this._enter(type, data, route),
+      handlers: config.pgbossWorkers ? Object.fromEntries(JOB_TYPES.map((type) => [type, handle])) : {},
+      concurrency: { 'import-article': config.importConcurrency, evaluation: config.evalConcurrency },
+      jobOptions: {
+        evaluation: { ...JOB_OPTIONS.evaluation, retryDelay: config.evalRetryDelay, expireInSeconds: config.evalExpireSeconds }
+      },
+      pollingIntervalSeconds: config.workPollSeconds,
+      log
+    })
   }
 
   /** Create one job; an already-used idempotency key returns the original job with duplicate: true. */
   async create (type, payload, key = randomUUID()) {
     const existing = await findByKey(this.pool, key)
     if (existing) return this._duplicate(existing)
+    const data = { ...payload, key }
+    let sent
     try {
-      return await this._create(type, payload, key)
+      sent = await this.queue.send(type, data)
     } catch (err) {
-      if (err.code !== '23505') throw err // unique_violation: the same key raced in concurrently
-      return this._duplicate(await findByKey(this.pool, key))
+      // unique_violation: the same key raced in concurrently
+      if (err.code === '23505') return this._duplicate(await findByKey(this.pool, key))
+      if (this.entered.has(data)) await deleteEntry(this.pool, key).catch(() => {})
+      throw err
     }
+    if (sent.routedTo === 'pgboss') await setJobId(this.pool, key, sent.id)
+    return { jobId: sent.id, key, type, routedTo: sent.routedTo, duplicate: false }
   }
 
   _duplicate (row) {
     return { jobId: row.job_id, key: row.key, type: row.type, routedTo: row.routed_to, duplicate: true }
   }
 
-  async _create (type, payload, key) {
-    let routedTo = this.route(type)
-    if (routedTo === 'pgboss') {
-      try {
-        await this.boss.ensureStarted()
-      } catch (err) {
-        this.log(`pg-boss unavailable (${err.message}); sending ${type} to the legacy table`)
-        routedTo = 'legacy'
-      }
+  async _enter (type, data, routedTo) {
+    if (routedTo !== 'pgboss') return
+    const { key, ...payload } = data
+    await insertEntry(this.pool, { key, type, payload, routedTo })
+    this.entered.add(data)
+  }
+
+  /** One pg-boss job: the faults first (a throw fails this attempt; pg-boss retries it), then the ledger. */
+  async _handle (data, job) {
+    const key = data?.key
+    try {
+      await this.faults.work(job.name, 'pgboss')
+    } catch (err) {
+      const last = Number.isInteger(job.retryLimit) && job.retryCount >= job.retryLimit
+      if (key) await markFailed(this.pool, key, err.message, last)
+      throw err
     }
-    let jobId
-    if (routedTo === 'pgboss') {
-      await insertEntry(this.pool, { key, type, payload, routedTo })
-      try {
-        jobId = await this.boss.send(type, { ...payload, key })
-      } catch (err) {
-        await deleteEntry(this.pool, key).catch(() => {})
-        throw err
-      }
-      await setJobId(this.pool, key, jobId)
-    } else {
-      jobId = await createLegacyJob(this.pool, { type, key, payload })
-    }
-    this.created[routedTo] += 1
-    return { jobId, key, type, routedTo, duplicate: false }
+    if (key) await markProcessed(this.pool, key, 'pgboss')
   }
 }
