@@ -36,7 +36,8 @@ TRANSFER_PGBOSS_POINTS = (
 
 
 def pause(name: str) -> None:
-    """Stop here for RUNBOOK_PAUSE_SECONDS (default 60) when RUNBOOK_PAUSE_AT names this point."""
+    """Stop here for RUNBOOK_PAUSE_SECONDS (default 60) when RUNBOOK_PAUSE_AT names this point, or until the
+    file RUNBOOK_PAUSE_RELEASE exists, when set (a test ends the pause once what it waits for happened)."""
     if os.environ.get("RUNBOOK_PAUSE_AT") != name:
         return
     marker = os.environ.get("RUNBOOK_PAUSE_FILE")
@@ -45,4 +46,7 @@ def pause(name: str) -> None:
             f.write(f"{name} {os.getpid()}\n")
     sys.stderr.write(f"paused at {name} (pid {os.getpid()})\n")
     sys.stderr.flush()
-    time.sleep(float(os.environ.get("RUNBOOK_PAUSE_SECONDS", "60")))
+    deadline = time.monotonic() + float(os.environ.get("RUNBOOK_PAUSE_SECONDS", "60"))
+    release = os.environ.get("RUNBOOK_PAUSE_RELEASE")
+    while time.monotonic() < deadline and not (release and os.path.exists(release)):
+        time.sleep(0.02 if release else max(0.0, deadline - time.monotonic()))

@@ -12,6 +12,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -44,13 +45,27 @@ def _safe(home: Home) -> bool:
     return all(flags.get(k) == v for k, v in LEGACY.items())
 
 
-def _rollback_and_time(home: Home, *others: Stderr) -> tuple[float, int, str]:
+def _aborts(home: Home) -> int:
+    with psycopg.connect(home.env["DATABASE_URL"], autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM runbook.aborts").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _rollback_and_time(home: Home, *others: Stderr, release: Path | None = None) -> tuple[float, int, str]:
     """Start `migrate rollback`; return (seconds until the flags file shows the legacy flags, code, output).
-    While the processes run, the flags must never leave the legacy values again once reached."""
+    While the processes run, the flags must never leave the legacy values again once reached. `release`: a
+    file created once the rollback's abort request is in the state, ending a paused operation's pause (on a
+    busy machine a fixed pause could end before the rollback has even started)."""
     started = time.monotonic()
+    asked = _aborts(home) if release else 0
     rb = home.popen("rollback", "--reason", "preemption test")
     safe_at = None
+    polled = 0.0
     while rb.poll() is None or any(o.proc.poll() is None for o in others):
+        if release and not release.exists() and time.monotonic() - polled > 0.05:
+            polled = time.monotonic()
+            if _aborts(home) > asked:
+                release.touch()
         safe = _safe(home)
         if safe and safe_at is None:
             safe_at = time.monotonic() - started
@@ -92,12 +107,18 @@ def _at_one(home: Home) -> int:
 def test_rollback_preempts_a_paused_advance(home: Home, point: str, n: int) -> None:
     before = _at_one(home)
     marker = home.dir / "paused"
-    extra = {"RUNBOOK_PAUSE_AT": point, "RUNBOOK_PAUSE_FILE": str(marker), "RUNBOOK_PAUSE_SECONDS": "1.5"}
+    release = home.dir / "release"
+    extra = {
+        "RUNBOOK_PAUSE_AT": point,
+        "RUNBOOK_PAUSE_FILE": str(marker),
+        "RUNBOOK_PAUSE_SECONDS": "60",
+        "RUNBOOK_PAUSE_RELEASE": str(release),
+    }
     adv = Stderr(home.popen("advance", "--yes", extra=extra))
     wait_for_file(marker, adv.proc)
     if point == "advance:flipped":
         assert home.flags()["PGBOSS_FOR_NEW_EVALS"] == "true"  # the advance's flip is in place
-    took, code, text = _rollback_and_time(home, adv)
+    took, code, text = _rollback_and_time(home, adv, release=release)
     LATENCIES.append(took)
     assert code == 4, text
     assert "Preempted advance" in text, text
