@@ -1,5 +1,5 @@
 """Run every benchmark in turn (`make bench`): latency, scale, rollback, footprint, transfer, confidence,
-ranks, metrics. Each prints its table and writes bench/results/<name>.json; the exit status is non-zero
+ranks, metrics, fleet. Each prints its table and writes bench/results/<name>.json; the exit status is non-zero
 when any missed its target."""
 
 from __future__ import annotations
@@ -8,10 +8,21 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("latency", "rollback", "footprint", "scale", "transfer", "confidence", "ranks", "metrics")
+BENCHMARKS = (
+    "latency",
+    "rollback",
+    "footprint",
+    "scale",
+    "transfer",
+    "confidence",
+    "ranks",
+    "metrics",
+    "fleet",
+)
 """Quick ones first; scale builds 10 million legacy rows and 2 x 5 million pg-boss jobs; transfer moves 2 x
 1 million (about 10 minutes); confidence and ranks replay simulated stages in pure Python (about 2 minutes
-and 1); metrics runs the watcher with and without --metrics-port and times scrapes (about 3 minutes)."""
+and 1); metrics runs the watcher with and without --metrics-port and times scrapes (about 3 minutes); fleet
+watches 1, 10 and 100 runbooks from one process in real time (about 6 minutes)."""
 
 
 def main(argv: list[str] | None = None) -> int:
