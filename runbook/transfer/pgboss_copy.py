@@ -14,7 +14,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from runbook.checks.pgboss_layout import Layout
-from runbook.transfer.pgboss_insert import V12_DEFAULTS
+from runbook.transfer.pgboss_insert import V12_DEFAULTS, from_queue
 
 RECORD = (
     "j(id uuid, name text, data jsonb, priority integer, state text, retry_limit integer,"
@@ -121,12 +121,7 @@ def insert(dst: Layout, table: str) -> sql.Composed:
         ("group_id", "j.group_id"),
         ("group_tier", "j.group_tier"),
         ("trace_context", "j.trace_context"),
-        ("policy", q("policy")),
-        ("dead_letter", q("dead_letter")),
-        ("heartbeat_seconds", q("heartbeat_seconds")),
-        ("blocked", "false"),
-        ("blocking", "false"),
-        ("pending_dependencies", "0"),
+        *from_queue(q),
     ]
     columns = [(c, e) for c, e in wanted if c in dst.job_columns]
     return sql.SQL(

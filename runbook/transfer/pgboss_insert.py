@@ -9,7 +9,7 @@ setting is read only when the queue table has it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,19 @@ def present_statement(m: Mapping) -> sql.Composed:
     )
 
 
+def from_queue(q: Callable[[str], str]) -> list[tuple[str, str | sql.Composable]]:
+    """The v12 job columns pg-boss's own insert takes from the queue row (`q(column)`: the queue's value or
+    NULL where this 12.x has no such column), and those a new job always starts with (no flow)."""
+    return [
+        ("policy", q("policy")),
+        ("dead_letter", q("dead_letter")),
+        ("heartbeat_seconds", q("heartbeat_seconds")),
+        ("blocked", "false"),
+        ("blocking", "false"),
+        ("pending_dependencies", "0"),
+    ]
+
+
 def _v10_columns() -> list[tuple[str, str | sql.Composable]]:
     return [
         ("id", "j.id"),
@@ -147,11 +160,6 @@ def _v12_columns(m: Mapping, now: sql.Composable) -> list[tuple[str, str | sql.C
         ("retry_delay", f'COALESCE(j."retryDelay", {q("retry_delay")}, 0)'),
         ("retry_backoff", f"COALESCE({q('retry_backoff')}, false)"),
         ("retry_delay_max", q("retry_delay_max")),
-        ("policy", q("policy")),
-        ("dead_letter", q("dead_letter")),
-        ("heartbeat_seconds", q("heartbeat_seconds")),
-        ("blocked", "false"),
-        ("blocking", "false"),
-        ("pending_dependencies", "0"),
+        *from_queue(q),
     ]
     return [(c, e) for c, e in wanted if c in m.layout.job_columns]
