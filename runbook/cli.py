@@ -360,6 +360,8 @@ def watch(
             click.get_current_context().call_on_close(lambda: close(stop, linger, cli.output.progress))
             announce_metrics(cli.output, server.url)
         sessions = [cli.session(p) for p in paths]
+        for s in sessions if len(sessions) > 1 else ():
+            s.keep_check_connections = False  # one kept connection per runbook, not two
         distinct_names(sessions, paths)
 
         def on_round(session: Any) -> Callable[[Any], None]:

@@ -37,6 +37,9 @@ class Session:
     _store: StateStore | None = field(default=None, repr=False)
     _backend: FlagBackend | None = field(default=None, repr=False)
     _contexts: list[CheckRunContext] = field(default_factory=list, repr=False)
+    keep_check_connections: bool = True
+    """Keep the checks' connections from one round to the next (one per URL); a fleet of runbooks in one
+    process opens them each round instead (two kept per runbook would exceed max_connections)."""
     _check_connections: Any = field(default=None, repr=False)
     _notifier: Any = field(default=None, repr=False)
     _secrets: list[str] | None = field(default=None, repr=False)
@@ -168,7 +171,7 @@ class Session:
                 return ()
             return self._store_samples(stage_id, check, entered_at)
 
-        if self._check_connections is None:
+        if self._check_connections is None and self.keep_check_connections:
             from runbook.checkconns import CheckConnections
 
             self._check_connections = CheckConnections()
