@@ -1,11 +1,11 @@
 """Transfer benchmark (issue 12): `migrate transfer legacy` moving N pending legacy rows into pg-boss 12,
 beside pg-boss's own batch `boss.insert()` from Node for as many jobs of the same shape, in one run.
 
-`.venv/bin/python -m bench.transfer [--rows N] [--batches 500,2000]`. Measured: rows/s of each (the command's
-own total seconds and its wall time; node's time from the first insert to the last), the longest batch (the
-command's per-batch claim-to-commit ms in -o json) and the worst wait of a concurrent probe that every 10 ms
-locks the oldest pending legacy row without SKIP LOCKED (what an app updating a row the batch holds waits),
-and the peak RSS of the migrate process (psutil, sampled every 20 ms) at N and at N/10."""
+`.venv/bin/python -m bench.transfer [--rows N] [--batches 250,500,2000]`. Measured: rows/s of each (the
+command's own total seconds and its wall time; node's time from the first insert to the last), the longest
+batch (the command's per-batch claim-to-commit ms in -o json) and the worst wait of a concurrent probe that
+every 10 ms locks the oldest pending legacy row without SKIP LOCKED (what an app updating a row of a batch
+waits), and the peak RSS of the migrate process (psutil, sampled every 20 ms) at N and at N/10."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from bench.common import VENV_BIN, fresh_database, met, print_table, server, wri
 from bench.scaledata import LEGACY_DDL, LEGACY_INDEXES, pgboss_folder, run_node
 
 TARGET_LOCK_MS = 100.0
+DEFAULT_BATCH = 250
+"""migrate transfer legacy --batch default."""
 RUNBOOK = """\
 version: 1
 name: transfer-bench
@@ -159,7 +161,9 @@ def transfer(url: str, folder: Path, queue: str, batch: int, limit: int, probe: 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.transfer", description=__doc__)
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows per measured transfer (N)")
-    ap.add_argument("--batches", default="500,2000", help="transfer batch sizes to try (500 is the default)")
+    ap.add_argument(
+        "--batches", default="250,500,2000", help="transfer batch sizes to try (250 is the default)"
+    )
     ap.add_argument("--insert-batch", type=int, default=1000, help="jobs per boss.insert() call")
     args = ap.parse_args(argv)
     n, sizes = args.rows, [int(b) for b in args.batches.split(",")]
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"transfer --batch {best['batch']} at N/10: {tenth}", flush=True)
         with psycopg.connect(url) as conn:
             left = conn.execute("""SELECT count(*) FROM "Job" WHERE "status" = 'PENDING'""").fetchone()
-    default = next((r for r in runs if r["batch"] == 500), runs[0])
+    default = next((r for r in runs if r["batch"] == DEFAULT_BATCH), runs[0])
     ok = best["rows_per_second"] >= node["rows_per_second"] and all(
         _lock_ms(r) < TARGET_LOCK_MS for r in runs
     )
@@ -233,7 +237,7 @@ def table_rows(res: dict[str, Any]) -> list[list[str]]:
         ]
     ]
     for r in res["transfer"]:
-        default = " (default)" if r["batch"] == 500 else ""
+        default = " (default)" if r["batch"] == DEFAULT_BATCH else ""
         rows.append(
             [
                 f"migrate transfer legacy --batch {r['batch']}{default}, {r['rows']:,} rows",

@@ -490,7 +490,7 @@ def transfer() -> None:
     "--type", "type_value", default=None, help="Only rows of this legacy type (settings.legacy.type_column)."
 )
 @click.option(
-    "--batch", type=click.IntRange(min=1), default=500, show_default=True, help="Rows per transaction."
+    "--batch", type=click.IntRange(min=1), default=250, show_default=True, help="Rows per transaction."
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most this many rows.")
 @click.option(

@@ -89,7 +89,7 @@ class StageTransfer:
     queue: str = doc("target pg-boss queue (must exist, standard policy)", "")
     type: str | None = doc("only rows of this legacy type (settings.legacy.type_column)", None)
     filter: str | None = doc("extra SQL condition on the legacy rows, ANDed into the claim", None)
-    batch: int = doc("rows per transaction", 500)
+    batch: int = doc("rows per transaction", 250)
     enabled: bool = doc("false: declared but not run (plan shows it as off)", True)
     location: str = ""
 

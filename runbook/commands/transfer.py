@@ -57,7 +57,7 @@ def transfer_legacy(
     *,
     queue: str,
     type_value: str | None = None,
-    batch: int = 500,
+    batch: int = 250,  # the longest a batch holds legacy rows stays under 100 ms (bench/transfer.py)
     limit: int | None = None,
     dry_run: bool = False,
     row_filter: str | None = None,

@@ -27,7 +27,7 @@ def test_the_shipped_runbook_declares_the_increment_4_transfer(value: str | None
     rb = load_runbook(ROOT / "stages.yaml", env=env)
     st = rb.stage("increment-4").transfer
     assert st is not None and st.location.startswith(str(ROOT / "stages.yaml"))
-    assert (st.queue, st.batch, st.enabled, st.type, st.filter) == ("evaluation", 500, enabled, None, None)
+    assert (st.queue, st.batch, st.enabled, st.type, st.filter) == ("evaluation", 250, enabled, None, None)
     assert [s.id for s in rb.stages if s.transfer is not None] == ["increment-4"]
     assert rb.settings.transfer.legacy_id_key == "legacyJobId"
 
@@ -55,7 +55,7 @@ def test_validate_refuses_a_bad_stage_transfer_with_exit_2_at_its_line(name: str
 
 
 def test_a_stage_transfer_defaults() -> None:
-    assert StageTransfer(queue="q") == StageTransfer("q", None, None, 500, True, "")
+    assert StageTransfer(queue="q") == StageTransfer("q", None, None, 250, True, "")
 
 
 @pytest.mark.parametrize(
