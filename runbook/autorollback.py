@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from runbook import engine, machine
 from runbook.errors import UnreachableError
 from runbook.measurement import Measurement
+from runbook.preempt import preemptible
 from runbook.session import Session
-from runbook.state.records import NewEvent
+from runbook.state.locking import LockBusy
+from runbook.state.records import LockHolder, NewEvent
 
 HELD = "not rolled back"
 """The outcome of a breach event whose automatic rollback the rules refused."""
@@ -74,24 +76,63 @@ def roll_back(
         operation = "sample-breach" if entered is None else "verify-failed"
         _hold(session, out.refused, operation, from_stage, target, reason, verdicts, cause)
         return out
-    lock = (
-        contextlib.nullcontext()
-        if locked
-        else session.store().lock(rb.name, "auto-rollback", session.actor, wait=LOCK_WAIT)
-    )
-    with lock:
-        out.done = engine.rollback_now(
-            session,
-            from_stage=from_stage,
-            to_stage=target,
-            expected_version=expected_version,
-            operation="auto-rollback",
-            reason=reason,
-            verdicts=verdicts,
-        )
+    held = contextlib.ExitStack()
+    preempted: LockHolder | None = None
+    if not locked:
+        try:  # an advance in flight is preempted, as a manual rollback does, not waited for
+            held.enter_context(
+                session.store().lock(
+                    rb.name, "auto-rollback", session.actor, wait=LOCK_WAIT, preempt=preemptible
+                )
+            )
+        except LockBusy as busy:
+            preempted = busy.holder
+    if preempted is not None:
+        out.done = _preempting(session, preempted, from_stage, target, expected_version, reason, verdicts)
+    else:
+        with held:
+            out.done = engine.rollback_now(
+                session,
+                from_stage=from_stage,
+                to_stage=target,
+                expected_version=expected_version,
+                operation="auto-rollback",
+                reason=reason,
+                verdicts=verdicts,
+            )
     if entered is not None:
         session.notify("verify-failed", {**out.done.event.to_json(), "stage": from_stage})
     return out
+
+
+def _preempting(
+    session: Session,
+    holder: LockHolder,
+    from_stage: str,
+    target: str,
+    expected_version: int,
+    reason: str,
+    verdicts: Sequence[Measurement],
+) -> engine.RollbackOutcome:
+    """Roll back now while `holder` (an advance) holds the lock: ask it to abort, flip the flags at once, and
+    record once it let go (runbook.commands.preempt); a state that moved on refuses the request."""
+    from runbook.commands.preempt import after_holder
+    from runbook.commands.rollback import request_abort
+
+    abort = request_abort(session, expected_version, target, reason)
+    session.progress(f"preempting {holder.describe()}: flags to {target} now, without waiting for it")
+    data = {"preempted": {"operation": holder.operation, "holder": holder.describe(), "abort": abort.id}}
+    return engine.rollback_now(
+        session,
+        from_stage=from_stage,
+        to_stage=target,
+        expected_version=expected_version,
+        operation="auto-rollback",
+        reason=reason,
+        verdicts=verdicts,
+        data=data,
+        commit_lock=lambda: after_holder(session, session.runbook.desired_flags(target)),
+    )
 
 
 def _hold(

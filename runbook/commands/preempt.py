@@ -69,13 +69,13 @@ def preempting_rollback(
         reason,
         forced=crossed is not None,
         data=data,
-        commit_lock=lambda: _after_holder(session, rb.desired_flags(target.id)),
+        commit_lock=lambda: after_holder(session, rb.desired_flags(target.id)),
         preempted=f"{holder.operation} by {holder.describe()}",
     )
 
 
 @contextlib.contextmanager
-def _after_holder(session: Session, target: dict[str, str]) -> Iterator[None]:
+def after_holder(session: Session, target: dict[str, str]) -> Iterator[None]:
     """Wait in the lock queue for the preempted operation to stop, re-check the flags, then record."""
     rb = session.runbook
     with contextlib.ExitStack() as stack:

@@ -207,3 +207,39 @@ def _report_preemption() -> Iterator[None]:
     # 817 ms while other suites run). The bound here is loose so that a busy machine does not fail the
     # suite (the old code took seconds: it waited for the lock); the line above reports the figure.
     assert p99 < LATENCY_BOUND_MS, ms
+
+
+def test_a_watch_breach_preempts_an_advance_holding_the_lock(home: Home) -> None:
+    """An automatic rollback is a rollback too: a watcher that sees a breach while an advance holds the lock
+    (here paused in its preflight, before any intent) preempts it as `migrate rollback` does instead of
+    waiting for the lock: the flags stay safe, the advance stops at its next step and never commits, one
+    transition (the auto-rollback) is recorded."""
+    before = _at_one(home)
+    marker, release = home.dir / "paused", home.dir / "release"
+    pause = {
+        "RUNBOOK_PAUSE_AT": "advance:preflight",
+        "RUNBOOK_PAUSE_FILE": str(marker),
+        "RUNBOOK_PAUSE_SECONDS": "60",
+        "RUNBOOK_PAUSE_RELEASE": str(release),
+    }
+    adv = Stderr(home.popen("advance", "--yes", extra=pause))
+    wait_for_file(marker, adv.proc)
+    asked = _aborts(home)
+    started = time.monotonic()
+    watch = Stderr(
+        home.popen("watch", "--interval", "0.2s", "--max-samples", "50", extra={"MONITOR_VALUE": "1"})
+    )
+    while watch.proc.poll() is None and time.monotonic() - started < 60:
+        if not release.exists() and _aborts(home) > asked:
+            release.touch()  # the watcher asked the advance to stop: let it reach its next step
+        time.sleep(0.05)
+    wcode, out, err = watch.finish()
+    took = time.monotonic() - started
+    assert wcode == 4, out + err
+    assert _safe(home)
+    acode, _out, aerr = adv.finish()
+    assert acode == 4 and "advance preempted at preflight" in aerr, aerr
+    new = [e for e in transitions(home.events()) if e.id > before]
+    assert [(e.operation, e.from_stage, e.to_stage) for e in new] == [("auto-rollback", "one", "legacy")], new
+    assert new[0].data["preempted"]["operation"] == "advance"
+    assert took < 30, took  # not a wait for the lock that ends in LockedError
