@@ -8,8 +8,9 @@ are told, and the caller exits 1. The first stage has nowhere to go back to: not
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from runbook import engine, machine
 from runbook.errors import UnreachableError
@@ -87,52 +88,38 @@ def roll_back(
             )
         except LockBusy as busy:
             preempted = busy.holder
-    if preempted is not None:
-        out.done = _preempting(session, preempted, from_stage, target, expected_version, reason, verdicts)
-    else:
-        with held:
-            out.done = engine.rollback_now(
-                session,
-                from_stage=from_stage,
-                to_stage=target,
-                expected_version=expected_version,
-                operation="auto-rollback",
-                reason=reason,
-                verdicts=verdicts,
-            )
+    data, commit_lock = (
+        _preempting(session, preempted, target, expected_version, reason) if preempted else ({}, None)
+    )
+    with held:
+        out.done = engine.rollback_now(
+            session,
+            from_stage=from_stage,
+            to_stage=target,
+            expected_version=expected_version,
+            operation="auto-rollback",
+            reason=reason,
+            verdicts=verdicts,
+            data=data,
+            commit_lock=commit_lock,
+        )
     if entered is not None:
         session.notify("verify-failed", {**out.done.event.to_json(), "stage": from_stage})
     return out
 
 
 def _preempting(
-    session: Session,
-    holder: LockHolder,
-    from_stage: str,
-    target: str,
-    expected_version: int,
-    reason: str,
-    verdicts: Sequence[Measurement],
-) -> engine.RollbackOutcome:
-    """Roll back now while `holder` (an advance) holds the lock: ask it to abort, flip the flags at once, and
-    record once it let go (runbook.commands.preempt); a state that moved on refuses the request."""
+    session: Session, holder: LockHolder, target: str, expected_version: int, reason: str
+) -> tuple[dict[str, Any], Callable[[], contextlib.AbstractContextManager[Any]]]:
+    """`holder` (an advance) holds the lock: ask it to abort; the flags are then flipped at once and the
+    record waits for it to let go (runbook.commands.preempt). A state that moved on refuses the request."""
     from runbook.commands.preempt import after_holder
     from runbook.commands.rollback import request_abort
 
     abort = request_abort(session, expected_version, target, reason)
     session.progress(f"preempting {holder.describe()}: flags to {target} now, without waiting for it")
     data = {"preempted": {"operation": holder.operation, "holder": holder.describe(), "abort": abort.id}}
-    return engine.rollback_now(
-        session,
-        from_stage=from_stage,
-        to_stage=target,
-        expected_version=expected_version,
-        operation="auto-rollback",
-        reason=reason,
-        verdicts=verdicts,
-        data=data,
-        commit_lock=lambda: after_holder(session, session.runbook.desired_flags(target)),
-    )
+    return data, lambda: after_holder(session, session.runbook.desired_flags(target))
 
 
 def _hold(
