@@ -11,6 +11,8 @@ as pg-boss's own expiry would make it; one with no retry left stays in the sourc
 
 from __future__ import annotations
 
+from typing import LiteralString
+
 from psycopg import sql
 
 from runbook.checks.pgboss_layout import Layout
@@ -136,39 +138,36 @@ def insert(dst: Layout, table: str) -> sql.Composed:
     )
 
 
+def _of_batch(head: LiteralString, layout: Layout, tail: LiteralString = "") -> sql.Composed:
+    """`head` over the jobs %(ids)s of queue %(name)s in `layout`'s job table, `tail` narrowing them."""
+    return sql.SQL(head + " FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[])" + tail).format(
+        layout.table("job")
+    )
+
+
 def present(dst: Layout) -> sql.Composed:
     """How many of the ids %(ids)s queue %(name)s of the target holds (written now or by an earlier run)."""
-    return sql.SQL("SELECT count(*) FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[])").format(
-        dst.table("job")
-    )
+    return _of_batch("SELECT count(*)", dst)
 
 
 def delete(src: Layout) -> sql.Composed:
     """Remove the copied jobs %(ids)s of queue %(name)s from the source (only while still unfinished)."""
-    return sql.SQL(
-        "DELETE FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state <= 'active'"
-    ).format(src.table("job"))
+    return _of_batch("DELETE", src, " AND state <= 'active'")
 
 
 def delete_unstarted(src: Layout) -> sql.Composed:
     """Recovery: remove from the source the copied jobs %(ids)s no worker has taken since the copy."""
-    return sql.SQL(
-        "DELETE FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state < 'active'"
-    ).format(src.table("job"))
+    return _of_batch("DELETE", src, " AND state < 'active'")
 
 
 def still_there(src: Layout) -> sql.Composed:
     """Recovery: the copied jobs %(ids)s a source worker took (or finished) since the copy."""
-    return sql.SQL("SELECT id::text FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[])").format(
-        src.table("job")
-    )
+    return _of_batch("SELECT id::text", src)
 
 
 def withdraw(dst: Layout) -> sql.Composed:
     """Recovery: remove the target's copies of jobs %(ids)s a source worker took, unless started there too."""
-    return sql.SQL(
-        "DELETE FROM {} WHERE name = %(name)s AND id = ANY(%(ids)s::uuid[]) AND state < 'active'"
-    ).format(dst.table("job"))
+    return _of_batch("DELETE", dst, " AND state < 'active'")
 
 
 def ledger_ddl(schema: str) -> list[sql.Composed]:

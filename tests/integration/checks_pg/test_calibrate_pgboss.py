@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scipy.special import betaln  # type: ignore[import-untyped]
 
 from runbook.commands.calibrate import calibrate
 from runbook.session import Session
+from tests.cli.test_calibrate import jobs_to_pass
 from tests.integration.checks_pg.conftest import Template
 from tests.integration.checks_pg.legacy_app import LegacyApp
 
@@ -37,17 +37,6 @@ stages:
         queue: q-main
         max: 0.05
 """
-
-
-def jobs_to_pass(rate: float, limit: float, confidence: float) -> int:
-    """Independently (scipy's betaln): the fewest jobs, failing at `rate`, that decide against `limit`."""
-    a, b = 20 * limit, 20 * (1 - limit)
-    for n in range(1, 100_000):
-        x = rate * n
-        log_m = betaln(a + x, b + n - x) - betaln(a, b) - x * math.log(limit) - (n - x) * math.log1p(-limit)
-        if log_m >= math.log(1 / (1 - confidence)):
-            return n
-    raise AssertionError("never decided")
 
 
 def test_pgboss_history_stands_for_a_queue_without_legacy_rows(

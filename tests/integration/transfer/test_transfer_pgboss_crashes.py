@@ -40,13 +40,8 @@ def count(url: str) -> int:
     return int(sql_rows(url, "SELECT count(*) FROM pgboss.job WHERE name = 'evals'")[0][0])
 
 
-@pytest.mark.parametrize("point", TRANSFER_PGBOSS_POINTS)
-def test_kill_at_each_step_then_rerun_moves_every_job_once(
-    point: str, bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
-) -> None:
-    src, dst = database("10"), database("12")
-    sent = bosses["10"].run(src, "send", "evals", str(JOBS))
-    runbook = write_runbook(tmp_path)
+def kill_at(point: str, runbook: Path, src: str, dst: str, tmp_path: Path) -> None:
+    """Run the transfer paused at fault point `point`, then SIGKILL it there."""
     marker = tmp_path / "paused"
     env = {
         **os.environ,
@@ -59,6 +54,16 @@ def test_kill_at_each_step_then_rerun_moves_every_job_once(
     wait_for(marker, proc)  # type: ignore[arg-type]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("point", TRANSFER_PGBOSS_POINTS)
+def test_kill_at_each_step_then_rerun_moves_every_job_once(
+    point: str, bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    src, dst = database("10"), database("12")
+    sent = bosses["10"].run(src, "send", "evals", str(JOBS))
+    runbook = write_runbook(tmp_path)
+    kill_at(point, runbook, src, dst, tmp_path)
     assert (count(src), count(dst)) == COPIED[point]
 
     rerun = subprocess.run(
@@ -86,18 +91,7 @@ def test_a_job_a_source_worker_takes_after_the_crash_stays_there_and_its_copy_is
     src, dst = database("10"), database("12")
     sent = bosses["10"].run(src, "send", "evals", str(JOBS))
     runbook = write_runbook(tmp_path)
-    marker = tmp_path / "paused"
-    env = {
-        **os.environ,
-        "DATABASE_URL": dst,
-        "RUNBOOK_PAUSE_AT": "transfer-pgboss:copied",
-        "RUNBOOK_PAUSE_FILE": str(marker),
-        "RUNBOOK_PAUSE_SECONDS": "300",
-    }
-    proc = subprocess.Popen(args(runbook, src, dst), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for(marker, proc)  # type: ignore[arg-type]
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    kill_at("transfer-pgboss:copied", runbook, src, dst, tmp_path)
     copied = [r[0] for r in sql_rows(dst, "SELECT id::text FROM pgboss.job WHERE name = 'evals' ORDER BY id")]
     # the crash released the batch: a pg-boss 10 worker on the source takes one copied job, finishes another
     taken, finished = copied[0], copied[1]

@@ -26,6 +26,11 @@ def run(tmp_path: Path, dst: str, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def run_from(tmp_path: Path, src: str, dst: str, *extra: str) -> tuple[int, str]:
+    """Transfer schema pgboss of `src` into schema pgboss of `dst`, with `extra` options."""
+    return run(tmp_path, dst, "--from-schema", "pgboss", "--from-url", src, "--to-schema", "pgboss", *extra)
+
+
 def nothing_moved(src: str, dst: str) -> None:
     assert sql_rows(src, "SELECT count(*), min(state::text) FROM pgboss.job WHERE name = 'evals'") == [
         (3, "created")
@@ -46,18 +51,7 @@ def test_a_pgboss_10_target_is_refused(
 ) -> None:
     src, dst = pair
     other10 = database("10")
-    code, out = run(
-        tmp_path,
-        dst,
-        "--from-schema",
-        "pgboss",
-        "--from-url",
-        src,
-        "--to-schema",
-        "pgboss",
-        "--to-url",
-        other10,
-    )
+    code, out = run_from(tmp_path, src, dst, "--to-url", other10)
     assert code == ExitCode.USAGE
     assert 'target pg-boss schema "pgboss" has the v10 layout' in out and "pg-boss 11 and 12" in out
     assert "new PgBoss({ schema: 'pgboss_v12' })" in out
@@ -75,18 +69,7 @@ def test_a_missing_source_schema_is_refused(pair: tuple[str, str], tmp_path: Pat
 
 def test_a_missing_source_queue_is_refused(pair: tuple[str, str], tmp_path: Path) -> None:
     src, dst = pair
-    code, out = run(
-        tmp_path,
-        dst,
-        "--from-schema",
-        "pgboss",
-        "--from-url",
-        src,
-        "--to-schema",
-        "pgboss",
-        "--queue",
-        "nope",
-    )
+    code, out = run_from(tmp_path, src, dst, "--queue", "nope")
     assert code == ExitCode.USAGE
     assert "no queue 'nope' in source schema \"pgboss\"" in out and "evals, imports, ref" in out
     nothing_moved(src, dst)
@@ -95,7 +78,7 @@ def test_a_missing_source_queue_is_refused(pair: tuple[str, str], tmp_path: Path
 def test_a_target_queue_of_another_policy_is_refused(pair: tuple[str, str], tmp_path: Path) -> None:
     src, dst = pair
     sql_rows(dst, "UPDATE pgboss.queue SET policy = 'singleton' WHERE name = 'evals'")
-    code, out = run(tmp_path, dst, "--from-schema", "pgboss", "--from-url", src, "--to-schema", "pgboss")
+    code, out = run_from(tmp_path, src, dst)
     assert code == ExitCode.USAGE
     assert 'queue "evals" has policy "standard" in the source and "singleton" in the target' in out
     nothing_moved(src, dst)
