@@ -37,10 +37,19 @@ def runbook_paths(paths: Sequence[str]) -> list[str]:
     found: list[str] = []
     for p in paths:
         folder = Path(p)
-        if not folder.is_dir():
+        try:
+            is_folder = folder.is_dir()
+        except OSError:  # a name too long for the file system, say: the loader says what is wrong with it
+            is_folder = False
+        if not is_folder:
             found.append(p)
             continue
-        inside = sorted(str(f) for f in folder.iterdir() if f.suffix in SUFFIXES and f.is_file())
+        try:
+            inside = sorted(str(f) for f in folder.iterdir() if f.suffix in SUFFIXES and f.is_file())
+        except OSError as exc:
+            raise UsageError(
+                f"-f {p}: the folder cannot be read: {exc.strerror}", hint="name a folder you can read"
+            ) from None
         if not inside:
             raise UsageError(
                 f"-f {p}: the folder holds no runbook file (*.yaml, *.yml)",

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runbook.cli import main
@@ -279,6 +279,7 @@ def argdir(pg_server_url: str) -> Iterator[tuple[Path, str]]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(args=command_line())
+@example(args=["-o", "text", "-f", "z" * 300, "watch", "--max-samples", "1"])  # ENAMETOOLONG (found by it)
 def test_random_command_lines(args: list[str], argdir: tuple[Path, str]) -> None:
     folder, url = argdir
     rb = folder / "rb"
