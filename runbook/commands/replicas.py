@@ -53,14 +53,8 @@ def share_out(
     ttl = lease_seconds(tick)
     running: dict[int, tuple[threading.Thread, threading.Event]] = {}
     first = True
-    finished: set[int] = set()
     try:
-        while not stop.is_set() and len(finished) < len(sessions):
-            for i, (t, ev) in list(running.items()):
-                if not t.is_alive() and not ev.is_set():
-                    finished.add(
-                        i
-                    )  # its watch ended by itself (a limit, a rollback): done here, as a watch is
+        while not stop.is_set():
             running = {i: te for i, te in running.items() if te[0].is_alive()}
             try:
                 store = coordinator.store()
@@ -82,7 +76,7 @@ def share_out(
             for i, s in enumerate(sessions):
                 if len(running) >= fair:
                     break
-                if i not in running and i not in finished and s.name not in held:
+                if i not in running and s.name not in held:
                     ev = threading.Event()
                     running[i] = (start(i, ev), ev)
             stop.wait(tick)
