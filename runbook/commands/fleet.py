@@ -121,6 +121,7 @@ def watch_fleet(
     watches only its share of the runbooks, until `stop`."""
     result = FleetResult([None] * len(sessions), [s.name for s in sessions])
     callbacks = [on_round(s) for s in sessions]
+    done: set[int] = set()  # watches that ended by themselves, not stopped and not refused a lease
 
     tick = options.get("interval") or min(s.runbook.settings.defaults.interval for s in sessions)
 
@@ -131,13 +132,17 @@ def watch_fleet(
             return
         try:
             result.results[i] = watch(session, stop=own_stop, on_round=callbacks[i], **options)
+            if not own_stop.is_set():
+                done.add(i)
         except LockedError as exc:
             if coordinator is None:  # a replica that lost the race for a lease simply has not got it
                 result.results[i] = exc
         except RunbookError as exc:
             result.results[i] = exc
+            done.add(i)
         except Exception as exc:  # a bug in one runbook's thread never takes the others down
             result.results[i] = RunbookError(f"watch failed: {type(exc).__name__}: {exc}")
+            done.add(i)
         finally:
             ended(session.name)
             if coordinator is not None:
@@ -150,7 +155,7 @@ def watch_fleet(
 
     if coordinator is not None:
         options = {**options, "wait_for_lease": False}  # the share decides what to wait for
-        share_out(sessions, coordinator, stop=stop, start=start, tick=tick, beat=beat)
+        share_out(sessions, coordinator, stop=stop, start=start, tick=tick, beat=beat, done=done.__contains__)
         return result
     threads = [start(i, stop) for i in range(len(sessions))]
     for t in threads:

@@ -32,6 +32,9 @@ from runbook.state.leases import lease_seconds
 HEARTBEAT = "replica:"
 Start = Callable[[int, threading.Event], threading.Thread]
 """Start watching runbook i until the event is set; the thread ends when the watch does."""
+Done = Callable[[int], bool]
+"""Whether runbook i's watch ended by itself here (its --max-samples, a rollback, a bad runbook): never
+taken again by this replica. A watch that ended because another replica holds the lease is not done."""
 
 
 def fair_share(runbooks: int, replicas: int) -> int:
@@ -46,8 +49,10 @@ def share_out(
     start: Start,
     tick: float,
     beat: Callable[[bool], None] = lambda _ok: None,
+    done: Done = lambda _i: False,
 ) -> None:
-    """Take and give back runbooks every `tick` until `stop`; then stop every watch (each releases its
+    """Take and give back runbooks every `tick` until `stop`, or until every runbook's watch is `done` here
+    (as a single watch, a replica given --max-samples ends); then stop every watch (each releases its
     lease) and the heartbeat. `beat(ok)` says whether the state database answered this tick."""
     owner = f"{coordinator.actor} on {socket.gethostname()} ({uuid.uuid4().hex[:8]})"
     ttl = lease_seconds(tick)
@@ -56,6 +61,9 @@ def share_out(
     try:
         while not stop.is_set():
             running = {i: te for i, te in running.items() if te[0].is_alive()}
+            finished = {i for i in range(len(sessions)) if i not in running and done(i)}
+            if len(finished) == len(sessions):
+                break
             try:
                 store = coordinator.store()
                 store.acquire_lease(HEARTBEAT + owner, owner, ttl)
@@ -76,7 +84,7 @@ def share_out(
             for i, s in enumerate(sessions):
                 if len(running) >= fair:
                     break
-                if i not in running and s.name not in held:
+                if i not in running and i not in finished and s.name not in held:
                     ev = threading.Event()
                     running[i] = (start(i, ev), ev)
             stop.wait(tick)

@@ -6,6 +6,7 @@ every runbook it held is taken over within one lease period (plus a tick); none 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -115,7 +116,9 @@ def test_three_replicas_share_thirty_runbooks_and_take_over_a_killed_ones(
     gaps = [b - a for ts in times.values() for a, b in itertools.pairwise(ts)]
     doubles = [g for g in gaps if g < 0.4 * INTERVAL]
     assert doubles == []  # two watchers of one runbook would sample it twice in some round
-    assert max(gaps) <= LEASE + 3 * INTERVAL  # none unwatched for longer than a lease (and a tick)
+    # none unwatched for longer than a lease, the taker's next tick, the start spread over a tick (fleet.py)
+    # and the first round's own time (acquire, record, sample: up to a second with 60 threads on 2 cores)
+    assert max(gaps) <= LEASE + 4 * INTERVAL
 
 
 def test_a_replica_is_ready_and_live_holding_its_share_only(
@@ -141,3 +144,37 @@ def test_a_replica_is_ready_and_live_holding_its_share_only(
     finally:
         for w in watchers:
             w.stop()
+
+
+def test_a_replica_with_max_samples_ends_and_still_takes_over_a_lease_held_elsewhere(
+    rb_dir: Path, migrate: Migrate
+) -> None:
+    """`watch --wait --max-samples 2` over a folder ends (exit 0) once every runbook was watched for its 2
+    rounds here, as a single watch does; a runbook whose lease another replica holds (until its expiry, 2 s
+    ahead) is not done: it is taken after the expiry and watched too. (The command-line fuzzer's
+    `watch --wait -f .` looped forever before.)"""
+    folder = rb_dir / "limited"
+    folder.mkdir()
+    started(migrate, write_runbook(folder, "lim-a"), write_runbook(folder, "lim-b"))
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO runbook.leases (runbook, owner, acquired_at, expires_at) "
+            "VALUES ('lim-b', 'another replica', now(), now() + interval '2 seconds')"
+        )
+    began = time.monotonic()
+    args = ("-o", "json", "-f", str(folder), "watch", "--wait", "--interval", "0.3s", "--max-samples", "2")
+    r = migrate(*args)
+    took = time.monotonic() - began
+    assert r.code == 0, r.text
+    body = json.loads(r.out)
+    assert [(x["runbook"], x["outcome"], x["rounds"]) for x in body["runbooks"]] == [
+        ("lim-a", "limit", 2),
+        ("lim-b", "limit", 2),
+    ], body
+    assert 2.0 <= took < 30, took  # lim-b only after the other replica's lease expired
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        left = conn.execute(
+            "SELECT runbook FROM runbook.leases WHERE expires_at > now() AND runbook LIKE ANY(%s)",
+            (["lim-%", "replica:%"],),
+        ).fetchall()
+    assert left == []  # every lease and the heartbeat given back

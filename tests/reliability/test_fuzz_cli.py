@@ -280,6 +280,7 @@ def argdir(pg_server_url: str) -> Iterator[tuple[Path, str]]:
 )
 @given(args=command_line())
 @example(args=["-o", "text", "-f", "z" * 300, "watch", "--max-samples", "1"])  # ENAMETOOLONG (found by it)
+@example(args=["-f", ".", "watch", "--wait", "--max-samples", "1"])  # a replica of a folder looped forever
 def test_random_command_lines(args: list[str], argdir: tuple[Path, str]) -> None:
     folder, url = argdir
     rb = folder / "rb"
