@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook import autorollback, engine, machine, monitoring
-from runbook.errors import LockedError, PreemptedError, RunbookError, UnreachableError
+from runbook.commands.watchsteps import acquire_lease, notify_round, preempted, try_advance
+from runbook.errors import LockedError, RunbookError, UnreachableError
 from runbook.exitcodes import ExitCode
 from runbook.preempt import Guard
 from runbook.reconcile import InFlightError, reconcile_first
@@ -132,7 +133,7 @@ def watch(
                 lease_ttl = lease_seconds(every)
                 if not have_lease:
                     waiting = WatchView(result.rounds, cur.stage.id, 0, None, cur=cur)
-                    have_lease = _acquire(session, owner, lease_ttl, wait_for_lease, stop, show, waiting)
+                    have_lease = acquire_lease(session, owner, lease_ttl, wait_for_lease, stop, show, waiting)
                 else:
                     have_lease = store.renew_lease(rb.name, owner, lease_ttl)
                     if not have_lease:
@@ -161,7 +162,7 @@ def watch(
             left = machine.soak_remaining(cur.stage, cur.entered_at, session.clock())
             view = WatchView(result.rounds, cur.stage.id, left, rnd, cur=cur)
             view.sample_seconds = time.monotonic() - sampled
-            if _preempted(guard, view, result, show):
+            if preempted(guard, view, result, show):
                 return result
             if rnd.breached:
                 reason = f"watch: {rnd.breach_reason()}"
@@ -192,28 +193,9 @@ def watch(
                     result.last = view.to_json()
                     return result
                 view.note = f"breach: {cur.stage.id} is the first stage, nothing to roll back to"
-            for j in rnd.inconclusive:
-                key = ("inconclusive", j.spec.name, cur.version)
-                if key not in notified:
-                    notified.add(key)
-                    session.notify(
-                        "inconclusive",
-                        {
-                            "stage": cur.stage.id,
-                            "check": j.spec.name,
-                            "reason": j.assessment.reason,
-                            "verdicts": [j.measurement.to_json()],
-                        },
-                    )
-            if (
-                left <= 0
-                and cur.stage.soak.duration > 0
-                and ("soak", cur.stage.id, cur.version) not in notified
-            ):
-                notified.add(("soak", cur.stage.id, cur.version))
-                session.notify("soak-satisfied", {"stage": cur.stage.id, "verdicts": []})
+            notify_round(session, cur, rnd, left, notified)
             if auto_advance:
-                view.note = _try_advance(session, cur, rnd, left, result)
+                view.note = try_advance(session, cur, rnd, left, result)
                 if result.outcome in ("rolled-back", "not-rolled-back", "preempted"):
                     show(view)
                     result.last = view.to_json()
@@ -233,92 +215,3 @@ def watch(
             with contextlib.suppress(RunbookError):
                 session.store().release_lease(rb.name, owner)
     return result
-
-
-def _preempted(
-    guard: Guard, view: WatchView, result: WatchResult, on_round: Callable[[WatchView], None]
-) -> bool:
-    """A manual rollback came during this watch: record it, stop (exit 4), never act on the round."""
-    try:
-        guard.check("sample")
-    except PreemptedError as exc:
-        guard.stop(exc)
-        view.note = f"preempted: {exc.abort.describe()}"
-        on_round(view)
-        result.outcome, result.reason, result.last = "preempted", exc.message, view.to_json()
-        return True
-    return False
-
-
-def _acquire(
-    session: Session,
-    owner: str,
-    ttl: float,
-    wait: bool,
-    stop: threading.Event,
-    show: Callable[[WatchView], None],
-    view: WatchView,
-) -> bool:
-    """Take the watcher lease; with `wait`, poll (showing `view` each time) until it is free."""
-    store = session.store()
-    rb = session.runbook
-    while True:
-        if store.acquire_lease(rb.name, owner, ttl):
-            return True
-        lease = store.lease(rb.name)
-        holder = lease.owner if lease else "another watcher"
-        if not wait:
-            raise LockedError(
-                f"another watcher is already acting on {rb.name}: {holder}",
-                hint="stop it first, or pass --wait to take over when its lease expires",
-            )
-        view.note = f"waiting for the watcher lease held by {holder}"
-        show(view)
-        if stop.wait(min(ttl / 3, 10.0)):
-            return False
-
-
-def _try_advance(
-    session: Session, cur: engine.Current, rnd: monitoring.Round, left: float, result: WatchResult
-) -> str:
-    rb = session.runbook
-    nxt = rb.next_stage(cur.stage.id)
-    if nxt is None:
-        return "last stage: nothing to advance to"
-    if left > 0:
-        return f"waiting for the soak ({left:.0f}s left)"
-    if not rnd.holding:
-        return "waiting: monitors do not all hold"
-    if nxt.approval or nxt.manual:
-        return f"waiting for a human: {nxt.id} needs " + ("approval" if nxt.approval else "confirmations")
-    from runbook.commands.advance import advance
-
-    try:
-        res = advance(session, yes=True)
-    except PreemptedError as exc:
-        result.outcome, result.reason = "preempted", exc.message
-        return f"preempted: {exc.abort.describe()}"
-    except LockedError as exc:
-        return f"advance skipped: {exc.message}"
-    if res.outcome in ("advanced", "transfer-failed"):  # a failed stage transfer keeps the flip: entered
-        result.stage = res.to_stage  # the stage it now watches, as `migrate status` shows it
-        result.transitions.append({"operation": "advance", "from": res.from_stage, "to": res.to_stage})
-        return f"advanced to {res.to_stage}" + (f"; {res.failure}" if res.failure else "")
-    if res.outcome == "rolled-back":
-        result.outcome, result.stage = "rolled-back", res.rolled_back_to or result.stage
-        result.reason = f"verify of {res.to_stage} failed"
-        result.transitions.append(
-            {
-                "operation": "auto-rollback",
-                "from": res.to_stage,
-                "to": res.rolled_back_to,
-                "cause": "verify-failed",
-            }
-        )
-        return f"verify of {res.to_stage} failed: rolled back to {res.rolled_back_to}"
-    if res.outcome == "not-rolled-back":
-        result.outcome, result.stage = "not-rolled-back", res.to_stage
-        result.reason = f"verify of {res.to_stage} failed; {autorollback.HELD}: {res.failure}"
-        result.transitions.append({"operation": "advance", "from": res.from_stage, "to": res.to_stage})
-        return result.reason
-    return "not advanced: " + "; ".join(b.message for b in res.blockers)
