@@ -6,18 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbook.exitcodes import ExitCode
+from runbook.result import FieldsJson
 from runbook.session import Session
 
 
 @dataclass
-class HistoryResult:
+class HistoryResult(FieldsJson):
     runbook: str
     events: list[dict[str, Any]]
     template: str = "history"
     exit_code: ExitCode = ExitCode.OK
-
-    def to_json(self) -> dict[str, Any]:
-        return {"runbook": self.runbook, "events": self.events}
 
 
 def history(session: Session, *, limit: int = 50, operation: str | None = None) -> HistoryResult:

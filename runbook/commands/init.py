@@ -13,11 +13,12 @@ from typing import Any
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.model import DOTENV_FLAGS_FILE
+from runbook.result import FieldsJson
 from runbook.roles import ROLE_FILE, check_role_name, role_sql
 
 
 @dataclass
-class InitResult:
+class InitResult(FieldsJson):
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     role: str | None = None
@@ -28,16 +29,6 @@ class InitResult:
     """The Secret those manifests read: namespace, name and keys."""
     template: str = "init"
     exit_code: ExitCode = ExitCode.OK
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "written": self.written,
-            "skipped": self.skipped,
-            "role": self.role,
-            "role_file": self.role_file,
-            "deploy": self.deploy,
-            "secret": self.secret,
-        }
 
 
 def default_runbook_text() -> str:

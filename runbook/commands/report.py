@@ -9,20 +9,18 @@ from typing import Any
 
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
+from runbook.result import FieldsJson
 from runbook.session import Session
 
 
 @dataclass
-class ReportResult:
+class ReportResult(FieldsJson):
     path: str
     events: int
     samples: int
     checks: int
     template: str = "report"
     exit_code: ExitCode = ExitCode.OK
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "events": self.events, "samples": self.samples, "checks": self.checks}
 
 
 def report(

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from runbook.exitcodes import ExitCode
+from runbook.result import FieldsJson
 from runbook.session import Session
 
 
 @dataclass
-class UnlockResult:
+class UnlockResult(FieldsJson):
     runbook: str
     released: bool
     detail: str
     template: str = "unlock"
     exit_code: ExitCode = ExitCode.OK
-
-    def to_json(self) -> dict[str, Any]:
-        return {"runbook": self.runbook, "released": self.released, "detail": self.detail}
 
 
 def unlock(session: Session, *, reason: str | None = None) -> UnlockResult:
