@@ -92,17 +92,12 @@ class LeafConverter:
     def duration(self, node: Node, path: str, *, scaled: bool = True) -> Any:
         """Seconds from `90s`, `5m`, `24h`, `2d` or a number, times the time scale (not for timeouts);
         bounded (`runbook.spec.budget.MAX_SECONDS`: a timeout is `scaled=False`)."""
-        sc = self.scalar(node, path, "a duration like 90s, 5m, 24h or 2d")
+        expected = "a duration like 90s, 5m, 24h or 2d"
+        sc = self.scalar(node, path, expected)
         if sc is None:
             return INVALID
         try:
-            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
-                raise ValueError(f"expected a duration like 90s, 5m, 24h or 2d, got {sc.shown()}")
-            if isinstance(sc.value, float) and not math.isfinite(sc.value):
-                raise ValueError(f"expected a finite duration, got {sc.shown()}")
-            if isinstance(sc.value, int | float) and sc.value < 0:
-                raise ValueError(f"a duration cannot be negative, got {sc.shown()}")
-            seconds = quiet(parse_duration, sc, "a duration like 90s, 5m, 24h or 2d")
+            seconds = parsed(sc, parse_duration, expected, "duration")
             check_seconds(seconds, "duration" if scaled else "timeout", sc.shown())
             return seconds * (self.time_scale if scaled else 1.0)
         except ValueError as exc:
@@ -111,17 +106,12 @@ class LeafConverter:
 
     def size(self, node: Node, path: str) -> Any:
         """Bytes from `100MB`, `1GiB` or a number, at most `runbook.spec.budget.MAX_BYTES`."""
-        sc = self.scalar(node, path, "a size like 100MB or 1GiB")
+        expected = "a size like 100MB or 1GiB"
+        sc = self.scalar(node, path, expected)
         if sc is None:
             return INVALID
         try:
-            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
-                raise ValueError(f"expected a size like 100MB or 1GiB, got {sc.shown()}")
-            if isinstance(sc.value, float) and not math.isfinite(sc.value):
-                raise ValueError(f"expected a finite size, got {sc.shown()}")
-            if isinstance(sc.value, int | float) and sc.value < 0:
-                raise ValueError(f"a size cannot be negative, got {sc.shown()}")
-            size = quiet(parse_size, sc, "a size like 100MB or 1GiB")
+            size = parsed(sc, parse_size, expected, "size")
             check_bytes(size, sc.shown())
             return size
         except ValueError as exc:
@@ -135,11 +125,7 @@ class LeafConverter:
         if sc is None:
             return INVALID
         try:
-            if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
-                raise ValueError(f"expected {expected}, got {sc.shown()}")
-            if isinstance(sc.value, float) and not math.isfinite(sc.value):
-                raise ValueError(f"expected a finite number, got {sc.shown()}")
-            q = quiet(parse_quantity, sc, expected)
+            q = parsed(sc, parse_quantity, expected, "number", signed=True)
             if q.unit == "duration":
                 check_seconds(q, "duration", sc.shown())
             elif q.unit == "size":
@@ -199,6 +185,18 @@ class LeafConverter:
             return INVALID if any(v is INVALID for v in items) else items
         sc = self.scalar(node, path, "a value")
         return INVALID if sc is None else sc.value
+
+
+def parsed(sc: Scalar, parse: Callable[[Any], T], expected: str, noun: str, *, signed: bool = False) -> T:
+    """`parse(sc.value)` for a string or a finite number, non-negative unless `signed` (each refusal a
+    ValueError naming `expected` or the `noun`)."""
+    if not isinstance(sc.value, str | int | float) or isinstance(sc.value, bool):
+        raise ValueError(f"expected {expected}, got {sc.shown()}")
+    if isinstance(sc.value, float) and not math.isfinite(sc.value):
+        raise ValueError(f"expected a finite {noun}, got {sc.shown()}")
+    if not signed and isinstance(sc.value, int | float) and sc.value < 0:
+        raise ValueError(f"a {noun} cannot be negative, got {sc.shown()}")
+    return quiet(parse, sc, expected)
 
 
 def quiet(parse: Callable[[Any], T], sc: Scalar, expected: str) -> T:
