@@ -93,44 +93,47 @@ class LeafConverter:
         """Seconds from `90s`, `5m`, `24h`, `2d` or a number, times the time scale (not for timeouts);
         bounded (`runbook.spec.budget.MAX_SECONDS`: a timeout is `scaled=False`)."""
         expected = "a duration like 90s, 5m, 24h or 2d"
-        sc = self.scalar(node, path, expected)
-        if sc is None:
-            return INVALID
-        try:
+
+        def convert(sc: Scalar) -> float:
             seconds = parsed(sc, parse_duration, expected, "duration")
             check_seconds(seconds, "duration" if scaled else "timeout", sc.shown())
             return seconds * (self.time_scale if scaled else 1.0)
-        except ValueError as exc:
-            self.issues.add(node, path, str(exc))
-            return INVALID
+
+        return self.checked(node, path, expected, convert)
 
     def size(self, node: Node, path: str) -> Any:
         """Bytes from `100MB`, `1GiB` or a number, at most `runbook.spec.budget.MAX_BYTES`."""
         expected = "a size like 100MB or 1GiB"
-        sc = self.scalar(node, path, expected)
-        if sc is None:
-            return INVALID
-        try:
+
+        def convert(sc: Scalar) -> int:
             size = parsed(sc, parse_size, expected, "size")
             check_bytes(size, sc.shown())
             return size
-        except ValueError as exc:
-            self.issues.add(node, path, str(exc))
-            return INVALID
+
+        return self.checked(node, path, expected, convert)
 
     def threshold(self, node: Node, path: str) -> Any:
         """A max/min: a number, a duration like 1d (seconds) or a size like 100MB (bytes), as a Quantity."""
         expected = "a number, a duration like 1d or a size like 100MB"
-        sc = self.scalar(node, path, expected)
-        if sc is None:
-            return INVALID
-        try:
+
+        def convert(sc: Scalar) -> Any:
             q = parsed(sc, parse_quantity, expected, "number", signed=True)
             if q.unit == "duration":
                 check_seconds(q, "duration", sc.shown())
             elif q.unit == "size":
                 check_bytes(int(q), sc.shown())
             return q
+
+        return self.checked(node, path, expected, convert)
+
+    def checked(self, node: Node, path: str, expected: str, convert: Callable[[Scalar], Any]) -> Any:
+        """`convert` the scalar at `node` (read as `expected`); INVALID when it is not one or `convert` raises
+        ValueError (recorded as the issue)."""
+        sc = self.scalar(node, path, expected)
+        if sc is None:
+            return INVALID
+        try:
+            return convert(sc)
         except ValueError as exc:
             self.issues.add(node, path, str(exc))
             return INVALID
