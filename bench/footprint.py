@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,8 +28,8 @@ from typing import Any
 import psutil
 import psycopg
 
-from bench.common import REPO, RESULTS, VENV_BIN, fresh_database, met, print_table, server, write_results
-from bench.latency import initialise
+from bench.common import RESULTS, VENV_BIN, fresh_database, met, print_table, server, write_results
+from bench.latency import prepare
 from bench.rollback import advance
 
 TARGET_RSS_MB = 80.0
@@ -183,10 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with server() as srv, fresh_database(srv, "bench_footprint") as url, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        shutil.copy(REPO / "stages.yaml", workdir / "stages.yaml")
-        env = {**os.environ, "DATABASE_URL": url, "RUNBOOK_FLAG_BACKEND": "postgres", "NO_COLOR": "1"}
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        initialise(workdir, env)
+        env = prepare(workdir, url)
         with ExampleApp(url, "12", {}, workdir / "app") as app:
             env["APP_URL"] = app.url
             advance(workdir, env, app)

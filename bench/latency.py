@@ -42,6 +42,19 @@ def initialise(workdir: Path, env: Mapping[str, str]) -> None:
             raise SystemExit(f"could not write the flags: {flipped.error.message}")
 
 
+def prepare(workdir: Path, url: str) -> dict[str, str]:
+    """Copy the shipped stages.yaml into `workdir`, record its first stage over `url` (flags in the postgres
+    backend, state in the same database) and return the environment the benchmark's commands run in."""
+    env = {**os.environ, "DATABASE_URL": url, "RUNBOOK_FLAG_BACKEND": "postgres", "NO_COLOR": "1"}
+    env.pop("RUNBOOK_STATE_URL", None)
+    # An installed package has its .pyc files (pip compiles them; an editable install writes them on first
+    # import). Measure that, not a recompile of every module on every run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    shutil.copy(REPO / "stages.yaml", workdir / "stages.yaml")
+    initialise(workdir, env)
+    return env
+
+
 def ensure_alembic() -> None:
     """Install alembic into the venv unless it is there (the benchmark's only extra dependency)."""
     probe = subprocess.run([str(VENV_BIN / "python"), "-c", "import alembic, psycopg"], capture_output=True)
@@ -104,13 +117,7 @@ def run_once(argv: list[str], cwd: Path, env: Mapping[str, str]) -> tuple[float,
 
 
 def measure(rounds: int, url: str, workdir: Path) -> dict[str, Any]:
-    env = {**os.environ, "DATABASE_URL": url, "RUNBOOK_FLAG_BACKEND": "postgres", "NO_COLOR": "1"}
-    env.pop("RUNBOOK_STATE_URL", None)
-    # An installed package has its .pyc files (pip compiles them; an editable install writes them on first
-    # import). Measure that, not a recompile of every module on every run.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    shutil.copy(REPO / "stages.yaml", workdir / "stages.yaml")
-    initialise(workdir, env)
+    env = prepare(workdir, url)
     ini = alembic_env(workdir, url)
     cmds = commands(ini)
     wall: dict[str, list[float]] = {name: [] for name in cmds}

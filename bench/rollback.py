@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +34,6 @@ import httpx
 import psycopg
 
 from bench.common import (
-    REPO,
     RESULTS,
     VENV_BIN,
     fresh_database,
@@ -47,7 +44,7 @@ from bench.common import (
     summary,
     write_results,
 )
-from bench.latency import initialise
+from bench.latency import prepare
 
 TARGET_P99_MS = 500.0
 STALE_ROW = """INSERT INTO "Job"
@@ -99,6 +96,18 @@ def migrate(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Comple
     )
 
 
+def spawn(workdir: Path, env: dict[str, str], *args: str, log: str | None = None) -> subprocess.Popen[str]:
+    """Start `migrate ARGS` in `workdir`: its output into the file `log` there, else stderr piped as text
+    (stdout dropped)."""
+    argv = [str(VENV_BIN / "migrate"), *args]
+    if log is None:
+        return subprocess.Popen(
+            argv, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+    with open(workdir / log, "w") as out:  # the child keeps its own copy of the file
+        return subprocess.Popen(argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
 def advance(workdir: Path, env: dict[str, str], app: Any) -> None:
     proc = migrate(workdir, env, "advance", "-y")
     if proc.returncode != 0:
@@ -114,14 +123,7 @@ def rollback_trials(workdir: Path, env: dict[str, str], app: Any, trials: int) -
         watcher.start()
         watcher.ready.wait(5)
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "migrate"), "rollback", "--reason", "benchmark"],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = spawn(workdir, env, "rollback", "--reason", "benchmark")
         watcher.join(15)
         rc = proc.wait(30)
         ended = time.perf_counter()
@@ -145,14 +147,7 @@ def watch_trials(workdir: Path, env: dict[str, str], app: Any, url: str, trials:
     breach_to_app, breach_to_table, inject_to_app = [], [], []
     for i in range(trials):
         advance(workdir, env, app)
-        log = open(workdir / f"watch-{i}.log", "w")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "migrate"), "watch", "--interval", "1s"],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        proc = spawn(workdir, env, "watch", "--interval", "1s", log=f"watch-{i}.log")
         time.sleep(2.5)  # a couple of holding rounds first
         watcher = FlagWatcher(app.url)
         watcher.start()
@@ -163,7 +158,6 @@ def watch_trials(workdir: Path, env: dict[str, str], app: Any, url: str, trials:
             conn.execute(STALE_ROW, (row,))
         watcher.join(30)
         rc = proc.wait(30)
-        log.close()
         if watcher.seen is None or rc != 4:
             raise SystemExit(
                 f"watch trial {i}: exit {rc}, flip seen {watcher.seen}: "
@@ -246,14 +240,7 @@ def preempt_trials(workdir: Path, env: dict[str, str], app: Any, url: str, trial
                 raise SystemExit(f"preempt round {i}: the flags are not at legacy before the advance")
             before = conn.execute("SELECT coalesce(max(id), 0) FROM runbook.events").fetchone()
             baseline = int(before[0]) if before else 0
-            adv = subprocess.Popen(
-                [str(VENV_BIN / "migrate"), "advance", "-y"],
-                cwd=workdir,
-                env={**env, **NO_PGBOSS},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            adv = spawn(workdir, {**env, **NO_PGBOSS}, "advance", "-y")
             lines = Lines(adv)
             lines.start()
             if not lines.wait_for("verify: waiting for", 60) or is_safe(read_flags(conn)):
@@ -264,15 +251,8 @@ def preempt_trials(workdir: Path, env: dict[str, str], app: Any, url: str, trial
                     f"preempt round {i}: the advance is not polling verify with its flags flipped: "
                     f"{lines.text()[-2000:]}"
                 )
-            log = open(workdir / f"preempt-{i}.log", "w")  # noqa: SIM115 - closed below
             start = time.perf_counter()
-            rb = subprocess.Popen(
-                [str(VENV_BIN / "migrate"), "rollback", "--reason", "benchmark"],
-                cwd=workdir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            rb = spawn(workdir, env, "rollback", "--reason", "benchmark", log=f"preempt-{i}.log")
             safe_at = rb_done = adv_done = None
             relapsed = False
             deadline = start + 60
@@ -293,7 +273,6 @@ def preempt_trials(workdir: Path, env: dict[str, str], app: Any, url: str, trial
                 time.sleep(0.001)
             rc, arc = rb.wait(30), adv.wait(30)
             lines.join(5)
-            log.close()
             if safe_at is None or rb_done is None or adv_done is None or rc not in (0, 4):
                 raise SystemExit(
                     f"preempt round {i}: rollback exited {rc}, advance {arc}, flags safe after {safe_at}: "
@@ -365,10 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     rb = wt = pt = None
     with server() as srv, fresh_database(srv, "bench_rollback") as url, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        shutil.copy(REPO / "stages.yaml", workdir / "stages.yaml")
-        env = {**os.environ, "DATABASE_URL": url, "RUNBOOK_FLAG_BACKEND": "postgres", "NO_COLOR": "1"}
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        initialise(workdir, env)
+        env = prepare(workdir, url)
         # the app's own sweep must not fail the injected stale row before the monitor sees it
         with ExampleApp(url, "12", {"LEGACY_STALE_SECONDS": "864000"}, workdir / "app") as app:
             env["APP_URL"] = app.url
