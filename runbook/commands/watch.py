@@ -19,6 +19,7 @@ from runbook.errors import LockedError, RunbookError, UnreachableError
 from runbook.exitcodes import ExitCode
 from runbook.preempt import Guard
 from runbook.reconcile import InFlightError, reconcile_first
+from runbook.result import FieldsJson
 from runbook.session import Session
 from runbook.state.leases import lease_seconds
 
@@ -62,7 +63,7 @@ class WatchView:
 
 
 @dataclass
-class WatchResult:
+class WatchResult(FieldsJson):
     runbook: str
     outcome: str  # stopped | rolled-back | limit | not-rolled-back (a breach out of an irreversible stage)
     rounds: int
@@ -79,16 +80,7 @@ class WatchResult:
         return ExitCode.ROLLED_BACK if self.outcome in ("rolled-back", "preempted") else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "runbook": self.runbook,
-            "outcome": self.outcome,
-            "rounds": self.rounds,
-            "stage": self.stage,
-            "transitions": self.transitions,
-            "last": self.last,
-            "reason": self.reason,
-            "exit_code": int(self.exit_code),
-        }
+        return {**super().to_json(), "exit_code": int(self.exit_code)}
 
 
 def watch(
