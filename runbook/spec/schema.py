@@ -30,6 +30,11 @@ _COMMON_DOCS = {
 }
 
 
+def interpolable(description: str, *forms: dict[str, Any]) -> dict[str, Any]:
+    """A value given in one of `forms`, or as a ${VAR} reference (read when the runbook is loaded)."""
+    return {"description": description, "anyOf": [*forms, {"$ref": "#/$defs/Interpolated"}]}
+
+
 class SchemaGen:
     """Turns type hints into schemas, collecting named dataclass schemas in `defs`."""
 
@@ -37,32 +42,23 @@ class SchemaGen:
         self.kinds = kinds
         self.defs: dict[str, Any] = {
             "Interpolated": {"type": "string", "pattern": r"\$\{", "description": "a ${VAR} reference"},
-            "Duration": {
-                "description": "seconds, or a human duration: 90s, 5m, 24h, 2d, 1h30m",
-                "anyOf": [
-                    {"type": "number", "minimum": 0},
-                    {"type": "string", "pattern": DURATION},
-                    {"$ref": "#/$defs/Interpolated"},
-                ],
-            },
-            "Size": {
-                "description": "bytes, or a human size: 100MB, 1.5GiB",
-                "anyOf": [
-                    {"type": "integer", "minimum": 0},
-                    {"type": "string", "pattern": SIZE},
-                    {"$ref": "#/$defs/Interpolated"},
-                ],
-            },
-            "Threshold": {
-                "description": "a number in the metric's unit, or a duration (1d) on a duration metric, "
-                "a size (100MB) on a size metric",
-                "anyOf": [
-                    {"type": "number"},
-                    {"type": "string", "pattern": DURATION},
-                    {"type": "string", "pattern": SIZE},
-                    {"$ref": "#/$defs/Interpolated"},
-                ],
-            },
+            "Duration": interpolable(
+                "seconds, or a human duration: 90s, 5m, 24h, 2d, 1h30m",
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": DURATION},
+            ),
+            "Size": interpolable(
+                "bytes, or a human size: 100MB, 1.5GiB",
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": SIZE},
+            ),
+            "Threshold": interpolable(
+                "a number in the metric's unit, or a duration (1d) on a duration metric, a size (100MB) on a "
+                "size metric",
+                {"type": "number"},
+                {"type": "string", "pattern": DURATION},
+                {"type": "string", "pattern": SIZE},
+            ),
             "FlagValue": {
                 "description": "a flag value; true/false and numbers are written as text",
                 "type": ["string", "boolean", "number"],
