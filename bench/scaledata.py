@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -146,19 +145,11 @@ def pgboss_folder(major: str, work: Path) -> Path:
 def run_node(folder: Path, url: str, schema: str, *args: str, timeout: float = 600) -> Any:
     """Run the node script; return its last stdout line parsed as JSON."""
     from runbook.demo.app import node_binary
+    from runbook.toolchain import run_script
 
     env = {"PATH": str(node_binary().parent), "DATABASE_URL": url, "PGBOSS_SCHEMA": schema, "HOME": str(REPO)}
-    proc = subprocess.run(
-        [str(node_binary()), "pgboss.mjs", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"node pgboss.mjs {' '.join(args)} failed: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script(node_binary(), folder, "pgboss.mjs", *args, env=env, timeout=timeout)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def build_pgboss(url: str, major: str, schema: str, jobs: int, work: Path) -> dict[str, Any]:

@@ -128,3 +128,14 @@ def ensure_packages(name: str, specs: list[str], node: Node | None = None) -> Pa
 def installed_pgboss_version(folder: Path) -> str:
     data = json.loads((folder / "node_modules" / "pg-boss" / "package.json").read_text())
     return str(data["version"])
+
+
+def run_script(node: Path, folder: Path, script: str, *args: str, env: dict[str, str], timeout: float) -> str:
+    """`node SCRIPT ARGS` in `folder` (beside its node_modules) with exactly `env`: its stdout. A failure
+    raises RuntimeError with the end of its stderr."""
+    proc = subprocess.run(
+        [str(node), script, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"node {script} {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc.stdout

@@ -29,7 +29,7 @@ from psycopg import sql
 from runbook.checkrun import CheckRunContext
 from runbook.checks.base import Measurement
 from runbook.model import DatabaseSettings, LegacySettings, PgBossSettings, Runbook, Settings, Stage
-from runbook.toolchain import Node, ensure_pgboss, find_node, installed_pgboss_version
+from runbook.toolchain import Node, ensure_pgboss, find_node, installed_pgboss_version, run_script
 from tests.conftest import with_dbname
 
 JS = Path(__file__).parent / "js"
@@ -60,17 +60,7 @@ def run_node(
 ) -> str:
     """Run the scenario script; its stdout (raises with stderr on failure)."""
     env = {**node.env(), "DATABASE_URL": url, "PGBOSS_SCHEMA": schema}
-    proc = subprocess.run(
-        [str(node.node), "scenario.mjs", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"scenario {args} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return proc.stdout
+    return run_script(node.node, folder, "scenario.mjs", *args, env=env, timeout=timeout)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from click.testing import CliRunner, Result
 from psycopg import sql
 
 from runbook.cli import main
-from runbook.toolchain import Node, ensure_pgboss, find_node, installed_pgboss_version
+from runbook.toolchain import Node, ensure_pgboss, find_node, installed_pgboss_version, run_script
 from tests.conftest import with_dbname
 from tests.integration.checks_pg.legacy_app import DDL
 
@@ -60,17 +59,8 @@ class Boss:
     def run(self, url: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
         """Run boss.mjs; its last stdout line, parsed (raises with stderr on failure)."""
         full = {**self.node.env(), "DATABASE_URL": url, "PGBOSS_SCHEMA": "pgboss", **(env or {})}
-        proc = subprocess.run(
-            [str(self.node.node), "boss.mjs", *args],
-            cwd=self.folder,
-            env=full,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if proc.returncode != 0:
-            raise AssertionError(f"boss.mjs {args} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        out = run_script(self.node.node, self.folder, "boss.mjs", *args, env=full, timeout=timeout)
+        return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")
