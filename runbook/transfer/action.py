@@ -40,6 +40,10 @@ class ActionResult:
     def failed(self) -> bool:
         return self.error is not None or any(m.verdict is not Verdict.PASS for m in self.verify)
 
+    def refused(self, exc: RunbookError) -> None:
+        """The transfer stopped on `exc`: keep its message, hint and exit code (the caller keeps the flip)."""
+        self.error, self.hint, self.exit_code = exc.message, exc.hint, exc.exit_code
+
     def failure(self) -> str:
         """What went wrong and what to do: the flip stays, what is left can be moved again."""
         failing = self.error or "; ".join(m.explanation for m in self.verify if m.verdict is not Verdict.PASS)
@@ -85,14 +89,13 @@ def _source(spec: StageTransfer) -> str:
 
 def preview(session: Session, stage: Stage) -> ActionResult | None:
     """The dry run of the stage's transfer (None: it has none, or it is off); errors are kept, not raised."""
-    spec = stage.transfer
-    if spec is None or not spec.enabled:
+    result = _begun(stage)
+    if result is None:
         return None
-    result = ActionResult(spec)
     try:
-        result.would_move = _claimable(session, spec)
+        result.would_move = _claimable(session, result.spec)
     except RunbookError as exc:
-        result.error, result.hint, result.exit_code = exc.message, exc.hint, exc.exit_code
+        result.refused(exc)
     return result
 
 
@@ -100,10 +103,10 @@ def run(session: Session, stage: Stage) -> ActionResult | None:
     """Move the stage's backlog and verify it; a failure is returned (the caller keeps the flip)."""
     from runbook.commands.transfer import transfer_legacy
 
-    spec = stage.transfer
-    if spec is None or not spec.enabled:
+    result = _begun(stage)
+    if result is None:
         return None
-    result = ActionResult(spec)
+    spec = result.spec
     try:
         started, result.backlog["before"] = _pgboss(session, spec.queue, None)
         moved = transfer_legacy(
@@ -118,7 +121,7 @@ def run(session: Session, stage: Stage) -> ActionResult | None:
         left = _claimable(session, spec)
         counted, result.backlog["after"] = _pgboss(session, spec.queue, started)
     except RunbookError as exc:
-        result.error, result.hint, result.exit_code = exc.message, exc.hint, exc.exit_code
+        result.refused(exc)
         return result
     inserted = int(result.totals.get("inserted", 0))
     key = session.runbook.settings.transfer.legacy_id_key
@@ -140,6 +143,12 @@ def run(session: Session, stage: Stage) -> ActionResult | None:
     if result.failed:
         result.exit_code = ExitCode.NOT_READY
     return result
+
+
+def _begun(stage: Stage) -> ActionResult | None:
+    """The result of the stage's transfer, not yet run; None when the stage has none or it is off."""
+    spec = stage.transfer
+    return ActionResult(spec) if spec is not None and spec.enabled else None
 
 
 def _measure(name: str, value: int, ok: bool, explanation: str) -> Measurement:
