@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 
 from runbook import db
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
+from runbook.result import FieldsJson
 from runbook.session import Session
 from runbook.transfer import pgboss_batch, pgboss_copy, pgboss_ends, pgboss_queues, report
 from runbook.transfer.batch import Totals
 
 
 @dataclass
-class PgbossTransferResult:
+class PgbossTransferResult(FieldsJson):
     source: str
     target: str
     layouts: dict[str, str]
@@ -37,20 +38,7 @@ class PgbossTransferResult:
     template: str = "transfer_pgboss"
     exit_code: ExitCode = ExitCode.OK
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "target": self.target,
-            "pgboss_layouts": self.layouts,
-            "dry_run": self.dry_run,
-            "queues": self.queues,
-            "counts": self.counts,
-            "created_queues": self.created_queues,
-            "recovered": self.recovered,
-            "withdrawn": self.withdrawn,
-            "batches": self.batches,
-            "totals": self.totals,
-        }
+    json_names: ClassVar[dict[str, str]] = {"layouts": "pgboss_layouts"}
 
 
 def transfer_pgboss(
