@@ -25,10 +25,12 @@ import psycopg
 
 from bench.common import VENV_BIN, fresh_database, met, print_table, server, write_results
 from bench.scaledata import LEGACY_DDL, LEGACY_INDEXES, pgboss_folder, run_node
+from runbook.commands.transfer import WORKERS
 
 TARGET_LOCK_MS = 100.0
 DEFAULT_BATCH = 250
 """migrate transfer legacy --batch default."""
+DEFAULT_WORKERS = WORKERS
 RUNBOOK = """\
 version: 1
 name: transfer-bench
@@ -80,6 +82,15 @@ def build(url: str, rows: int) -> dict[str, Any]:
     }
 
 
+def settle(url: str) -> None:
+    """Before each run: vacuum what the runs before it left (their moved rows' dead index entries at the head
+    of the claim index, which every claim of a later run would step over) and checkpoint, so each run starts
+    from the same state whatever ran before it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute('VACUUM ANALYZE "Job"')
+        conn.execute("CHECKPOINT")
+
+
 class Probe(threading.Thread):
     """Every 10 ms: lock the next PROBE_WINDOW rows in claim order from row `k` on (waiting for a batch that
     holds any), then roll back; `k` follows the transfer's front (rows no longer pending)."""
@@ -103,10 +114,12 @@ class Probe(threading.Thread):
                 time.sleep(0.01)
 
 
-def transfer(url: str, folder: Path, queue: str, batch: int, limit: int, probe: int | None) -> dict[str, Any]:
+def transfer(
+    url: str, folder: Path, queue: str, batch: int, limit: int, probe: int | None, workers: int = 1
+) -> dict[str, Any]:
     """Run the real CLI; its -o json totals, wall time, sampled peak RSS and the probe's waits."""
     cmd = [str(VENV_BIN / "migrate"), "-o", "json", "-f", str(folder / "stages.yaml"), "transfer", "legacy"]
-    cmd += ["--queue", queue, "--batch", str(batch), "--limit", str(limit)]
+    cmd += ["--queue", queue, "--batch", str(batch), "--workers", str(workers), "--limit", str(limit)]
     env = {**os.environ, "DATABASE_URL": url}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     p = Probe(url, probe) if probe else None
@@ -137,6 +150,7 @@ def transfer(url: str, folder: Path, queue: str, batch: int, limit: int, probe: 
     result = {
         "queue": queue,
         "batch": batch,
+        "workers": workers,
         "rows": totals["moved"],
         "seconds": totals["seconds"],
         "rows_per_second": totals["rows_per_second"],
@@ -164,19 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--batches", default="250,500,2000", help="transfer batch sizes to try (250 is the default)"
     )
+    ap.add_argument("--workers", default="1", help="transfer --workers to try with each batch size")
     ap.add_argument("--insert-batch", type=int, default=1000, help="jobs per boss.insert() call")
+    ap.add_argument("--name", default="transfer", help="results file: bench/results/NAME.json")
     args = ap.parse_args(argv)
-    n, sizes = args.rows, [int(b) for b in args.batches.split(",")]
+    n = args.rows
+    combos = [(int(b), int(w)) for b in args.batches.split(",") for w in args.workers.split(",")]
     small = max(1, n // 10)
     started = time.monotonic()
     with server() as srv, fresh_database(srv, "transfer") as url, tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "stages.yaml").write_text(RUNBOOK)
         (work / "app.env").write_text("PGBOSS_ENABLED=false\n")
-        data = build(url, n * len(sizes) + small)
+        data = build(url, n * len(combos) + small)
         print(f"legacy: {data['rows']:,} pending rows ({data['insert_s']} s, indexes {data['index_s']} s)")
         folder = pgboss_folder("12", work)
-        queues = ["node-insert", "small", *(f"transfer-{b}" for b in sizes)]
+        queues = ["node-insert", "small", *(f"transfer-{b}-{w}" for b, w in combos)]
         run_node(folder, url, "pgboss", "install", ",".join(queues))
         node = run_node(
             folder, url, "pgboss", "insert", "node-insert", str(n), str(args.insert_batch), timeout=3600
@@ -184,21 +201,23 @@ def main(argv: list[str] | None = None) -> int:
         node["rows_per_second"] = round(node["jobs"] / (node["ms"] / 1000), 1)
         print(f"boss.insert: {n:,} jobs in {node['ms'] / 1000:.1f} s ({node['rows_per_second']:,.0f} rows/s)")
         runs = []
-        for i, b in enumerate(sizes):
-            r = transfer(url, work, f"transfer-{b}", b, n, probe=1 + i * n)
-            print(f"transfer --batch {b}: {r}", flush=True)
+        for i, (b, w) in enumerate(combos):
+            settle(url)
+            r = transfer(url, work, f"transfer-{b}-{w}", b, n, probe=1 + i * n, workers=w)
+            print(f"transfer --batch {b} --workers {w}: {r}", flush=True)
             runs.append(r)
         best = max(runs, key=lambda r: r["rows_per_second"])
-        tenth = transfer(url, work, "small", best["batch"], small, probe=None)
-        print(f"transfer --batch {best['batch']} at N/10: {tenth}", flush=True)
+        settle(url)
+        tenth = transfer(url, work, "small", best["batch"], small, probe=None, workers=best["workers"])
+        print(f"transfer --batch {best['batch']} --workers {best['workers']} at N/10: {tenth}", flush=True)
         with psycopg.connect(url) as conn:
             left = conn.execute("""SELECT count(*) FROM "Job" WHERE "status" = 'PENDING'""").fetchone()
-    default = next((r for r in runs if r["batch"] == DEFAULT_BATCH), runs[0])
+    default = next((r for r in runs if (r["batch"], r["workers"]) == (DEFAULT_BATCH, WORKERS)), runs[0])
     ok = best["rows_per_second"] >= node["rows_per_second"] and all(
         _lock_ms(r) < TARGET_LOCK_MS for r in runs
     )
     path = write_results(
-        "transfer",
+        args.name,
         {
             "rows": n,
             "pgboss": "12",
@@ -206,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             "boss_insert": node,
             "transfer": runs,
             "best_batch": best["batch"],
+            "best_workers": best["workers"],
             "default_batch": default["batch"],
             "tenth": tenth,
             "pending_left": int(left[0]) if left else None,
@@ -237,10 +257,12 @@ def table_rows(res: dict[str, Any]) -> list[list[str]]:
         ]
     ]
     for r in res["transfer"]:
-        default = " (default)" if r["batch"] == DEFAULT_BATCH else ""
+        workers = r.get("workers", 1)
+        default = " (default)" if (r["batch"], workers) == (DEFAULT_BATCH, DEFAULT_WORKERS) else ""
         rows.append(
             [
-                f"migrate transfer legacy --batch {r['batch']}{default}, {r['rows']:,} rows",
+                f"migrate transfer legacy --batch {r['batch']} --workers {workers}{default}, "
+                f"{r['rows']:,} rows",
                 f"{r['rows_per_second']:,.0f}",
                 f"{r['rows_per_second'] / node['rows_per_second']:.2f}x insert; batch median "
                 f"{r['median_batch_ms']:.0f} ms, p99 {r.get('p99_batch_ms', 0):.0f}, longest "
@@ -251,13 +273,17 @@ def table_rows(res: dict[str, Any]) -> list[list[str]]:
                 f"lock {met(_lock_ms(r) < res['target_lock_ms'])}",
             ]
         )
-    best = next(r for r in res["transfer"] if r["batch"] == res["best_batch"])
+    best = next(
+        r
+        for r in res["transfer"]
+        if (r["batch"], r.get("workers", 1)) == (res["best_batch"], res.get("best_workers", 1))
+    )
     tenth = res["tenth"]
     rows.append(
         [
             f"migrate transfer legacy: peak RSS at {tenth['rows']:,} -> {best['rows']:,} rows",
             f"{tenth['peak_rss_mb']:.0f} -> {best['peak_rss_mb']:.0f} MB",
-            f"--batch {best['batch']}",
+            f"--batch {best['batch']} --workers {best.get('workers', 1)}",
             "flat",
             met(best["peak_rss_mb"] <= tenth["peak_rss_mb"] * 1.1 + 5),
         ]

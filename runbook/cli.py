@@ -492,6 +492,13 @@ def transfer() -> None:
 @click.option(
     "--batch", type=click.IntRange(min=1), default=250, show_default=True, help="Rows per transaction."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=16),
+    default=1,  # runbook.commands.transfer.WORKERS
+    show_default=True,
+    help="Batches moved at once, each on its own connection (2: faster, each batch holds its rows longer).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most this many rows.")
 @click.option(
     "--filter",
@@ -507,6 +514,7 @@ def transfer_legacy(
     queue: str,
     type_value: str | None,
     batch: int,
+    workers: int,
     limit: int | None,
     row_filter: str | None,
     dry_run: bool,
@@ -522,6 +530,7 @@ def transfer_legacy(
             queue=queue,
             type_value=type_value,
             batch=batch,
+            workers=workers,
             limit=limit,
             dry_run=dry_run,
             row_filter=row_filter,

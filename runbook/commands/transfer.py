@@ -19,6 +19,10 @@ from runbook.transfer.mapping import Mapping, resolve
 
 SAMPLE = 3
 SCAN_WARN_ROWS = 100_000
+WORKERS = 1
+"""--workers default (runbook.cli repeats it): batches moved at once, each on its own connection. Two move
+about 1.5x the rows a second of one on a 2-core machine, each batch then holding its rows longer (median 35
+against 29 ms at 250 rows): one keeps the 100 ms lock goal's margin (bench/transfer.py, docs/benchmarks.md)."""
 
 
 @dataclass
@@ -62,11 +66,12 @@ def transfer_legacy(
     dry_run: bool = False,
     row_filter: str | None = None,
     filter_source: str = "--filter",
+    workers: int = WORKERS,
 ) -> TransferResult:
     """Resolve the mapping, then count (dry run) or move batch by batch. `row_filter` is ANDed into the
     claim once it is checked (runbook.transfer.rowfilter); `filter_source` names it in errors."""
-    if batch < 1 or (limit is not None and limit < 1):
-        raise UsageError("--batch and --limit must be at least 1")
+    if batch < 1 or workers < 1 or (limit is not None and limit < 1):
+        raise UsageError("--batch, --workers and --limit must be at least 1")
     if row_filter is not None:
         row_filter = rowfilter.check_text(row_filter, filter_source)
     rb = session.runbook
@@ -78,13 +83,17 @@ def transfer_legacy(
             "only within one database (one transaction per batch)",
             hint="run the transfer where both live in one database",
         )
-    conn = db.connect(
-        url,
-        what="the application database",
-        connect_timeout=s.database.connect_timeout,
-        autocommit=True,
-        application_name="runbook-transfer",
-    )
+
+    def connect() -> Any:
+        return db.connect(
+            url,
+            what="the application database",
+            connect_timeout=s.database.connect_timeout,
+            autocommit=True,
+            application_name="runbook-transfer",
+        )
+
+    conn = connect()
     with conn:
         m = resolve(SqlSession(conn), rb, queue=queue, type_value=type_value, row_filter=row_filter)
         if row_filter is not None:
@@ -107,7 +116,10 @@ def transfer_legacy(
             "run again",
         ):
             bar = report.Progress(session, lambda: _claimable(conn, m, limit, bar.done), "rows")
-            batches.run(conn, m, totals, batch=batch, limit=limit, progress=bar.batch)
+            batches.run(
+                conn, m, totals, batch=batch, limit=limit, workers=workers, connect=connect,
+                progress=bar.batch,
+            )  # fmt: skip
             bar.end()
     result.batches = [b.to_json() for b in totals.batches]
     result.totals = report.totals(totals)

@@ -18,6 +18,7 @@ from runbook import faultpoints
 from runbook.errors import RunbookError
 from runbook.transfer import legacy_sql, pgboss_insert
 from runbook.transfer.mapping import Mapping
+from runbook.transfer.workers import Workers
 
 
 class TransferError(RunbookError):
@@ -67,25 +68,69 @@ def run(
     batch: int,
     limit: int | None,
     progress: Callable[[Batch], None],
+    workers: int = 1,
+    connect: Callable[[], psycopg.Connection[Any]] | None = None,
 ) -> None:
     """Move batches until no claimable row is left or `limit` rows moved; each committed batch is added to
-    `totals` as it commits (so a failure later still counts what moved)."""
+    `totals` as it commits (so a failure later still counts what moved). One worker moves them on `conn`;
+    `workers` > 1 run concurrently, each on a connection of its own from `connect` (runbook.transfer.workers).
+    """
     started = time.monotonic()
-    insert, present = pgboss_insert.insert_statement(m), pgboss_insert.present_statement(m)
-    marks = legacy_sql.mark(m)
-    moved = 0
-    while limit is None or moved < limit:
-        size = batch if limit is None else min(batch, limit - moved)
-        done = _one(conn, m, len(totals.batches) + 1, size, insert, present, marks)
-        if done is None:
-            break
+    statements = Statements(
+        pgboss_insert.insert_statement(m), pgboss_insert.present_statement(m), legacy_sql.mark(m)
+    )
+    shared: Workers[Batch] = Workers(limit)
+
+    def add(done: Batch) -> None:
         totals.batches.append(done)
-        moved += done.marked
         totals.seconds = time.monotonic() - started
         progress(done)
+
+    def work(emit: Callable[[Batch], None]) -> None:
+        assert connect is not None
+        with connect() as own:
+            _drain(own, m, statements, shared, batch, emit)
+
+    try:
+        if workers == 1:
+            _drain(conn, m, statements, shared, batch, add)
+        else:
+            shared.run(workers, work, add)
+    finally:
+        totals.seconds = time.monotonic() - started
+
+
+@dataclass(frozen=True)
+class Statements:
+    insert: Any
+    present: Any
+    marks: list[Any]
+
+
+def _drain(
+    conn: psycopg.Connection[Any],
+    m: Mapping,
+    statements: Statements,
+    shared: Workers[Batch],
+    batch: int,
+    emit: Callable[[Batch], None],
+) -> None:
+    """One worker: batches until a claim finds fewer rows than it asked for, or the limit is reserved."""
+    while True:
+        size, number = shared.take(batch)
+        if size == 0:
+            return
+        try:
+            done = _one(conn, m, number, size, statements)
+        except BaseException:
+            shared.give_back(size)
+            raise
+        shared.give_back(size - (done.marked if done else 0))
+        if done is None:
+            return
+        emit(done)
         if done.claimed < size:
-            break
-    totals.seconds = time.monotonic() - started
+            return
 
 
 def _one(
@@ -93,9 +138,7 @@ def _one(
     m: Mapping,
     number: int,
     size: int,
-    insert: Any,
-    present: Any,
-    marks: list[Any],
+    statements: Statements,
 ) -> Batch | None:
     t0 = time.monotonic()
     with conn.transaction():
@@ -107,11 +150,11 @@ def _one(
         jobs = [pgboss_insert.Job(m.job_id(r[0]), r[2], r[3]) for r in rows]
         ids = [j.id for j in jobs]
         returned = conn.execute(
-            insert, {"jobs": pgboss_insert.recordset(m, jobs), "name": m.queue.name}
+            statements.insert, {"jobs": pgboss_insert.recordset(m, jobs), "name": m.queue.name}
         ).fetchall()
         inserted = len(returned)
         others = pgboss_insert.not_returned(ids, returned)
-        there = int(conn.execute(present, (m.queue.name, others)).fetchone()[0]) if others else 0  # type: ignore[index]
+        there = int(conn.execute(statements.present, (m.queue.name, others)).fetchone()[0]) if others else 0  # type: ignore[index]
         if there != len(others):
             raise TransferError(
                 f"{len(others) - there} of {len(ids)} jobs of batch {number} are not in pg-boss queue "
@@ -122,7 +165,7 @@ def _one(
         faultpoints.pause("transfer:inserted")
         legacy_ids = [r[1] for r in rows]
         marked = 0
-        for statement in marks:
+        for statement in statements.marks:
             cur = conn.execute(statement, {"ids": legacy_ids, "jobs": ids, "status": m.settings.moved_status})
             marked = cur.rowcount
         if marked != len(rows):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+from click.testing import Result
 
 from tests.integration.transfer.conftest import migrate, pending_rows, sql_rows, write_runbook
 
@@ -39,23 +40,27 @@ def legacy_worker(url: str, claimed: list[str], stop: threading.Event) -> None:
             conn.execute(COMPLETE, (row[0],))
 
 
-def test_legacy_workers_never_get_a_moved_row(database: Callable[[str], str], tmp_path: Path) -> None:
-    url = database("10")
-    ids = pending_rows(url, 400)
-    runbook = write_runbook(tmp_path)
+def racing(url: str, runbook: Path, *args: str) -> tuple[Result, list[str]]:
+    """`migrate -o json transfer legacy --queue evals ARGS` while 3 legacy workers run; the rows they took."""
     claimed: list[list[str]] = [[], [], []]
     stop = threading.Event()
     threads = [threading.Thread(target=legacy_worker, args=(url, c, stop)) for c in claimed]
     for t in threads:
         t.start()
     try:
-        res = migrate(runbook, url, "-o", "json", "transfer", "legacy", "--queue", "evals", "--batch", "15")
+        res = migrate(runbook, url, "-o", "json", "transfer", "legacy", "--queue", "evals", *args)
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=30)
+    return res, [i for c in claimed for i in c]
+
+
+def test_legacy_workers_never_get_a_moved_row(database: Callable[[str], str], tmp_path: Path) -> None:
+    url = database("10")
+    ids = pending_rows(url, 400)
+    res, worked = racing(url, write_runbook(tmp_path), "--batch", "15")
     assert res.exit_code == 0, res.output
-    worked = [i for c in claimed for i in c]
     status = dict(sql_rows(url, 'SELECT "id", "status"::text FROM "Job"'))
     moved = {i for i, s in status.items() if s == "CANCELLED"}
     assert worked and moved, "both paths must have taken rows for the test to mean anything"

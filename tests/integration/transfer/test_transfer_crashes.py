@@ -22,7 +22,7 @@ MIGRATE = Path(sys.executable).parent / "migrate"
 ROWS, BATCH = 25, 10
 
 
-def start(runbook: Path, url: str, point: str, marker: Path) -> subprocess.Popen[str]:
+def start(runbook: Path, url: str, point: str, marker: Path, *extra: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -31,6 +31,7 @@ def start(runbook: Path, url: str, point: str, marker: Path) -> subprocess.Popen
         "RUNBOOK_PAUSE_SECONDS": "300",
     }
     args = [str(MIGRATE), "-f", str(runbook), "transfer", "legacy", "--queue", "evals", "--batch", str(BATCH)]
+    args += extra
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
