@@ -34,6 +34,30 @@ LEGACY_INDEXES = (
     'CREATE INDEX "Job_originalJobId_idx" ON "Job"("originalJobId")',
     'CREATE INDEX "Job_cancelledById_idx" ON "Job"("cancelledById")',
 )
+_TRANSFER_RUNBOOK = """\
+version: 1
+name: {name}
+settings:
+  database:
+    url: ${DATABASE_URL}
+  flags: {type: dotenv, path: app.env}
+  transfer:
+    data: {evaluationId: evaluationId}
+    updated_column: updatedAt
+    marker_column: cancellationReason
+flags:
+  PGBOSS_ENABLED: false
+stages:
+  - id: legacy
+"""
+
+
+def transfer_runbook(name: str) -> str:
+    """A runbook named `name` whose `migrate transfer legacy` moves the legacy "Job" table's pending rows
+    (evaluationId into the job's data, the pg-boss job id into cancellationReason); flags in app.env."""
+    return _TRANSFER_RUNBOOK.replace("{name}", name)
+
+
 # Row i (1 = newest) was created i * step seconds ago: two years of history, newest rows still live.
 LEGACY_INSERT = """
 INSERT INTO "Job" ("id", "status", "attempts", "error", "startedAt", "completedAt", "createdAt", "updatedAt",
@@ -104,7 +128,7 @@ ARCHIVE_VALUES = (
 
 def run_sql(url: str, statement: str, params: dict[str, Any] | None = None) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement, params)  # type: ignore[arg-type]
+        conn.execute(statement, params)
 
 
 def build_legacy(url: str, rows: int, chunk: int = 2_000_000) -> dict[str, Any]:

@@ -24,29 +24,14 @@ import psutil
 import psycopg
 
 from bench.common import VENV_BIN, fresh_database, met, print_table, server, write_results
-from bench.scaledata import LEGACY_DDL, LEGACY_INDEXES, pgboss_folder, run_node
+from bench.scaledata import LEGACY_DDL, LEGACY_INDEXES, pgboss_folder, run_node, transfer_runbook
 from runbook.commands.transfer import WORKERS
 
 TARGET_LOCK_MS = 100.0
 DEFAULT_BATCH = 250
 """migrate transfer legacy --batch default."""
 DEFAULT_WORKERS = WORKERS
-RUNBOOK = """\
-version: 1
-name: transfer-bench
-settings:
-  database:
-    url: ${DATABASE_URL}
-  flags: {type: dotenv, path: app.env}
-  transfer:
-    data: {evaluationId: evaluationId}
-    updated_column: updatedAt
-    marker_column: cancellationReason
-flags:
-  PGBOSS_ENABLED: false
-stages:
-  - id: legacy
-"""
+RUNBOOK = transfer_runbook("transfer-bench")
 FILL = """
 INSERT INTO "Job" ("id", "status", "createdAt", "updatedAt", "evaluationId")
 SELECT substr(md5(i::text), 1, 21), 'PENDING', c, c, 'eval_' || (i %% 250000)

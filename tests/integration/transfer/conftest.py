@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from psycopg import sql
 
+from bench.scaledata import transfer_runbook
 from runbook.cli import main
 from runbook.toolchain import Node, ensure_pgboss, find_node, installed_pgboss_version, run_script
 from tests.conftest import with_dbname
@@ -29,22 +30,7 @@ MAJORS = ("10", "12")
 QUEUES = ("evals", "imports", "ref")
 QUEUE_OPTIONS = {"retryLimit": 4, "retryDelay": 3, "expireInSeconds": 120}
 """Options of the template's queues (pg-boss's createQueue): moved jobs take their defaults from them."""
-RUNBOOK = """\
-version: 1
-name: transfer-test
-settings:
-  database:
-    url: ${DATABASE_URL}
-  flags: {type: dotenv, path: app.env}
-  transfer:
-    data: {evaluationId: evaluationId}
-    updated_column: updatedAt
-    marker_column: cancellationReason
-flags:
-  PGBOSS_ENABLED: false
-stages:
-  - id: legacy
-"""
+RUNBOOK = transfer_runbook("transfer-test")
 
 
 @dataclass(frozen=True)
