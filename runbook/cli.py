@@ -509,33 +509,13 @@ def transfer() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Count per type and show a sample; lock and write nothing.")
 @pass_cli
-def transfer_legacy(
-    cli: Cli,
-    queue: str,
-    type_value: str | None,
-    batch: int,
-    workers: int,
-    limit: int | None,
-    row_filter: str | None,
-    dry_run: bool,
-) -> None:
+def transfer_legacy(cli: Cli, /, **options: Any) -> None:
     """Claim pending legacy rows (FOR UPDATE SKIP LOCKED: never one a legacy worker holds), insert their jobs
     with deterministic ids (ON CONFLICT DO NOTHING) and mark the rows, one transaction per batch. Safe to
     rerun after a crash: nothing is lost or inserted twice."""
     from runbook.commands.transfer import transfer_legacy as run
 
-    cli.run(
-        lambda: run(
-            cli.session(),
-            queue=queue,
-            type_value=type_value,
-            batch=batch,
-            workers=workers,
-            limit=limit,
-            dry_run=dry_run,
-            row_filter=row_filter,
-        )
-    )
+    cli.run(lambda: run(cli.session(), **options))  # each option is the commands API's argument of its name
 
 
 @transfer.command(
@@ -556,35 +536,13 @@ def transfer_legacy(
 @click.option("--dry-run", is_flag=True, help="Count per queue and state; lock and write nothing.")
 @click.option("--include-active", is_flag=True, help="Also move active jobs past their expiry (as retries).")
 @pass_cli
-def transfer_pgboss(
-    cli: Cli,
-    from_schema: str,
-    from_url: str | None,
-    to_schema: str,
-    to_url: str | None,
-    queues: tuple[str, ...],
-    batch: int,
-    dry_run: bool,
-    include_active: bool,
-) -> None:
+def transfer_pgboss(cli: Cli, /, **options: Any) -> None:
     """Copy created and retry jobs (ids, data, options kept) into the target and remove them from the source
     once the copy committed: one transaction per batch in one database; across two, a ledger in runbook's
     state schema of the target. Safe to rerun after a crash: nothing is lost or copied twice."""
     from runbook.commands.transfer_pgboss import transfer_pgboss as run
 
-    cli.run(
-        lambda: run(
-            cli.session(),
-            from_schema=from_schema,
-            from_url=from_url,
-            to_schema=to_schema,
-            to_url=to_url,
-            queues=queues,
-            batch=batch,
-            dry_run=dry_run,
-            include_active=include_active,
-        )
-    )
+    cli.run(lambda: run(cli.session(), **options))
 
 
 @main.command()
