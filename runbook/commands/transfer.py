@@ -6,12 +6,13 @@ Every real transfer, finished or failed, is an audited event (`migrate history` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from runbook import db
 from runbook.checks.sqlutil import Session as SqlSession
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
+from runbook.result import FieldsJson
 from runbook.session import Session
 from runbook.transfer import batch as batches
 from runbook.transfer import legacy_sql, report, rowfilter
@@ -22,11 +23,12 @@ SCAN_WARN_ROWS = 100_000
 WORKERS = 1
 """--workers default (runbook.cli repeats it): batches moved at once, each on its own connection. Two move
 about 1.5x the rows a second of one on a 2-core machine, each batch then holding its rows longer (median 35
-against 29 ms at 250 rows): one keeps the 100 ms lock goal's margin (bench/transfer.py, docs/benchmarks.md)."""
+against 29 ms at 250 rows): one keeps the 100 ms lock goal's margin (bench/transfer.py,
+docs/benchmarks.md)."""
 
 
 @dataclass
-class TransferResult:
+class TransferResult(FieldsJson):
     runbook: str
     queue: str
     layout: str
@@ -41,19 +43,7 @@ class TransferResult:
     template: str = "transfer"
     exit_code: ExitCode = ExitCode.OK
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "runbook": self.runbook,
-            "queue": self.queue,
-            "pgboss_layout": self.layout,
-            "dry_run": self.dry_run,
-            "types": self.types,
-            "filter": self.row_filter,
-            "counts": self.counts,
-            "sample": self.sample,
-            "batches": self.batches,
-            "totals": self.totals,
-        }
+    json_names: ClassVar[dict[str, str]] = {"layout": "pgboss_layout", "row_filter": "filter"}
 
 
 def transfer_legacy(
