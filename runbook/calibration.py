@@ -2,16 +2,18 @@
 (runbook.baseline.History, read by runbook.commands.calibrate) and the runbook's checks, suggest thresholds,
 minimum work and soak lengths, each with its reasoning in words and numbers.
 
-- An `error_rate` check (pgboss, legacy) with `max` > 0: `min_jobs` becomes the number of jobs after which,
+- An `error_rate` check (pgboss, legacy) with `max` > 0: the jobs to decide it are the number after which,
   failing at the history's rate, its interval decides against `max` at its `confidence` (0.95 when unset;
-  runbook.confidence.jobs_at_rate); a `max` at or below the history's rate (a stage as healthy as the
-  legacy system would fail) becomes twice the rate, rounded up; a window holding fewer such jobs at the
-  history's volume becomes long enough.
+  runbook.confidence.jobs_at_rate). Without `confidence:` its `min_jobs` becomes that number; with it the
+  interval itself holds the check inconclusive until then (a note says so; no min_jobs is needed). A `max`
+  at or below the history's rate (a stage as healthy as the legacy system would fail) becomes twice the
+  rate, rounded up; a window holding fewer such jobs at the history's volume becomes long enough.
 - A `compare` of a pgboss run_time against a legacy processing_time: the `a` side's `min_jobs` becomes the
   run times the rank test needs to show a slowdown of `max` (legacy run times scaled by `max` against
   themselves; runbook.ranktest.samples_needed) at `alpha` (0.01 when unset).
 - A stage's `work` minimum on a queue becomes what its checks on that queue need; its soak at least the
-  time that work takes at the history's volume.
+  time that work takes at the history's volume. Its checks are its monitors, and the next stage's preflight
+  checks with `since_stage` (they judge the stage being left).
 Suggestions only raise a number (never shorten a soak or lower a minimum); `max` only when too tight."""
 
 from __future__ import annotations
@@ -95,8 +97,8 @@ def suggest(
     history that stands for a queue (None: none)."""
     out: list[Suggestion] = []
     notes: list[str] = []
-    for stage in rb.stages:
-        needs: dict[str, tuple[int, str]] = {}  # queue -> (jobs, which check)
+    needs: list[dict[str, tuple[int, str]]] = [{} for _ in rb.stages]  # per stage: queue -> (jobs, check)
+    for i, stage in enumerate(rb.stages):
         for check in _checks(stage):
             p = check.params
             queue, n = None, None
@@ -106,9 +108,18 @@ def suggest(
             elif check.kind == "compare" and p.a.kind == "pgboss" and p.b.kind == "legacy":
                 queue = p.a.params.queue
                 n = _compare(stage, check, history(queue), out, notes)
-            if n is not None and queue is not None and check in stage.monitor:  # what the soak must see
-                needs[queue] = max(needs.get(queue, (0, "")), (n, check.name))
-        _soak(stage, needs, history, out)
+            if n is None or queue is None:
+                continue
+            if check in stage.monitor:  # what the soak must see
+                which, need = check.name, needs[i]
+            elif i and check in stage.preflight and getattr(p, "since_stage", False):  # judges the stage left
+                which, need = f"{stage.id}'s preflight {check.name}", needs[i - 1]
+            else:
+                continue
+            if n > need.get(queue, (0, ""))[0]:  # the first check that needs the most names it
+                need[queue] = (n, which)
+    for stage, need in zip(rb.stages, needs, strict=True):
+        _soak(stage, need, history, out)
     return out, notes
 
 
@@ -138,7 +149,12 @@ def _rate(
         notes.append(f"{where}: at {_pct(h.rate)} a {_pct(limit)} limit is never decided; raise max")
         return None
     how = "" if p.confidence else f" (the check has no confidence: {num(conf)} is assumed)"
-    if n <= p.min_jobs:
+    if p.confidence:
+        notes.append(
+            f"{where}: {said}; at that rate its {_pct(limit)} limit is decided at {_pct(conf)} confidence "
+            f"after about {n} jobs: inconclusive (holding advance) until then, no min_jobs needed"
+        )
+    elif n <= p.min_jobs:
         notes.append(f"{where}: min_jobs {p.min_jobs} already covers the {n} jobs that decide it")
     else:
         reason = (

@@ -46,7 +46,8 @@ class Evaluation:
 def evaluate(session: Session, cur: engine.Current, nxt: Stage | None) -> Evaluation:
     """Measure the current monitors, its work (once the stage is recorded: its window opens then) and the
     next stage's preflight. Before the first stage is recorded its monitors are measured from now, as the
-    advance that records it does."""
+    advance that records it does. The preflight's stage-relative windows (`since_stage`) start when the stage
+    being left was entered: that is the stage whose health they judge before entering the next."""
     now = session.clock()
     since = cur.entered_at if cur.recorded else now
     monitors = engine.measure(session, cur.stage.monitor, cur.stage.id, since)
@@ -55,5 +56,5 @@ def evaluate(session: Session, cur: engine.Current, nxt: Stage | None) -> Evalua
         if cur.recorded and nxt is not None
         else []
     )
-    preflight = engine.measure(session, nxt.preflight, nxt.id, now) if nxt is not None else []
+    preflight = engine.measure(session, nxt.preflight, nxt.id, since) if nxt is not None else []
     return Evaluation(session.runbook, cur, nxt, now, monitors, work, preflight)

@@ -163,8 +163,9 @@ def _run(pgboss: str, keep: bool, say: Say, workdir: str | Path | None) -> DemoR
             say(f"-- example app listening on {app.url} (pid {app.pid}); flags from the runbook.flags table")
             runbook = compress_runbook(root / "runbook")
             env = _clean_env(shipped_runbook()) | story_env(db_url, app.url)
-            load = BackgroundLoad(app.url, rate=6.0, seconds=1800.0, eval_share=0.6, seed=1).start()
-            say("-- load: 6 jobs/s (60% evaluations, 40% article imports), each with an idempotency key")
+            # 6 of each a second: a stage's rate checks (story confidence 0.6) pass after 40 jobs of a queue
+            load = BackgroundLoad(app.url, rate=12.0, seconds=1800.0, eval_share=0.5, seed=1).start()
+            say("-- load: 12 jobs/s (50% evaluations, 50% article imports), each with an idempotency key")
             story = Story(runbook, env, db_url, say)
             try:
                 story.tell()

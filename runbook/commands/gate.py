@@ -80,7 +80,8 @@ def gate(
     rnd = monitoring.sample(session, cur)
     if cur.recorded and rnd.stored:
         session.store().prune_samples(rb.name, rb.settings.state.sample_retention)
-    preflight = engine.measure(session, nxt.preflight, nxt.id, session.clock()) if nxt else []
+    since = cur.entered_at if cur.recorded else session.clock()  # since_stage: the stage being left
+    preflight = engine.measure(session, nxt.preflight, nxt.id, since) if nxt else []
     result = GateResult(rb.name, cur.stage.id, nxt.id if nxt else None, rnd.measurements, preflight)
     result.reconciled = done.describe() if done else None
     result.warnings = privilege.warnings(session.store().conn)

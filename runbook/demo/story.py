@@ -74,8 +74,11 @@ def story_env(
         "APP_URL": app_url,
         "RUNBOOK_TIME_SCALE": str(scale),
         "MIN_IMPORT_JOBS": "5",
-        # an error rate is judged from the first finished job: the story's windows last seconds
+        # increment-2's all-processed check (max: 0, a point comparison) judges from the first finished job
         "MIN_JOBS_FOR_RATES": "1",
+        # the rate checks' stated confidence: 0.6 passes a stage after 40 failure-free jobs of a queue (0.95:
+        # 93, more than a compressed stage's load brings) and rolls the demo's fault back after about 7 jobs
+        "RATE_CONFIDENCE": "0.6",
         "MIN_EVALUATION_JOBS": "20",
         "MAX_WORKER_RSS": "300MB",
         "MAX_RSS_GROWTH": "30MB",
@@ -160,8 +163,9 @@ class Story:
         """Let the watcher sample the current stage for a while (stores the samples leak detection needs)."""
         return self.migrate("watch", "--interval", self.interval, "--max-samples", str(self.rounds))
 
-    def advance(self, *extra: str, tries: int = 4) -> CliRun:
-        """`migrate advance --yes`; while blocked (soak or work not yet done), watch a little and retry."""
+    def advance(self, *extra: str, tries: int = 8) -> CliRun:
+        """`migrate advance --yes`; while blocked (soak or work not yet done, an error rate not yet decided),
+        watch a little and retry."""
         for _ in range(tries):
             run = self.migrate("advance", "--yes", *extra, ok=(0, 1))
             if run.code == 0:

@@ -53,8 +53,11 @@ def history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> Pat
     for name in (
         "MIN_JOBS_FOR_RATES",
         "MIN_EVALUATION_JOBS",
-        "SOAK_INCREMENT_3",
+        "MIN_IMPORT_JOBS",
+        *(f"SOAK_INCREMENT_{i}" for i in range(1, 5)),
         "MAX_EVALUATION_ERROR_RATE",
+        "RATE_CONFIDENCE",
+        "RATE_WINDOW",
     ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
@@ -100,19 +103,36 @@ def test_suggests_min_jobs_windows_and_soaks_from_the_legacy_history(
     n = jobs_to_pass(6 / 672, 0.05, 0.95)
     hours = math.ceil(n / 4)
     got = {(s["stage"], s["check"], s["key"]): s for s in data["suggestions"]}
-    rate = got[("increment-3", "evaluation-error-rate", "min_jobs")]
-    assert (rate["current"], rate["value"]) == ("10", str(n))
-    assert rate["reason"] == (
-        "legacy jobs (every row: no type column) fail at 0.89% (6 of 672 over 7d); at that rate a 5% limit "
-        f"is decided at 95% confidence after about {n} jobs (the check has no confidence: 0.95 is assumed), "
-        f"so min_jobs: {n}"
+    # the shipped rate checks have confidence over a 30d window: no min_jobs and no window to suggest; the
+    # jobs that decide them set the work minimums and soaks of the stages they judge
+    assert not [s for s in data["suggestions"] if s["check"] and "error-rate" in s["check"]], got
+    said = "legacy jobs (every row: no type column) fail at 0.89% (6 of 672 over 7d)"
+    for where in (
+        "increment-1 import-error-rate",
+        "increment-3 import-error-rate",
+        "increment-3 evaluation-error-rate",
+        "increment-4 evaluations-healthy",
+        "increment-4 import-error-rate",
+        "increment-4 evaluation-error-rate",
+    ):
+        assert (
+            f"{where}: {said}; at that rate its 5% limit is decided at 95% confidence after about {n} jobs: "
+            "inconclusive (holding advance) until then, no min_jobs needed" in data["notes"]
+        )
+    work = got[("increment-3", "evaluations-on-pgboss", "min_jobs")]
+    assert (work["current"], work["value"]) == ("50", str(n))
+    assert work["reason"] == (
+        f"the soak's work minimum holds the {n} evaluation jobs that evaluation-error-rate needs to decide"
     )
-    window = got[("increment-3", "evaluation-error-rate", "window")]
-    assert (window["current"], window["value"]) == ("1h", f"{hours}h")
-    assert got[("increment-3", "evaluations-on-pgboss", "min_jobs")]["value"] == str(n)
+    assert got[("increment-1", "imports-on-pgboss", "min_jobs")]["value"] == str(n)
     soak = got[("increment-3", None, "soak.duration")]
     assert (soak["current"], soak["value"]) == ("1d", f"{hours}h")
+    assert got[("increment-1", None, "soak.duration")]["value"] == f"{hours}h"
     assert got[("increment-4", None, "soak")]["value"] == f"{hours}h"
+    # increment-3's preflight judges increment-2 over its whole stage: increment-2's soak must hold the jobs
+    before = got[("increment-2", None, "soak")]
+    assert (before["current"], before["value"]) == ("1d", f"{hours}h")
+    assert before["reason"].startswith(f"{n} import-article jobs (increment-3's preflight import-error-rate)")
     assert ("increment-2", "import-error-rate", "min_jobs") not in got  # max 0
     assert (
         "increment-2 import-error-rate: max 0: nothing to calibrate (every failure counts)" in data["notes"]
@@ -124,7 +144,7 @@ def test_suggests_min_jobs_windows_and_soaks_from_the_legacy_history(
     )
     text = migrate("calibrate")
     assert text.code == 0
-    assert f"increment-3 evaluation-error-rate  min_jobs: 10 -> {n}" in text.out
+    assert f"increment-3 evaluations-on-pgboss  min_jobs: 50 -> {n}" in text.out
     assert "Read-only: `migrate calibrate --write` shows these as a diff" in text.out
 
 
@@ -147,11 +167,11 @@ def test_write_round_trip_keeps_comments_and_validates(
     rb = load_runbook(history / "stages.yaml", env={"DATABASE_URL": "postgresql://x/y"})
     inc3 = next(s for s in rb.stages if s.id == "increment-3")
     check = next(c for c in inc3.monitor if c.name == "evaluation-error-rate")
-    assert (check.params.min_jobs, check.params.window) == (n, math.ceil(n / 4) * 3600)
+    assert (check.params.min_jobs, check.params.window, check.params.confidence) == (1, 30 * 86400, 0.95)
     assert inc3.soak.duration == math.ceil(n / 4) * 3600
     assert inc3.soak.work[0].params.min_jobs == n
     assert (
-        "min_jobs: ${MIN_JOBS_FOR_RATES:-" + str(n) + "}" in after
+        "min_jobs: ${MIN_EVALUATION_JOBS:-" + str(n) + "}" in after
     )  # the variable stays, its default changes
     again = migrate("calibrate")
     assert again.code == 0

@@ -3,6 +3,8 @@ to_json) and the errors they raise, on real PostgreSQL with the dotenv flag back
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from runbook.commands.advance import advance
@@ -164,3 +166,20 @@ def test_manual_items_block_until_confirmed_and_the_last_stage_is_not_ready(ws: 
     with pytest.raises(NotReadyError, match="already at the last stage, done") as last:
         advance(ws.open(), yes=True)
     assert last.value.exit_code is ExitCode.NOT_READY
+
+
+def test_a_preflight_looks_back_to_when_the_stage_being_left_was_entered(ws: Workspace) -> None:
+    from runbook.commands.gate import gate
+
+    ws.edit(
+        "    set: {PGBOSS_FOR_NEW_EVALS: true}\n",
+        "    set: {PGBOSS_FOR_NEW_EVALS: true}\n    preflight:\n      - name: since\n        kind: sql\n"
+        "        query: SELECT extract(epoch FROM %(stage_entered_at)s::timestamptz)\n",
+    )
+    assert advance(ws.open(), yes=True).outcome == "advanced"
+    entered = plan(ws.open()).entered_at.timestamp()
+    time.sleep(0.2)  # measured from now, the preflight's window would start 0.2 s too late
+    (since,) = [m for m in plan(ws.open(), check=True).measurements if m.check == "since"]
+    assert since.value == pytest.approx(entered, abs=1e-3)  # since_stage in a preflight: since `one`
+    (gated,) = gate(ws.open()).preflight
+    assert gated.value == pytest.approx(entered, abs=1e-3)

@@ -1,10 +1,12 @@
 """Error rates judged with stated confidence (issue 15) on the real thing: the example app, real pg-boss, the
-real CLI on the shipped runbook x0.001, its increment-3 `evaluation-error-rate` given `confidence: 0.95` and a
-window as long as the stage (24h with since_stage: the anytime-valid guarantee is for a growing sample).
+real CLI on the shipped runbook x0.001, whose increment-3 `evaluation-error-rate` is judged with
+`confidence: ${RATE_CONFIDENCE:-0.95}` over the whole stage (since_stage, a 30d window).
 
-A healthy stage whose true error rate is below the limit (each evaluation attempt throws 30% of the time; a
-job fails only when its 4 attempts all throw: 0.81% < 5%) is watched for 60 rounds (10 story hours) and never
-rolled back; then 80% of attempts throw (41% of jobs fail) and the watcher rolls it back on the interval."""
+The climb runs at the story's confidence (0.6: 40 failure-free jobs pass a stage); the watch then judges at
+the shipped default, 0.95. A healthy stage whose true error rate is below the limit (each evaluation attempt
+throws 30% of the time; a job fails only when its 4 attempts all throw: 0.81% < 5%) is watched for 60 rounds
+(10 story hours) and never rolled back; then 80% of attempts throw (41% of jobs fail) and the watcher rolls
+it back on the interval."""
 
 from __future__ import annotations
 
@@ -16,27 +18,21 @@ import pytest
 
 from runbook.demo.story import set_app_flags
 from tests.e2e.conftest import AppFactory
-from tests.e2e.migration_support import APP_ENV, Migration, events, load, make_migration, rows
+from tests.e2e.migration_support import APP_ENV, events, load, make_migration, rows
 
 pytestmark = pytest.mark.e2e
 
-SHIPPED_CHECK = """        window: 1h
+SHIPPED_CHECK = """      - name: evaluation-error-rate
+        kind: pgboss
+        metric: error_rate
+        queue: evaluation
+        # with confidence over the whole stage, as increment-1's import-error-rate
+        window: ${RATE_WINDOW:-30d}
         since_stage: true
         max: ${MAX_EVALUATION_ERROR_RATE:-0.05}
+        confidence: ${RATE_CONFIDENCE:-0.95}
         description: evaluation jobs processing successfully
 """
-WITH_CONFIDENCE = """        window: 24h
-        since_stage: true
-        max: ${MAX_EVALUATION_ERROR_RATE:-0.05}
-        confidence: 0.95
-        description: evaluation jobs processing successfully
-"""
-
-
-def with_confidence(m: Migration) -> None:
-    text = m.runbook.read_text(encoding="utf-8")
-    assert text.count(SHIPPED_CHECK) == 1, "the shipped increment-3 evaluation-error-rate check changed"
-    m.runbook.write_text(text.replace(SHIPPED_CHECK, WITH_CONFIDENCE), encoding="utf-8")
 
 
 def samples(database_url: str) -> list[tuple[str, dict[str, object]]]:
@@ -53,9 +49,10 @@ def test_healthy_stage_is_kept_and_a_faulty_one_rolled_back(
 ) -> None:
     app = make_app("12", **APP_ENV)
     m = make_migration(tmp_path, pg_url, app)
-    with_confidence(m)
+    assert m.runbook.read_text(encoding="utf-8").count(SHIPPED_CHECK) == 1  # the shipped check, as is
     with load(app) as bg:
         m.climb(["increment-1", "increment-2", "increment-3"])
+        del m.env["RATE_CONFIDENCE"]  # from here on, the shipped default
         set_app_flags(pg_url, {"FAULT_FAIL_RATE_EVALUATION": "0.3"})
         healthy = m.watch(60)
         assert m.stage() == "increment-3", healthy.output
@@ -66,6 +63,7 @@ def test_healthy_stage_is_kept_and_a_faulty_one_rolled_back(
         assert isinstance(inputs, dict) and inputs["confidence"] == 0.95
         assert inputs["interval"]["upper"] >= inputs["interval"]["lower"] >= 0
         assert "95% interval" in str(last["explanation"])
+        assert kept[-1][0] == "pass", last  # hundreds of evaluations at 0.81%: decided below 5%
 
         set_app_flags(pg_url, {"FAULT_FAIL_RATE_EVALUATION": "0.8"})
         faulty = m.watch(120, expect=4)

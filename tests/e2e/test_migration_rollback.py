@@ -104,7 +104,7 @@ def test_failing_evaluations_roll_back_by_themselves(
 def test_memory_leak_fails_the_gate_and_rolls_back(make_app: AppFactory, pg_url: str, tmp_path: Path) -> None:
     app = make_app("12", **APP_ENV)
     m = make_migration(tmp_path, pg_url, app)
-    with load(app, rate=4) as bg:
+    with load(app, rate=4, eval_share=0.2) as bg:  # mostly imports: increment-1's rate check needs 40
         m.climb(["increment-1", "increment-2"])
         m.watch(6)
         set_app_flags(pg_url, {"FAULT_LEAK_MB_PER_SEC": "40"})

@@ -131,7 +131,7 @@ def test_a_scaffolded_app_through_increments_1_to_4_and_a_rollback(
         sent.update(routed)
 
         latency: dict[str, float] = {}
-        with load(app, rate=8.0) as bg:
+        with load(app) as bg:
             for stage, (flag, flags, where) in STEPS.items():
                 if stage != "increment-1":
                     m.watch(8)
