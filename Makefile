@@ -21,11 +21,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy runbook tests  # runbook/checks and runbook/flags are the top-level checks/ and stages/ (symlinks)
 
 # Test files run on PYTEST_JOBS pytest-xdist workers, a file per worker (module-level counters and fixtures
-# stay together); PYTEST_JOBS=0 runs them in this process.
+# stay together), handed out in collection order (tests/conftest.py puts the slowest first; xdist would
+# otherwise order files by their number of tests); PYTEST_JOBS=0 runs them in this process.
 PYTEST_JOBS ?= 2
 
 test: lint typecheck
-	$(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

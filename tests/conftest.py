@@ -31,7 +31,9 @@ SLOW_FIRST = (
     "tests/reliability/",
     "tests/e2e/",
 )
-"""Folders whose files take longest: collected first, so pytest-xdist hands them out before the short ones."""
+"""Folders whose files take longest: collected first, so pytest-xdist hands them out before the short ones
+(`make test` passes --no-loadscope-reorder: by default xdist orders files by their number of tests, and the
+one-test concurrency file started last, running alone for 6 minutes at the end)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
