@@ -494,7 +494,7 @@ def transfer() -> None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1, max=16),
+    type=click.IntRange(min=1, max=16),  # runbook.model.TRANSFER_WORKERS_MAX
     default=1,  # runbook.commands.transfer.WORKERS
     show_default=True,
     help="Batches moved at once, each on its own connection (2: faster, each batch holds its rows longer).",

@@ -80,6 +80,11 @@ class Soak:
     )
 
 
+TRANSFER_WORKERS_MAX = 16
+"""The most workers a transfer may have (`--workers`, a stage's `transfer.workers`); each holds a
+connection."""
+
+
 @dataclass(frozen=True)
 class StageTransfer:
     """A `migrate transfer legacy` run by `advance` after the stage's flip and verify, before the stage is
@@ -91,6 +96,7 @@ class StageTransfer:
     filter: str | None = doc("extra SQL condition on the legacy rows, ANDed into the claim", None)
     batch: int = doc("rows per transaction", 250)
     enabled: bool = doc("false: declared but not run (plan shows it as off)", True)
+    workers: int = doc(f"batches moved at once, each on its own connection (1 to {TRANSFER_WORKERS_MAX})", 1)
     location: str = ""
 
 

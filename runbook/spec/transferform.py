@@ -1,6 +1,7 @@
 """A stage's `transfer:` (runbook.model.StageTransfer), checked where it is written: a queue, a batch of at
-least 1, and settings.transfer present with a legacy_id_key (the action's verify counts the moved jobs by
-it), the queue and type agreeing with settings.transfer.queues as `migrate transfer legacy` would require."""
+least 1, workers as --workers allows them, and settings.transfer present with a legacy_id_key (the action's
+verify counts the moved jobs by it), the queue and type agreeing with settings.transfer.queues as
+`migrate transfer legacy` would require."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from yaml.nodes import MappingNode, Node
 
 from runbook.errors import UsageError
-from runbook.model import StageTransfer, TransferSettings
+from runbook.model import TRANSFER_WORKERS_MAX, StageTransfer, TransferSettings
 from runbook.spec.convert import Converter
 from runbook.spec.leaves import INVALID
 from runbook.spec.typehints import close_match
@@ -47,6 +48,8 @@ class TransferForm:
             found.append(("queue", "needs the target pg-boss queue, e.g. queue: evaluation"))
         if st.batch < 1:
             found.append(("batch", f"must be at least 1, got {st.batch}"))
+        if not 1 <= st.workers <= TRANSFER_WORKERS_MAX:
+            found.append(("workers", f"must be 1 to {TRANSFER_WORKERS_MAX} (as --workers), got {st.workers}"))
         if ts is None:
             found.append(("", "needs settings.transfer (how a legacy row becomes a job); add it"))
         elif not ts.legacy_id_key:

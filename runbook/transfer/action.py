@@ -56,6 +56,7 @@ class ActionResult:
         """The command that moves what is left by hand."""
         s = self.spec
         parts = ["migrate transfer legacy", f"--queue {s.queue}", f"--batch {s.batch}"]
+        parts += [f"--workers {s.workers}"] if s.workers != 1 else []
         parts += [f"--type {s.type}"] if s.type else []
         parts += [f"--filter {_shell(s.filter)}"] if s.filter else []
         return " ".join(parts)
@@ -67,6 +68,7 @@ class ActionResult:
             "type": s.type,
             "filter": s.filter,
             "batch": s.batch,
+            "workers": s.workers,
             "enabled": s.enabled,
             "would_move": self.would_move,
             "totals": self.totals,
@@ -116,6 +118,7 @@ def run(session: Session, stage: Stage) -> ActionResult | None:
             batch=spec.batch,
             row_filter=spec.filter,
             filter_source=_source(spec),
+            workers=spec.workers,
         )
         result.totals = moved.totals
         left = _claimable(session, spec)

@@ -15,6 +15,7 @@ from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.model import StageTransfer
 from runbook.spec import load_runbook
+from runbook.transfer.action import ActionResult
 from runbook.transfer.rowfilter import check_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,14 @@ def test_the_shipped_runbook_declares_the_increment_4_transfer(value: str | None
     rb = load_runbook(ROOT / "stages.yaml", env=env)
     st = rb.stage("increment-4").transfer
     assert st is not None and st.location.startswith(str(ROOT / "stages.yaml"))
-    assert (st.queue, st.batch, st.enabled, st.type, st.filter) == ("evaluation", 250, enabled, None, None)
+    assert (st.queue, st.batch, st.enabled, st.type, st.filter, st.workers) == (
+        "evaluation",
+        250,
+        enabled,
+        None,
+        None,
+        1,
+    )
     assert [s.id for s in rb.stages if s.transfer is not None] == ["increment-4"]
     assert rb.settings.transfer.legacy_id_key == "legacyJobId"
 
@@ -46,6 +54,15 @@ def test_validate_accepts_the_shipped_transfer_when_on() -> None:
         ("70-stage-transfer-unknown-key", 'stages[1].transfer: unknown key "queu"; did you mean "queue"?'),
         ("71-stage-transfer-batch", "stages[1].transfer.batch: must be at least 1, got 0"),
         ("72-stage-transfer-without-settings", "stages[1].transfer: needs settings.transfer"),
+        (
+            "73-stage-transfer-workers",
+            ":10:44: stages[0].transfer.workers: must be 1 to 16 (as --workers), got 0",
+        ),
+        (
+            "73-stage-transfer-workers",
+            ":12:44: stages[1].transfer.workers: must be 1 to 16 (as --workers), got -1",
+        ),
+        ("73-stage-transfer-workers", ':14:44: stages[2].transfer.workers: expected an integer, got "two"'),
     ],
 )
 def test_validate_refuses_a_bad_stage_transfer_with_exit_2_at_its_line(name: str, message: str) -> None:
@@ -55,7 +72,17 @@ def test_validate_refuses_a_bad_stage_transfer_with_exit_2_at_its_line(name: str
 
 
 def test_a_stage_transfer_defaults() -> None:
-    assert StageTransfer(queue="q") == StageTransfer("q", None, None, 250, True, "")
+    assert StageTransfer(queue="q") == StageTransfer("q", None, None, 250, True, 1, "")
+
+
+def test_a_stage_transfer_takes_workers(tmp_path: Path) -> None:
+    text = (BAD / "73-stage-transfer-workers.yaml").read_text()
+    good = tmp_path / "workers.yaml"
+    good.write_text(text.split("  - id: increment-2")[0].replace("workers: 0", "workers: 2"))
+    st = load_runbook(good).stage("increment-1").transfer
+    assert st is not None and (st.queue, st.workers) == ("evaluation", 2)
+    res = CliRunner().invoke(main, ["-f", str(good), "validate"])
+    assert res.exit_code == ExitCode.OK, res.output
 
 
 @pytest.mark.parametrize(
@@ -94,3 +121,9 @@ def test_filter_text_refuses_what_could_escape_its_place(text: str, problem: str
         check_text(text, "--filter")
     assert err.value.message.startswith(f"--filter {problem}")
     assert err.value.exit_code == ExitCode.USAGE
+
+
+def test_the_rerun_of_a_failed_stage_transfer_keeps_its_workers() -> None:
+    rerun = "migrate transfer legacy --queue q --batch 10"
+    assert ActionResult(StageTransfer("q", batch=10, workers=2)).rerun() == rerun + " --workers 2"
+    assert ActionResult(StageTransfer("q", batch=10)).rerun() == rerun

@@ -21,6 +21,7 @@ from runbook.exitcodes import ExitCode
 from runbook.faultpoints import TRANSFER_POINTS
 from tests.integration.transfer.conftest import RUNBOOK, migrate, pending_rows, sql_rows, write_runbook
 from tests.integration.transfer.test_transfer_crashes import wait_for
+from tests.integration.transfer.test_transfer_workers import IN_FLIGHT, wait_until
 
 MIGRATE = Path(sys.executable).parent / "migrate"
 STAGED = (
@@ -64,6 +65,20 @@ def refuse_after_ten(url: str) -> None:
     sql_rows(
         url, 'CREATE TRIGGER refuse BEFORE UPDATE ON "Job" FOR EACH ROW EXECUTE FUNCTION public.refuse()'
     )
+
+
+def advancing(runbook: Path, url: str, point: str, marker: Path, **env: str) -> subprocess.Popen[str]:
+    """`migrate advance --yes` in the background, pausing at `point` (runbook.faultpoints)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "RUNBOOK_PAUSE_AT": point,
+        "RUNBOOK_PAUSE_FILE": str(marker),
+        "RUNBOOK_PAUSE_SECONDS": "300",
+        **env,
+    }
+    args = [str(MIGRATE), "-f", str(runbook), "-o", "json", "advance", "--yes"]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("major", ["10", "12"])
@@ -115,15 +130,7 @@ def test_an_advance_killed_mid_transfer_then_run_again_moves_every_row_once(
     ids = pending_rows(url, ROWS)
     runbook = write_runbook(tmp_path, STAGED)
     marker = tmp_path / "paused"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "RUNBOOK_PAUSE_AT": point,
-        "RUNBOOK_PAUSE_FILE": str(marker),
-        "RUNBOOK_PAUSE_SECONDS": "300",
-    }
-    args = [str(MIGRATE), "-f", str(runbook), "advance", "--yes"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = advancing(runbook, url, point, marker)
     wait_for(marker, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
@@ -143,6 +150,30 @@ def test_an_advance_killed_mid_transfer_then_run_again_moves_every_row_once(
     moved_once(url, ids)
     ops = [r[0] for r in sql_rows(url, "SELECT operation FROM runbook.events ORDER BY id")]
     assert "reconcile" in ops and ops[-2:] == ["transfer", "advance"]
+
+
+def test_a_stage_transfer_with_two_workers_moves_every_row_once(
+    database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """`workers: 2`: two batches are open at once (each on its own connection), then every row moves once."""
+    url = database("12")
+    ids = pending_rows(url, ROWS)
+    runbook = write_runbook(tmp_path, STAGED.replace("batch: 10}", "batch: 10, workers: 2}"))
+    assert "batch 10, 2 workers: would move 25 claimable rows now\n" in migrate(runbook, url, "plan").stdout
+    marker, release = tmp_path / "paused", tmp_path / "release"
+    proc = advancing(runbook, url, "transfer:claimed", marker, RUNBOOK_PAUSE_RELEASE=str(release))
+    try:
+        wait_for(marker, proc)
+        wait_until(lambda: sql_rows(url, IN_FLIGHT) == [(2,)], "two batches open at transfer:claimed")
+    finally:
+        release.touch()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.OK, err
+    t = json.loads(out)["transfer"]
+    totals = t["totals"]
+    assert (t["workers"], totals["moved"], totals["inserted"], totals["batches"]) == (2, ROWS, ROWS, 3)
+    assert [m["verdict"] for m in t["verify"]] == ["pass", "pass"]
+    moved_once(url, ids)
 
 
 def test_a_bad_mapping_blocks_the_advance_before_the_flip(
