@@ -69,18 +69,24 @@ def test_a_read_only_judge_reports_a_crashed_intent(home: Home, judge: tuple[str
 
 @pytest.mark.parametrize("judge", sorted(JUDGES))
 def test_a_judge_does_not_touch_an_advance_in_flight(home: Home, judge: str) -> None:
-    marker = home.dir / "paused"
+    marker, release = home.dir / "paused", home.dir / "release"
     extra = {"RUNBOOK_PAUSE_AT": "advance:flipped", "RUNBOOK_PAUSE_FILE": str(marker)}
-    adv = home.popen("advance", "--yes", extra={**extra, "RUNBOOK_PAUSE_SECONDS": "3"})
+    # the advance stays paused until the judge has seen it in flight (a fixed pause raced a slow start)
+    adv = home.popen("advance", "--yes", extra={**extra, "RUNBOOK_PAUSE_RELEASE": str(release)})
     wait_for_file(marker, adv)
 
-    ran = home.run(*JUDGES[judge])
     if judge == "gate":
+        ran = home.run(*JUDGES[judge])
+        release.touch()
         assert ran.code == 1, ran.text
         assert json.loads(ran.out)["error"]["type"] == "InFlightError", ran.text
         assert "a flip is in progress" in ran.out, ran.text
     else:  # the watcher waits for the flip to finish, then samples the stage it committed
-        assert ran.code == 0 and "waiting: unfinished advance" in ran.text, ran.text
+        watch = Stderr(home.popen(*JUDGES[judge]))
+        watch.wait_for("waiting: unfinished advance")
+        release.touch()
+        code, wout, werr = watch.finish()
+        assert code == 0, wout + werr
     out, err = adv.communicate(timeout=60)
     assert adv.returncode == 0, out + err  # nobody reverted it under its feet
     seen = _state(home)

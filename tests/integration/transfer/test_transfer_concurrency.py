@@ -87,7 +87,7 @@ def test_rows_of_a_batch_in_flight_are_skipped_by_legacy_workers(
         "DATABASE_URL": url,
         "RUNBOOK_PAUSE_AT": "transfer:inserted",
         "RUNBOOK_PAUSE_FILE": str(marker),
-        "RUNBOOK_PAUSE_SECONDS": "1",
+        "RUNBOOK_PAUSE_RELEASE": str(tmp_path / "release"),  # held until the legacy claim below ran
     }
     migrate_bin = Path(sys.executable).parent / "migrate"
     args = [str(migrate_bin), "-f", str(runbook), "transfer", "legacy", "--queue", "evals", "--batch", "10"]
@@ -97,6 +97,7 @@ def test_rows_of_a_batch_in_flight_are_skipped_by_legacy_workers(
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
     taken = sql_rows(url, CLAIM)
+    (tmp_path / "release").touch()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert taken == [(ids[10], "RUNNING")]  # rows 0-9 were locked by the batch: skipped, not waited for
