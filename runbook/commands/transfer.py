@@ -143,7 +143,7 @@ def _dry_run(conn: Any, m: Mapping, result: TransferResult) -> None:
         conn.execute("SET TRANSACTION READ ONLY")
         query, params = legacy_sql.counts(m)
         result.counts = {str(t or "*"): int(n) for t, n in conn.execute(query, params).fetchall()}
-        query, params = legacy_sql.select(m, lock=False)
+        query, params = legacy_sql.select(m)
         rows = conn.execute(query, [*params, SAMPLE]).fetchall()
     result.sample = [{"legacy_id": r[0], "job_id": m.job_id(r[0]), "data": r[2]} for r in rows]
     result.totals = {"claimable": sum(result.counts.values())}

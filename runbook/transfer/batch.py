@@ -3,10 +3,18 @@ claimable rows `FOR UPDATE SKIP LOCKED`, insert their jobs with deterministic id
 check every id is now in the queue, mark the rows, commit. A crash anywhere before the commit rolls the whole
 batch back; a rerun claims the same rows and their ids make the insert a no-op for any already there.
 
+Batches commit with `synchronous_commit = off`: a commit returns before its log record is flushed (on this
+2-core machine that took 1.5 ms of a 12 ms batch). That cannot lose or double a job. A batch is one
+transaction, so a server crash loses whole batches (rows pending again, their jobs gone together), never half
+of one; a crash can only lose the batches of the last moments, and none that anyone acted on: pg-boss
+fetching a job, or a legacy worker taking a row, commits with its own flush, which takes every commit before
+it along. Before the command reports its totals and records its event, `durable` flushes them all.
+
 Fault points (runbook.faultpoints) after each step: transfer:claimed, :inserted, :marked, :committed."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +43,8 @@ class Batch:
     marked: int
     seconds: float
     """From the claim to the commit: how long the batch held its rows locked."""
+    last: tuple[Any, Any] | None = None
+    """(created, id) of the last row claimed: where this worker's next claim goes on."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,7 +87,11 @@ def run(
     """
     started = time.monotonic()
     statements = Statements(
-        pgboss_insert.insert_statement(m), pgboss_insert.present_statement(m), legacy_sql.mark(m)
+        legacy_sql.claim(m, after=False),
+        legacy_sql.claim(m, after=True),
+        pgboss_insert.insert_statement(m, legacy_sql.jobs_source(m)),
+        pgboss_insert.present_statement(m),
+        legacy_sql.mark(m),
     )
     shared: Workers[Batch] = Workers(limit)
 
@@ -96,12 +110,29 @@ def run(
             _drain(conn, m, statements, shared, batch, add)
         else:
             shared.run(workers, work, add)
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):
+            durable(conn)
+        raise
+    else:
+        durable(conn)
     finally:
         totals.seconds = time.monotonic() - started
 
 
+def durable(conn: psycopg.Connection[Any]) -> None:
+    """Return once every batch committed so far is on disk. A transaction with an id commits with
+    synchronous_commit on, which flushes the write-ahead log up to its commit record, and with it the
+    commits of every batch before it (on any connection: the log is the server's)."""
+    with conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit = on")
+        conn.execute("SELECT txid_current()")
+
+
 @dataclass(frozen=True)
 class Statements:
+    claim: tuple[Any, list[Any]]
+    claim_after: tuple[Any, list[Any]]
     insert: Any
     present: Any
     marks: list[Any]
@@ -115,22 +146,29 @@ def _drain(
     batch: int,
     emit: Callable[[Batch], None],
 ) -> None:
-    """One worker: batches until a claim finds fewer rows than it asked for, or the limit is reserved."""
+    """One worker: batches until a claim from the start finds fewer rows than it asked for, or the limit is
+    reserved. Each claim goes on past the last row this worker claimed (legacy_sql.claim); once that finds
+    fewer rows than asked, the next claim starts from the oldest claimable row again."""
+    conn.execute("SET synchronous_commit = off")  # see the module's docstring
+    after: tuple[Any, Any] | None = None
     while True:
         size, number = shared.take(batch)
         if size == 0:
             return
         try:
-            done = _one(conn, m, number, size, statements)
+            done = _one(conn, m, number, size, statements, after)
         except BaseException:
             shared.give_back(size)
             raise
         shared.give_back(size - (done.marked if done else 0))
-        if done is None:
-            return
-        emit(done)
-        if done.claimed < size:
-            return
+        if done is not None:
+            emit(done)
+        if done is None or done.claimed < size:
+            if after is None:
+                return
+            after = None  # past the last key: nothing left; look once more from the start
+        elif done.last is not None and done.last[0] is not None:
+            after = done.last
 
 
 def _one(
@@ -139,18 +177,19 @@ def _one(
     number: int,
     size: int,
     statements: Statements,
+    after: tuple[Any, Any] | None = None,
 ) -> Batch | None:
     t0 = time.monotonic()
     with conn.transaction():
-        query, params = legacy_sql.select(m, lock=True)
-        rows = conn.execute(query, [*params, size]).fetchall()
+        query, params = statements.claim if after is None else statements.claim_after
+        rows = conn.execute(query, [*params, *(after or ()), size]).fetchall()
         if not rows:
             return None
         faultpoints.pause("transfer:claimed")
-        jobs = [pgboss_insert.Job(m.job_id(r[0]), r[2], r[3]) for r in rows]
-        ids = [j.id for j in jobs]
+        ids = [m.job_id(r[0]) for r in rows]
+        legacy_ids = [r[1] for r in rows]
         returned = conn.execute(
-            statements.insert, {"jobs": pgboss_insert.recordset(m, jobs), "name": m.queue.name}
+            statements.insert, {"ids": legacy_ids, "jobs": ids, "name": m.queue.name}
         ).fetchall()
         inserted = len(returned)
         others = pgboss_insert.not_returned(ids, returned)
@@ -163,7 +202,6 @@ def _one(
                 "`SELECT * FROM <schema>.queue WHERE name = ...`",
             )
         faultpoints.pause("transfer:inserted")
-        legacy_ids = [r[1] for r in rows]
         marked = 0
         for statement in statements.marks:
             cur = conn.execute(statement, {"ids": legacy_ids, "jobs": ids, "status": m.settings.moved_status})
@@ -176,4 +214,5 @@ def _one(
             )
         faultpoints.pause("transfer:marked")
     faultpoints.pause("transfer:committed")
-    return Batch(number, len(rows), inserted, len(rows) - inserted, marked, time.monotonic() - t0)
+    last = (rows[-1][2], rows[-1][1])
+    return Batch(number, len(rows), inserted, len(rows) - inserted, marked, time.monotonic() - t0, last)

@@ -41,29 +41,31 @@ def data_expr(m: Mapping) -> sql.Composable:
     return sql.SQL("({} || {})").format(base, built) if pairs else base
 
 
-def start_after_expr(m: Mapping) -> sql.Composable:
-    """startAfter as a JSON string or null (a timestamp without time zone read as UTC if it holds UTC)."""
+def start_after_value(m: Mapping) -> sql.Composable:
+    """startAfter as a timestamptz or NULL (a timestamp without time zone read as UTC if it holds UTC)."""
     column = m.settings.start_after_column
     if not column:
-        return sql.SQL("'null'")
+        return sql.SQL("NULL::timestamptz")
     ident = sql.Identifier(column)
     kind = m.legacy.columns[column].type
     if kind.startswith("timestamp without") and m.legacy.settings.timestamps_utc:
-        value: sql.Composable = sql.SQL("({} AT TIME ZONE 'UTC')").format(ident)
-    else:
-        value = sql.SQL("{}::timestamptz").format(ident)
-    return sql.SQL("COALESCE(to_json({})::text, 'null')").format(value)
+        return sql.SQL("({} AT TIME ZONE 'UTC')").format(ident)
+    return sql.SQL("{}::timestamptz").format(ident)
 
 
-def select(m: Mapping, *, lock: bool) -> tuple[sql.Composed, list[Any]]:
-    """id (as text and as is), data JSON text, startAfter JSON of the oldest claimable rows. The rows are
-    chosen (and locked) first, so the data of rows outside the batch is never computed: a row whose data
-    cannot be built fails its own batch only."""
+def start_after_expr(m: Mapping) -> sql.Composable:
+    """startAfter as a JSON string or null (the dry run's sample)."""
+    return sql.SQL("COALESCE(to_json({})::text, 'null')").format(start_after_value(m))
+
+
+def select(m: Mapping) -> tuple[sql.Composed, list[Any]]:
+    """id (as text and as is), data JSON text, startAfter JSON of the oldest claimable rows (the dry run's
+    sample). The rows are chosen first, so the data of rows outside the sample is never computed."""
     lt = m.legacy
     cond, params = where(m)
     query = sql.SQL(
         "WITH c AS MATERIALIZED (SELECT {id} AS _rb_id, {created} AS _rb_created FROM {table} WHERE {cond}"
-        " ORDER BY {created}, {id} LIMIT %s{lock})"
+        " ORDER BY {created}, {id} LIMIT %s)"
         " SELECT {id}::text AS _rb_key, {id} AS _rb_id, {data}::text AS _rb_data, {start} AS _rb_start"
         " FROM {table} JOIN c ON {table}.{id} = c._rb_id ORDER BY c._rb_created, c._rb_id"
     ).format(
@@ -73,9 +75,50 @@ def select(m: Mapping, *, lock: bool) -> tuple[sql.Composed, list[Any]]:
         table=lt.ident,
         cond=cond,
         created=lt.col("created"),
-        lock=sql.SQL(" FOR UPDATE SKIP LOCKED" if lock else ""),
     )
     return query, params
+
+
+def claim(m: Mapping, *, after: bool) -> tuple[sql.Composed, list[Any]]:
+    """Lock the oldest claimable rows `FOR UPDATE SKIP LOCKED` (never a row a legacy worker holds); return
+    each one's id as text (its job id's name), its id and its created value. Only these travel: the jobs are
+    built from the rows in the database (jobs_source). The statement takes the batch size last.
+
+    `after`: only rows past a (created, id) key, given before the size: a worker's next claim starts where
+    its last one ended, so it does not step over the index entries of every row moved since the last vacuum
+    (4 ms a claim after 400,000 moved rows, growing with every batch). Rows the key passes over (older rows
+    that became claimable later) are taken by a claim from the start, which ends every worker's run."""
+    lt = m.legacy
+    cond, params = where(m)
+    past: sql.Composable = sql.SQL("")
+    if after:
+        past = sql.SQL(" AND ({created}, {id}) > (%s::{ctype}, %s::{itype})").format(
+            created=lt.col("created"),
+            id=lt.col("id"),
+            ctype=sql.SQL(lt.columns[lt.settings.created_column].type),
+            itype=sql.SQL(lt.columns[lt.settings.id_column].type),
+        )
+    query = sql.SQL(
+        "SELECT {id}::text AS _rb_key, {id} AS _rb_id, {created} AS _rb_created"
+        " FROM {table} WHERE {cond}{past} ORDER BY {created}, {id} LIMIT %s FOR UPDATE SKIP LOCKED"
+    ).format(id=lt.col("id"), table=lt.ident, cond=cond, past=past, created=lt.col("created"))
+    return query, params
+
+
+def jobs_source(m: Mapping) -> sql.Composed:
+    """The claimed rows as the jobs to insert (columns id, data, "startAfter"), built in the database from
+    the rows themselves: takes `%(ids)s` (legacy ids) and `%(jobs)s` (their job ids, in the same order).
+    Data is never carried through the client, so it keeps PostgreSQL's own JSON form."""
+    lt = m.legacy
+    return sql.SQL(
+        '(SELECT _rb_m._rb_job AS id, {data} AS data, {start} AS "startAfter" FROM {table}'
+        " JOIN unnest({ids}, %(jobs)b::uuid[]) AS _rb_m(_rb_legacy, _rb_job)"
+        " ON {table}.{id} = _rb_m._rb_legacy)"
+    ).format(data=data_expr(m), start=start_after_value(m), table=lt.ident, ids=_ids(m), id=lt.col("id"))
+
+
+def _ids(m: Mapping) -> sql.Composed:
+    return sql.SQL("%(ids)b::{}[]").format(sql.SQL(m.legacy.columns[m.legacy.settings.id_column].type))
 
 
 def has_claim_index(lt: LegacyTable) -> bool:
@@ -111,7 +154,7 @@ def counts(m: Mapping) -> tuple[sql.Composed, list[Any]]:
 def mark(m: Mapping) -> list[sql.Composed]:
     """Statements marking the moved rows; each takes `%(ids)s` (legacy ids) and `%(jobs)s` (job ids)."""
     lt, ts = m.legacy, m.settings
-    ids = sql.SQL("%(ids)s::{}[]").format(sql.SQL(lt.columns[lt.settings.id_column].type))
+    ids = _ids(m)
     if ts.moved == "delete":
         return [sql.SQL("DELETE FROM {} WHERE {} = ANY({})").format(lt.ident, lt.col("id"), ids)]
     if ts.moved == "archive":
@@ -130,7 +173,7 @@ def mark(m: Mapping) -> list[sql.Composed]:
         sets.append(sql.SQL("{} = {}").format(sql.Identifier(ts.updated_column), _now(m, ts.updated_column)))
     return [
         sql.SQL(
-            "UPDATE {table} t SET {sets} FROM unnest({ids}, %(jobs)s::text[]) AS m(legacy_id, job_id)"
+            "UPDATE {table} t SET {sets} FROM unnest({ids}, %(jobs)b::text[]) AS m(legacy_id, job_id)"
             " WHERE t.{id} = m.legacy_id"
         ).format(table=lt.ident, sets=sql.SQL(", ").join(sets), ids=ids, id=lt.col("id"))
     ]

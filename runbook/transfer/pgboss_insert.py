@@ -8,69 +8,43 @@ setting is read only when the queue table has it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
 
 from runbook.transfer.mapping import Mapping
 
-RECORD = (
-    'x(id uuid, data jsonb, priority integer, "startAfter" timestamptz, "retryLimit" integer,'
-    ' "retryDelay" integer, "expireInSeconds" integer)'
-)
 V12_DEFAULTS = {"expire_seconds": 900, "deletion_seconds": 7 * 86400, "retention_seconds": 14 * 86400}
 """QUEUE_DEFAULTS of pg-boss 12.38 (dist/plans.js)."""
 
 
-@dataclass(frozen=True)
-class Job:
-    """One job to insert: its deterministic id, its data as JSON text (as PostgreSQL wrote it, lossless) and
-    its startAfter as a JSON string or null."""
-
-    id: str
-    data_json: str
-    start_after_json: str
-
-
-def recordset(m: Mapping, jobs: Sequence[Job]) -> str:
-    """The JSON array `json_to_recordset` reads (data embedded verbatim, never re-parsed)."""
-    ts = m.settings
-    common = {
-        "priority": ts.priority,
-        "retryLimit": ts.retry_limit,
-        "retryDelay": ts.retry_delay,
-        "expireInSeconds": None if ts.expire_in is None else max(1, round(ts.expire_in)),
-    }
-    tail = json.dumps(common)[1:-1]
-    return (
-        "["
-        + ",".join(
-            f'{{"id": {json.dumps(j.id)}, "data": {j.data_json}, "startAfter": {j.start_after_json}, {tail}}}'
-            for j in jobs
-        )
-        + "]"
-    )
-
-
-def insert_statement(m: Mapping) -> sql.Composed:
-    """INSERT ... SELECT FROM json_to_recordset(%(jobs)s) JOIN queue ... ON CONFLICT DO NOTHING."""
-    layout = m.layout
+def insert_statement(m: Mapping, source: sql.Composable) -> sql.Composed:
+    """INSERT ... SELECT FROM `source` (columns id, data, "startAfter": runbook.transfer.legacy_sql's
+    jobs_source) JOIN queue ... ON CONFLICT DO NOTHING RETURNING id. The mapping's job options are the same
+    for every job of a transfer, so they are literals of the statement."""
+    ts, layout = m.settings, m.layout
     now = sql.SQL("{}.job_now()").format(sql.Identifier(layout.schema)) if m.has_job_now else sql.SQL("now()")
     columns = _v10_columns() if layout.name == "v10" else _v12_columns(m, now)
     names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns)
     values = sql.SQL(", ").join(sql.SQL(e) if isinstance(e, str) else e for _, e in columns)
+    expire = None if ts.expire_in is None else max(1, round(ts.expire_in))
     return sql.SQL(
-        'INSERT INTO {table} ({names}) SELECT {values} FROM (SELECT *, COALESCE(x."startAfter", {now})'
-        " AS start_after FROM json_to_recordset(%(jobs)s::text::json) AS " + RECORD + ") j"
+        "INSERT INTO {table} ({names}) SELECT {values} FROM (SELECT x.id, x.data,"
+        ' {priority}::integer AS priority, x."startAfter", {retry_limit}::integer AS "retryLimit",'
+        ' {retry_delay}::integer AS "retryDelay", {expire}::integer AS "expireInSeconds",'
+        ' COALESCE(x."startAfter", {now}) AS start_after FROM {source} x) j'
         " JOIN {queue} q ON q.name = %(name)s ON CONFLICT DO NOTHING RETURNING id"
     ).format(
         table=layout.table(m.queue.table),
         names=names,
         values=values,
+        priority=sql.Literal(ts.priority),
+        retry_limit=sql.Literal(ts.retry_limit),
+        retry_delay=sql.Literal(ts.retry_delay),
+        expire=sql.Literal(expire),
         now=now,
+        source=source,
         queue=layout.table("queue"),
     )
 
