@@ -101,7 +101,10 @@ def transfer_legacy(
         with report.failures(
             lambda error: _audit(session, m, totals, error=error),
             lost="lost the application database during the transfer",
-            lost_hint="the batch in flight was rolled back; run the same command again to go on",
+            lost_hint=(
+                "the batch in flight was rolled back (a server crash also undoes the batches of its last "
+                "moments, whole: their rows are pending again); run the same command again to go on"
+            ),
             refused_hint="the batch was rolled back (nothing of it moved); fix the row or the mapping, "
             "run again",
         ):

@@ -121,12 +121,14 @@ def run(
 
 
 def durable(conn: psycopg.Connection[Any]) -> None:
-    """Return once every batch committed so far is on disk. A transaction with an id commits with
-    synchronous_commit on, which flushes the write-ahead log up to its commit record, and with it the
-    commits of every batch before it (on any connection: the log is the server's)."""
+    """Return once every batch committed so far is on disk. A transaction that wrote to the log commits with
+    synchronous_commit on by flushing the log up to its commit record, and with it the commits of every batch
+    before it (on any connection: the log is the server's). It must write: PostgreSQL commits a transaction
+    that only took an id (`txid_current()`) without a flush. A transactional logical message is the smallest
+    write any role may make (no table, no privilege); nothing reads it unless logical decoding is set up."""
     with conn.transaction():
         conn.execute("SET LOCAL synchronous_commit = on")
-        conn.execute("SELECT txid_current()")
+        conn.execute("SELECT pg_logical_emit_message(true, 'runbook', 'transfer: batches flushed')")
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,16 @@ class RestartablePostgres:
             ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=60
         )
 
+    def crash(self) -> None:
+        """Stop as a power cut would for PostgreSQL: every server process quits at once, no checkpoint, and
+        the write-ahead log still in its buffers (not yet written) is gone; the next start replays the log."""
+        self._ep.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "-m", "immediate", "stop"],
+            pgdata=self.server.pgdata,
+            user=self.server.system_user,
+            timeout=60,
+        )
+
     def start(self) -> None:
         self.server.ensure_postgres_running()
         assert str(self.server.get_uri()) == self.url
