@@ -105,3 +105,47 @@ def test_rows_of_a_batch_in_flight_are_skipped_by_legacy_workers(
     assert status == {i: ("RUNNING" if i == ids[10] else "CANCELLED") for i in ids}
     assert "batch 1: claimed 10, inserted 10, already in pg-boss 0, marked 10" in err
     assert sql_rows(url, "SELECT count(*) FROM pgboss.job WHERE name = 'evals'") == [(24,)]
+
+
+def test_a_row_pending_again_behind_the_transfer_is_still_moved(
+    database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """Each claim goes on past the last row claimed (runbook.transfer.batch); a row that becomes claimable
+    behind that point meanwhile (here: a legacy worker's failed job put back to PENDING, the oldest of all)
+    is moved by the last look from the start, not left behind."""
+    url = database("10")
+    ids = pending_rows(url, 25)
+    old = pending_rows(url, 1, evaluation="retry")[0]
+    sql_rows(
+        url,
+        """UPDATE "Job" SET "status" = 'FAILED', "createdAt" = "createdAt" - interval '1 day'"""
+        " WHERE id = %s",
+        (old,),
+    )
+    runbook = write_runbook(tmp_path)
+    marker = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "RUNBOOK_PAUSE_AT": "transfer:committed",
+        "RUNBOOK_PAUSE_FILE": str(marker),
+        "RUNBOOK_PAUSE_RELEASE": str(tmp_path / "release"),
+    }
+    migrate_bin = Path(sys.executable).parent / "migrate"
+    args = [str(migrate_bin), "-f", str(runbook), "-o", "json", "transfer", "legacy", "--queue", "evals"]
+    proc = subprocess.Popen(
+        [*args, "--batch", "10"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    sql_rows(url, """UPDATE "Job" SET "status" = 'PENDING' WHERE id = %s""", (old,))  # behind batch 1
+    (tmp_path / "release").touch()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["totals"]["moved"] == 26
+    status = dict(sql_rows(url, 'SELECT "id", "status"::text FROM "Job"'))
+    assert status == dict.fromkeys([*ids, old], "CANCELLED")
+    jobs = sql_rows(url, "SELECT data->>'legacyJobId' FROM pgboss.job WHERE name = 'evals'")
+    assert sorted(j[0] for j in jobs) == sorted([*ids, old])
