@@ -32,6 +32,9 @@ DEFAULT_BATCH = 250
 """migrate transfer legacy --batch default."""
 DEFAULT_WORKERS = WORKERS
 RUNBOOK = transfer_runbook("transfer-bench")
+RUNBOOK_DELETE = RUNBOOK.replace("    marker_column: cancellationReason\n", "    moved: delete\n")
+"""--moved delete: a moved row is deleted (settings.transfer.moved), not set to CANCELLED with a marker."""
+assert RUNBOOK_DELETE != RUNBOOK
 FILL = """
 INSERT INTO "Job" ("id", "status", "createdAt", "updatedAt", "evaluationId")
 SELECT substr(md5(i::text), 1, 21), 'PENDING', c, c, 'eval_' || (i %% 250000)
@@ -93,7 +96,7 @@ class Probe(threading.Thread):
                 t0 = time.perf_counter()
                 pending = [r[0] for r in conn.execute(PROBE, {"k": self.k, "w": PROBE_WINDOW}).fetchall()]
                 self.waits.append(time.perf_counter() - t0)
-                moved = sum(1 for p in pending if not p)
+                moved = PROBE_WINDOW - sum(1 for p in pending if p)  # no longer pending, or deleted
                 self.k += max(0, moved - PROBE_WINDOW // 4)
                 conn.rollback()
                 time.sleep(0.01)
@@ -166,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", default="1", help="transfer --workers to try with each batch size")
     ap.add_argument("--insert-batch", type=int, default=1000, help="jobs per boss.insert() call")
     ap.add_argument("--name", default="transfer", help="results file: bench/results/NAME.json")
+    ap.add_argument(
+        "--moved",
+        choices=("cancel", "delete"),
+        default="cancel",
+        help="what happens to a moved legacy row (settings.transfer.moved; cancel: status and marker)",
+    )
     args = ap.parse_args(argv)
     n = args.rows
     combos = [(int(b), int(w)) for b in args.batches.split(",") for w in args.workers.split(",")]
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with server() as srv, fresh_database(srv, "transfer") as url, tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "stages.yaml").write_text(RUNBOOK)
+        (work / "stages.yaml").write_text(RUNBOOK_DELETE if args.moved == "delete" else RUNBOOK)
         (work / "app.env").write_text("PGBOSS_ENABLED=false\n")
         data = build(url, n * len(combos) + small)
         print(f"legacy: {data['rows']:,} pending rows ({data['insert_s']} s, indexes {data['index_s']} s)")
@@ -206,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "rows": n,
             "pgboss": "12",
+            "moved": args.moved,
             "legacy": data,
             "boss_insert": node,
             "transfer": runs,
@@ -244,6 +254,8 @@ def table_rows(res: dict[str, Any]) -> list[list[str]]:
     for r in res["transfer"]:
         workers = r.get("workers", 1)
         default = " (default)" if (r["batch"], workers) == (DEFAULT_BATCH, DEFAULT_WORKERS) else ""
+        if res.get("moved", "cancel") != "cancel":
+            default += f", moved: {res['moved']}"
         rows.append(
             [
                 f"migrate transfer legacy --batch {r['batch']} --workers {workers}{default}, "
