@@ -113,6 +113,11 @@ def _syntax_message(text: str, exc: yaml.MarkedYAMLError, line: int, col: int) -
     if exc.context == "expected a single document in the stream":
         return "a runbook is a single YAML document; remove this `---` and what follows, or merge it above"
     problem = (exc.problem or "invalid YAML").replace(" in this context", " here")
+    if "${" in here and (exc.context or "").startswith("while parsing a flow"):
+        return (
+            f"YAML syntax error: {problem}; a `${{VAR}}` inside `{{ }}` or `[ ]` must be quoted, "
+            f'as in url: "${{DATABASE_URL}}"'
+        )
     if exc.context and exc.context_mark is not None and exc.context_mark is not exc.problem_mark:
         return f"YAML syntax error: {problem} ({exc.context} started at line {exc.context_mark.line + 1})"
     if exc.context:
