@@ -1,10 +1,13 @@
 """Run a program in a process group of its own that never outlives the call, nor `migrate` itself.
 
-The program starts a new process group (its pid is the group id). A watchdog, `/bin/sh` in the same group,
-waits on a pipe whose only writer is this process: when `migrate` dies, even by SIGKILL, the kernel closes the
-pipe, the watchdog reads end-of-file and kills the whole group (the shell, `sleep` and anything else the
-program started). When the call ends in any other way (done, timed out, an exception, SIGTERM handled as an
-exception) the group is killed here, so no descendant is left behind either way.
+A watchdog, `/bin/sh`, starts first, in a new process group (its pid is the group id), and waits on a pipe
+whose only writer is this process; the program then joins that group. When `migrate` dies, even by SIGKILL,
+the kernel closes the pipe, the watchdog reads end-of-file and kills the whole group (itself, the program's
+shell, `sleep` and anything else the program started). The watchdog is there before the program, so there is
+no moment in which the program runs unwatched (a SIGKILL between starting the program and starting its
+watchdog used to leave the program running). When the call ends in any other way (done, timed out, an
+exception, SIGTERM handled as an exception) the group is killed here, so no descendant is left behind either
+way.
 """
 
 from __future__ import annotations
@@ -15,8 +18,14 @@ import signal
 import subprocess
 from collections.abc import Mapping
 
-_WATCHDOG = 'read _; kill -s KILL -- "-$1" 2>/dev/null'
+from runbook.errors import RunbookError
+
+_WATCHDOG = 'read _; kill -s KILL -- "-$$" 2>/dev/null'
 """`read` (of the pipe, its stdin) returns at end of file: this process is gone, or done with the group."""
+
+
+class ProcessGroupError(RunbookError):
+    """The program's watchdog could not be started (no program was started either)."""
 
 
 def run_in_group(
@@ -25,49 +34,54 @@ def run_in_group(
     """Run `argv`; its exit status, stdout and stderr. On timeout raise `subprocess.TimeoutExpired`. The
     program's whole process group is killed when this returns or raises, and by the watchdog if this
     process is killed."""
-    with subprocess.Popen(
-        argv,
-        shell=shell,
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        process_group=0,  # not a new session: the watchdog may only join a group of its own session
-    ) as proc:
-        watchdog, alive = _watch(proc.pid)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-            return proc.returncode, out, err
-        finally:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            if alive is not None:
-                os.close(alive)
-            if watchdog is not None:
-                watchdog.wait()
-            if proc.returncode is None:
-                proc.kill()
-                proc.communicate()
+    watchdog, alive = _watchdog()
+    group = watchdog.pid
+    try:
+        with subprocess.Popen(
+            argv,
+            shell=shell,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            process_group=group,  # the watchdog's: a group of this session, so the program may join it
+        ) as proc:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+                return proc.returncode, out, err
+            finally:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(group, signal.SIGKILL)
+                if proc.returncode is None:
+                    proc.kill()
+                    proc.communicate()
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+        os.close(alive)
+        watchdog.wait()
 
 
-def _watch(group: int) -> tuple[subprocess.Popen[bytes] | None, int | None]:
-    """Start the watchdog of process group `group`; it and the write end of its pipe (to close when done).
-    (None, None) when the group is already gone (the program ended at once)."""
+def _watchdog() -> tuple[subprocess.Popen[bytes], int]:
+    """Start a watchdog in a process group of its own; it and the write end of its pipe (close when done)."""
     done, alive = os.pipe()  # not inherited by other children: only this process holds `alive`
     try:
         watchdog = subprocess.Popen(
-            ["/bin/sh", "-c", _WATCHDOG, "runbook-watchdog", str(group)],
+            ["/bin/sh", "-c", _WATCHDOG, "runbook-watchdog"],
             stdin=done,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            process_group=group,
+            process_group=0,
         )
-    except (OSError, subprocess.SubprocessError):  # setpgid failed: the group has no member left
+    except OSError as exc:
         os.close(alive)
-        return None, None
+        raise ProcessGroupError(
+            f"could not start /bin/sh to watch the program's processes: {exc.strerror or exc}",
+            hint="runbook runs check and flag programs under /bin/sh; make sure it exists and can be run",
+        ) from exc
     finally:
         os.close(done)
     return watchdog, alive

@@ -58,7 +58,8 @@ def test_sigkill_of_migrate_during_verify_leaves_no_process(home: Home) -> None:
         if i:
             assert home.run("rollback", "--yes", "--reason", "next round").code in (0, 1, 4)
         proc = home.popen("advance", "--yes")
-        pgid = int(wait_for_file(marker, proc, timeout=60))
+        pgid = os.getpgid(int(wait_for_file(marker, proc, timeout=60)))  # the watchdog's group
+        assert pgid != os.getpgid(proc.pid)
         assert group_members(pgid), "the check is not running"
         killed = time.monotonic()
         kill(proc)
