@@ -73,6 +73,38 @@ def test_legacy_workers_never_get_a_moved_row(database: Callable[[str], str], tm
     assert {j[1] for j in jobs} == moved and len({j[0] for j in jobs}) == len(jobs)
 
 
+def paused_transfer(url: str, runbook: Path, tmp_path: Path, point: str, *args: str) -> subprocess.Popen[str]:
+    """`migrate transfer legacy --queue evals --batch 10 ARGS` (global ARGS first), once it stands at `point`
+    of its first batch; it goes on when the test touches tmp_path/release."""
+    marker = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "RUNBOOK_PAUSE_AT": point,
+        "RUNBOOK_PAUSE_FILE": str(marker),
+        "RUNBOOK_PAUSE_RELEASE": str(tmp_path / "release"),
+    }
+    migrate_bin = Path(sys.executable).parent / "migrate"
+    argv = [
+        str(migrate_bin),
+        "-f",
+        str(runbook),
+        *args,
+        "transfer",
+        "legacy",
+        "--queue",
+        "evals",
+        "--batch",
+        "10",
+    ]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    return proc
+
+
 def test_rows_of_a_batch_in_flight_are_skipped_by_legacy_workers(
     database: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -80,22 +112,9 @@ def test_rows_of_a_batch_in_flight_are_skipped_by_legacy_workers(
     the batch; the transfer then moves every other row, and never that one."""
     url = database("10")
     ids = pending_rows(url, 25)
-    runbook = write_runbook(tmp_path)
-    marker = tmp_path / "paused"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "RUNBOOK_PAUSE_AT": "transfer:inserted",
-        "RUNBOOK_PAUSE_FILE": str(marker),
-        "RUNBOOK_PAUSE_RELEASE": str(tmp_path / "release"),  # held until the legacy claim below ran
-    }
-    migrate_bin = Path(sys.executable).parent / "migrate"
-    args = [str(migrate_bin), "-f", str(runbook), "transfer", "legacy", "--queue", "evals", "--batch", "10"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not marker.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
+    proc = paused_transfer(
+        url, write_runbook(tmp_path), tmp_path, "transfer:inserted"
+    )  # held: the claim below
     taken = sql_rows(url, CLAIM)
     (tmp_path / "release").touch()
     _, err = proc.communicate(timeout=60)
@@ -122,24 +141,7 @@ def test_a_row_pending_again_behind_the_transfer_is_still_moved(
         " WHERE id = %s",
         (old,),
     )
-    runbook = write_runbook(tmp_path)
-    marker = tmp_path / "paused"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "RUNBOOK_PAUSE_AT": "transfer:committed",
-        "RUNBOOK_PAUSE_FILE": str(marker),
-        "RUNBOOK_PAUSE_RELEASE": str(tmp_path / "release"),
-    }
-    migrate_bin = Path(sys.executable).parent / "migrate"
-    args = [str(migrate_bin), "-f", str(runbook), "-o", "json", "transfer", "legacy", "--queue", "evals"]
-    proc = subprocess.Popen(
-        [*args, "--batch", "10"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 30
-    while not marker.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
+    proc = paused_transfer(url, write_runbook(tmp_path), tmp_path, "transfer:committed", "-o", "json")
     sql_rows(url, """UPDATE "Job" SET "status" = 'PENDING' WHERE id = %s""", (old,))  # behind batch 1
     (tmp_path / "release").touch()
     out, err = proc.communicate(timeout=60)
