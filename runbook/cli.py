@@ -450,33 +450,12 @@ def calibrate(cli: Cli, window: str, write: bool, yes: bool, allow_scan: bool) -
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff when the files differ.")
 @click.option("--force", is_flag=True, help="Also overwrite files edited since scaffold wrote them.")
 @pass_cli
-def scaffold(
-    cli: Cli,
-    out: str,
-    framework: str,
-    lang: str,
-    pgboss: str | None,
-    app: str | None,
-    check: bool,
-    force: bool,
-) -> None:
+def scaffold(cli: Cli, /, **options: Any) -> None:
     """Write the app half of the runbook, named after it (flags, queues, schema, flag table): a flags client,
     the plan's queue manager done right for the app's pg-boss major, and the endpoints migrate reads."""
     from runbook.commands.scaffold import scaffold as run
 
-    cli.run(
-        lambda: run(
-            cli.file,
-            out=out,
-            framework=framework,
-            lang=lang,
-            pgboss=pgboss,
-            app=app,
-            check=check,
-            force=force,
-            env=cli.env,
-        )
-    )
+    cli.run(lambda: run(cli.file, env=cli.env, **options))  # each option is the commands API's argument
 
 
 @main.group(short_help="Move queued work: legacy rows into pg-boss, pg-boss into pg-boss.")
