@@ -32,7 +32,10 @@ FAILED_OUTCOMES = frozenset({"failed", "fail", "error", "aborted", "refused", "b
 MARKED = frozenset({"rollback", "auto-rollback", "sample-breach", "verify-failed"})
 """Operations drawn as red marks on the timeline."""
 PALETTE = ("#4c78a8", "#59a14f", "#b07aa1", "#f28e2b", "#76b7b2", "#edc948", "#9c755f", "#ff9da7")
-W, H, LEFT, RIGHT, TOP, BOTTOM = 880, 230, 70, 20, 14, 34
+CHART_BOX = {"W": 880, "H": 230, "LEFT": 70, "RIGHT": 20, "TOP": 14, "BOTTOM": 34}
+"""A chart's SVG geometry (user units: width, height, the plot's margins), under the names this module and the
+`report/chart.svg.j2` template both use."""
+W, H, LEFT, RIGHT, TOP, BOTTOM = CHART_BOX.values()
 _STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400)
 
 
@@ -323,12 +326,6 @@ def render_report(
         decisions=[_decision(e) for e in ordered],
         charts=charts,
         axis=time_ticks(start, end, scale),
-        W=W,
-        H=H,
-        LEFT=LEFT,
-        RIGHT=RIGHT,
-        TOP=TOP,
-        BOTTOM=BOTTOM,
         visits={s["id"]: sum(1 for t in timeline if t.stage == s["id"]) for s in stages},
         rollbacks=sum(1 for e in ordered if "rollback" in str(e.get("operation"))),
         marks=[
@@ -340,4 +337,5 @@ def render_report(
             if e.get("operation") in MARKED
         ],
         sample_count=len(samples),
+        **CHART_BOX,
     )
