@@ -116,10 +116,11 @@ def rows() -> list[list[str]]:
                 "-",
             ]
         )
-    if tr := _load("transfer"):
-        from bench.transfer import table_rows
+    from bench.transfer import table_rows
 
-        out.extend(table_rows(tr))
+    for name in ("transfer", "transfer-delete", "transfer-archive"):  # moved: cancel, delete, archive
+        if tr := _load(name):
+            out.extend(table_rows(tr))
     if conf := _load("confidence"):
         from bench.confidence import table_rows as confidence_rows
 

@@ -35,6 +35,12 @@ RUNBOOK = transfer_runbook("transfer-bench")
 RUNBOOK_DELETE = RUNBOOK.replace("    marker_column: cancellationReason\n", "    moved: delete\n")
 """--moved delete: a moved row is deleted (settings.transfer.moved), not set to CANCELLED with a marker."""
 assert RUNBOOK_DELETE != RUNBOOK
+RUNBOOK_ARCHIVE = RUNBOOK.replace(
+    "    marker_column: cancellationReason\n", "    moved: archive\n    archive_table: JobArchive\n"
+)
+"""--moved archive: a moved row is copied into "JobArchive" (the same columns, no index), then deleted."""
+RUNBOOKS = {"cancel": RUNBOOK, "delete": RUNBOOK_DELETE, "archive": RUNBOOK_ARCHIVE}
+ARCHIVE_DDL = 'CREATE TABLE "JobArchive" (LIKE "Job")'
 FILL = """
 INSERT INTO "Job" ("id", "status", "createdAt", "updatedAt", "evaluationId")
 SELECT substr(md5(i::text), 1, 21), 'PENDING', c, c, 'eval_' || (i %% 250000)
@@ -58,6 +64,7 @@ def build(url: str, rows: int) -> dict[str, Any]:
     start = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(LEGACY_DDL)
+        conn.execute(ARCHIVE_DDL)
         conn.execute(FILL, {"rows": rows})  # type: ignore[arg-type]
         filled = time.monotonic()
         for statement in (*LEGACY_INDEXES, CLAIM_INDEX):
@@ -102,6 +109,42 @@ class Probe(threading.Thread):
                 time.sleep(0.01)
 
 
+COUNTERS = (
+    (
+        "checkpoints",
+        "SELECT num_timed + num_requested FROM pg_stat_checkpointer",
+        "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter",
+    ),
+    ("wal_mb", "SELECT round(wal_bytes / 1048576.0) FROM pg_stat_wal", None),
+    ("wal_full_page_images", "SELECT wal_fpi FROM pg_stat_wal", None),
+    ("wal_buffers_full", "SELECT wal_buffers_full FROM pg_stat_wal", None),
+    (
+        "autovacuums",
+        "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables",
+        None,
+    ),
+)
+"""What the server did during a run (differences of its cumulative statistics): checkpoints, log volume and
+full-page images, times a backend found the log buffers full and wrote them itself, autovacuum/autoanalyze
+runs. They tell a batch stalled by the server apart from one slowed by its own work."""
+
+
+def counters(url: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        for name, *queries in COUNTERS:
+            for q in queries:
+                if q is None:
+                    continue
+                try:
+                    found[name] = float(conn.execute(q).fetchone()[0])  # type: ignore[index]
+                    break
+                except psycopg.Error:
+                    continue
+    return found
+
+
 def transfer(
     url: str, folder: Path, queue: str, batch: int, limit: int, probe: int | None, workers: int = 1
 ) -> dict[str, Any]:
@@ -113,6 +156,7 @@ def transfer(
     p = Probe(url, probe) if probe else None
     if p:
         p.start()
+    before = counters(url)
     t0 = time.monotonic()
     out_file = folder / f"{queue}.json"  # a file, not a pipe: the JSON of thousands of batches fills a pipe
     with out_file.open("wb") as sink:
@@ -130,6 +174,8 @@ def transfer(
     if p:
         p.stop.set()
         p.join()
+    time.sleep(0.6)  # statistics reach the cumulative views within 0.5 s (stats_fetch_consistency)
+    after = counters(url)
     if proc.returncode != 0:
         raise SystemExit(f"migrate transfer legacy failed ({proc.returncode}): {out.decode()[-2000:]}")
     totals = json.loads(out)["totals"]
@@ -150,6 +196,7 @@ def transfer(
         "batches_over_100ms": sum(1 for x in ms if x >= TARGET_LOCK_MS),
         "batches_total": len(ms),
         "peak_rss_mb": round(peak / 2**20, 1),
+        "server": {k: after[k] - before[k] for k in after if k in before},
     }
     if p:
         result["probe"] = {
@@ -171,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="transfer", help="results file: bench/results/NAME.json")
     ap.add_argument(
         "--moved",
-        choices=("cancel", "delete"),
+        choices=tuple(RUNBOOKS),
         default="cancel",
-        help="what happens to a moved legacy row (settings.transfer.moved; cancel: status and marker)",
+        help="what happens to a moved legacy row (settings.transfer.moved; cancel: status and marker; "
+        'archive: copied into "JobArchive", then deleted)',
     )
     args = ap.parse_args(argv)
     n = args.rows
@@ -182,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with server() as srv, fresh_database(srv, "transfer") as url, tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "stages.yaml").write_text(RUNBOOK_DELETE if args.moved == "delete" else RUNBOOK)
+        (work / "stages.yaml").write_text(RUNBOOKS[args.moved])
         (work / "app.env").write_text("PGBOSS_ENABLED=false\n")
         data = build(url, n * len(combos) + small)
         print(f"legacy: {data['rows']:,} pending rows ({data['insert_s']} s, indexes {data['index_s']} s)")
