@@ -59,16 +59,17 @@ def transfer_pgboss(
     default = s.pgboss.url or s.database.url
     src_url, dst_url = from_url or default, to_url or default
     if src_url == dst_url and from_schema == to_schema:
-        raise UsageError(
-            f'the source and the target are the same pg-boss schema "{from_schema}" in one database',
-            hint="name another --to-schema or --to-url",
-        )
+        raise _same(from_schema)
     source = f"{db.describe_url(src_url or '')}#{from_schema}"
     target = f"{db.describe_url(dst_url or '')}#{to_schema}"
     opened: list[psycopg.Connection[Any]] = []
     try:
         src_conn = _connect(src_url, "the source pg-boss database (--from-url)", opened)
         dst_conn = src_conn if src_url == dst_url else _connect(dst_url, "the target (--to-url)", opened)
+        if dst_conn is not src_conn and pgboss_ends.same_database(src_conn, dst_conn):
+            dst_conn = src_conn  # one database under two spellings: one transaction a batch, no ledger
+        if dst_conn is src_conn and from_schema == to_schema:
+            raise _same(from_schema)
         src, dst = (
             pgboss_ends.layout(src_conn, from_schema, "source"),
             pgboss_ends.layout(dst_conn, to_schema, "target"),
@@ -138,6 +139,13 @@ def _move(
     result.batches = [b.to_json() for b in totals.batches]
     result.totals = report.totals(totals)
     _audit(session, result, totals, error=None)
+
+
+def _same(schema: str) -> UsageError:
+    return UsageError(
+        f'the source and the target are the same pg-boss schema "{schema}" in one database',
+        hint="name another --to-schema or --to-url (the two URLs reach the same database)",
+    )
 
 
 def _connect(url: str | None, what: str, opened: list[psycopg.Connection[Any]]) -> psycopg.Connection[Any]:

@@ -24,6 +24,23 @@ def layout(conn: psycopg.Connection[Any], schema: str, end: str) -> pgboss_layou
         raise ConfigError(f"{end}: {exc.message}", hint=exc.hint) from None
 
 
+def same_database(a: psycopg.Connection[Any], b: psycopg.Connection[Any]) -> bool:
+    """Whether two connections reach one database of one server, however their URLs spell it (`localhost` for
+    `127.0.0.1`, a port left out, other options): `b` sees `a`'s own server process, by its process id and
+    start time, connected to `b`'s database. Any role may read those columns of pg_stat_activity."""
+    mine = a.execute(
+        "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+    ).fetchone()
+    if mine is None:
+        return False
+    seen = b.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND backend_start = %s"
+        " AND datname = current_database()",
+        mine,
+    ).fetchone()
+    return bool(seen and seen[0])
+
+
 def check_layouts(src: pgboss_layout.Layout, dst: pgboss_layout.Layout) -> None:
     """Source: pg-boss 10, 11 or 12; target: 11 or 12 (pg-boss 10 keeps no per-queue options a copy needs)."""
     if dst.name == "v10":

@@ -1,6 +1,7 @@
 """Bad input to `migrate transfer pgboss`: a clear error, exit 2 (or 5 for an unreachable database), nothing
-moved: source = target, a target of an unsupported layout (pg-boss 10), a missing source schema,
-a missing source queue, a target queue of another policy, an unreachable source (no password shown)."""
+moved: source = target (also under two spellings of one URL), a target of an unsupported layout (pg-boss 10),
+a missing source schema, a missing source queue, a target queue of another policy, an unreachable source (no
+password shown)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,36 @@ def test_source_equal_to_target_is_refused(pair: tuple[str, str], tmp_path: Path
     assert code == ExitCode.USAGE
     assert 'the source and the target are the same pg-boss schema "pgboss"' in out
     nothing_moved(src, dst)
+
+
+def respelled(url: str, option: str) -> str:
+    """The same database under another URL: one more connection option."""
+    return f"{url}{'&' if '?' in url else '?'}{option}"
+
+
+@pytest.mark.parametrize("option", ["application_name=other-spelling", "connect_timeout=11"])
+def test_source_equal_to_target_under_another_spelling_is_refused(
+    bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path, option: str
+) -> None:
+    """URLs that differ as text but reach one pg-boss 12 database: refused, not copied onto itself and
+    deleted (it used to report 'already in pg-boss 3, removed from the source 3' and leave no job)."""
+    url = database("12")
+    sent = bosses["12"].run(url, "send", "evals", "3")
+    code, out = run(
+        tmp_path,
+        url,
+        "--from-schema",
+        "pgboss",
+        "--from-url",
+        respelled(url, option),
+        "--to-schema",
+        "pgboss",
+    )
+    assert code == ExitCode.USAGE, out
+    assert 'the source and the target are the same pg-boss schema "pgboss"' in out
+    assert "reach the same database" in out
+    left = sql_rows(url, "SELECT id::text, state::text FROM pgboss.job WHERE name = 'evals'")
+    assert sorted(left) == sorted((i, "created") for i in sent)
 
 
 def test_a_pgboss_10_target_is_refused(

@@ -119,6 +119,26 @@ def test_10_to_12_between_two_schemas_of_one_database(
     assert again.exit_code == 0 and json.loads(again.stdout)["totals"]["moved"] == 0
 
 
+def test_one_database_under_two_spellings_is_moved_as_one_database(
+    bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """--from-url and --to-url that differ as text but reach one database: one transaction a batch, as for
+    one URL (no ledger, which only two databases need)."""
+    url = database("12")
+    bosses["10"].run(url, "setup", "evals", env={"PGBOSS_SCHEMA": "boss10"})
+    sent = bosses["10"].run(url, "send", "evals", "4", env={"PGBOSS_SCHEMA": "boss10"})
+    other = f"{url}{'&' if '?' in url else '?'}application_name=other-spelling"
+    ends = ["--from-schema", "boss10", "--from-url", other, "--to-schema", "pgboss", "--to-url", url]
+    result = migrate(write_runbook(tmp_path), url, "-o", "json", "transfer", "pgboss", *ends)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["totals"]["moved"] == 4
+    assert sorted(
+        r[0] for r in sql_rows(url, "SELECT id::text FROM pgboss.job WHERE name = 'evals'")
+    ) == sorted(sent)
+    assert sql_rows(url, "SELECT count(*) FROM boss10.job WHERE name = 'evals'") == [(0,)]
+    assert sql_rows(url, "SELECT to_regclass('runbook.transfer_ledger') IS NULL") == [(True,)]
+
+
 def test_12_to_12_active_jobs_only_with_include_active_and_only_once_expired(
     bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
 ) -> None:
