@@ -4,10 +4,13 @@ the source, and the transfer ledger (runbook's state schema, in the target datab
 batch idempotent.
 
 A job keeps its id, name, data, priority, state (created or retry), retry count/limit/delay/backoff, start
-after, singleton key and time, expiry, creation and keep-until times. What pg-boss 12 takes from the queue
-(dead letter, policy, deletion, heartbeat) comes from the target queue row, as pg-boss 12's insert does. An
-active job (only with --include-active, and only once expired) becomes a retry, ready now, its retry counted,
-as pg-boss's own expiry would make it; one with no retry left stays in the source."""
+after, singleton key and time, expiry, creation, start and keep-until times and its output (a retry's last
+error). Its start time matters: pg-boss counts a fetch as a retry (retry_count + 1) only for a job that
+started before, so a retry copied without it would get one attempt more than its limit. What pg-boss 12 takes
+from the queue (dead letter, policy, deletion, heartbeat) comes from the target queue row, as pg-boss 12's
+insert does. An active job (only with --include-active, and only once expired) becomes a retry, ready now,
+with pg-boss's timeout output, as pg-boss's own expiry makes it (its next fetch counts the retry); one with no
+retry left stays in the source."""
 
 from __future__ import annotations
 
@@ -22,9 +25,12 @@ RECORD = (
     "j(id uuid, name text, data jsonb, priority integer, state text, retry_limit integer,"
     " retry_count integer, retry_delay integer, retry_backoff boolean, retry_delay_max integer,"
     " expire_seconds integer, singleton_key text, singleton_on timestamp, start_after timestamptz,"
-    " created_on timestamptz, keep_until timestamptz, group_id text, group_tier text, trace_context jsonb)"
+    " created_on timestamptz, keep_until timestamptz, group_id text, group_tier text, trace_context jsonb,"
+    " started_on timestamptz, output jsonb)"
 )
 MOVABLE = "state IN ('created', 'retry')"
+TIMED_OUT = '{"value": {"message": "job timed out"}}'
+"""The output pg-boss 11 and 12 give a job whose expiry fails it (failJobsByTimeout)."""
 CARRIED = ("retry_delay_max", "group_id", "group_tier", "trace_context")
 """Columns some 12.x releases have: copied from a source that has them, else null."""
 
@@ -61,7 +67,8 @@ def claim(src: Layout, *, lock: bool) -> sql.Composed:
         "SELECT id::text, json_build_object('id', id, 'name', name, 'data', data, 'priority', priority,"
         " 'state', CASE WHEN {active} THEN 'retry' ELSE state::text END,"
         " 'retry_limit', retry_limit,"
-        " 'retry_count', retry_count + CASE WHEN {active} THEN 1 ELSE 0 END,"
+        " 'retry_count', retry_count, 'started_on', started_on,"
+        " 'output', CASE WHEN {active} THEN {timed_out}::jsonb ELSE output END,"
         " 'retry_delay', retry_delay, 'retry_backoff', retry_backoff, {carried},"
         " 'expire_seconds', {expire}, 'singleton_key', singleton_key, 'singleton_on', singleton_on,"
         " 'start_after', CASE WHEN {active} THEN now() ELSE start_after END, 'created_on', created_on,"
@@ -70,6 +77,7 @@ def claim(src: Layout, *, lock: bool) -> sql.Composed:
         " ORDER BY start_after, id LIMIT %(size)s{lock}"
     ).format(
         active=active,
+        timed_out=sql.Literal(TIMED_OUT),
         carried=carried,
         expire=expire,
         job=src.table("job"),
@@ -115,6 +123,8 @@ def insert(dst: Layout, table: str) -> sql.Composed:
         ("singleton_on", "j.singleton_on"),
         ("start_after", "j.start_after"),
         ("created_on", "j.created_on"),
+        ("started_on", "j.started_on"),
+        ("output", "j.output"),
         (
             "keep_until",
             f"COALESCE(j.keep_until, j.start_after + COALESCE({q('retention_seconds')}, "

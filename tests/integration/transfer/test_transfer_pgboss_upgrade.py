@@ -164,8 +164,40 @@ def test_12_to_12_active_jobs_only_with_include_active_and_only_once_expired(
     assert sql_rows(dst, group, created) == [("tenant-1", "gold")]
     second = migrate(runbook, dst, "-o", "json", "transfer", "pgboss", *ends, "--include-active")
     assert second.exit_code == 0 and json.loads(second.stdout)["totals"]["moved"] == 1
-    assert jobs(dst)[expired[0]][3:5] == ("retry", 2)  # as pg-boss's expiry makes it: a retry, counted
+    assert jobs(dst)[expired[0]][3:5] == (
+        "retry",
+        1,
+    )  # as pg-boss's expiry makes it: a retry, not yet counted
+    started = "SELECT started_on, output FROM pgboss.job WHERE id = %s"
+    assert sql_rows(dst, started, expired)[0][1] == {"value": {"message": "job timed out"}}
     assert sorted(jobs(src)) == sorted(running + flow)  # one a worker may still run, one in a flow: stay
     done = bosses["12"].run(dst, "work", "evals", "2")
     assert sorted(j["id"] for j in done) == sorted(created + expired)
     assert {j["data"]["kind"] for j in done} == {"c", "e"}
+    count = "SELECT state::text, retry_count FROM pgboss.job WHERE id = %s"
+    assert sql_rows(dst, count, expired) == [("completed", 2)]  # its fetch counted the retry, once
+
+
+def test_a_retry_moved_from_10_to_12_keeps_its_attempts_no_more(
+    bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """A job real pg-boss 10 failed once (state retry, started before) and moved to pg-boss 12: its start
+    time and last error move with it, so pg-boss 12 counts its next fetch as a retry and it is attempted
+    retryLimit + 1 times in all, as it would have been had it stayed (without the start time: one more)."""
+    src, dst = database("10"), database("12")
+    [job] = send(bosses["10"], src, "imports", 1, {"retryLimit": 2, "retryDelay": 0}, "flaky")
+    assert bosses["10"].run(src, "fail", "imports", "1") == [{"id": job, "retryCount": 0}]
+    kept = "SELECT state::text, retry_count, started_on, output FROM pgboss.job WHERE id = %s"
+    before = sql_rows(src, kept, (job,))
+    assert before[0][:2] == ("retry", 0) and before[0][2] is not None
+    ends = ["--from-schema", "pgboss", "--from-url", src, "--to-schema", "pgboss", "--to-url", dst]
+    moved = migrate(
+        write_runbook(tmp_path), dst, "-o", "json", "transfer", "pgboss", *ends, "--queue", "imports"
+    )
+    assert moved.exit_code == 0 and json.loads(moved.stdout)["totals"]["moved"] == 1, moved.output
+    assert sql_rows(dst, kept, (job,)) == before
+    attempts = bosses["12"].run(dst, "fail", "imports", "5")
+    assert [a["retryCount"] for a in attempts] == [1, 2]  # 3 attempts in all: retryLimit 2 + 1
+    assert sql_rows(dst, "SELECT state::text, retry_count FROM pgboss.job WHERE id = %s", (job,)) == [
+        ("failed", 2)
+    ]

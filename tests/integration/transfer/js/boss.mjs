@@ -2,6 +2,8 @@
 //   node boss.mjs setup Q...      -> createQueue for each Q (QUEUE_OPTIONS, JSON, applies to all), then stop
 //   node boss.mjs send Q N        -> boss.send N jobs {ref: i} with SEND_OPTIONS (JSON), data + SEND_DATA; ids
 //   node boss.mjs work Q N        -> work() Q until N jobs were handled; prints [{id, data}] as one JSON line
+//   node boss.mjs fail Q N        -> fetch and fail() jobs of Q one at a time until N attempts were made or
+//                                    none was ready for 3 s; prints [{id, retryCount}], one per attempt
 // Environment: DATABASE_URL, PGBOSS_SCHEMA. pg-boss resolves from ./node_modules (a symlink the fixture adds).
 const mod = await import('pg-boss');
 const PgBoss = mod.PgBoss ?? mod.default; // 12: named export only; 10: default export
@@ -34,6 +36,23 @@ if (command === 'setup') {
   while (seen.length < want && Date.now() < deadline) await sleep(100);
   await sleep(800); // let pg-boss complete the last batch
   await boss.offWork(queue);
+  console.log(JSON.stringify(seen));
+} else if (command === 'fail') {
+  const want = Number(rest[0]);
+  const seen = [];
+  let last = Date.now();
+  while (seen.length < want && Date.now() - last < 3000) {
+    const jobs = (await boss.fetch(queue, { batchSize: 1, includeMetadata: true })) ?? [];
+    if (!jobs.length) {
+      await sleep(100);
+      continue;
+    }
+    for (const job of jobs) {
+      seen.push({ id: job.id, retryCount: job.retryCount });
+      await boss.fail(queue, job.id, { why: `attempt ${seen.length}` });
+    }
+    last = Date.now();
+  }
   console.log(JSON.stringify(seen));
 } else {
   throw new Error(`unknown command ${command}`);
