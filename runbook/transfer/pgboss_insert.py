@@ -4,7 +4,12 @@ retention, dead letter, policy), `ON CONFLICT DO NOTHING` on the deterministic i
 not touched: pg-boss's own insert does not touch them either (a supervising instance refreshes them).
 
 v12 grew columns across its minor releases, so a column is written only when the job table has it, and a queue
-setting is read only when the queue table has it."""
+setting is read only when the queue table has it.
+
+One deliberate difference: pg-boss keeps a job until its start-after plus the queue's retention, so a legacy
+row overdue by more than the retention (a start-after column 20 days old, retention 14 days) would be written
+already past its keep-until, and pg-boss's maintenance deletes created jobs past it before any worker runs
+them. A moved job is kept from now when its start-after is past."""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ def insert_statement(m: Mapping, source: sql.Composable) -> sql.Composed:
     for every job of a transfer, so they are literals of the statement."""
     ts, layout = m.settings, m.layout
     now = sql.SQL("{}.job_now()").format(sql.Identifier(layout.schema)) if m.has_job_now else sql.SQL("now()")
-    columns = _v10_columns() if layout.name == "v10" else _v12_columns(m, now)
+    columns = _v10_columns(now) if layout.name == "v10" else _v12_columns(m, now)
     names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns)
     values = sql.SQL(", ").join(sql.SQL(e) if isinstance(e, str) else e for _, e in columns)
     expire = None if ts.expire_in is None else max(1, round(ts.expire_in))
@@ -77,7 +82,7 @@ def from_queue(q: Callable[[str], str]) -> list[tuple[str, str | sql.Composable]
     ]
 
 
-def _v10_columns() -> list[tuple[str, str | sql.Composable]]:
+def _v10_columns(now: sql.Composable) -> list[tuple[str, str | sql.Composable]]:
     return [
         ("id", "j.id"),
         ("name", "q.name"),
@@ -93,7 +98,10 @@ def _v10_columns() -> list[tuple[str, str | sql.Composable]]:
         ),
         (
             "keep_until",
-            "j.start_after + CAST(COALESCE((q.retention_minutes * 60)::text, '14 days') AS interval)",
+            sql.SQL(
+                "GREATEST(j.start_after, {})"
+                " + CAST(COALESCE((q.retention_minutes * 60)::text, '14 days') AS interval)"
+            ).format(now),
         ),
         ("retry_limit", 'COALESCE(j."retryLimit", q.retry_limit, 2)'),
         (
@@ -127,8 +135,13 @@ def _v12_columns(m: Mapping, now: sql.Composable) -> list[tuple[str, str | sql.C
         ("deletion_seconds", f"COALESCE({q('deletion_seconds')}, {V12_DEFAULTS['deletion_seconds']})"),
         (
             "keep_until",
-            f"j.start_after + COALESCE({q('retention_seconds')}, {V12_DEFAULTS['retention_seconds']})"
-            " * interval '1s'",
+            sql.SQL(
+                "GREATEST(j.start_after, {}) + COALESCE("
+                + q("retention_seconds")
+                + ", "
+                + str(V12_DEFAULTS["retention_seconds"])
+                + ") * interval '1s'"
+            ).format(now),
         ),
         ("retry_limit", f'COALESCE(j."retryLimit", {q("retry_limit")}, 2)'),
         ("retry_delay", f'COALESCE(j."retryDelay", {q("retry_delay")}, 0)'),

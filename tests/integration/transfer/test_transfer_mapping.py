@@ -1,6 +1,7 @@
 """A legacy table the shipped runbook does not use: another schema, table and column names, a bigint id, a
 type column routing rows to two queues, a jsonb data column merged with mapped columns, job options (priority,
-retry limit, expiry, start-after from a column) and moved rows archived. Real pg-boss 10 and 12 work them."""
+retry limit, expiry, start-after from a column, one overdue by 20 days: older than the queue's retention) and
+moved rows archived. Real pg-boss 10 and 12 run their maintenance, then work them: the overdue one too."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ SELECT i, CASE WHEN i IN (1, 3, 6) THEN 'eval' ELSE 'import' END,
        CASE WHEN i = 6 THEN 'taken' ELSE 'queued' END,
        jsonb_build_object('doc', i,
                           'nested', jsonb_build_object('tags', jsonb_build_array('a', i), 'price', 1.25)),
-       CASE WHEN i = 5 THEN now() + interval '1 hour' END, now() - interval '1 hour' + i * interval '1 s'
+       CASE WHEN i = 5 THEN now() + interval '1 hour' WHEN i = 7 THEN now() - interval '20 days' END,
+       now() - interval '1 hour' + i * interval '1 s'
 FROM generate_series(1, 7) AS i;
 """
 RUNBOOK = """\
@@ -113,6 +115,14 @@ def test_another_table_with_types_json_data_and_archive(
         assert data == expected_data(i, kind)
         assert (priority, retry_limit, expire, deferred) == (5, 1, dt.timedelta(seconds=30), i == 5)
 
+    overdue = sql_rows(
+        url,
+        "SELECT j.start_after = w.run_at, j.keep_until > now() + interval '13 days' FROM pgboss.job j"
+        " JOIN jobs.work_items_moved w ON (j.data->>'itemId')::bigint = w.item_id WHERE w.item_id = 7",
+    )
+    # startAfter kept; keep_until from now, not from 20 days ago (pg-boss's maintenance would drop it unrun)
+    assert overdue == [(True, True)]
+    bosses[major].run(url, "maintain", "imports")
     worked = bosses[major].run(url, "work", "imports", "3")  # 5 is deferred by an hour: not fetched
     assert sorted(j["data"]["itemId"] for j in worked) == [2, 4, 7]
     assert all(j["data"] == expected_data(j["data"]["itemId"], "import") for j in worked)

@@ -2,6 +2,7 @@
 //   node boss.mjs setup Q...      -> createQueue for each Q (QUEUE_OPTIONS, JSON, applies to all), then stop
 //   node boss.mjs send Q N        -> boss.send N jobs {ref: i} with SEND_OPTIONS (JSON), data + SEND_DATA; ids
 //   node boss.mjs work Q N        -> work() Q until N jobs were handled; prints [{id, data}] as one JSON line
+//   node boss.mjs maintain Q      -> run pg-boss's maintenance now (12: supervise(Q), 10: maintain())
 //   node boss.mjs fail Q N        -> fetch and fail() jobs of Q one at a time until N attempts were made or
 //                                    none was ready for 3 s; prints [{id, retryCount}], one per attempt
 // Environment: DATABASE_URL, PGBOSS_SCHEMA. pg-boss resolves from ./node_modules (a symlink the fixture adds).
@@ -37,6 +38,10 @@ if (command === 'setup') {
   await sleep(800); // let pg-boss complete the last batch
   await boss.offWork(queue);
   console.log(JSON.stringify(seen));
+} else if (command === 'maintain') {
+  if (typeof boss.supervise === 'function') await boss.supervise(queue);
+  else await boss.maintain();
+  console.log(JSON.stringify({ ok: true }));
 } else if (command === 'fail') {
   const want = Number(rest[0]);
   const seen = [];
