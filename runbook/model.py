@@ -253,7 +253,7 @@ class TransferSettings:
     priority: int | None = doc("job priority; unset: 0", None)
     expire_in: Timeout | None = doc("job expiry (expireInSeconds); unset: the queue's, else 15 minutes", None)
     start_after_column: str | None = doc(
-        "a timestamp column giving the job's startAfter; unset or null in a row: now", None
+        "a timestamp (or date) column giving the job's startAfter; unset or null in a row: now", None
     )
     moved: Literal["cancel", "delete", "archive"] = doc(
         "what happens to a moved legacy row: `cancel` (status set to `moved_status`), `delete`, or `archive` "
@@ -261,12 +261,16 @@ class TransferSettings:
         "cancel",
     )
     moved_status: str = doc("status written on a moved row (moved: cancel)", "CANCELLED")
-    marker_column: str | None = doc("a text column receiving the pg-boss job id of a moved row", None)
+    marker_column: str | None = doc(
+        "a text, uuid or varchar(36+) column receiving the pg-boss job id of a moved row", None
+    )
     updated_column: str | None = doc(
         "a timestamp column set to now() on a moved row (Prisma's updatedAt)", None
     )
     archive_table: str | None = doc(
-        "table (in settings.legacy.schema, same columns) for moved: archive", None
+        "table for moved: archive, in settings.legacy.schema, starting with the legacy table's columns in "
+        "their order (CREATE TABLE ... (LIKE legacy)); checked before anything moves",
+        None,
     )
 
 

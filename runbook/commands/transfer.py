@@ -142,7 +142,17 @@ def _claimable(conn: Any, m: Mapping, limit: int | None, done: int) -> int:
 
 
 def _dry_run(conn: Any, m: Mapping, result: TransferResult) -> None:
-    with conn.transaction():
+    with (
+        report.failures(
+            lambda error: None,
+            lost="lost the application database during the dry run",
+            lost_hint="nothing was locked or written; run it again",
+            refused_hint="a legacy row does not fit settings.transfer (e.g. text in its data_column that is "
+            "not JSON): fix the row or the mapping; nothing was locked or written",
+            refused="the dry run's sample could not be built",
+        ),
+        conn.transaction(),
+    ):
         conn.execute("SET TRANSACTION READ ONLY")
         query, params = legacy_sql.counts(m)
         result.counts = {str(t or "*"): int(n) for t, n in conn.execute(query, params).fetchall()}

@@ -16,6 +16,7 @@ from runbook.checks import legacy_table, pgboss_layout
 from runbook.checks.sqlutil import CATALOG, MeasureError, Session
 from runbook.errors import ConfigError, UsageError
 from runbook.model import Runbook, TransferSettings
+from runbook.transfer import fit
 
 PLAIN_POLICIES = (None, "standard")
 """Queue policies under which every inserted job stays: the others (short, singleton, stately, exclusive,
@@ -81,6 +82,7 @@ def resolve(
     except MeasureError as exc:
         raise ConfigError(exc.message, hint=exc.hint) from None
     _check_columns(legacy, ts)
+    fit.check(session, legacy, ts)
     info = _queue(session, layout, queue)
     has_job_now = bool(
         session.scalar(

@@ -91,7 +91,12 @@ def record(
 
 @contextlib.contextmanager
 def failures(
-    on_error: Callable[[str], None], *, lost: str, lost_hint: str, refused_hint: str
+    on_error: Callable[[str], None],
+    *,
+    lost: str,
+    lost_hint: str,
+    refused_hint: str,
+    refused: str = "PostgreSQL refused a batch",
 ) -> Iterator[None]:
     """Record a failed transfer (`on_error(message)`) and raise what the user sees: our own errors as they
     are, a lost connection as unreachable (exit 5), anything else PostgreSQL refused as a TransferError."""
@@ -105,4 +110,4 @@ def failures(
         raise UnreachableError(f"{lost}: {str(exc).strip()}", hint=lost_hint) from None
     except psycopg.Error as exc:
         on_error(str(exc).strip())
-        raise TransferError(f"PostgreSQL refused a batch: {str(exc).strip()}", hint=refused_hint) from None
+        raise TransferError(f"{refused}: {str(exc).strip()}", hint=refused_hint) from None

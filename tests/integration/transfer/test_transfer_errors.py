@@ -85,7 +85,69 @@ CASES = [
         2,
         "settings.transfer.archive_table is not set",
     ),
+    (
+        "archive-table-missing",
+        RUNBOOK.replace("  transfer:\n", "  transfer:\n    moved: archive\n    archive_table: JobGone\n"),
+        ["--queue", "evals"],
+        2,
+        'archive table "public"."JobGone" (settings.transfer.archive_table) does not exist',
+    ),
+    (
+        "archive-table-of-other-columns",
+        RUNBOOK.replace("  transfer:\n", "  transfer:\n    moved: archive\n    archive_table: JobOther\n"),
+        ["--queue", "evals"],
+        2,
+        'column 2 should be "status" "JobStatus", it is "state" text',
+    ),
+    (
+        "marker-column-not-text",
+        RUNBOOK.replace("marker_column: cancellationReason", "marker_column: attempts"),
+        ["--queue", "evals"],
+        2,
+        'column "attempts" named by settings.transfer.marker_column is integer; it must hold a job id',
+    ),
+    (
+        "marker-column-too-short",
+        RUNBOOK.replace("marker_column: cancellationReason", "marker_column: shortRef"),
+        ["--queue", "evals"],
+        2,
+        "named by settings.transfer.marker_column is character varying(12)",
+    ),
+    (
+        "marker-column-generated",
+        RUNBOOK.replace("marker_column: cancellationReason", "marker_column: tag"),
+        ["--queue", "evals"],
+        2,
+        'column "tag" of "public"."Job", which the transfer writes to mark a moved row, is generated',
+    ),
+    (
+        "updated-column-not-a-time",
+        RUNBOOK.replace("updated_column: updatedAt", "updated_column: attempts"),
+        ["--queue", "evals"],
+        2,
+        "named by settings.transfer.updated_column is integer; it must hold a time",
+    ),
+    (
+        "start-after-column-not-a-time",
+        RUNBOOK.replace("  transfer:\n", "  transfer:\n    start_after_column: error\n"),
+        ["--queue", "evals", "--dry-run"],
+        2,
+        'column "error" named by settings.transfer.start_after_column is text; it must hold a time',
+    ),
+    (
+        "data-column-not-json",
+        RUNBOOK.replace("  transfer:\n", "  transfer:\n    data_column: attempts\n"),
+        ["--queue", "evals", "--dry-run"],
+        2,
+        "named by settings.transfer.data_column is integer; it must hold JSON",
+    ),
 ]
+SETUP = """
+CREATE TABLE "JobOther" (id text, state text);
+ALTER TABLE "Job" ADD COLUMN "shortRef" varchar(12), ADD COLUMN tag text GENERATED ALWAYS AS ('x') STORED;
+"""
+"""What the cases name: an archive table of other columns, a marker column too short for a job id, and a
+generated one."""
 
 
 @pytest.mark.parametrize(("name", "text", "args", "code", "message"), CASES, ids=[c[0] for c in CASES])
@@ -107,6 +169,7 @@ def test_bad_input_is_refused_and_nothing_moves(
         " INSERT INTO oldboss.version VALUES (20);"
         " CREATE TABLE oldboss.job (id uuid, name text, createdon timestamptz)",
     )
+    sql_rows(url, SETUP)
     runbook = write_runbook(tmp_path, text)
     res = migrate(runbook, url, "-o", "json", "transfer", "legacy", *args)
     assert res.exit_code == code, res.output
@@ -152,3 +215,22 @@ def test_a_row_postgresql_refuses_rolls_its_batch_back(
     history = json.loads(migrate(runbook, url, "-o", "json", "history", "--operation", "transfer").stdout)
     [event] = history["events"]
     assert event["outcome"] == "failed" and event["data"]["moved"] == 3
+
+
+def test_a_dry_run_on_a_row_that_does_not_fit_says_so_without_a_traceback(
+    database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """A text data column whose sample row is not JSON: the dry run says which setting and row kind failed,
+    exit 1 as the run itself, no traceback; nothing locked or written."""
+    url = database("12")
+    ids = pending_rows(url, 2)
+    sql_rows(url, """UPDATE "Job" SET "logs" = 'not json' WHERE "id" = %s""", (ids[0],))
+    runbook = write_runbook(
+        tmp_path, RUNBOOK.replace("  transfer:\n", "  transfer:\n    data_column: logs\n")
+    )
+    res = migrate(runbook, url, "transfer", "legacy", "--queue", "evals", "--dry-run")
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    assert "the dry run's sample could not be built: invalid input syntax for type json" in res.stderr
+    assert "settings.transfer" in res.stderr
+    assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'PENDING'""") == [(2,)]

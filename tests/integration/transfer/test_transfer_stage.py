@@ -176,19 +176,34 @@ def test_a_stage_transfer_with_two_workers_moves_every_row_once(
     moved_once(url, ids)
 
 
+BAD_MAPPINGS = {
+    "missing-queue": (STAGED.replace("queue: evals", "queue: nope"), 'pg-boss queue "nope" does not exist'),
+    "missing-archive-table": (
+        STAGED.replace(
+            "    marker_column: cancellationReason\n", "    moved: archive\n    archive_table: JobGone\n"
+        ),
+        'archive table "public"."JobGone" (settings.transfer.archive_table) does not exist',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MAPPINGS))
 def test_a_bad_mapping_blocks_the_advance_before_the_flip(
-    database: Callable[[str], str], tmp_path: Path
+    case: str, database: Callable[[str], str], tmp_path: Path
 ) -> None:
+    """Found by the dry run plan and advance show (a missing archive table used to pass it and fail only
+    after the flip)."""
+    text, message = BAD_MAPPINGS[case]
     url = database("12")
     pending_rows(url, 3)
-    runbook = write_runbook(tmp_path, STAGED.replace("queue: evals", "queue: nope"))
+    runbook = write_runbook(tmp_path, text)
     code, plan = run_json(runbook, url, "plan")
-    assert code == ExitCode.OK and 'pg-boss queue "nope" does not exist' in plan["next"]["transfer"]["error"]
+    assert code == ExitCode.OK and message in plan["next"]["transfer"]["error"]
     code, adv = run_json(runbook, url, "advance", "--yes", "--force", "--reason", "try")
     assert code == ExitCode.NOT_READY, adv
     assert adv["outcome"] == "blocked"
     assert [b["code"] for b in adv["blockers"]] == ["transfer"]
-    assert 'pg-boss queue "nope" does not exist' in adv["blockers"][0]["message"]
+    assert message in adv["blockers"][0]["message"]
     assert flag(tmp_path) is None  # never flipped
     assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'PENDING'""") == [(3,)]
 
