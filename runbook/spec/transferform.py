@@ -63,7 +63,19 @@ class TransferForm:
                 types_for(ts, self.type_column, st.queue, st.type)
             except UsageError as exc:
                 queues = sorted(set(ts.queues.values()))
-                close = close_match(st.queue, set(queues)) if queues else None
-                fix = f'did you mean "{close}"?' if close else "it maps to: " + (", ".join(queues) or "none")
-                found.append(("type" if st.type else "queue", f"{exc.message}; {fix}"))
+                found.append(("type" if st.type else "queue", f"{exc.message}; {_fix(ts, st, queues)}"))
         return found
+
+
+def _fix(ts: TransferSettings, st: StageTransfer, queues: list[str]) -> str:
+    """What to write instead, in the stage's own terms: the queue a typo meant, the queue the type goes to."""
+    close = close_match(st.queue, set(queues)) if queues and st.queue not in queues else None
+    if close:
+        return f'did you mean "{close}"?'
+    if st.type and st.type in ts.queues:
+        return f"write queue: {ts.queues[st.type]}, or change settings.transfer.queues"
+    if st.type and ts.queues:
+        return f"add {st.type}: {st.queue} to settings.transfer.queues"
+    if not ts.queues:
+        return f"add settings.transfer.queues: {{TYPE: {st.queue}}}, or write type: TYPE"
+    return "it maps to: " + (", ".join(queues) or "none")

@@ -109,6 +109,12 @@ def types_for(
         return None
     mapped = tuple(t for t, q in ts.queues.items() if q == queue)
     if type_value is None:
+        if not ts.queues:
+            raise UsageError(
+                f"settings.legacy.type_column is {column!r}, so a transfer moves the types "
+                "settings.transfer.queues sends to its queue, and settings.transfer.queues is not set",
+                hint=f"add settings.transfer.queues: {{TYPE: {queue}}} (a line a type), or pass --type TYPE",
+            )
         if not mapped:
             raise UsageError(
                 f"no legacy type maps to queue {queue!r} in settings.transfer.queues",
@@ -116,6 +122,13 @@ def types_for(
             )
         return mapped
     target = ts.queues.get(type_value)
+    if target is None and ts.queues:
+        raise UsageError(
+            f"settings.transfer.queues does not send type {type_value!r} to any queue (it maps "
+            + ", ".join(sorted(ts.queues))
+            + ")",
+            hint=f"add `{type_value}: {queue}` to settings.transfer.queues, or pass a type it maps",
+        )
     if target is not None and target != queue:
         raise UsageError(
             f"settings.transfer.queues sends type {type_value!r} to queue {target!r}, not {queue!r}",

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from runbook.cli import main
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
-from runbook.model import StageTransfer
+from runbook.model import StageTransfer, TransferSettings
 from runbook.spec import load_runbook
 from runbook.transfer.action import ActionResult
+from runbook.transfer.mapping import types_for
 from runbook.transfer.rowfilter import check_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,3 +128,36 @@ def test_the_rerun_of_a_failed_stage_transfer_keeps_its_workers() -> None:
     rerun = "migrate transfer legacy --queue q --batch 10"
     assert ActionResult(StageTransfer("q", batch=10, workers=2)).rerun() == rerun + " --workers 2"
     assert ActionResult(StageTransfer("q", batch=10)).rerun() == rerun
+
+
+ROUTED = TransferSettings(queues={"send-email": "email", "resize-image": "images"})
+
+
+@pytest.mark.parametrize(
+    ("settings", "queue", "type_value", "expected"),
+    [
+        (ROUTED, "email", None, ("send-email",)),
+        (ROUTED, "email", "send-email", ("send-email",)),
+        (
+            ROUTED,
+            "email",
+            "cleanup",
+            "does not send type 'cleanup' to any queue (it maps resize-image, send-email)",
+        ),
+        (ROUTED, "email", "resize-image", "sends type 'resize-image' to queue 'images', not 'email'"),
+        (ROUTED, "nope", None, "no legacy type maps to queue 'nope'"),
+        (TransferSettings(), "email", None, "settings.transfer.queues is not set"),
+        (TransferSettings(), "email", "cleanup", ("cleanup",)),
+    ],
+)
+def test_which_types_a_transfer_moves(
+    settings: TransferSettings, queue: str, type_value: str | None, expected: tuple[str, ...] | str
+) -> None:
+    """With a type column: the types settings.transfer.queues sends to the queue, or the one --type names if
+    the mapping sends it there (a type it does not map was moved anyway); without a mapping, --type only."""
+    if isinstance(expected, tuple):
+        assert types_for(settings, "kind", queue, type_value) == expected
+        return
+    with pytest.raises(UsageError) as err:
+        types_for(settings, "kind", queue, type_value)
+    assert expected in err.value.message and err.value.hint
