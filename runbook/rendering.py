@@ -75,6 +75,7 @@ def template_env(
     env.filters["icon"] = lambda verdict: VERDICT_ICONS.get(str(verdict), "•")
     env.filters["count"] = count
     env.filters["json"] = to_json_text
+    env.filters["json_line"] = lambda data: json.dumps(data, default=_json_default, ensure_ascii=False)
     env.filters["style"] = paint
     env.filters["verdict"] = lambda v: paint(str(v).upper(), str(v))
     return env

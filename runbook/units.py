@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
@@ -136,9 +136,11 @@ def parse_quantity(text: str | int | float) -> Quantity:
         ) from None
 
 
-def count(n: int | float | str, noun: str, plural: str | None = None) -> str:
+def count(n: int | float | str | Sized, noun: str, plural: str | None = None) -> str:
     """`n noun` in English: `1 legacy row`, `2 legacy rows`, `at least 500 jobs` (`plural` when not noun+s).
-    The one way messages and templates (filter `count`) say how many."""
+    The one way messages and templates (filter `count`) say how many; a collection counts its items."""
+    if isinstance(n, Sized) and not isinstance(n, str):
+        n = len(n)
     one = str(n).strip() in ("1", "1.0")
     return f"{n} {noun if one else plural or noun + 's'}"
 

@@ -5,6 +5,7 @@ Every real transfer, finished or failed, is an audited event (`migrate history` 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -98,8 +99,9 @@ def transfer_legacy(
             _dry_run(conn, m, result)
             return result
         totals = batches.Totals()
+        options = {"batch": batch, "workers": workers, **({"limit": limit} if limit is not None else {})}
         with report.failures(
-            lambda error: _audit(session, m, totals, error=error),
+            lambda error: _audit(session, m, totals, error=error, options=options),
             lost="lost the application database during the transfer",
             lost_hint=(
                 "the batch in flight was rolled back (a server crash also undoes the batches of its last "
@@ -116,7 +118,7 @@ def transfer_legacy(
             bar.end()
     result.batches = [b.to_json() for b in totals.batches]
     result.totals = report.totals(totals)
-    _audit(session, m, totals, error=None)
+    _audit(session, m, totals, error=None, options=options)
     return result
 
 
@@ -158,21 +160,24 @@ def _dry_run(conn: Any, m: Mapping, result: TransferResult) -> None:
         result.counts = {str(t or "*"): int(n) for t, n in conn.execute(query, params).fetchall()}
         query, params = legacy_sql.select(m)
         rows = conn.execute(query, [*params, SAMPLE]).fetchall()
-    result.sample = [{"legacy_id": r[0], "job_id": m.job_id(r[0]), "data": r[2]} for r in rows]
+    result.sample = [{"legacy_id": r[0], "job_id": m.job_id(r[0]), "data": json.loads(r[2])} for r in rows]
     result.totals = {"claimable": sum(result.counts.values())}
 
 
-def _audit(session: Session, m: Mapping, t: batches.Totals, *, error: str | None) -> None:
+def _audit(
+    session: Session, m: Mapping, t: batches.Totals, *, error: str | None, options: dict[str, Any]
+) -> None:
     report.record(
         session,
         t,
         subject=f"legacy {m.legacy.name} -> pg-boss queue {m.queue.name} ({m.layout.name})",
-        noun="rows",
+        noun="row",
         data={
             "transfer": "legacy",
             "queue": m.queue.name,
             "types": list(m.types or []),
             **({"filter": m.legacy.extra_filter} if m.legacy.extra_filter else {}),
+            **options,
         },
         error=error,
     )

@@ -159,7 +159,7 @@ def _audit(session: Session, r: PgbossTransferResult, t: Totals, *, error: str |
         session,
         t,
         subject=f"pg-boss {r.source} ({r.layouts['source']}) -> {r.target} ({r.layouts['target']})",
-        noun="jobs",
+        noun="job",
         data={
             "transfer": "pgboss",
             "queues": r.queues,

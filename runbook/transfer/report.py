@@ -15,6 +15,7 @@ from runbook.errors import RunbookError, UnreachableError
 from runbook.meter import Meter
 from runbook.session import Session
 from runbook.transfer.batch import Batch, Totals, TransferError
+from runbook.units import count
 
 
 def line(b: Batch, moved: str = "marked") -> str:
@@ -74,8 +75,8 @@ def record(
     """Append the 'transfer' event; a failure to record never hides the transfer's own failure."""
     counts = totals(t)
     reason = (
-        f"{subject}: moved {counts['moved']} {noun} in {counts['batches']} batches (inserted "
-        f"{counts['inserted']}, already present {counts['already_present']})"
+        f"{subject}: moved {count(counts['moved'], noun)} in {count(counts['batches'], 'batch', 'batches')}"
+        f" (inserted {counts['inserted']}, already present {counts['already_present']})"
         + (f"; stopped: {error}" if error else "")
     )
     ev = engine.event(

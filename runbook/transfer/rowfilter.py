@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 
 from runbook.errors import UsageError
+from runbook.sqltext import quote_ident
 from runbook.transfer import legacy_sql
 from runbook.transfer.mapping import Mapping
 
@@ -100,5 +101,17 @@ def check_plans(conn: psycopg.Connection[Any], m: Mapping, source: str) -> None:
         first = (str(exc).strip().splitlines() or ["refused"])[0]
         raise UsageError(
             f"{source} is not a condition PostgreSQL accepts on {m.legacy.name}: {first}",
-            hint=f'fix {source} (columns are quoted camelCase, e.g. "evaluationId"); nothing was moved',
+            hint=f"fix {source} ({_columns_hint(m)}); nothing was moved",
         ) from None
+
+
+def _columns_hint(m: Mapping) -> str:
+    """How this table's columns are written in SQL: a name with capitals is quoted ("evaluationId")."""
+    names = list(m.legacy.columns)
+    shown = ", ".join(quote_ident(c) if _needs_quotes(c) else c for c in names[:8])
+    more = ", ..." if len(names) > 8 else ""
+    return f"its columns: {shown}{more}; a name with capitals is quoted"
+
+
+def _needs_quotes(name: str) -> bool:
+    return not (name.islower() and name.replace("_", "a").isalnum() and not name[:1].isdigit())

@@ -133,9 +133,13 @@ def test_time_scale_errors(monkeypatch: pytest.MonkeyPatch, raw: str, message: s
         (1.0, "sample", None, "1.0 sample"),
         ("at least 500", "job", None, "at least 500 jobs"),
         (3, "entry", "entries", "3 entries"),
+        (["mail-dlq", "mail"], "queue", None, "2 queues"),  # a collection counts its items
+        (("one",), "queue", None, "1 queue"),
     ],
 )
-def test_counts_read_as_english(n: int | float | str, noun: str, plural: str | None, text: str) -> None:
+def test_counts_read_as_english(
+    n: int | float | str | list[str] | tuple[str, ...], noun: str, plural: str | None, text: str
+) -> None:
     assert count(n, noun, plural) == text
 
 

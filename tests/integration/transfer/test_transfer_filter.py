@@ -66,6 +66,8 @@ def test_a_bad_filter_is_exit_2_naming_the_option_and_moves_nothing(
     res = migrate(runbook, url, "transfer", "legacy", "--queue", "evals", "--filter", text)
     assert res.exit_code == ExitCode.USAGE, (case, res.output)
     assert "--filter" in res.stderr and message in res.stderr, res.stderr
+    if case == "unknown-column":  # the hint shows how this table's columns are written
+        assert 'its columns: id, status, attempts, error, "startedAt"' in res.stderr, res.stderr
     assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'PENDING'""") == [(3,)]
     assert sql_rows(url, "SELECT count(*) FROM pgboss.job WHERE name = 'evals'") == [(0,)]
 

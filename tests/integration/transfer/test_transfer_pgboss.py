@@ -39,6 +39,9 @@ def test_moved_jobs_are_worked_by_real_pgboss(
     planned = json.loads(dry.stdout)
     assert planned["counts"] == {"*": 25} and planned["totals"] == {"claimable": 25}
     assert planned["sample"][0]["legacy_id"] == ids[0]
+    assert planned["sample"][0]["data"] == {"evaluationId": "eval-1", "legacyJobId": ids[0]}  # an object
+    text = migrate(runbook, url, "transfer", "legacy", "--queue", "evals", "--dry-run").stdout
+    assert f'data {{"legacyJobId": "{ids[0]}", "evaluationId": "eval-1"}}' in text  # jsonb's key order
     assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'PENDING'""") == [(25,)]
 
     res = migrate(runbook, url, "-o", "json", "transfer", "legacy", "--queue", "evals", "--batch", "10")
@@ -88,6 +91,10 @@ def test_moved_jobs_are_worked_by_real_pgboss(
     history = migrate(runbook, url, "history", "--operation", "transfer")
     assert history.exit_code == 0
     assert "moved 25 rows in 3 batches (inserted 25, already present 0)" in history.stdout
+    assert "moved 0 rows in 0 batches" in history.stdout
+    events = json.loads(migrate(runbook, url, "-o", "json", "history", "--operation", "transfer").stdout)
+    data = [e["data"] for e in events["events"] if e["data"]["moved"] == 25]
+    assert [(d["batch"], d["workers"], "limit" in d) for d in data] == [(10, 1, False)]
 
 
 def test_moved_rows_deleted_and_limit(database: Callable[[str], str], tmp_path: Path) -> None:
@@ -108,6 +115,13 @@ def test_moved_rows_deleted_and_limit(database: Callable[[str], str], tmp_path: 
     assert sql_rows(url, 'SELECT "id" FROM "Job" ORDER BY "createdAt"') == [(ids[10],), (ids[11],)]
     data = sql_rows(url, "SELECT data FROM pgboss.job WHERE name = 'evals' ORDER BY data->>'evaluationId'")
     assert len(data) == 10 and all(set(d[0]) == {"evaluationId"} for d in data)
+    one = migrate(runbook, url, "transfer", "legacy", "--queue", "evals", "--limit", "1", "--workers", "2")
+    assert one.exit_code == 0, one.output
+    history = migrate(runbook, url, "-o", "json", "history", "--operation", "transfer").stdout
+    [older, newer] = json.loads(history)["events"]
+    assert (older["data"]["limit"], older["data"]["batch"]) == (10, 4)
+    assert (newer["data"]["limit"], newer["data"]["workers"]) == (1, 2)
+    assert newer["reason"].endswith("moved 1 row in 1 batch (inserted 1, already present 0)")
 
 
 def test_a_partitioned_pgboss_12_queue_gets_its_jobs_in_its_own_table(
