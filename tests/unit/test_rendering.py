@@ -41,3 +41,24 @@ def test_when() -> None:
     assert format_when(at.isoformat()) == "2026-11-29 13:02:05 UTC"
     assert format_when(None) == "-"
     assert format_when("not a time") == "not a time"
+
+
+def test_a_pgboss_transfer_that_made_queues_reads_without_a_blank_line() -> None:
+    """The created-queues line of `migrate transfer pgboss` counts the queues and is followed by the next
+    line, not by an empty one (a new-user trial saw a Python list and a blank line)."""
+    from runbook.commands.transfer_pgboss import PgbossTransferResult
+    from runbook.output import Output
+
+    result = PgbossTransferResult(
+        "a:5432/src#pgboss", "b:5432/dst#pgboss", {"source": "v10", "target": "v12"}, False, ["mail"]
+    )
+    result.created_queues = ["mail-dlq", "mail"]
+    result.totals = {"moved": 1, "batches": 1, "inserted": 1, "already_present": 0, "seconds": 0.1}
+    result.totals |= {"rows_per_second": 10.0, "longest_batch_ms": 5.0}
+    text = Output("text", color=False).render(result)
+    assert text.splitlines() == [
+        "Moved 1 job from pg-boss a:5432/src#pgboss (v10) to b:5432/dst#pgboss (v12) in 1 batch: inserted 1, "
+        "already in the target 0.",
+        "  created 2 queues the target lacked, with the source's options: mail-dlq, mail",
+        "  0.1 s, 10.0 jobs/s, longest batch 5.0 ms",
+    ]

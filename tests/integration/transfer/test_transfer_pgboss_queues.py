@@ -54,6 +54,14 @@ def test_missing_queues_from_pgboss_10_are_made_as_create_queue_makes_them(
         "Would first create 2 queues the target lacks, with the source's options: mail-dlq, mail."
         in text.stdout
     )
+    text = migrate(
+        write_runbook(tmp_path), dst, "transfer", "pgboss", "--from-schema", "pgboss", "--from-url", src,
+        "--to-schema", "pgboss", "--queue", "mail", "--dry-run",
+    )  # fmt: skip
+    assert (
+        "Would first create 2 queues the target lacks, with the source's options: mail-dlq, mail."
+        in text.stdout
+    )
 
     code, out = transfer(tmp_path, src, dst, "--queue", "mail")
     assert code == ExitCode.OK, out
