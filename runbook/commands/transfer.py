@@ -16,7 +16,7 @@ from runbook.exitcodes import ExitCode
 from runbook.result import FieldsJson
 from runbook.session import Session
 from runbook.transfer import batch as batches
-from runbook.transfer import legacy_sql, report, rowfilter
+from runbook.transfer import legacy_sql, pgboss_ends, report, rowfilter
 from runbook.transfer.mapping import Mapping, resolve
 
 SAMPLE = 3
@@ -68,21 +68,19 @@ def transfer_legacy(
     rb = session.runbook
     s = rb.settings
     url = s.legacy.url or s.database.url
-    if (s.pgboss.url or s.database.url) != url:
-        raise UsageError(
-            "settings.legacy.url and settings.pgboss.url name different databases: this release transfers "
-            "only within one database (one transaction per batch)",
-            hint="run the transfer where both live in one database",
-        )
 
-    def connect() -> Any:
+    def connect(to: str | None = url, what: str = "the application database") -> Any:
         return db.connect(
-            url,
-            what="the application database",
+            to,
+            what=what,
             connect_timeout=s.database.connect_timeout,
             autocommit=True,
             application_name="runbook-transfer",
         )
+
+    pgboss_url = s.pgboss.url or s.database.url
+    if pgboss_url != url:
+        _one_database(connect(), connect(pgboss_url, "the pg-boss database (settings.pgboss.url)"))
 
     conn = connect()
     with conn:
@@ -120,6 +118,18 @@ def transfer_legacy(
     result.totals = report.totals(totals)
     _audit(session, m, totals, error=None, options=options)
     return result
+
+
+def _one_database(legacy: Any, pgboss: Any) -> None:
+    """URLs that differ as text may still reach one database; only then can a batch be one transaction."""
+    with legacy, pgboss:
+        if pgboss_ends.same_database(legacy, pgboss):
+            return
+    raise UsageError(
+        "settings.legacy.url and settings.pgboss.url name different databases: this release transfers "
+        "only within one database (one transaction per batch)",
+        hint="run the transfer where both live in one database",
+    )
 
 
 def scan_warning(m: Mapping) -> str | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import with_dbname
 from tests.integration.transfer.conftest import RUNBOOK, migrate, pending_rows, sql_rows, write_runbook
 
 CASES = [
@@ -64,9 +65,7 @@ CASES = [
     ),
     (
         "two-databases",
-        RUNBOOK.replace(
-            "  flags: {type", "  pgboss: {url: 'postgresql://x@127.0.0.1:1/other'}\n  flags: {type"
-        ),
+        RUNBOOK.replace("  flags: {type", "  pgboss: {url: 'OTHER_DATABASE'}\n  flags: {type"),
         ["--queue", "evals"],
         2,
         "name different databases",
@@ -170,7 +169,7 @@ def test_bad_input_is_refused_and_nothing_moves(
         " CREATE TABLE oldboss.job (id uuid, name text, createdon timestamptz)",
     )
     sql_rows(url, SETUP)
-    runbook = write_runbook(tmp_path, text)
+    runbook = write_runbook(tmp_path, text.replace("OTHER_DATABASE", with_dbname(url, "postgres")))
     res = migrate(runbook, url, "-o", "json", "transfer", "legacy", *args)
     assert res.exit_code == code, res.output
     error = json.loads(res.stdout)["error"]
@@ -234,3 +233,16 @@ def test_a_dry_run_on_a_row_that_does_not_fit_says_so_without_a_traceback(
     assert "the dry run's sample could not be built: invalid input syntax for type json" in res.stderr
     assert "settings.transfer" in res.stderr
     assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'PENDING'""") == [(2,)]
+
+
+def test_one_database_under_two_urls_is_one_database(database: Callable[[str], str], tmp_path: Path) -> None:
+    """settings.pgboss.url spelled otherwise than the legacy one but reaching the same database: moved in one
+    transaction a batch, as with one URL (it was refused as two databases)."""
+    url = database("12")
+    pending_rows(url, 4)
+    other = f"{url}{'&' if '?' in url else '?'}application_name=pgboss-side"
+    text = RUNBOOK.replace("  flags: {type", f"  pgboss: {{url: '{other}'}}\n  flags: {{type")
+    res = migrate(write_runbook(tmp_path, text), url, "-o", "json", "transfer", "legacy", "--queue", "evals")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["totals"]["moved"] == 4
+    assert sql_rows(url, "SELECT count(*) FROM pgboss.job WHERE name = 'evals'") == [(4,)]
