@@ -9,6 +9,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from click.testing import Result
+
 from runbook.exitcodes import ExitCode
 from tests.integration.transfer.conftest import Boss, migrate, sql_rows, write_runbook
 
@@ -19,11 +21,14 @@ COLUMNS = (
 V10_OPTIONS = {"retryLimit": 5, "retryDelay": 7, "retryBackoff": True, "expireInSeconds": 90}
 
 
+def run(tmp_path: Path, src: str, dst: str, *args: str) -> Result:
+    """`migrate [ARGS] transfer pgboss` from schema pgboss of `src` into schema pgboss of `dst`."""
+    end = ["--from-schema", "pgboss", "--from-url", src, "--to-schema", "pgboss"]
+    return migrate(write_runbook(tmp_path), dst, "transfer", "pgboss", *end, *args)  # -o json may follow
+
+
 def transfer(tmp_path: Path, src: str, dst: str, *args: str) -> tuple[int, dict[str, object]]:
-    res = migrate(
-        write_runbook(tmp_path), dst, "-o", "json", "transfer", "pgboss", "--from-schema", "pgboss",
-        "--from-url", src, "--to-schema", "pgboss", *args,
-    )  # fmt: skip
+    res = run(tmp_path, src, dst, "-o", "json", *args)
     return res.exit_code, json.loads(res.stdout)
 
 
@@ -46,22 +51,8 @@ def test_missing_queues_from_pgboss_10_are_made_as_create_queue_makes_them(
     assert code == ExitCode.OK, dry
     assert dry["created_queues"] == ["mail-dlq", "mail"]
     assert queue_rows(dst, "mail", "mail-dlq") == []
-    text = migrate(
-        write_runbook(tmp_path), dst, "transfer", "pgboss", "--from-schema", "pgboss", "--from-url", src,
-        "--to-schema", "pgboss", "--queue", "mail", "--dry-run",
-    )  # fmt: skip
-    assert (
-        "Would first create 2 queues the target lacks, with the source's options: mail-dlq, mail."
-        in text.stdout
-    )
-    text = migrate(
-        write_runbook(tmp_path), dst, "transfer", "pgboss", "--from-schema", "pgboss", "--from-url", src,
-        "--to-schema", "pgboss", "--queue", "mail", "--dry-run",
-    )  # fmt: skip
-    assert (
-        "Would first create 2 queues the target lacks, with the source's options: mail-dlq, mail."
-        in text.stdout
-    )
+    text = run(tmp_path, src, dst, "--queue", "mail", "--dry-run").stdout
+    assert "Would first create 2 queues the target lacks, with the source's options: mail-dlq, mail." in text
 
     code, out = transfer(tmp_path, src, dst, "--queue", "mail")
     assert code == ExitCode.OK, out
