@@ -25,11 +25,13 @@ def check_confidence(confidence: float | None, max: float | None, min: float | N
     if metric != "error_rate":
         raise ValueError(f"confidence applies to metric error_rate only, not {metric}: remove it")
     if not 0.5 < confidence < 1:
-        percent = (
-            f" (a fraction: {num(confidence / 100)} for {num(confidence)}%)" if 1 < confidence < 100 else ""
-        )
+        meant = ""
+        if 50 < confidence < 100:
+            meant = f"; {num(confidence)}% is {num(confidence / 100)}"
+        elif 0 < confidence < 0.5:
+            meant = f"; an error level of {num(confidence)} is confidence {num(round(1 - confidence, 6))}"
         raise ValueError(
-            f"confidence must be above 0.5 and below 1 (e.g. 0.95), got {num(confidence)}{percent}"
+            f"confidence must be above 0.5 and below 1 (e.g. 0.95), got {num(confidence)}{meant}"
         )
     if max is None and min is None:
         raise ValueError("confidence needs a max (or a min) to decide against: add max: 0.05, say")

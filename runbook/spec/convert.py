@@ -227,7 +227,7 @@ class Converter(LeafConverter):
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:
-            self.issues.add(node, path, str(exc))
+            self.issues.add(*_blamed(node, path, str(exc)), str(exc))
             return INVALID
 
     def empty(self, cls: type) -> Any:
@@ -246,3 +246,14 @@ class Converter(LeafConverter):
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
                 return self.empty(type(value))
         return INVALID
+
+
+def _blamed(node: Node, path: str, message: str) -> tuple[Node, str]:
+    """Where a constructor's complaint belongs: the key its message starts with (`confidence must be ...`),
+    when the mapping has it, else the mapping itself."""
+    first = message.split(" ", 1)[0].rstrip(":,")
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.value == first:
+                return value, join(path, first)
+    return node, path

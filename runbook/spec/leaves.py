@@ -71,6 +71,8 @@ class LeafConverter:
         if sc is None:
             return INVALID
         v = sc.value
+        if tp in (int, float) and sc.expanded is not None and isinstance(v, str):
+            v = self.scalars.typed(v)  # a quoted "${VAR:-0.95}" holding a number is one, as for max/min
         if tp is str:
             if sc.expanded is not None or isinstance(v, str):
                 return sc.text

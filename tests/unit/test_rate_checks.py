@@ -3,6 +3,8 @@ the inputs) and the validation of the key."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from runbook.checks.base import Verdict
@@ -51,14 +53,16 @@ def test_no_number_of_jobs_decides_a_rate_sitting_on_the_limit() -> None:
     [
         (0.5, 0.05, None, "above 0.5 and below 1"),
         (1.0, 0.05, None, "above 0.5 and below 1"),
-        (95.0, 0.05, None, "a fraction: 0.95 for 95%"),
+        (95.0, 0.05, None, "got 95; 95% is 0.95"),
+        (1.5, 0.05, None, "(e.g. 0.95), got 1.5"),  # no suggestion that is itself out of range
+        (0.05, 0.05, None, "got 0.05; an error level of 0.05 is confidence 0.95"),
         (0.95, None, None, "needs a max"),
         (0.95, 0.0, None, "max must be above 0 and below 1"),
         (0.95, None, 1.0, "min must be above 0 and below 1"),
     ],
 )
 def test_bad_confidence_names_the_fix(confidence: float, max: float, min: float, message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         check_confidence(confidence, max, min, metric="error_rate")
 
 

@@ -138,14 +138,15 @@ def test_unknown_and_missing_keys() -> None:
 
 
 def test_interpolated_plain_scalars_keep_yaml_typing_and_strings_keep_text() -> None:
-    env = {"N": "7", "B": "false", "T": "90s", "EMPTY": ""}
-    value, issues = convert(
-        'count: ${N}\non: ${B}\nwait: ${T}\ntitle: ${N}\nnote: ${EMPTY}\nratio: "${N}"\n', env=env
-    )
-    assert issues == ["t.yaml:6:8: x.ratio: expected a number, got the value of ${N} (text)"]
+    env = {"N": "7", "B": "false", "T": "90s", "EMPTY": "", "W": "many"}
     value, issues = convert("count: ${N}\non: ${B}\nwait: ${T}\ntitle: ${N}\nnote: ${EMPTY}\n", env=env)
     assert issues == []
     assert (value.count, value.on, value.wait, value.title, value.note) == (7, False, 90.0, "7", None)
+    # quoted (as a ${VAR} inside { } must be): a number field reads the number it holds, a string the text
+    value, issues = convert('ratio: "${N}"\ncount: "${N}"\ntitle: "${N}"\n', env=env)
+    assert issues == [] and (value.ratio, value.count, value.title) == (7.0, 7, "7")
+    value, issues = convert('ratio: "${W}"\n', env=env)
+    assert issues == ["t.yaml:1:8: x.ratio: expected a number, got the value of ${W} (text)"]
 
 
 def test_values_from_the_environment_are_never_echoed() -> None:
