@@ -90,24 +90,38 @@ def _checks(stage: Stage) -> Iterator[CheckSpec]:
     yield from (*stage.preflight, *stage.verify, *stage.monitor)
 
 
-def suggest(
-    rb: Runbook, history: Callable[[str | None], History | None]
-) -> tuple[list[Suggestion], list[str]]:
-    """The suggestions for `rb`, and notes on what could not be calibrated. `history(queue)` gives the
-    history that stands for a queue (None: none)."""
+HistoryOf = Callable[[str | None, str | None], History | None]
+"""`history(queue, legacy_type)`: the history that stands for pg-boss queue `queue` (None: the legacy rows
+only), read from the legacy rows of `legacy_type` first (None: every row), else from pg-boss; None: none."""
+
+
+def legacy_type_of(rb: Runbook, queue: str) -> str:
+    """The legacy type that stands for pg-boss queue `queue`: the one settings.transfer.queues sends there,
+    else the queue's own name (a type column holding the queue names)."""
+    mapped = [t for t, q in rb.settings.transfer.queues.items() if q == queue]
+    return mapped[0] if len(mapped) == 1 else queue
+
+
+def suggest(rb: Runbook, history: HistoryOf) -> tuple[list[Suggestion], list[str]]:
+    """The suggestions for `rb`, and notes on what could not be calibrated."""
     out: list[Suggestion] = []
     notes: list[str] = []
-    needs: list[dict[str, tuple[int, str]]] = [{} for _ in rb.stages]  # per stage: queue -> (jobs, check)
+    # per stage: queue (or legacy type) -> (jobs, check, the legacy type standing for it)
+    needs: list[dict[str, tuple[int, str, str | None]]] = [{} for _ in rb.stages]
     for i, stage in enumerate(rb.stages):
         for check in _checks(stage):
             p = check.params
-            queue, n = None, None
-            if check.kind in ("pgboss", "legacy") and getattr(p, "metric", None) == "error_rate":
-                queue = p.queue if check.kind == "pgboss" else p.type
-                n = _rate(stage, check, history(queue), out, notes)
+            queue, n, legacy = None, None, None
+            if check.kind == "pgboss" and p.metric == "error_rate":
+                queue, legacy = p.queue, legacy_type_of(rb, p.queue)
+                n = _rate(stage, check, history(queue, legacy), out, notes)
+            elif check.kind == "legacy" and p.metric == "error_rate":
+                queue, legacy = p.type, p.type
+                n = _rate(stage, check, history(None, legacy), out, notes)
             elif check.kind == "compare" and p.a.kind == "pgboss" and p.b.kind == "legacy":
                 queue = p.a.params.queue
-                n = _compare(stage, check, history(queue), out, notes)
+                legacy = p.b.params.type or legacy_type_of(rb, queue)  # the compare's own baseline side
+                n = _compare(stage, check, history(queue, legacy), out, notes)
             if n is None or queue is None:
                 continue
             if check in stage.monitor:  # what the soak must see
@@ -116,8 +130,8 @@ def suggest(
                 which, need = f"{stage.id}'s preflight {check.name}", needs[i - 1]
             else:
                 continue
-            if n > need.get(queue, (0, ""))[0]:  # the first check that needs the most names it
-                need[queue] = (n, which)
+            if n > need.get(queue, (0, "", None))[0]:  # the first check that needs the most names it
+                need[queue] = (n, which, legacy)
     for stage, need in zip(rb.stages, needs, strict=True):
         _soak(stage, need, history, out)
     return out, notes
@@ -139,10 +153,20 @@ def _rate(
     span = format_duration(h.window)
     said = f"{h.source} {h.name} fail at {_pct(h.rate)} ({h.failed} of {h.finished} over {span})"
     if h.rate >= limit:
-        limit = nice_rate(2 * h.rate)
-        reason = (
-            f"{said}, at or above max {num(p.max)}: a stage as healthy as that would fail; twice the rate"
+        if h.rate >= _RATES[-1]:
+            notes.append(
+                f"{where}: {said}, at or above max {num(p.max)} and at or above any limit worth suggesting "
+                f"({_pct(_RATES[-1])}): look at those failures before calibrating it"
+            )
+            return None
+        doubled = 2 * h.rate
+        limit = nice_rate(doubled)
+        twice = (
+            "twice the rate"
+            if limit >= doubled
+            else f"{_pct(limit)}, the highest limit it suggests (twice the rate would be {_pct(doubled)})"
         )
+        reason = f"{said}, at or above max {num(p.max)}: a stage as healthy as that would fail; {twice}"
         out.append(Suggestion(stage.id, check.name, "max", num(p.max), num(limit), reason, check.location))
     n = cs.jobs_at_rate(h.rate, limit, conf, cs.prior_for(limit))
     if n is None:
@@ -218,8 +242,8 @@ def _compare(
 
 def _soak(
     stage: Stage,
-    needs: dict[str, tuple[int, str]],
-    history: Callable[[str | None], History | None],
+    needs: dict[str, tuple[int, str, str | None]],
+    history: HistoryOf,
     out: list[Suggestion],
 ) -> None:
     longest: tuple[float, str] = (0.0, "")
@@ -227,14 +251,14 @@ def _soak(
         p = work.params
         if work.kind != "work" or p.source != "pgboss" or p.queue not in needs:
             continue
-        n, which = needs[p.queue]
+        n, which, _ = needs[p.queue]
         if n > p.min_jobs:
             reason = f"the soak's work minimum holds the {n} {p.queue} jobs that {which} needs to decide"
             out.append(
                 Suggestion(stage.id, work.name, "min_jobs", str(p.min_jobs), str(n), reason, work.location)
             )
-    for queue, (n, which) in needs.items():
-        h = history(queue)
+    for queue, (n, which, legacy) in needs.items():
+        h = history(queue, legacy)
         if h is not None and h.per_hour > 0:
             longest = max(
                 longest,

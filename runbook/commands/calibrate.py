@@ -111,9 +111,9 @@ class _Reader:
         self.pgboss: dict[str, History | None] = {}
         self.notes: list[str] = []
 
-    def history(self, queue: str | None) -> History | None:
+    def history(self, queue: str | None, legacy_type: str | None) -> History | None:
         typed = bool(self.session.runbook.settings.legacy.type_column)
-        key = queue if typed else None
+        key = legacy_type if typed else None
         if key not in self.legacy:
             self.legacy[key] = self._legacy(key)
         if self.legacy[key].finished or queue is None:
@@ -149,7 +149,12 @@ class _Reader:
             metric="processing_time", window=self.window, type=type_value, allow_scan=self.allow_scan
         )
         runs = _read(samples(params, self.ctx, SAMPLE_LIMIT), "the legacy table")
-        name = type_value if type_value is not None else "jobs (every row: no type column)"
+        typed = bool(self.session.runbook.settings.legacy.type_column)
+        name = (
+            type_value
+            if type_value is not None
+            else "jobs (every row" + ("" if typed else ": no type column") + ")"
+        )
         return History(
             "legacy",
             name,

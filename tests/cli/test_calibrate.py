@@ -290,3 +290,84 @@ def test_a_large_table_without_an_index_needs_allow_scan(
     assert "allow_scan: true on this check" not in r.err
     assert "pass --allow-scan to read the whole table this once" in r.err
     assert migrate("calibrate", "--allow-scan").code == 0
+
+
+MAPPED = """\
+version: 1
+name: mapped
+settings:
+  database: {url: "${DATABASE_URL}"}
+  legacy: {type_column: kind}
+  transfer:
+    queues: {render: render.pdf}
+flags: {A: false}
+stages:
+  - id: one
+    set: {A: true}
+    monitor:
+      - name: render-rate
+        kind: pgboss
+        metric: error_rate
+        queue: render.pdf
+        window: 1d
+        max: 0.05
+      - name: render-vs-legacy
+        kind: compare
+        max: 1.25
+        test: mann-whitney
+        a: {name: pg, kind: pgboss, metric: run_time, queue: render.pdf, percentile: 95, window: 1d}
+        b: {name: legacy, kind: legacy, metric: processing_time, type: render, percentile: 95, window: 7d}
+      - name: broken-rate
+        kind: legacy
+        metric: error_rate
+        type: broken
+        window: 7d
+        max: 0.05
+      - name: flaky-rate
+        kind: legacy
+        metric: error_rate
+        type: flaky
+        window: 7d
+        max: 0.05
+"""
+
+
+def test_a_queue_stands_for_the_legacy_type_the_mapping_sends_there_and_limits_stay_sane(
+    history: Path, migrate: Callable[..., Outcome], pg_url: str
+) -> None:
+    """The queue render.pdf is fed by legacy type `render` (settings.transfer.queues; the compare's own b
+    side says so too): its history is that type's, not a type named like the queue (which has none). A type
+    failing 100% gets no limit suggested (a limit above it would accept a broken queue); one failing 40%
+    gets 50%, said as the cap it is, not as "twice the rate"."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("""ALTER TABLE "Job" ADD COLUMN "kind" text NOT NULL DEFAULT 'render'""")
+        conn.execute(
+            """INSERT INTO "Job" ("id", "status", "attempts", "startedAt", "completedAt", "createdAt",
+                 "updatedAt", "evaluationId", "kind")
+               SELECT 'x-' || k || i, (CASE WHEN k = 'broken' OR i % 5 < 2 THEN 'FAILED' ELSE 'COMPLETED' END)
+                 ::"JobStatus", 1, t - interval '30 s', t, t - interval '1 hour', t, 'e', k
+               FROM unnest(ARRAY['broken', 'flaky']) k, generate_series(1, 10) i,
+                 LATERAL (SELECT (now() AT TIME ZONE 'UTC') - i * interval '1 hour' AS t) AS x"""
+        )
+    (history / "stages.yaml").write_text(MAPPED)
+    r = migrate("calibrate", "-o", "json")
+    assert r.code == 0, r.text
+    data = json.loads(r.out)
+    legacy = {h["name"]: h for h in data["history"] if h["source"] == "legacy"}
+    assert (legacy["render"]["completed"], legacy["render"]["failed"]) == (666, 6)
+    assert "render.pdf" not in legacy
+    assert not [n for n in data["notes"] if "no baseline" in n], data["notes"]
+    needed = run_times_needed(1.25, 0.01)
+    pg = next(s for s in data["suggestions"] if s["check"] == "pg" and s["key"] == "min_jobs")
+    assert pg["reason"].startswith("legacy render run times p50 40s, p95 58s (666 latest)")
+    assert f"shows after about {needed} run times" in pg["reason"]
+    got = {(s["check"], s["key"]): s for s in data["suggestions"]}
+    assert ("broken-rate", "max") not in got
+    assert any(
+        n.startswith("one broken-rate: legacy broken fail at 100% (10 of 10 over 7d)")
+        and "look at those failures" in n
+        for n in data["notes"]
+    ), data["notes"]
+    flaky = got[("flaky-rate", "max")]
+    assert (flaky["current"], flaky["value"]) == ("0.05", "0.5")
+    assert "50%, the highest limit it suggests (twice the rate would be 80%)" in flaky["reason"]
