@@ -240,8 +240,8 @@ def _write(session: Session, path: Path, result: CalibrateResult, *, yes: bool) 
         ) from exc
     finally:
         os.unlink(tmp)
-    session.progress(result.diff)
-    if not (yes or session.confirm(f"Write these changes to {path}?")):
+    # the diff is in the result (stdout); a question on a terminal shows it first, once
+    if not (yes or session.confirm(f"{result.diff}\nWrite these changes to {path}?")):
         result.exit_code = ExitCode.NOT_READY
         return
     from runbook.flags.envfile import replace

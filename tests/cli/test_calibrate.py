@@ -220,6 +220,7 @@ def test_a_limit_tighter_than_the_legacy_rate_is_raised_and_flow_style_is_left_t
     (history / "stages.yaml").write_text(TIGHT)
     r = migrate("calibrate", "--write", "--yes", "-o", "json")
     assert r.code == 0, r.text
+    assert "@@" not in r.err  # the diff is in the JSON only, not printed again on stderr
     data = json.loads(r.out)
     got = {(s["check"], s["key"]): s for s in data["suggestions"]}
     raised = got[("tight-rate", "max")]
@@ -258,8 +259,9 @@ def test_write_asks_and_refuses_an_edit_that_does_not_validate(
 
     with Session.open(path, env={"DATABASE_URL": pg_url}, confirm=answer, progress=shown.append) as session:
         result = command.calibrate(session, path, write=True)
-    assert result.written and questions == [f"Write these changes to {path}?"]
-    assert shown == [result.diff]  # the diff is shown before the question
+    # the question shows the diff first; nothing else prints it (the result, on stdout, holds it once)
+    assert result.written and questions == [f"{result.diff}\nWrite these changes to {path}?"]
+    assert result.diff.startswith(f"--- {path}") and shown == []
     assert path.read_text() != before
     # an edit the loader refuses is never written (here the editor is made to break the file)
     path.write_text(before)
