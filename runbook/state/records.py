@@ -118,7 +118,7 @@ class Event:
             "id": self.id,
             "uuid": self.uuid,
             "runbook": self.runbook,
-            "at": self.at.isoformat(),
+            "at": self.at.astimezone(dt.UTC).isoformat(),  # UTC, as measured_at, whatever the server's zone
             "actor": self.actor.to_json(),
             "operation": self.operation,
             "from_stage": self.from_stage,

@@ -156,3 +156,18 @@ def test_a_uuid_marker_column_holds_the_job_id(database: Callable[[str], str], t
         " ORDER BY 1",
     )
     assert joined == [(i, i) for i in ids]
+
+
+def test_history_json_gives_times_in_utc_whatever_the_database_zone(
+    database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """`at` of an event in `history -o json` is UTC (+00:00), as `measured_at` is, in a database whose time
+    zone is Asia/Kolkata (+05:30: psycopg hands the timestamp in the session's zone)."""
+    url = database("12")
+    [(name,)] = sql_rows(url, "SELECT current_database()")
+    sql_rows(url, f"ALTER DATABASE \"{name}\" SET timezone = 'Asia/Kolkata'")
+    pending_rows(url, 2)
+    runbook = write_runbook(tmp_path)
+    assert migrate(runbook, url, "transfer", "legacy", "--queue", "evals").exit_code == 0
+    [event] = json.loads(migrate(runbook, url, "-o", "json", "history").stdout)["events"]
+    assert event["at"].endswith("+00:00"), event["at"]
