@@ -261,7 +261,7 @@ def test_write_asks_and_refuses_an_edit_that_does_not_validate(
         result = command.calibrate(session, path, write=True)
     # the question shows the diff first; nothing else prints it (the result, on stdout, holds it once)
     assert result.written and questions == [f"{result.diff}\nWrite these changes to {path}?"]
-    assert result.diff.startswith(f"--- {path}") and shown == []
+    assert result.diff is not None and result.diff.startswith(f"--- {path}") and shown == []
     assert path.read_text() != before
     # an edit the loader refuses is never written (here the editor is made to break the file)
     path.write_text(before)
