@@ -144,6 +144,10 @@ def build_chart(
     values = [float(s["value"]) for s in rows if isinstance(s.get("value"), int | float)]
     limits = [float(s["threshold"]) for s in rows if isinstance(s.get("threshold"), int | float)]
     lo, hi = min([0.0, *values, *limits]), max([*values, *limits, 1e-9])
+    # the intervals' upper ends too, up to twice the values' and limits' top: early intervals (0-0.95 after
+    # one job) would flatten the line, so a band above that is clipped at the axis
+    uppers = [float(s["upper"]) for s in rows if isinstance(s.get("upper"), int | float)]
+    hi = max(hi, min(max(uppers, default=0.0), 2 * hi))
     ticks = _nice_ticks(lo, hi + (hi - lo) * 0.08)
     x = _Scale(start.timestamp(), end.timestamp(), LEFT, W - RIGHT)
     y = _Scale(ticks[0], ticks[-1], H - BOTTOM, TOP)

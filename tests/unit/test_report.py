@@ -379,3 +379,22 @@ def test_the_report_command_reads_the_interval_a_rate_check_stored() -> None:
     assert band == {"lower": m.inputs["interval"]["lower"], "upper": m.inputs["interval"]["upper"]}
     assert 0 < band["lower"] < 0.125 < band["upper"] < 1
     assert _interval({"max": 0.05}) == {} and _interval({"interval": {"lower": None}}) == {}
+
+
+def test_the_axis_makes_room_for_an_interval_a_little_above_the_values() -> None:
+    """An interval reaching 0.084 over values and a limit up to 0.05 is drawn whole (the axis used to stop
+    at 0.06, cutting the band at the top edge); one reaching far above (0.95) is still clipped, so it does
+    not flatten the line."""
+    from runbook.report import TOP, build_chart
+
+    def band(upper: float) -> str:
+        rows = [
+            {"at": at(h), "stage": "imports", "check": "rate", "verdict": "pass", "value": 0.01}
+            | {"unit": "ratio", "threshold": 0.05, "lower": 0.001, "upper": upper}
+            for h in (1, 2)
+        ]
+        [path] = build_chart("rate", rows, [], T0, at(3)).intervals
+        return path
+
+    assert f",{float(TOP)}" not in band(0.084)
+    assert f",{float(TOP)}" in band(0.95)
