@@ -43,12 +43,18 @@ def check_confidence(confidence: float | None, max: float | None, min: float | N
             )
 
 
-def _bound(x: float, *, up: bool) -> str:
-    """An end of the interval to three significant digits, rounded outwards (never shown narrower)."""
+def _bound(x: float, *, up: bool, limits: tuple[float | None, ...] = ()) -> str:
+    """An end of the interval to three significant digits, rounded outwards (never shown narrower); more
+    digits where three would land it on a limit it does not reach (0.049995 shown as 0.05 reads as a tie
+    with max 0.05, which the check did not see)."""
     if x in (0.0, 1.0):
         return num(x)
-    scale = 10 ** (2 - math.floor(math.log10(x)))
-    return f"{(math.ceil if up else math.floor)(x * scale) / scale:.3g}"
+    for digits in range(3, 8):
+        scale = 10 ** (digits - 1 - math.floor(math.log10(x)))
+        shown = (math.ceil if up else math.floor)(x * scale) / scale
+        if not any(v is not None and shown == v != x for v in limits):
+            break
+    return f"{shown:.{digits}g}"
 
 
 def _pct(confidence: float) -> str:
@@ -79,7 +85,8 @@ def judge_rate(
     }
     bad = {"max": "above", "min": "below"}
     limit = {"max": max, "min": min}
-    shown = f"{what}, {_pct(confidence)} interval {_bound(iv.lower, up=False)}-{_bound(iv.upper, up=True)}"
+    ends = (_bound(iv.lower, up=False, limits=(max, min)), _bound(iv.upper, up=True, limits=(max, min)))
+    shown = f"{what}, {_pct(confidence)} interval {ends[0]}-{ends[1]}"
     failing = [name for name, side in sides.items() if side == bad[name]]
     undecided = [name for name, side in sides.items() if side == "undecided"]
     more = None

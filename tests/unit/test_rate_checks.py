@@ -73,3 +73,13 @@ def test_confidence_is_for_error_rates_only() -> None:
     with pytest.raises(ValueError, match="error_rate only, not processing_time: remove it"):
         LegacyParams(metric="processing_time", max=60, confidence=0.95)
     assert PgBossParams(metric="error_rate", queue="q", max=0.05, confidence=0.95).confidence == 0.95
+
+
+def test_an_interval_end_just_short_of_the_limit_is_not_shown_on_it() -> None:
+    """0 of 93 at 95% passes: the upper end is 0.049995..., which three digits rounded up show as 0.05, a
+    tie with max it is not; more digits are shown there. 0 of 92 stays inconclusive (upper 0.0505)."""
+    passed = judge_rate(0, 93, "error rate 0 (0 of 93)", confidence=0.95, max=0.05, min=None)
+    assert passed.verdict is Verdict.PASS
+    assert "95% interval 0-0.049996: the whole interval <= max 0.05" in passed.explanation
+    held = judge_rate(0, 92, "error rate 0 (0 of 92)", confidence=0.95, max=0.05, min=None)
+    assert held.verdict is Verdict.INCONCLUSIVE and "interval 0-0.0505 includes max 0.05" in held.explanation
