@@ -84,13 +84,13 @@ def test_yaml_checks_run_through_the_engine(templates: dict[str, Template], copy
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("queue: q-main\n        window", "window"), "monitor[0]: metric error_rate needs a queue"),
+        (("queue: q-main\n        window", "window"), "monitor[0].metric: metric error_rate needs a queue"),
         (("metric: drained", "metric: drianed"), 'did you mean "drained"?'),
         (
             ("window: 1h", "window: soon"),
             'monitor[0].window: expected a duration like 90s, 5m, 24h or 2d, got "soon"',
         ),
-        (("min_jobs: 4", "min_jobs: 0"), "work[0]: min_jobs must be at least 1"),
+        (("min_jobs: 4", "min_jobs: 0"), "work[0].min_jobs: min_jobs must be at least 1"),  # at its line
         (("state: ready", "state: waiting"), 'expected one of "queued", "ready", "deferred", "active"'),
     ],
 )
