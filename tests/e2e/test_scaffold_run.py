@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 import jsonschema
+import psycopg
 import pytest
 
 from runbook.errors import ConfigError
@@ -227,3 +228,63 @@ def test_jobs_go_to_the_legacy_path_when_pgboss_cannot_start(
     assert out["sent"] == {"id": "legacy-import-article", "type": "import-article", "routedTo": "legacy"}
     assert out["started"] is False
     assert 'Schema name "Bad-Schema"' in out["error"]
+
+
+LEAK = """\
+import pg from 'pg'
+const { configureRuntime, stopRuntime } = await import('./express-js/runbook/runtime.js')
+const rt = configureRuntime({ legacy: async (type) => `legacy-${type}`, log: () => {} })
+await rt.ready
+process.env.PGBOSS_ENABLED = 'true'
+const probe = new pg.Client({ connectionString: process.env.DATABASE_URL })
+await probe.connect()
+const others = async () => Number((await probe.query(
+  'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()'
+)).rows[0].n)
+const before = await others()
+const sent = [await rt.queue.send('import-article', { n: 0 })]
+await new Promise((resolve) => setTimeout(resolve, 300))
+const afterFirst = await others()
+for (let i = 1; i < 11; i++) sent.push(await rt.queue.send('import-article', { n: i }))
+const afterMore = await others()
+const routes = sent.map((s) => s.routedTo)
+console.log(JSON.stringify({ before, afterFirst, afterMore, routes, error: rt.queue.lastError }))
+await probe.end()
+await stopRuntime()
+"""
+
+
+def test_a_pgboss_that_fails_to_start_leaves_no_connection_behind(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrate: Migrate
+) -> None:
+    """pg-boss 12 against a schema it cannot migrate (version 1): start() fails after connecting. The failed
+    instance is stopped (it kept its pool, and every send made another: 30 sends, 30 connections, in a
+    new-user trial), and sends for the next START_RETRY_MS go to legacy without another attempt."""
+    monkeypatch.setenv("RUNBOOK_CACHE", os.environ.get("RUNBOOK_CACHE") or str(REPO / ".cache" / "runbook"))
+    try:
+        node = find_node()
+        modules = ensure_typecheck("12", node) / "node_modules"
+    except ConfigError as exc:
+        pytest.fail(f"running scaffold's output needs Node.js and pg-boss 12: {exc}")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA pgboss; CREATE TABLE pgboss.version (version int)")
+        conn.execute("INSERT INTO pgboss.version VALUES (1)")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNBOOK_FILE", raising=False)
+    (tmp_path / "stages.yaml").write_text((REPO / "stages.yaml").read_text())
+    r = migrate("scaffold", "--pgboss", "12", "--framework", "express", "--lang", "js", "--out", "express-js")
+    assert r.code == 0, r.text
+    (tmp_path / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    (tmp_path / "node_modules").symlink_to(modules)
+    (tmp_path / "leak.mjs").write_text(LEAK)
+    env = {**node.env(), "DATABASE_URL": pg_url}
+    env.pop("PGBOSS_ENABLED", None)
+    env.pop("PGBOSS_SCHEMA", None)
+    proc = subprocess.run(
+        [str(node.node), "leak.mjs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["routes"] == ["legacy"] * 11 and out["error"], out
+    assert out["afterFirst"] == out["before"], out  # the failed instance's pool is closed
+    assert out["afterMore"] == out["before"], out  # no new attempt, no new pool
