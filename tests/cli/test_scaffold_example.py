@@ -57,17 +57,17 @@ def test_rendering_again_writes_nothing(tmp_path: Path) -> None:
 def test_a_stale_or_edited_file_is_replaced(migrate: Migrate, tmp_path: Path) -> None:
     out = ensure_generated(tmp_path, "12")
     flags, status = out / "runbook" / "flags.js", out / "runbook" / "status.js"
-    flags.write_text(flags.read_text().replace("pollMs ?? 2000", "pollMs ?? 5000", 1))  # edited: hash differs
+    flags.write_text(flags.read_text().replace("'dotenv' ? 500 : 2000", "'dotenv' ? 500 : 5000", 1))  # edited
     v10 = ensure_generated(tmp_path / "v10", "10")
     status.write_text((v10 / "runbook" / "status.js").read_text())  # stale: another template's output
     (out / "package.json").write_text("{}\n")
     r = scaffold_check(migrate, "12", out)
     assert r.code == 1
-    assert "-    const pollMs = this.options.pollMs ?? 5000" in r.out
+    assert "-    const pollMs = this.options.pollMs ?? (this.source === 'dotenv' ? 500 : 5000)" in r.out
     ensure_generated(tmp_path, "12")
     r = scaffold_check(migrate, "12", out)
     assert r.code == 0, r.text
-    assert "pollMs ?? 2000" in flags.read_text()
+    assert "'dotenv' ? 500 : 2000" in flags.read_text()
     assert "archive" not in status.read_text()  # the v10 archive query is gone
     assert (out / "package.json").read_text() == '{"private": true, "type": "module"}\n'
 

@@ -288,3 +288,50 @@ def test_a_pgboss_that_fails_to_start_leaves_no_connection_behind(
     assert out["routes"] == ["legacy"] * 11 and out["error"], out
     assert out["afterFirst"] == out["before"], out  # the failed instance's pool is closed
     assert out["afterMore"] == out["before"], out  # no new attempt, no new pool
+
+
+HANGUP = """\
+import { writeFileSync } from 'node:fs'
+const { configureRuntime, stopRuntime } = await import('./express-js/runbook/runtime.js')
+writeFileSync(process.env.RUNBOOK_FLAGS_FILE, 'PGBOSS_ENABLED=false\\n')
+const rt = configureRuntime({ legacy: async (type) => `legacy-${type}`, log: () => {}, flagSource: 'dotenv',
+  flagsPollMs: 600000 })
+await rt.ready
+const before = rt.flags.isOn('PGBOSS_ENABLED')
+writeFileSync(process.env.RUNBOOK_FLAGS_FILE, 'PGBOSS_ENABLED=true\\n')
+process.kill(process.pid, 'SIGHUP')
+await new Promise((resolve) => setTimeout(resolve, 300))
+console.log(JSON.stringify({ before, after: rt.flags.isOn('PGBOSS_ENABLED') }))
+await stopRuntime()
+"""
+
+
+def test_a_dotenv_app_rereads_its_flags_file_on_sighup_wherever_it_runs(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrate: Migrate
+) -> None:
+    """The contract's reload (`kill -HUP`) re-reads the dotenv file at once and does not end the process
+    (Node's default for SIGHUP, which a new-user trial hit: the reload killed the app); RUNBOOK_FLAGS_FILE
+    names the file when the app does not run from the runbook's folder. Polling is off here (10 minutes)."""
+    monkeypatch.setenv("RUNBOOK_CACHE", os.environ.get("RUNBOOK_CACHE") or str(REPO / ".cache" / "runbook"))
+    try:
+        node = find_node()
+        modules = ensure_typecheck("12", node) / "node_modules"
+    except ConfigError as exc:
+        pytest.fail(f"running scaffold's output needs Node.js and pg-boss 12: {exc}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNBOOK_FILE", raising=False)
+    (tmp_path / "stages.yaml").write_text((REPO / "stages.yaml").read_text())
+    r = migrate("scaffold", "--pgboss", "12", "--framework", "express", "--lang", "js", "--out", "express-js")
+    assert r.code == 0, r.text
+    (tmp_path / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    (tmp_path / "node_modules").symlink_to(modules)
+    (tmp_path / "hangup.mjs").write_text(HANGUP)
+    elsewhere = tmp_path / "ops" / "flags.env"
+    elsewhere.parent.mkdir()
+    env = {**node.env(), "DATABASE_URL": pg_url, "RUNBOOK_FLAGS_FILE": str(elsewhere)}
+    env.pop("PGBOSS_ENABLED", None)
+    proc = subprocess.run(
+        [str(node.node), "hangup.mjs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"before": False, "after": True}
