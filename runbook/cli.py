@@ -138,7 +138,11 @@ def schema(cli: Cli) -> None:
 @main.command(short_help="Write stages.yaml, flags file, CI pipeline.")
 @click.option("--dir", "directory", default=".", show_default=True, help="Where to write the files.")
 @click.option("--ci", type=click.Choice(["github", "gitlab"]), default=None, help="Also write a CI pipeline.")
-@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite existing files (not .env.flags: it holds the flags as they are now).",
+)
 @click.option(
     "--role", default=None, metavar="NAME", help="Also write runbook-role.sql: a least-privilege role NAME."
 )

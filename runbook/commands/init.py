@@ -21,6 +21,9 @@ from runbook.roles import ROLE_FILE, check_role_name, role_sql
 class InitResult(FieldsJson):
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    kept_flags: str | None = None
+    """The flags file when it exists, kept even with --force: it holds the flags as they are now (the dotenv
+    backend writes them); rewriting it at the safe values would roll a live app back with no record."""
     role: str | None = None
     role_file: str | None = None
     deploy: str | None = None
@@ -110,6 +113,9 @@ def init(
     )  # after every check: refused = nothing written
     for rel, content in files.items():
         path = root / rel
+        if rel == DOTENV_FLAGS_FILE and _exists(path, "--dir"):
+            result.kept_flags = str(path)
+            continue
         if _exists(path, "-f" if rel == Path(runbook_file).name else "--dir") and not force:
             result.skipped.append(str(path))
             continue

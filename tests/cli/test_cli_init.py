@@ -37,6 +37,24 @@ def test_init_writes_the_shipped_runbook_and_a_safe_flags_file(empty: Path, migr
     assert v.out.startswith("stages.yaml: valid (6 stages, 3 flags, ")
 
 
+def test_init_force_keeps_the_live_flags_file(empty: Path, migrate: Migrate) -> None:
+    """--force rewrites the runbook and adds a pipeline, but never the flags file: the dotenv backend keeps
+    the flags there as they are now, and the safe values written over them flipped a live app back with no
+    record (a new-user trial: `init --ci gitlab --force` at increment-1)."""
+    assert migrate("init").code == 0
+    flags = empty / ".env.flags"
+    live = flags.read_text().replace("PGBOSS_ENABLED=false", "PGBOSS_ENABLED=true")
+    flags.write_text(live)
+    r = migrate("init", "--ci", "gitlab", "--force")
+    assert r.code == 0, r.text
+    assert flags.read_text() == live
+    assert "wrote stages.yaml" in r.out and "wrote .gitlab-ci.yml" in r.out
+    assert "kept  .env.flags (the flags as they are now, even with --force" in r.out
+    flags.unlink()
+    again = migrate("init", "--force")
+    assert "wrote .env.flags" in again.out and "PGBOSS_ENABLED=false" in flags.read_text()
+
+
 def test_init_with_a_github_pipeline(empty: Path, migrate: Migrate) -> None:
     r = migrate("init", "--ci", "github")
     assert r.code == 0, r.text
