@@ -44,6 +44,9 @@ class CiOptions:
     """Name of the CI secret holding the application database URL (exported as DATABASE_URL)."""
     secrets: tuple[str, ...] = ()
     """Other secrets the runbook reads through `${VAR}` (app tokens, webhook URLs), exported by name."""
+    variables: tuple[str, ...] = ("APP_URL",)
+    """Plain (not secret) settings the runbook reads through `${VAR}`, exported by name: APP_URL, the app the
+    shipped runbook's http checks call (unset, they call http://localhost:3000, which a CI runner is not)."""
     rollback_on_failure: bool = True
     environment: str | None = None
     """A deployment environment for the manual job (GitHub required reviewers, GitLab protection)."""
@@ -65,6 +68,8 @@ def options_from(value: CiOptions | Mapping[str, Any] | None) -> CiOptions:
 def _check(opts: CiOptions) -> CiOptions:
     check_one_line(opts, "CI")
     cron = check_cron(opts.cron, "CI")
+    for name in opts.variables:
+        check_variable(name, "CI variable name")
     for name in (opts.database_secret, *opts.secrets):
         check_variable(name, "CI secret name")
         if name.upper().startswith("GITHUB_"):
@@ -92,5 +97,6 @@ def render_ci(
         slug=slug,
         rollback_flag=" --rollback-on-failure" if opts.rollback_on_failure else "",
         secrets=[s for s in opts.secrets if s != "DATABASE_URL"],
+        variables=[v for v in opts.variables if v not in opts.secrets and v != "DATABASE_URL"],
     )
     return {OUTPUTS[kind]: text}

@@ -58,6 +58,7 @@ def test_github_workflow_structure() -> None:
         assert job["env"] == {
             "DATABASE_URL": "${{ secrets.DATABASE_URL }}",
             "APP_TOKEN": "${{ secrets.APP_TOKEN }}",
+            "APP_URL": "${{ vars.APP_URL }}",  # the app the http checks call: a variable, not a secret
         }
         assert job["steps"][2]["run"].strip() == "python -m pip install runbook-pgboss==0.1.0"
     assert gate["steps"][3]["run"].strip() == (
