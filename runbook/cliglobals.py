@@ -81,7 +81,8 @@ _PATHS = _Paths()
 def _specs(top: bool) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """The global options; `top`: the group's (with defaults and RUNBOOK_FILE), else a subcommand's copy."""
     scale_help = (
-        f"Multiply every duration by this factor (demos, tests); recorded in history. Env {TIME_SCALE_ENV}."
+        "Multiply every duration (windows, soaks, intervals; not timeouts) by this factor (demos, tests); "
+        f"recorded in history. Env {TIME_SCALE_ENV}."
     )
     specs: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         (
