@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import psycopg
@@ -183,6 +184,41 @@ def test_the_scaffold_runs_on_node_with_real_pgboss(
     assert out["healthOn"]["body"]["pgboss"]["workers"] == 5 + 10 + 1  # CONCURRENCY, and 1 for new-type
 
 
+def run_scaffolded(
+    migrate: Migrate,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    script: str,
+    env: dict[str, str],
+    runbook: str | None = None,
+) -> dict[str, object]:
+    """Scaffold Express JS for pg-boss 12 from `runbook` (default: the shipped one) into tmp_path/express-js,
+    run `script` on Node there with `env` over Node's, and return its last line, parsed."""
+    monkeypatch.setenv("RUNBOOK_CACHE", os.environ.get("RUNBOOK_CACHE") or str(REPO / ".cache" / "runbook"))
+    try:
+        node = find_node()
+        modules = ensure_typecheck("12", node) / "node_modules"
+    except ConfigError as exc:
+        pytest.fail(f"running scaffold's output needs Node.js and pg-boss 12: {exc}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNBOOK_FILE", raising=False)
+    (tmp_path / "stages.yaml").write_text(runbook or (REPO / "stages.yaml").read_text())
+    r = migrate("scaffold", "--pgboss", "12", "--framework", "express", "--lang", "js", "--out", "express-js")
+    assert r.code == 0, r.text
+    (tmp_path / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    (tmp_path / "node_modules").symlink_to(modules)
+    (tmp_path / "script.mjs").write_text(script)
+    full = {**node.env(), **env}
+    for name in ("PGBOSS_ENABLED", "PGBOSS_SCHEMA"):
+        full.pop(name, None)
+    proc = subprocess.run(
+        [str(node.node), "script.mjs"], cwd=tmp_path, env=full, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
 FALLBACK = """\
 const { configureRuntime, stopRuntime } = await import('./express-js/runbook/runtime.js')
 const rt = configureRuntime({ legacy: async (type) => `legacy-${type}`, log: () => {} })
@@ -200,30 +236,10 @@ def test_jobs_go_to_the_legacy_path_when_pgboss_cannot_start(
 ) -> None:
     """The plan's fallback: pg-boss 12 refuses the runbook's schema name, so the import job routed to it is
     created on the legacy path and lastError says why."""
-    monkeypatch.setenv("RUNBOOK_CACHE", os.environ.get("RUNBOOK_CACHE") or str(REPO / ".cache" / "runbook"))
-    try:
-        node = find_node()
-        modules = ensure_typecheck("12", node) / "node_modules"
-    except ConfigError as exc:
-        pytest.fail(f"running scaffold's output needs Node.js and pg-boss 12: {exc}")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RUNBOOK_FILE", raising=False)
     text = (
         (REPO / "stages.yaml").read_text().replace("schema: ${PGBOSS_SCHEMA:-pgboss}", "schema: Bad-Schema")
     )
-    (tmp_path / "stages.yaml").write_text(text)
-    r = migrate("scaffold", "--pgboss", "12", "--framework", "express", "--lang", "js", "--out", "express-js")
-    assert r.code == 0, r.text
-    (tmp_path / "package.json").write_text(json.dumps({"type": "module", "private": True}))
-    (tmp_path / "node_modules").symlink_to(modules)
-    (tmp_path / "fallback.mjs").write_text(FALLBACK)
-    env = {**node.env(), "DATABASE_URL": pg_url}
-    env.pop("PGBOSS_ENABLED", None)
-    proc = subprocess.run(
-        [str(node.node), "fallback.mjs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: Any = run_scaffolded(migrate, monkeypatch, tmp_path, FALLBACK, {"DATABASE_URL": pg_url}, text)
     assert out["route"] == "pgboss"
     assert out["sent"] == {"id": "legacy-import-article", "type": "import-article", "routedTo": "legacy"}
     assert out["started"] is False
@@ -260,31 +276,10 @@ def test_a_pgboss_that_fails_to_start_leaves_no_connection_behind(
     """pg-boss 12 against a schema it cannot migrate (version 1): start() fails after connecting. The failed
     instance is stopped (it kept its pool, and every send made another: 30 sends, 30 connections, in a
     new-user trial), and sends for the next START_RETRY_MS go to legacy without another attempt."""
-    monkeypatch.setenv("RUNBOOK_CACHE", os.environ.get("RUNBOOK_CACHE") or str(REPO / ".cache" / "runbook"))
-    try:
-        node = find_node()
-        modules = ensure_typecheck("12", node) / "node_modules"
-    except ConfigError as exc:
-        pytest.fail(f"running scaffold's output needs Node.js and pg-boss 12: {exc}")
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA pgboss; CREATE TABLE pgboss.version (version int)")
         conn.execute("INSERT INTO pgboss.version VALUES (1)")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RUNBOOK_FILE", raising=False)
-    (tmp_path / "stages.yaml").write_text((REPO / "stages.yaml").read_text())
-    r = migrate("scaffold", "--pgboss", "12", "--framework", "express", "--lang", "js", "--out", "express-js")
-    assert r.code == 0, r.text
-    (tmp_path / "package.json").write_text(json.dumps({"type": "module", "private": True}))
-    (tmp_path / "node_modules").symlink_to(modules)
-    (tmp_path / "leak.mjs").write_text(LEAK)
-    env = {**node.env(), "DATABASE_URL": pg_url}
-    env.pop("PGBOSS_ENABLED", None)
-    env.pop("PGBOSS_SCHEMA", None)
-    proc = subprocess.run(
-        [str(node.node), "leak.mjs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: Any = run_scaffolded(migrate, monkeypatch, tmp_path, LEAK, {"DATABASE_URL": pg_url})
     assert out["routes"] == ["legacy"] * 11 and out["error"], out
     assert out["afterFirst"] == out["before"], out  # the failed instance's pool is closed
     assert out["afterMore"] == out["before"], out  # no new attempt, no new pool
@@ -312,26 +307,7 @@ def test_a_dotenv_app_rereads_its_flags_file_on_sighup_wherever_it_runs(
     """The contract's reload (`kill -HUP`) re-reads the dotenv file at once and does not end the process
     (Node's default for SIGHUP, which a new-user trial hit: the reload killed the app); RUNBOOK_FLAGS_FILE
     names the file when the app does not run from the runbook's folder. Polling is off here (10 minutes)."""
-    monkeypatch.setenv("RUNBOOK_CACHE", os.environ.get("RUNBOOK_CACHE") or str(REPO / ".cache" / "runbook"))
-    try:
-        node = find_node()
-        modules = ensure_typecheck("12", node) / "node_modules"
-    except ConfigError as exc:
-        pytest.fail(f"running scaffold's output needs Node.js and pg-boss 12: {exc}")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RUNBOOK_FILE", raising=False)
-    (tmp_path / "stages.yaml").write_text((REPO / "stages.yaml").read_text())
-    r = migrate("scaffold", "--pgboss", "12", "--framework", "express", "--lang", "js", "--out", "express-js")
-    assert r.code == 0, r.text
-    (tmp_path / "package.json").write_text(json.dumps({"type": "module", "private": True}))
-    (tmp_path / "node_modules").symlink_to(modules)
-    (tmp_path / "hangup.mjs").write_text(HANGUP)
     elsewhere = tmp_path / "ops" / "flags.env"
     elsewhere.parent.mkdir()
-    env = {**node.env(), "DATABASE_URL": pg_url, "RUNBOOK_FLAGS_FILE": str(elsewhere)}
-    env.pop("PGBOSS_ENABLED", None)
-    proc = subprocess.run(
-        [str(node.node), "hangup.mjs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"before": False, "after": True}
+    env = {"DATABASE_URL": pg_url, "RUNBOOK_FLAGS_FILE": str(elsewhere)}
+    assert run_scaffolded(migrate, monkeypatch, tmp_path, HANGUP, env) == {"before": False, "after": True}
