@@ -438,9 +438,17 @@ def calibrate(cli: Cli, window: str, write: bool, yes: bool, allow_scan: bool) -
     help="Folder to write into: runbook/ (flags, queue manager, status, runtime) and, for next, app/api/... "
     "(pass the folder holding your app/ folder, e.g. --out src, to serve the routes as they are).",
 )
-@click.option("--framework", type=click.Choice(["next", "express"]), default="next", show_default=True)
 @click.option(
-    "--lang", type=click.Choice(["ts", "js"]), default="ts", show_default=True, help="js: ESM JavaScript."
+    "--framework",
+    type=click.Choice(["next", "express"]),
+    default=None,
+    help="Default: what the files already in --out were written with, else next.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["ts", "js"]),
+    default=None,
+    help="js: ESM JavaScript. Default: what the files in --out were written with, else ts.",
 )
 @click.option(
     "--pgboss",

@@ -12,7 +12,7 @@ from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.scaffold_detect import MAJORS, detect_pgboss
 from runbook.scaffold_files import Planned, plan_files, write_files
-from runbook.scaffold_render import FRAMEWORKS, LANGS, render_app
+from runbook.scaffold_render import FRAMEWORKS, LANGS, recorded_choices, render_app
 
 DEFAULT_OUT = "runbook-app"
 
@@ -53,8 +53,8 @@ def scaffold(
     runbook_file: str | Path,
     *,
     out: str | Path = DEFAULT_OUT,
-    framework: str = "next",
-    lang: str = "ts",
+    framework: str | None = None,
+    lang: str | None = None,
     pgboss: str | None = None,
     app: str | Path | None = None,
     check: bool = False,
@@ -65,6 +65,11 @@ def scaffold(
     from runbook.scaffold_names import app_names
     from runbook.spec import load_runbook
 
+    recorded = recorded_choices(Path(out))
+    # unset: what the files already in --out were written with (so --check and a re-run keep an Express app
+    # Express), else next/ts
+    framework = framework or (recorded[1] if recorded else "next")
+    lang = lang or (recorded[2] if recorded else "ts")
     _choice(framework, FRAMEWORKS, "--framework")
     _choice(lang, LANGS, "--lang")
     if pgboss is not None:
@@ -77,7 +82,9 @@ def scaffold(
     names = app_names(load_runbook(runbook_file, env=env))
     detected = detect_pgboss(app_dir)
     warnings = []
-    if pgboss is None:
+    if pgboss is None and detected.major is None and recorded:
+        pgboss, source = recorded[0], f"the files in {out}"
+    elif pgboss is None:
         if detected.major is None:
             raise UsageError(
                 f"cannot tell which pg-boss the app uses ({detected.source})",

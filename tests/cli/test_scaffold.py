@@ -157,6 +157,26 @@ def test_express_js(app: Path, migrate: Migrate) -> None:
     assert "export function mountRunbookRoutes (app) {" in files["runbook/express.js"]
 
 
+def test_check_and_a_rerun_keep_what_the_files_were_written_with(app: Path, migrate: Migrate) -> None:
+    """`scaffold --check` (as docs/ci.md runs it) and a plain re-run, without --framework/--lang, take them
+    from the headers of the files already in --out: an Express JS app stays Express JS (the check reported it
+    outdated against Next TS files, and its hint, `re-run it`, would have written those)."""
+    assert (
+        migrate("-f", SHIPPED, "scaffold", "--framework", "express", "--lang", "js", "--out", "src").code == 0
+    )
+    before = tree(app / "src")
+    (app / "package.json").unlink()  # nor is the major read from the app: the headers say 10
+    check = migrate("-f", SHIPPED, "scaffold", "--check", "--out", "src")
+    assert check.code == 0, check.text
+    assert check.out.rstrip().endswith("up to date")
+    assert "pg-boss 10 (the files in src), express, js" in check.out
+    again = migrate("-f", SHIPPED, "scaffold", "--out", "src")
+    assert again.code == 0, again.text
+    assert tree(app / "src") == before
+    fresh = migrate("-f", SHIPPED, "scaffold", "--out", "elsewhere", "--pgboss", "12")
+    assert fresh.code == 0 and sorted(tree(app / "elsewhere")) == sorted(NEXT_TS)  # nothing there: next/ts
+
+
 @pytest.mark.parametrize(
     ("files", "major", "source"),
     [
