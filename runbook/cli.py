@@ -138,11 +138,7 @@ def schema(cli: Cli) -> None:
 @main.command(short_help="Write stages.yaml, flags file, CI pipeline.")
 @click.option("--dir", "directory", default=".", show_default=True, help="Where to write the files.")
 @click.option("--ci", type=click.Choice(["github", "gitlab"]), default=None, help="Also write a CI pipeline.")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Overwrite existing files (not .env.flags: it holds the flags as they are now).",
-)
+@click.option("--force", is_flag=True, help="Overwrite existing files (not .env.flags: the live flags).")
 @click.option(
     "--role", default=None, metavar="NAME", help="Also write runbook-role.sql: a least-privilege role NAME."
 )
