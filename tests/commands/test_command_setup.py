@@ -35,14 +35,17 @@ def test_init_writes_then_keeps_then_overwrites(tmp_path: Path) -> None:
         "PGBOSS_FOR_ALL_JOBS=false",
     ]
     (tmp_path / "stages.yaml").write_text("# mine\n")
+    (tmp_path / DOTENV_FLAGS_FILE).write_text("PGBOSS_ENABLED=true\n")  # live flags
     r = init(tmp_path)
-    assert (r.written, r.skipped) == ([], files)
+    assert (r.written, r.skipped, r.kept_flags) == ([], files[:1], files[1])
     assert (tmp_path / "stages.yaml").read_text() == "# mine\n"
-    assert init(tmp_path, force=True).written == files
+    r = init(tmp_path, force=True)
+    assert (r.written, r.skipped, r.kept_flags) == (files[:1], [], files[1])
     assert (tmp_path / "stages.yaml").read_text() != "# mine\n"
+    assert (tmp_path / DOTENV_FLAGS_FILE).read_text() == "PGBOSS_ENABLED=true\n"  # never reset, even forced
     r = init(tmp_path, force=True, role="runbook_ops")
     assert r.role == "runbook_ops" and r.role_file == str(tmp_path / "runbook-role.sql")
-    assert sorted(r.written) == sorted([*files, r.role_file]) and r.skipped == []
+    assert sorted(r.written) == sorted([files[0], r.role_file]) and r.skipped == []
     assert r.to_json()["written"] == r.written
     assert "runbook_ops" in (tmp_path / "runbook-role.sql").read_text()
 
