@@ -7,6 +7,7 @@ assertions or `value` need one) is ERROR. Header values are secrets: only header
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
-from runbook import contract
+from runbook import contract, contract_runbook
 from runbook.checks import expect as ex
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.transient import ServerError, budget, retry
@@ -172,6 +173,7 @@ def measure(params: HttpParams, ctx: CheckContext) -> Measurement:
     except (json.JSONDecodeError, UnicodeDecodeError):
         kind = resp.headers.get("content-type", "unknown content type")
         return result(Verdict.ERROR, None, f"-> {code} but the body is not JSON ({kind})")
+    own = functools.partial(contract_runbook.schema, ctx.runbook)  # the runbook's names: renamed queues
     value: Any = code
     passed: list[str] = []
     failed: list[str] = []
@@ -186,10 +188,10 @@ def measure(params: HttpParams, ctx: CheckContext) -> Measurement:
             (passed if ok else failed).append(text)
             wrong += [] if ok else [assertion.parts]
     except ex.MissingValue as exc:
-        note = contract.note(url, params.method, document=document, paths=read)
+        note = contract.note(url, params.method, document=document, paths=read, schemas=own)
         return result(Verdict.FAIL, None, f"-> {code} but the body has {exc}", note)
     notes = failed or passed
-    note = contract.note(url, params.method, document=document, paths=wrong)  # a field of the wrong type
+    note = contract.note(url, params.method, document=document, paths=wrong, schemas=own)  # of the wrong type
     return result(Verdict.FAIL if failed else Verdict.PASS, value, "; ".join([f"-> {code}", *notes]), note)
 
 

@@ -125,14 +125,25 @@ def validate(cli: Cli, path: str | None) -> None:
     cli.run(lambda: run(path or cli.file, cli.env))
 
 
-@main.command(short_help="Print the JSON Schema of the format.")
+@main.command(short_help="Print the JSON Schema of the format, or of the app contract.")
+@click.option(
+    "--contract",
+    type=click.Choice(["health", "pgboss-status"]),
+    default=None,
+    help="Instead: the schema of this app endpoint, with the runbook's (-f) flag and queue names.",
+)
 @pass_cli
-def schema(cli: Cli) -> None:
-    """Print the JSON Schema of the runbook format."""
-    from runbook.commands.schema import schema as run
+def schema(cli: Cli, contract: str | None) -> None:
+    """Print the JSON Schema of the runbook format; with --contract, the JSON Schema of an endpoint the
+    runbook (-f) reads from the app, named after its flags and queues (check your app's answers with any
+    JSON Schema tool)."""
+    from runbook.commands.schema import contract_schema, schema
 
     cli.output.fmt = "json"
-    cli.run(run)
+    if contract is None:
+        cli.run(schema)
+    else:
+        cli.run(lambda: contract_schema(cli.file, contract, cli.env))
 
 
 @main.command(short_help="Write stages.yaml, flags file, CI pipeline.")

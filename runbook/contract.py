@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -103,9 +103,10 @@ def _child(node: dict[str, Any], root: dict[str, Any], key: str | int) -> dict[s
     return _resolve(extra, root) if isinstance(key, str) and isinstance(extra, dict) else None
 
 
-def field(name: str, parts: Sequence[str | int]) -> dict[str, Any] | None:
-    """The schema of the field at `parts` in schema `name`, or None when the contract does not name it."""
-    root = schema(name)
+def field(name: str, parts: Sequence[str | int], root: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The schema of the field at `parts` in schema `name` (or in `root`, a runbook's own schema of it:
+    runbook.contract_runbook), or None when the contract does not name it."""
+    root = schema(name) if root is None else root
     node: dict[str, Any] | None = root
     for part in parts:
         node = _child(node, root, part) if node is not None else None
@@ -135,16 +136,20 @@ def note(
     status: int | None = None,
     document: Any = None,
     paths: Iterable[Sequence[str | int]] = (),
+    schemas: Callable[[str], dict[str, Any]] = schema,
 ) -> str | None:
     """Explain the first contract problem a check met: the endpoint missing (404/405), or a field it reads
-    absent or of the wrong type. None when the URL or the fields are not the contract's, or all is well."""
+    absent or of the wrong type. None when the URL or the fields are not the contract's, or all is well.
+    `schemas` gives the schema of an endpoint (the runbook's own: runbook.contract_runbook), called only
+    when there are fields to explain."""
     where = endpoint(url)
     if where is None:
         return None
     lead = f"{method} {where}"
     if status in (404, 405):
         return f"the app does not serve {lead} (the app contract; {DOC}); {HINT}"
-    root = schema(ENDPOINTS[where])
+    paths = list(paths)
+    root = schemas(ENDPOINTS[where]) if paths else {}
     for parts in paths:
         problem = _path_problem(root, document, parts)
         if problem is not None:

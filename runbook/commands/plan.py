@@ -33,6 +33,9 @@ class PlanResult:
     time_scale: float = 1.0
     transfer: transfer_action.ActionResult | None = None
     """The next stage's `transfer:` with a dry-run count of what would move now (or why it cannot)."""
+    contract: list[str] = field(default_factory=list)
+    """With `check`: fields the runbook's checks (of any stage) will read that the app does not serve as
+    the contract says, now (runbook.contract_probe). Warnings: they do not change the exit code."""
     template: str = "plan"
 
     @property
@@ -69,6 +72,7 @@ class PlanResult:
             "checked": self.checked,
             "checks": [m.to_json() for m in self.measurements],
             "blockers": [b.to_json() for b in self.blockers],
+            "contract": self.contract,
             "time_scale": self.time_scale,
             "exit_code": int(self.exit_code),
         }
@@ -101,8 +105,13 @@ def plan(session: Session, *, check: bool = False) -> PlanResult:
         result.blockers.append(machine.Blocker("final", f"{cur.stage.id} is the last stage"))
         return result
     if check:
+        from runbook.contract_probe import problems
+
         judged = evaluate(session, cur, nxt)
         result.measurements = judged.measurements
+        measured = {(cur.stage.id, m.check) for m in [*judged.monitors, *judged.work]}
+        measured |= {(nxt.id, m.check) for m in judged.preflight} if nxt is not None else set()
+        result.contract = problems(rb, session.env, measured)
         result.blockers += judged.blockers([m.id for m in nxt.manual] if nxt else [])  # a plan assumes them
     elif result.soak_remaining > 0:
         result.blockers.append(machine.Blocker("soak", "soak not over"))

@@ -62,6 +62,7 @@ def scaffold(
     env: Mapping[str, str] | None = None,
 ) -> ScaffoldResult:
     """Render, compare and (unless `check`) write. Every input is checked before the first file is written."""
+    from runbook.contract_runbook import stale_reads
     from runbook.scaffold_names import app_names
     from runbook.spec import load_runbook
 
@@ -79,9 +80,12 @@ def scaffold(
         raise UsageError(
             f"--app {app}: not a folder", hint="pass --app with the folder of the app's package.json"
         )
-    names = app_names(load_runbook(runbook_file, env=env))
+    rb = load_runbook(runbook_file, env=env)
+    names = app_names(rb)
     detected = detect_pgboss(app_dir)
-    warnings = []
+    warnings = stale_reads(rb)
+    if framework == "next":
+        warnings += next_location(Path(out), app_dir)
     if pgboss is None and detected.major is None and recorded:
         pgboss, source = recorded[0], f"the files in {out}"
     elif pgboss is None:
@@ -117,6 +121,28 @@ def scaffold(
     if any(p.kept for p in planned) and not force:
         result.exit_code = ExitCode.NOT_READY
     return result
+
+
+def next_location(out: Path, app_dir: Path) -> list[str]:
+    """A warning when Next would not serve the routes written under `out`/app/api: the app's router folder
+    (app/ or src/app/ with a layout or page) is elsewhere. Nothing when `out` holds it or none is found."""
+
+    def router(folder: Path) -> bool:
+        return any(folder.glob("layout.*")) or any(folder.glob("page.*"))
+
+    if router(out / "app"):
+        return []
+    found = [d for d in (app_dir / "app", app_dir / "src" / "app") if router(d)]
+    if not found:
+        return []
+    here = Path.cwd()
+    router_dir = found[0].resolve()
+    shown_router = router_dir.relative_to(here) if router_dir.is_relative_to(here) else router_dir
+    holder, api = shown_router.parent, out / "app" / "api"
+    return [
+        f"Next serves the app router in {shown_router}/, so the routes written to {api} are not "
+        f"served; pass --out {holder} (the folder holding app/) to write them where Next finds them"
+    ]
 
 
 def _choice(value: str, allowed: tuple[str, ...], option: str) -> None:

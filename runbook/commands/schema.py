@@ -1,8 +1,11 @@
-"""`migrate schema`: the JSON Schema of the runbook format, for editors and linters."""
+"""`migrate schema`: the JSON Schema of the runbook format, for editors and linters; `--contract`: the JSON
+Schema of an app endpoint with the runbook's names (runbook.contract_runbook), to check the app's answers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from runbook.exitcodes import ExitCode
@@ -23,3 +26,13 @@ def schema() -> SchemaResult:
     from runbook.spec import json_schema
 
     return SchemaResult(json_schema())
+
+
+def contract_schema(
+    runbook_file: str | Path, name: str, env: Mapping[str, str] | None = None
+) -> SchemaResult:
+    """The JSON Schema of app endpoint `name` (health, pgboss-status) for the runbook in `runbook_file`."""
+    from runbook import contract_runbook
+    from runbook.spec import load_runbook
+
+    return SchemaResult(contract_runbook.schema(load_runbook(runbook_file, env=env), name))

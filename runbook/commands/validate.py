@@ -16,7 +16,8 @@ class ValidateResult:
     path: str
     runbook: Runbook
     warnings: list[str] = field(default_factory=list)
-    """Shipped-runbook variables set but not read by this runbook (runbook.shipped_vars)."""
+    """Shipped-runbook variables set but not read by this runbook (runbook.shipped_vars); fields a check
+    reads from the app under the shipped names that this runbook's app does not serve (contract_runbook)."""
     template: str = "validate"
     exit_code: ExitCode = ExitCode.OK
 
@@ -53,9 +54,11 @@ def validate(path: str | Path, env: Mapping[str, str] | None = None) -> Validate
     """Load the runbook strictly; raise SpecError on the first problems found."""
     import os
 
+    from runbook.contract_runbook import stale_reads
     from runbook.shipped_vars import unread_variables
     from runbook.spec import load_runbook
 
     rb = load_runbook(path, env=env)
     warnings = [w.removeprefix("warning: ") for w in unread_variables(rb, os.environ if env is None else env)]
+    warnings += stale_reads(rb)
     return ValidateResult(path=str(path), runbook=rb, warnings=warnings)

@@ -167,3 +167,60 @@ def test_gate_names_a_missing_memory_rss_and_a_bad_start_time(
     assert (r.code, gate["exit_code"]) == (1, 1)
     explained = {m["check"]: m["explanation"] for m in gate["monitors"]}
     assert "has no `memory.rss`" in explained["worker-memory"] and SCAFFOLD in explained["worker-memory"]
+
+
+LATER = """\
+  - id: two
+    set: {PGBOSS_FOR_ALL_JOBS: true}
+    verify:
+      - name: app-reports-all
+        kind: http
+        url: /api/admin/pgboss-status
+        expect: ["flags.PGBOSS_FOR_ALL_JOBS == true", "flags.PGBOSS_ENABLED == true", "enabled == true"]
+"""
+
+
+def test_plan_check_names_fields_a_later_stage_will_read_before_any_flip(
+    app_dir: Path, migrate: Migrate, routes: dict[str, Any]
+) -> None:
+    text = RUNBOOK.replace(
+        "  PGBOSS_ENABLED: false\n", "  PGBOSS_ENABLED: false\n  PGBOSS_FOR_ALL_JOBS: false\n"
+    )
+    (app_dir / "stages.yaml").write_text(text + LATER)
+    (app_dir / "app.env").write_text("PGBOSS_ENABLED=false\nPGBOSS_FOR_ALL_JOBS=false\n")
+    r = migrate(
+        "plan", "--check"
+    )  # the app keeps the contract: import_jobs may be null until the queue is made
+    assert (r.code, "App contract" in r.out) == (0, False), r.text
+    routes["/api/admin/pgboss-status"] = {
+        **STATUS,
+        "flags": {"PGBOSS_ENABLED": "false"},  # read by stage two only, after its flip: days later
+    }
+    r = migrate("plan", "--check")
+    assert r.code == 0, r.text  # the preflight of one passes: warnings, not blockers
+    where = "stages.yaml:31:9: two verify `app-reports-all`"
+    lines = r.out.split("App contract (fields the checks of every stage read; docs/app-contract.md):\n")[1]
+    assert lines.splitlines()[:2] == [
+        f"  - {where} will read flags.PGBOSS_FOR_ALL_JOBS: GET /api/admin/pgboss-status has no"
+        " `flags.PGBOSS_FOR_ALL_JOBS` (the app contract: a boolean (true or false), the flag is on: every new"
+        f" job goes to pg-boss; {DOC}); {SCAFFOLD}",
+        f"  - {where} will read flags.PGBOSS_ENABLED: GET /api/admin/pgboss-status has `flags.PGBOSS_ENABLED`"
+        ' = "false", a string (the app contract: a boolean (true or false), the flag is on: pg-boss is'
+        f" switched on; {DOC}); {SCAFFOLD}",  # this runbook names no queue: its own contract says so
+    ]
+    assert lines.splitlines()[2:] == ["", "Ready: `migrate advance` would enter one."]
+    r = migrate("-o", "json", "plan", "--check")
+    got = json.loads(r.out)["contract"]
+    assert [c.split(" will read ")[1].split(":")[0] for c in got] == [
+        "flags.PGBOSS_FOR_ALL_JOBS",
+        "flags.PGBOSS_ENABLED",
+    ]
+    routes["/api/admin/pgboss-status"] = {**STATUS, "enabled": "yes"}  # read now by one's preflight too
+    r = migrate("plan", "--check")
+    assert r.code == 1, r.text
+    contract = r.out.split("App contract")[1].split("Not ready:")[0]
+    assert contract.count("will read") == 1 and "two verify `app-reports-all` will read enabled:" in contract
+    assert "status-up" not in contract  # measured now: its own line explains it
+    routes.pop("/api/admin/pgboss-status")  # unreachable or not 200: the checks that call it say so
+    r = migrate("plan", "--check")
+    assert (r.code, "App contract" in r.out) == (1, False), r.text

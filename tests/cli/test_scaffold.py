@@ -325,3 +325,100 @@ def test_a_runbook_that_switches_nothing_is_a_usage_error(app: Path, migrate: Mi
     assert r.code == 2
     assert "no stage switches a flag away from its safe value" in r.err
     assert not (app / "runbook-app").exists()
+
+
+def renamed_runbook(app: Path) -> Path:
+    """The shipped runbook with the import queue renamed `sync` and PGBOSS_FOR_NEW_EVALS renamed EVALS_ON,
+    each in settings and stages but not in the status checks that read them (the slip a new user makes)."""
+    text = Path(SHIPPED).read_text().replace("queue: import-article", "queue: sync")
+    text = text.replace("  PGBOSS_FOR_NEW_EVALS:", "  EVALS_ON:").replace(
+        "{PGBOSS_FOR_NEW_EVALS:", "{EVALS_ON:"
+    )
+    text = text.replace("PGBOSS_FOR_NEW_EVALS: true", "EVALS_ON: true")
+    assert "flags.PGBOSS_FOR_NEW_EVALS == true" in text and "import_jobs.failed" in text
+    (app / "renamed.yaml").write_text(text)
+    return app / "renamed.yaml"
+
+
+def test_a_check_left_on_the_shipped_names_is_named_with_its_fix(app: Path, migrate: Migrate) -> None:
+    renamed_runbook(app)
+    r = migrate("validate", "renamed.yaml")
+    assert r.code == 0, r.text
+    warnings = [ln for ln in r.out.splitlines() if ln.startswith("Warning:")]
+    fix = "read one of those (`migrate schema --contract pgboss-status` prints this runbook's contract)"
+    assert [w.split(": ", 1)[1].split(" reads ")[0].split(": ", 1)[1] for w in warnings] == [
+        "increment-2 preflight `status-endpoint-reports-imports`",
+        "increment-3 verify `app-reports-flag`",
+    ]
+    assert warnings[0].endswith(
+        "reads import_jobs.failed, which an app scaffolded from this runbook does not serve: it reports its"
+        f" queues as sync_jobs (sync), evaluation_jobs (evaluation); {fix}"
+    )
+    assert warnings[1].endswith(
+        "reads flags.PGBOSS_FOR_NEW_EVALS, which an app scaffolded from this runbook does not serve: it"
+        f" reports its flags as flags.PGBOSS_ENABLED, flags.EVALS_ON, flags.PGBOSS_FOR_ALL_JOBS; {fix}"
+    )
+    r = migrate("-f", "renamed.yaml", "scaffold", "--framework", "express")
+    assert r.code == 0, r.text
+    assert [
+        ln.split(" reads ")[1].split(",")[0] for ln in r.out.splitlines() if ln.startswith("warning:")
+    ] == [
+        "import_jobs.failed",
+        "flags.PGBOSS_FOR_NEW_EVALS",
+    ]
+    assert '    sync_jobs: brief("sync"),\n' in (app / "runbook-app/runbook/status.ts").read_text()
+    assert migrate("validate", SHIPPED).out.count("Warning") == 0  # the shipped file reads its own names
+
+
+def test_schema_contract_is_the_runbooks_own(app: Path, migrate: Migrate) -> None:
+    import jsonschema
+
+    from runbook import contract
+
+    r = migrate("-f", SHIPPED, "schema", "--contract", "pgboss-status")
+    assert r.code == 0 and json.loads(r.out) == contract.schema("pgboss-status")  # the shipped file, exactly
+    assert json.loads(migrate("-f", SHIPPED, "schema", "--contract", "health").out) == contract.schema(
+        "health"
+    )
+    (app / "mailer.yaml").write_text(OTHER_RUNBOOK)
+    r = migrate("-f", "mailer.yaml", "schema", "--contract", "pgboss-status")
+    assert r.code == 0, r.text
+    own = json.loads(r.out)
+    jsonschema.Draft202012Validator.check_schema(own)
+    assert own["required"] == ["enabled", "flags"]  # no check of mailer.yaml reads a brief
+    assert own["properties"]["flags"]["required"] == ["MAIL_ON_BOSS", "REPORTS_ON_BOSS", "EVERYTHING_ON_BOSS"]
+    assert (
+        own["properties"]["enabled"]["description"] == "MAIL_ON_BOSS as the running app sees it, true when on"
+    )
+    described = {k: v["description"] for k, v in own["properties"]["flags"]["properties"].items()}
+    assert described == {
+        "MAIL_ON_BOSS": "the flag is on: pg-boss is switched on and new mail-send jobs go to pg-boss",
+        "REPORTS_ON_BOSS": "the flag is on: new report jobs go to pg-boss",
+        "EVERYTHING_ON_BOSS": "the flag is on: every new job goes to pg-boss",
+    }
+    assert [k for k in own["properties"] if k.endswith("_jobs")] == ["mail_jobs", "report_jobs"]
+    counts = {"pending": 0, "completed": 2, "failed": 0}
+    flags = {"MAIL_ON_BOSS": True, "REPORTS_ON_BOSS": False, "EVERYTHING_ON_BOSS": False}
+    payload = {"enabled": True, "flags": flags, "mail_jobs": counts, "report_jobs": None}
+    validator = jsonschema.Draft202012Validator(own)
+    assert list(validator.iter_errors(payload)) == []
+    wrong = {**payload, "flags": {"PGBOSS_ENABLED": True}, "mail_jobs": {**counts, "failed": "0"}}
+    errors = sorted((".".join(map(str, e.absolute_path)), e.validator) for e in validator.iter_errors(wrong))
+    assert errors == [("flags", "required")] * 3 + [("mail_jobs", "oneOf")]  # 3 flags missing; "0" a string
+    assert migrate("-f", "mailer.yaml", "schema", "--contract", "nope").code == 2
+
+
+def test_next_routes_outside_the_app_router_are_named(app: Path, migrate: Migrate) -> None:
+    (app / "src" / "app").mkdir(parents=True)
+    (app / "src" / "app" / "layout.tsx").write_text("export default function Root() { return null }\n")
+    r = migrate("-f", SHIPPED, "scaffold")
+    assert r.code == 0, r.text
+    assert r.out.splitlines()[0] == (
+        "warning: Next serves the app router in src/app/, so the routes written to runbook-app/app/api are"
+        " not served; pass --out src (the folder holding app/) to write them where Next finds them"
+    )
+    r = migrate("-f", SHIPPED, "scaffold", "--out", "src")
+    assert (r.code, "warning" in r.out) == (0, False), r.text
+    assert (app / "src/app/api/admin/pgboss-status/route.ts").is_file()
+    r = migrate("-f", SHIPPED, "scaffold", "--out", "elsewhere", "--framework", "express")
+    assert (r.code, "warning" in r.out) == (0, False), r.text  # Express mounts the routes itself
