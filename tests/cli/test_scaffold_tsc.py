@@ -1,4 +1,7 @@
 """Every combination `migrate scaffold` writes (next / express x ts / js) type-checks with `tsc --strict`
+and every further check @tsconfig/strictest turns on (exactOptionalPropertyTypes, noUncheckedIndexedAccess,
+noPropertyAccessFromIndexSignature, noUnused*, noImplicitReturns: a strict app's tsconfig takes the files as
+they are)
 against the real TypeScript, @types/node, pg, @types/pg, @types/express and pg-boss of each line,
 installed from the npm registry into the ignored cache folder (runbook.toolchain.ensure_typecheck, under a
 file lock). One tsc run per pg-boss line checks the four outputs (JavaScript through allowJs/checkJs, with
@@ -35,6 +38,14 @@ TSCONFIG = {
         "allowImportingTsExtensions": True,
         "esModuleInterop": True,
         "noUncheckedIndexedAccess": True,
+        "exactOptionalPropertyTypes": True,
+        "noImplicitReturns": True,
+        "noFallthroughCasesInSwitch": True,
+        "noUnusedLocals": True,
+        "noUnusedParameters": True,
+        "noPropertyAccessFromIndexSignature": True,
+        "allowUnusedLabels": False,
+        "allowUnreachableCode": False,
         "noImplicitOverride": True,
         "types": ["node"],
         "skipLibCheck": True,
@@ -62,7 +73,9 @@ const rt = configureRuntime({
     const r: 'pgboss' | 'legacy' = route
     console.log(type, data, r)
   },
-  jobOptions: { evaluation: { retryLimit: 5, priority: 1 } }
+  jobOptions: { evaluation: { retryLimit: 5, priority: 1 } },
+  connectionString: process.env['APP_DATABASE_URL'], // string | undefined: allowed
+  log: undefined
 })
 rt.flags.on('change', (snapshot) => { const on: boolean = snapshot.PGBOSS_FOR_NEW_EVALS; console.log(on) })
 const enabled: boolean = rt.flags.isOn('PGBOSS_ENABLED')
