@@ -45,7 +45,10 @@ def schema(name: str) -> dict[str, Any]:
 
 def endpoint(url: str) -> str | None:
     """The contract path a check URL calls (`/api/health`), or None for a URL the contract does not name."""
-    path = urllib.parse.urlsplit(url).path.rstrip("/")
+    try:
+        path = urllib.parse.urlsplit(url).path.rstrip("/")
+    except ValueError:  # not a URL Python can parse (`http://[::1/x`): the check's own call says so
+        return None
     for known in ENDPOINTS:
         if path == known or path.endswith(known):
             return known

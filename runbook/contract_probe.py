@@ -21,33 +21,45 @@ _TIMEOUT = 5.0
 
 
 def problems(
-    rb: Runbook, env: Mapping[str, str] | None = None, measured: Collection[tuple[str, str]] = ()
+    rb: Runbook,
+    current: str,
+    env: Mapping[str, str] | None = None,
+    measured: Collection[tuple[str, str]] = (),
 ) -> list[str]:
     """`increment-4 verify `app-reports-flag` will read flags.PGBOSS_FOR_ALL_JOBS: GET /api/... has no ...`.
-    The checks in `measured` ((stage id, check name): measured in this run, their lines explain) are left
-    out."""
+    The reads still to come from stage `current`: its monitors and soak work, and every check of the stages
+    after it. The checks in `measured` ((stage id, check name): measured in this run, their lines explain)
+    are left out."""
     import httpx
 
     from runbook.checkrun import CheckRunContext
     from runbook.checks.http import client, resolve_url
 
-    reads = [r for r in contract_runbook.read_fields(rb) if (r.stage, r.check) not in measured]
+    order = {stage.id: i for i, stage in enumerate(rb.stages)}
+    now = order.get(current, -1)
+
+    def to_come(r: contract_runbook.Read) -> bool:
+        at = order[r.stage]
+        return at > now or (at == now and r.phase in ("soak work", "monitor"))
+
+    reads = [r for r in contract_runbook.read_fields(rb) if to_come(r) and (r.stage, r.check) not in measured]
     if not reads:
         return []
     schemas = functools.partial(contract_runbook.schema, rb)
-    documents: dict[str, Any] = {}
+    documents: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
     out: list[str] = []
     with CheckRunContext(rb, env=env) as ctx:
         for read in reads:
-            if read.url not in documents:
+            key = (read.url, tuple(sorted(read.headers.items())))
+            if key not in documents:
                 try:  # one try, no retries: the checks of this run have just waited on a down app
                     full, is_app = resolve_url(ctx, read.url)
-                    headers = dict(rb.settings.app.headers) if is_app else {}
+                    headers = {**(rb.settings.app.headers if is_app else {}), **read.headers}  # as the check
                     resp = client().get(full, headers=headers, timeout=_TIMEOUT)
-                    documents[read.url] = resp.json() if resp.status_code == 200 else None
+                    documents[key] = resp.json() if resp.status_code == 200 else None
                 except (httpx.HTTPError, ValueError):  # unreachable, a bad URL, a body that is not JSON
-                    documents[read.url] = None
-            document = documents[read.url]
+                    documents[key] = None
+            document = documents[key]
             if document is None:
                 continue
             note = contract.note(read.url, document=document, paths=[read.path], schemas=schemas)

@@ -111,7 +111,7 @@ def plan(session: Session, *, check: bool = False) -> PlanResult:
         result.measurements = judged.measurements
         measured = {(cur.stage.id, m.check) for m in [*judged.monitors, *judged.work]}
         measured |= {(nxt.id, m.check) for m in judged.preflight} if nxt is not None else set()
-        result.contract = problems(rb, session.env, measured)
+        result.contract = problems(rb, cur.stage.id, session.env, measured)
         result.blockers += judged.blockers([m.id for m in nxt.manual] if nxt else [])  # a plan assumes them
     elif result.soak_remaining > 0:
         result.blockers.append(machine.Blocker("soak", "soak not over"))

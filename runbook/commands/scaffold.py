@@ -124,23 +124,24 @@ def scaffold(
 
 
 def next_location(out: Path, app_dir: Path) -> list[str]:
-    """A warning when Next would not serve the routes written under `out`/app/api: the app's router folder
-    (app/ or src/app/ with a layout or page) is elsewhere. Nothing when `out` holds it or none is found."""
+    """A warning when Next would not serve the routes written under `out`/app/api: the app router it serves
+    (app/, else src/app/, of the app: a folder with a layout or page somewhere in it, route groups and
+    segments included) is another folder. Nothing when no app router is found."""
 
     def router(folder: Path) -> bool:
-        return any(folder.glob("layout.*")) or any(folder.glob("page.*"))
+        return folder.is_dir() and any(p.is_file() for g in ("layout.*", "page.*") for p in folder.rglob(g))
 
-    if router(out / "app"):
-        return []
-    found = [d for d in (app_dir / "app", app_dir / "src" / "app") if router(d)]
-    if not found:
+    served = next((d for d in (app_dir / "app", app_dir / "src" / "app") if router(d)), None)
+    if served is None or served.resolve() == (out / "app").resolve():
         return []
     here = Path.cwd()
-    router_dir = found[0].resolve()
+    router_dir = served.resolve()
     shown_router = router_dir.relative_to(here) if router_dir.is_relative_to(here) else router_dir
     holder, api = shown_router.parent, out / "app" / "api"
+    shadowed = served == app_dir / "app" and (app_dir / "src" / "app").resolve() == (out / "app").resolve()
+    also = " (Next ignores src/app when app/ exists)" if shadowed else ""
     return [
-        f"Next serves the app router in {shown_router}/, so the routes written to {api} are not "
+        f"Next serves the app router in {shown_router}/{also}, so the routes written to {api} are not "
         f"served; pass --out {holder} (the folder holding app/) to write them where Next finds them"
     ]
 

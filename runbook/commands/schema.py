@@ -35,4 +35,6 @@ def contract_schema(
     from runbook import contract_runbook
     from runbook.spec import load_runbook
 
+    if name != contract_runbook.STATUS:  # /api/health names nothing of a runbook: none is needed
+        return SchemaResult(contract_runbook.schema(None, name))
     return SchemaResult(contract_runbook.schema(load_runbook(runbook_file, env=env), name))

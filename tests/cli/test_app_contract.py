@@ -65,6 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = self.routes.get(self.path)
         code, payload = (200, body) if body is not None else (404, {"error": f"no route {self.path}"})
+        token = self.routes.get("token")  # set: every route wants `Authorization: Bearer <token>`
+        if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
+            code, payload = 401, {"error": "unauthorized"}
         raw = json.dumps(payload).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -199,7 +202,7 @@ def test_plan_check_names_fields_a_later_stage_will_read_before_any_flip(
     r = migrate("plan", "--check")
     assert r.code == 0, r.text  # the preflight of one passes: warnings, not blockers
     where = "stages.yaml:31:9: two verify `app-reports-all`"
-    lines = r.out.split("App contract (fields the checks of every stage read; docs/app-contract.md):\n")[1]
+    lines = r.out.split("App contract (fields checks still to come will read; docs/app-contract.md):\n")[1]
     assert lines.splitlines()[:2] == [
         f"  - {where} will read flags.PGBOSS_FOR_ALL_JOBS: GET /api/admin/pgboss-status has no"
         " `flags.PGBOSS_FOR_ALL_JOBS` (the app contract: a boolean (true or false), the flag is on: every new"
@@ -219,8 +222,38 @@ def test_plan_check_names_fields_a_later_stage_will_read_before_any_flip(
     r = migrate("plan", "--check")
     assert r.code == 1, r.text
     contract = r.out.split("App contract")[1].split("Not ready:")[0]
-    assert contract.count("will read") == 1 and "two verify `app-reports-all` will read enabled:" in contract
+    assert contract.count("\n  - ") == 1 and "two verify `app-reports-all` will read enabled:" in contract
     assert "status-up" not in contract  # measured now: its own line explains it
     routes.pop("/api/admin/pgboss-status")  # unreachable or not 200: the checks that call it say so
     r = migrate("plan", "--check")
     assert (r.code, "App contract" in r.out) == (1, False), r.text
+
+
+def test_plan_check_reads_with_the_checks_headers_and_skips_stages_already_past(
+    app_dir: Path, migrate: Migrate, routes: dict[str, Any]
+) -> None:
+    flags = "  PGBOSS_ENABLED: false\n"
+    text = RUNBOOK.replace(flags, flags + "  PGBOSS_FOR_ALL_JOBS: false\n") + LATER
+    url, auth = "url: /api/admin/pgboss-status", "headers: {Authorization: Bearer s3cret}"
+    text = text.replace(url, f"{url}, {auth}")  # the admin endpoint wants a token; the checks send it
+    text = text.replace(f"        {url}, {auth}", f"        {url}\n        {auth}")  # block style
+    (app_dir / "stages.yaml").write_text(text)
+    (app_dir / "app.env").write_text("PGBOSS_ENABLED=false\nPGBOSS_FOR_ALL_JOBS=false\n")
+    routes["/api/admin/pgboss-status"] = {**STATUS, "flags": {"PGBOSS_ENABLED": False}}
+    r = migrate("plan", "--check")
+    assert r.code == 0 and "will read flags.PGBOSS_FOR_ALL_JOBS" in r.out, r.text
+    routes["token"] = "s3cret"  # now only a request with the check's header gets an answer
+    r = migrate("plan", "--check")
+    assert r.code == 1, r.text  # /api/health's checks send no token: 401
+    assert "will read flags.PGBOSS_FOR_ALL_JOBS" in r.out  # read with the check's header, as the check will
+    assert "s3cret" not in r.text
+    routes.pop("token")
+    on = {"PGBOSS_ENABLED": True, "PGBOSS_FOR_ALL_JOBS": True}
+    routes["/api/admin/pgboss-status"] = {**STATUS, "enabled": False, "flags": on}
+    assert migrate("advance", "--yes").code == 0
+    routes["/api/admin/pgboss-status"] = {**STATUS, "enabled": True, "flags": on}
+    r = migrate("advance", "--yes")
+    assert r.code == 0, r.text  # in two, the last stage: its verify is past
+    routes["/api/admin/pgboss-status"] = {**STATUS, "enabled": True, "flags": {}}
+    r = migrate("plan", "--check")
+    assert (r.code, "App contract" in r.out) == (0, False), r.text  # no check will read flags again

@@ -345,7 +345,10 @@ def test_a_check_left_on_the_shipped_names_is_named_with_its_fix(app: Path, migr
     r = migrate("validate", "renamed.yaml")
     assert r.code == 0, r.text
     warnings = [ln for ln in r.out.splitlines() if ln.startswith("Warning:")]
-    fix = "read one of those (`migrate schema --contract pgboss-status` prints this runbook's contract)"
+    fix = (
+        "read one of those (`migrate -f renamed.yaml schema --contract pgboss-status` prints this runbook's"
+        " contract)"
+    )
     assert [w.split(": ", 1)[1].split(" reads ")[0].split(": ", 1)[1] for w in warnings] == [
         "increment-2 preflight `status-endpoint-reports-imports`",
         "increment-3 verify `app-reports-flag`",
@@ -422,3 +425,33 @@ def test_next_routes_outside_the_app_router_are_named(app: Path, migrate: Migrat
     assert (app / "src/app/api/admin/pgboss-status/route.ts").is_file()
     r = migrate("-f", SHIPPED, "scaffold", "--out", "elsewhere", "--framework", "express")
     assert (r.code, "warning" in r.out) == (0, False), r.text  # Express mounts the routes itself
+
+
+def test_next_route_groups_and_a_shadowed_src_app_are_named(app: Path, migrate: Migrate) -> None:
+    (app / "app" / "(site)").mkdir(parents=True)  # the root layout inside a route group
+    (app / "app" / "(site)" / "layout.tsx").write_text("export default function Root() { return null }\n")
+    r = migrate("-f", SHIPPED, "scaffold")
+    assert "warning: Next serves the app router in app/, so the routes written to runbook-app/app/api" in (
+        r.out
+    )
+    (app / "src" / "app").mkdir(parents=True)
+    (app / "src" / "app" / "page.tsx").write_text("export default function Page() { return null }\n")
+    r = migrate("-f", SHIPPED, "scaffold", "--out", "src")
+    assert r.out.splitlines()[0] == (
+        "warning: Next serves the app router in app/ (Next ignores src/app when app/ exists), so the routes"
+        " written to src/app/api are not served; pass --out . (the folder holding app/) to write them where"
+        " Next finds them"
+    )
+    r = migrate("-f", SHIPPED, "scaffold", "--out", ".")
+    assert (r.code, "warning" in r.out) == (0, False), r.text
+
+
+def test_schema_contract_health_needs_no_runbook(tmp_path: Path, migrate: Migrate) -> None:
+    from runbook import contract
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = migrate("-f", str(empty / "stages.yaml"), "schema", "--contract", "health")
+    assert (r.code, json.loads(r.out)) == (0, contract.schema("health"))
+    r = migrate("-f", str(empty / "stages.yaml"), "schema", "--contract", "pgboss-status")
+    assert r.code == 2 and "no such file" in r.text  # named after a runbook: it needs one
