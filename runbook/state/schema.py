@@ -213,10 +213,18 @@ def migrate(conn: psycopg.Connection[Any], schema: str = "runbook") -> list[int]
 
     `conn` must be in autocommit mode (no transaction open); the work happens in one transaction."""
     try:
-        return _migrate(conn, schema)
-    except psycopg.errors.UniqueViolation:
-        # Another tool created the schema itself at the same moment (CREATE SCHEMA IF NOT EXISTS races).
-        return _migrate(conn, schema)
+        try:
+            return _migrate(conn, schema)
+        except psycopg.errors.UniqueViolation:
+            # Another tool created the schema itself at the same moment (CREATE SCHEMA IF NOT EXISTS races).
+            return _migrate(conn, schema)
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReservedName) as exc:
+        reason = str(exc.diag.message_primary or exc).strip()
+        raise ConfigError(
+            f'cannot create or upgrade the state schema "{schema}" ({reason})',
+            hint="set settings.state.schema to a schema this role owns (not pg_*), or create it once as its "
+            "owner: `migrate init --role NAME` writes runbook-role.sql to run with psql as a superuser",
+        ) from None
 
 
 def _migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
