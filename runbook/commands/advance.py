@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook import autorollback, engine, faultpoints, machine
+from runbook.commands.plan import flags_now
 from runbook.errors import NotReadyError, UsageError
 from runbook.evaluation import evaluate
 from runbook.exitcodes import ExitCode
@@ -116,7 +117,7 @@ def advance(
                 machine.Blocker("transfer", f"transfer to queue {preview.spec.queue}: {preview.error}")
             )
         target = rb.desired_flags(nxt.id)
-        changes = machine.flag_diff(cur.flags, target)
+        changes = machine.flag_diff(flags_now(session, cur.flags), target)  # what the flip will change
         result = AdvanceResult(
             cur.stage.id, nxt.id, "blocked", changes, measured, blockers=blockers, reason=reason,
             transfer=preview,

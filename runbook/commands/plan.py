@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,21 @@ from runbook.model import CheckSpec, Stage
 from runbook.reconcile import pending_blockers
 from runbook.session import Session
 from runbook.transfer import action as transfer_action
+
+
+def flags_now(session: Session, desired: Mapping[str, str]) -> dict[str, str | None]:
+    """The flags as the backend holds them, a plan's `before` (the diff says what the flip will really
+    change, also after drift): a value the backend does not have while the desired one is the safe value
+    counts as that (the app reads a missing flag as off); when the backend cannot be read, the recorded
+    (desired) flags stand."""
+    from runbook.commands.status import read_flags
+
+    got = read_flags(session, dict(desired))
+    if got.error is not None:
+        return dict(desired)
+    safe = session.runbook.safe_flags()
+    now = {n: got.actual.get(n) for n in desired}
+    return {n: desired[n] if v is None and desired[n] == safe.get(n) else v for n, v in now.items()}
 
 
 def _spec(c: CheckSpec) -> dict[str, Any]:
@@ -91,7 +107,7 @@ def plan(session: Session, *, check: bool = False) -> PlanResult:
         next=nxt,
         entered_at=cur.entered_at,
         version=cur.version,
-        changes=machine.flag_diff(cur.flags, target),
+        changes=machine.flag_diff(flags_now(session, cur.flags), target),
         soak_remaining=machine.soak_remaining(cur.stage, cur.entered_at, now),
         checked=check,
         time_scale=rb.time_scale,
