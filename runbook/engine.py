@@ -157,7 +157,8 @@ class RollbackOutcome:
     flip: Flip
     journaled: bool
     event: NewEvent
-    leftover: list[dict[str, Any]]
+    leftover: list[dict[str, Any]] | None
+    """Jobs still queued in pg-boss per queue; None when they could not be counted (database down)."""
 
 
 def rollback_now(
@@ -236,16 +237,17 @@ def _payload(ev: NewEvent) -> dict[str, Any]:
     return data
 
 
-def pgboss_leftover(session: Session) -> list[dict[str, Any]]:
-    """Jobs still queued in pg-boss per queue (work left behind by a rollback); [] when not measurable."""
+def pgboss_leftover(session: Session) -> list[dict[str, Any]] | None:
+    """Jobs still queued in pg-boss per queue (work left behind by a rollback): [] when none (or pg-boss is
+    not installed), None when they could not be counted (its database unreachable)."""
     try:
         from runbook.checks.pgboss import queued_per_queue
     except ImportError:
-        return []
+        return None
     rb = session.runbook
     try:
         ctx = session.check_context(None, None)
         with ctx.connect(rb.settings.pgboss.url) as conn:
             return queued_per_queue(conn, rb.settings.pgboss.schema)
-    except Exception:  # reporting leftovers must never block a rollback
-        return []
+    except Exception:  # reporting leftovers must never block a rollback; never claim "nothing left" either
+        return None

@@ -31,7 +31,8 @@ class AdvanceResult:
     rolled_back_to: str | None = None
     forced: bool = False
     reason: str | None = None
-    leftover: list[dict[str, Any]] = field(default_factory=list)
+    leftover: list[dict[str, Any]] | None = field(default_factory=list)
+    """After an automatic rollback: jobs still queued in pg-boss; None when they could not be counted."""
     failure: str | None = None
     transfer: transfer_action.ActionResult | None = None
     """The stage's `transfer:` action: its dry run (blocked, dry-run) or its run and verify."""

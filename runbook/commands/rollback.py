@@ -22,7 +22,8 @@ class RollbackResult:
     changes: list[machine.FlagChange]
     reason: str | None
     journaled: bool = False
-    leftover: list[dict[str, Any]] = field(default_factory=list)
+    leftover: list[dict[str, Any]] | None = field(default_factory=list)
+    """Jobs still queued in pg-boss per queue; None when they could not be counted."""
     forced: bool = False
     template: str = "rollback"
     exit_code: ExitCode = ExitCode.ROLLED_BACK
