@@ -12,7 +12,7 @@ from typing import Any
 
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
-from runbook.model import DOTENV_FLAGS_FILE
+from runbook.model import DOTENV_FLAGS_FILE, Runbook
 from runbook.result import FieldsJson
 from runbook.roles import ROLE_FILE, check_role_name, role_sql
 
@@ -77,28 +77,35 @@ def init(
     rb = load_runbook_text(text, "stages.yaml", env={"DATABASE_URL": "postgresql://localhost/app"})
     files: dict[str, str] = {Path(runbook_file).name: text}
     result = InitResult(role=role)
+    own = root / Path(runbook_file).name
+    kept = not force and _exists(own, "-f", file=True)  # the operator's runbook, kept: its names count
+
+    @functools.cache
+    def names() -> Runbook:
+        if not kept:
+            return rb
+        return load_runbook_text(own.read_text(encoding="utf-8"), str(own), env=env_with_url)
+
     if role is not None:
-        own = root / Path(runbook_file).name
-        names = rb
-        if not force and _exists(own, "-f", file=True):  # the operator's runbook, kept: its names
-            names = load_runbook_text(own.read_text(encoding="utf-8"), str(own), env=env_with_url)
-        files[ROLE_FILE] = role_sql(names, role)
+        files[ROLE_FILE] = role_sql(names(), role)
         result.role_file = str(root / ROLE_FILE)
-    env_lines = [
-        "# Feature flags of the pg-boss migration, at their safe values (the legacy path).",
-        "# `migrate` rewrites the values in place; comments and other lines are kept.",
-    ]
-    env_lines += [f"{f.name}={f.safe}" for f in rb.flags]
-    files[DOTENV_FLAGS_FILE] = "\n".join(env_lines) + "\n"
+    if _exists(root / DOTENV_FLAGS_FILE, "--dir"):  # it holds the live flags: kept, even with --force
+        result.kept_flags = str(root / DOTENV_FLAGS_FILE)
+    else:  # at the safe values of the runbook the folder will hold
+        env_lines = [
+            "# Feature flags of the pg-boss migration, at their safe values (the legacy path).",
+            "# `migrate` rewrites the values in place; comments and other lines are kept.",
+        ]
+        env_lines += [f"{f.name}={f.safe}" for f in names().flags]
+        files[DOTENV_FLAGS_FILE] = "\n".join(env_lines) + "\n"
     if ci:
         from runbook.ciconfig import render_ci
 
         files.update(render_ci(ci, Path(runbook_file).name, {"install": install}))
     if deploy:
         # the runbook the folder will hold: the operator's (kept unless --force), else the shipped one
-        own = root / Path(runbook_file).name
-        deployed = own.read_text(encoding="utf-8") if not force and _exists(own, "-f", file=True) else text
-        variables = load_runbook_text(deployed, str(own), env=env_with_url).variables
+        deployed = own.read_text(encoding="utf-8") if kept else text
+        variables = names().variables
         options = {**(deploy_options or {}), "install": install}
         manifests = render_deploy(deploy, own.name, deployed, variables, options)
         files.update(manifests.files)
@@ -113,9 +120,6 @@ def init(
     )  # after every check: refused = nothing written
     for rel, content in files.items():
         path = root / rel
-        if rel == DOTENV_FLAGS_FILE and _exists(path, "--dir"):
-            result.kept_flags = str(path)
-            continue
         if _exists(path, "-f" if rel == Path(runbook_file).name else "--dir") and not force:
             result.skipped.append(str(path))
             continue

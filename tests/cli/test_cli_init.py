@@ -152,3 +152,30 @@ def test_schema_is_json_with_every_kind(empty: Path, migrate: Migrate) -> None:
         "prometheus",
     ):
         assert f'"{kind}"' in text, kind
+
+
+def test_init_next_to_a_runbook_of_ones_own_writes_its_flags(
+    tmp_path: Path, migrate: Migrate, monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> None:
+    mine = (
+        "version: 1\nname: thumbs\nsettings:\n  database: {url: '${DATABASE_URL}'}\n"
+        "  flags: {type: dotenv, path: .env.flags}\nflags:\n  THUMBS_ON_BOSS: false\n  MAIL_ON_BOSS: 'off'\n"
+        "stages:\n  - id: legacy\n  - id: thumbs\n    set: {THUMBS_ON_BOSS: true}\n"
+    )
+    (tmp_path / "stages.yaml").write_text(mine)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    r = migrate("init")
+    assert r.code == 0, r.text
+    assert (tmp_path / "stages.yaml").read_text() == mine  # kept
+    assert (tmp_path / ".env.flags").read_text().splitlines()[2:] == [
+        "THUMBS_ON_BOSS=false",
+        "MAIL_ON_BOSS=off",
+    ]
+    r = migrate("status")
+    assert (r.code, "DRIFT" in r.out) == (0, False), r.text  # right after init: nothing differs
+    (tmp_path / "stages.yaml").write_text("stages: [not, a, runbook\n")
+    (tmp_path / ".env.flags").unlink()
+    r = migrate("init")
+    assert r.code == 2 and "stages.yaml" in r.err, r.text  # its flags cannot be known: fix it first
+    assert not (tmp_path / ".env.flags").exists()
