@@ -54,6 +54,8 @@ def rollback(
     rb = session.runbook
     if to is not None and to not in {s.id for s in rb.stages}:
         raise UsageError(f"unknown stage {to!r}", hint="stages: " + ", ".join(s.id for s in rb.stages))
+    if force and not reason:  # as advance: a forced operation is audited with its why
+        raise UsageError("--force needs --reason", hint='add --reason "why this is safe"')
     try:
         store = session.store()
     except UnreachableError as exc:

@@ -142,6 +142,8 @@ def test_manual_items_must_be_confirmed_and_irreversible_rollback_needs_force(
     r = migrate("rollback")
     assert r.code == 1
     assert "done is irreversible; rolling back to legacy would undo it" in r.err
+    r = migrate("rollback", "--force")  # forced, but without its why: as advance, a usage error
+    assert (r.code, r.err.splitlines()[0]) == (2, "error: --force needs --reason"), r.text
     r = migrate("rollback", "--force", "--reason", "data loss found")
     assert r.code == 4, r.text
     assert "Rolled back done -> legacy (data loss found)." in r.out

@@ -72,7 +72,7 @@ def test_rollback_out_of_an_irreversible_stage_needs_force_and_a_reason(ws: Work
     with pytest.raises(NotReadyError, match="done is irreversible") as refused:
         rollback(ws.open())
     assert refused.value.hint is not None and "--force --reason" in refused.value.hint
-    with pytest.raises(NotReadyError, match="done is irreversible"):
+    with pytest.raises(UsageError, match="--force needs --reason"):
         rollback(ws.open(), force=True)  # a reason is needed too
     r = rollback(ws.open(), force=True, reason="data loss found")
     assert (r.from_stage, r.to_stage, r.forced) == ("done", "legacy", True)
