@@ -260,7 +260,9 @@ class TransferSettings:
         "(copied to `archive_table`, then deleted)",
         "cancel",
     )
-    moved_status: str = doc("status written on a moved row (moved: cancel)", "CANCELLED")
+    moved_status: str | None = doc(
+        "status written on a moved row (moved: cancel); unset: the first of settings.legacy.cancelled", None
+    )
     marker_column: str | None = doc(
         "a text, uuid or varchar(36+) column receiving the pg-boss job id of a moved row", None
     )

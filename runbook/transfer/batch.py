@@ -206,7 +206,7 @@ def _one(
         faultpoints.pause("transfer:inserted")
         marked = 0
         for statement in statements.marks:
-            cur = conn.execute(statement, {"ids": legacy_ids, "jobs": ids, "status": m.settings.moved_status})
+            cur = conn.execute(statement, {"ids": legacy_ids, "jobs": ids, "status": m.moved_status})
             marked = cur.rowcount
         if marked != len(rows):
             raise TransferError(

@@ -45,6 +45,13 @@ class Mapping:
     runbook: str
     has_job_now: bool
 
+    @property
+    def moved_status(self) -> str:
+        """The status a moved row gets (moved: cancel): settings.transfer.moved_status, else the runbook's
+        first cancelled status (a status the table uses, as its workers and the legacy checks know it)."""
+        cancelled = self.legacy.settings.cancelled
+        return self.settings.moved_status or (cancelled[0] if cancelled else "CANCELLED")
+
     def job_id(self, legacy_id: Any) -> str:
         """The deterministic pg-boss id of a legacy row: uuid5(namespace, '<runbook>:<legacy id>'), built
         from a SHA-1 of the namespace hashed once (a third of uuid.uuid5's time, spent while a batch holds

@@ -126,3 +126,28 @@ def test_another_table_with_types_json_data_and_archive(
     worked = bosses[major].run(url, "work", "imports", "3")  # 5 is deferred by an hour: not fetched
     assert sorted(j["data"]["itemId"] for j in worked) == [2, 4, 7]
     assert all(j["data"] == expected_data(j["data"]["itemId"], "import") for j in worked)
+
+
+def test_moved_rows_get_the_runbooks_own_cancelled_status(
+    bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = database("12")
+    sql_rows(url, DDL)
+    cancel = RUNBOOK.replace("    moved: archive\n    archive_table: work_items_moved\n", "")  # moved: cancel
+    res = migrate(
+        write_runbook(tmp_path, cancel), url, "-o", "json", "transfer", "legacy", "--queue", "imports"
+    )
+    assert res.exit_code == 0, res.output
+    states = dict(sql_rows(url, "SELECT item_id, state FROM jobs.work_items ORDER BY item_id"))
+    assert states == {1: "queued", 2: "moved", 3: "queued", 4: "moved", 5: "moved", 6: "taken", 7: "moved"}
+    named = cancel.replace(
+        "    data_column: payload\n", "    data_column: payload\n    moved_status: handed_over\n"
+    )
+    res = migrate(
+        write_runbook(tmp_path, named), url, "transfer", "legacy", "--queue", "evals", "--type", "eval"
+    )
+    assert res.exit_code == 0, res.output
+    assert sql_rows(url, "SELECT state FROM jobs.work_items WHERE item_id IN (1, 3) ORDER BY item_id") == [
+        ("handed_over",),
+        ("handed_over",),
+    ]
