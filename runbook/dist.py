@@ -47,6 +47,15 @@ def install_requirement(source: str | None) -> str:
     value = source.strip()
     if value.startswith(f"{DIST_NAME} @ "):
         value = value[len(DIST_NAME) + 3 :].strip()
+    if _credentials(value):
+        raise UsageError(
+            f"--install-from {_masked(value)!r} carries credentials, which would be written into the "
+            "committed pipeline",
+            hint="drop them from the URL and let the CI fetch it with its own secret (a deploy key for "
+            "git+ssh://git@host/..., or a token the job configures with `git config --global "
+            'url."https://oauth2:${TOKEN}@host/".insteadOf https://host/`)',
+        )
+    source = _masked(source)  # shown in the messages below
     if _PIN.match(value):
         return value
     if value.endswith(".whl"):
@@ -65,3 +74,27 @@ def install_requirement(source: str | None) -> str:
             )
         return f"{DIST_NAME} @ {value}"
     raise UsageError(f"--install-from {source!r} is not a source runbook can pin", hint=f"use {FORMS}")
+
+
+def _userinfo(value: str) -> tuple[str, str] | None:
+    """(scheme, user[:password]) of a URL source, or None when it has none."""
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return None
+    authority = rest.split("/", 1)[0]
+    user, at, _host = authority.rpartition("@")
+    return (scheme.rpartition("+")[2].lower(), user) if at else None
+
+
+def _credentials(value: str) -> bool:
+    """A password, or a user name over http(s) (a token as the user name): never a plain ssh user."""
+    info = _userinfo(value)
+    return info is not None and (":" in info[1] or info[0] in ("http", "https"))
+
+
+def _masked(value: str) -> str:
+    info = _userinfo(value)
+    if info is None:
+        return value
+    scheme_part, _, rest = value.partition("://")
+    return f"{scheme_part}://***@{rest.split('@', 1)[1]}" if ":" in info[1] or info[0] != "ssh" else value

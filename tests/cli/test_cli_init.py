@@ -81,6 +81,10 @@ SHA = "89abcdef0123456789abcdef0123456789abcdef"
             ("--install-from", f"git+https://github.com/acme/ops@{SHA}"),
             f"python -m pip install 'runbook-pgboss @ git+https://github.com/acme/ops@{SHA}'",
         ),
+        (  # an ssh user is no secret: the CI's deploy key authenticates
+            ("--install-from", f"git+ssh://git@github.com/acme/ops@{SHA}"),
+            f"python -m pip install 'runbook-pgboss @ git+ssh://git@github.com/acme/ops@{SHA}'",
+        ),
     ],
 )
 def test_init_pipelines_install_the_chosen_source(
@@ -115,6 +119,27 @@ def test_init_refuses_an_install_source_it_cannot_pin(
     assert r.code == 2, r.text
     assert message in r.err
     assert not (empty / "stages.yaml").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"git+https://user:TokPw1@github.com/acme/ops@{SHA}",
+        f"git+https://TokPw1@github.com/acme/ops@{SHA}",  # a token as the user name
+        f"git+ssh://git:TokPw1@github.com/acme/ops@{SHA}",
+        "git+https://user:TokPw1@github.com/acme/ops@main",  # refused for the secret before the branch
+        f"runbook-pgboss @ git+https://user:TokPw1@github.com/acme/ops@{SHA}",
+    ],
+)
+def test_init_refuses_credentials_in_the_install_url_and_never_shows_them(
+    empty: Path, migrate: Migrate, url: str
+) -> None:
+    for ci in (("--ci", "github"), ("--ci", "gitlab"), ("--deploy", "kubernetes")):
+        r = migrate("init", *ci, "--install-from", url)
+        assert r.code == 2, r.text
+        assert "carries credentials, which would be written into the committed pipeline" in r.err
+        assert "TokPw1" not in r.text and "***@github.com/acme/ops@" in r.err
+        assert sorted(p.name for p in empty.iterdir()) == []  # refused before anything is written
 
 
 def test_validate_markdown_and_json(empty: Path, migrate: Migrate) -> None:
