@@ -16,6 +16,7 @@ from runbook import __version__
 from runbook.cliglobals import GlobalGroup, Globals, global_options, settings_from
 from runbook.errors import RunbookError, UsageError
 from runbook.exitcodes import ExitCode
+from runbook.operations import OPERATIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 LONG_RUNNING = frozenset({"watch", "demo"})
@@ -270,7 +271,13 @@ def status(cli: Cli) -> None:
 @click.option(
     "-n", "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="How many events."
 )
-@click.option("--operation", default=None, help="Only events of this operation (advance, rollback, ...).")
+@click.option(
+    "--operation",
+    type=click.Choice(OPERATIONS),
+    default=None,
+    metavar="OP",
+    help="Only events of this operation: " + ", ".join(OPERATIONS) + ".",
+)
 @pass_cli
 def history(cli: Cli, limit: int, operation: str | None) -> None:
     """Show the audit log: who did what, why, and the measurements behind it."""
@@ -279,14 +286,18 @@ def history(cli: Cli, limit: int, operation: str | None) -> None:
     cli.run(lambda: run(cli.session(), limit=limit, operation=operation))
 
 
-@main.command(short_help="Release a lock whose holder is gone.")
+@main.command(short_help="Release a lock whose holder is gone or hung.")
 @click.option("--reason", default=None, help="Why; recorded in the history.")
+@click.option(
+    "--force", is_flag=True, help="Also end a holder still running on this host (needs --reason; audited)."
+)
 @pass_cli
-def unlock(cli: Cli, reason: str | None) -> None:
-    """Release a lock left by a process that is gone."""
+def unlock(cli: Cli, reason: str | None, force: bool) -> None:
+    """Release a lock left by a process that is gone or hung. A holder still running on this host is not
+    ended without --force; one on another host is not looked at."""
     from runbook.commands.unlock import unlock as run
 
-    cli.run(lambda: run(cli.session(), reason=reason))
+    cli.run(lambda: run(cli.session(), reason=reason, force=force))
 
 
 @main.command(short_help="CI gate: monitors + next preflight, once.")
@@ -347,10 +358,11 @@ def watch(
     from runbook.commands.watch import watch as run
     from runbook.watchview import WatchPrinter, announce_metrics, stop_on_signals
 
-    every = _seconds(cli, interval, "--interval") if interval else None
+    every = _seconds(cli, interval, "--interval", positive="30s") if interval is not None else None
     linger = _seconds(cli, metrics_linger, "--metrics-linger", scaled=False)
     if metrics_address is not None and metrics_port is None:
         raise click.UsageError("--metrics-address needs --metrics-port (the port to serve metrics on)")
+    cli.output.json_lines = True  # -o json: a round an object a line, then the result (or error) on one line
     stop = stop_on_signals()
 
     options: dict[str, Any] = {"interval": every, "auto_advance": auto_advance, "max_rounds": max_samples}
@@ -391,14 +403,17 @@ def watch(
     cli.run(go)
 
 
-def _seconds(cli: Cli, text: str, option: str, *, scaled: bool = True) -> float:
-    """A duration option in seconds (scaled by RUNBOOK_TIME_SCALE as the runbook's intervals, if `scaled`)."""
+def _seconds(cli: Cli, text: str, option: str, *, scaled: bool = True, positive: str | None = None) -> float:
+    """A duration option in seconds (scaled by RUNBOOK_TIME_SCALE as the runbook's intervals, if `scaled`).
+    With `positive` (a valid example), 0 is refused: the option would mean nothing (or spin) at 0."""
     from runbook.spec.budget import check_seconds
     from runbook.units import parse_duration, time_scale
 
     try:
         seconds = parse_duration(text)
         check_seconds(seconds, "duration", f'"{text}"')  # as the runbook's intervals
+        if positive is not None and not seconds > 0:
+            raise ValueError(f'must be more than 0, got "{text}"; e.g. {option} {positive}')
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
     return seconds * time_scale(cli.env) if scaled else seconds

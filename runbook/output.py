@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from functools import cached_property
@@ -58,6 +59,8 @@ class Output:
             color = fmt == "text" and not os.environ.get("NO_COLOR") and _isatty(self.stream)
         self.color = color
         self.redact = redactor or Redactor()
+        self.json_lines = False
+        """JSON documents on one line each (`watch`: its rounds, then its result, one object per line)."""
 
     @cached_property
     def _env(self) -> Any:
@@ -72,13 +75,23 @@ class Output:
     def render(self, result: Renderable) -> str:
         """The text of `result` in this output's format (JSON is not templated: it is the data itself)."""
         if self.fmt == "json":
-            return to_json_text(result.to_json()) + "\n"
+            return self._json(result.to_json()) + "\n"
         ext = "md" if self.fmt == "markdown" else "txt"
         template = self._env.get_template(f"{result.template}.{ext}.j2")
         return str(template.render(r=result, data=result.to_json()))
 
+    def _json(self, data: Any) -> str:
+        text = to_json_text(data)
+        return _one_line(text) if self.json_lines else text
+
     def emit(self, result: Renderable) -> None:
         self.stream.write(self.redact(self.render(result)))
+        self.stream.flush()
+
+    def record(self, data: dict[str, Any]) -> None:
+        """One JSON object on a line of its own on stdout (a round of `watch -o json`): what a script reads as
+        it comes, before the command's result."""
+        self.stream.write(self.redact(_one_line(to_json_text(data))) + "\n")
         self.stream.flush()
 
     def notice(self, result: Renderable) -> None:
@@ -109,12 +122,18 @@ class Output:
             body: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
             body["exit_code"] = int(exc.exit_code)
             payload = {"error": body}
-            self.stream.write(self.redact(to_json_text(payload)) + "\n")
+            self.stream.write(self.redact(self._json(payload)) + "\n")
             return
         text = self.style("error:", "fail") + " " + exc.message
         if exc.hint:
             text += "\n  " + self.style("hint:", "bold") + " " + exc.hint
         self.err.write(self.redact(text) + "\n")
+
+
+def _one_line(text: str) -> str:
+    """Indented JSON on one line: a JSON string never holds a raw line break (json escapes it as `\\n`), so
+    every line break is indentation."""
+    return re.sub(r"\n\s*", " ", text)
 
 
 def _isatty(stream: IO[str]) -> bool:

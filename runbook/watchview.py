@@ -40,9 +40,10 @@ def announce_metrics(output: Output, url: str) -> None:
 
 
 class WatchPrinter:
-    """Renders each round: `watch_live` redrawn on a terminal, `watch_line` appended in a log. With `runbook`
-    (one of a fleet's, in its own thread) each line starts with the runbook's name (its JSON object has a
-    `runbook` key) and there is no live view: the fleet's lines interleave, a whole line at a time."""
+    """Renders each round: `watch_live` redrawn on a terminal, `watch_line` appended in a log (stderr);
+    with -o json, a JSON object a line on stdout. With `runbook` (one of a fleet's, in its own thread) each
+    line starts with the runbook's name (its JSON object has a `runbook` key) and there is no live view: the
+    fleet's lines interleave, a whole line at a time."""
 
     lock = threading.Lock()
     """One line written at a time across the threads of a fleet."""
@@ -58,12 +59,9 @@ class WatchPrinter:
             self._print(view)
 
     def _print(self, view: WatchView) -> None:
-        if self.output.fmt == "json":
-            from runbook.rendering import to_json_text
-
+        if self.output.fmt == "json":  # one object per round on stdout, before the result (a script reads it)
             body = view.to_json() if self.runbook is None else {"runbook": self.runbook, **view.to_json()}
-            self.output.err.write(to_json_text(body).replace("\n", " ") + "\n")
-            self.output.err.flush()
+            self.output.record(body)
             return
         env = self.output._env
         line = env.get_template("watch_line.txt.j2").render(v=view.to_json()).strip()

@@ -28,6 +28,8 @@ class StatusResult:
     flags_error: str | None
     drift: list[machine.FlagChange]
     pending_intent: dict[str, Any] | None
+    flags_error_code: ExitCode = ExitCode.UNREACHABLE
+    """The exit code of the error that kept the flags unread (5: the backend is unavailable, as advance)."""
     unset: list[str] = field(default_factory=list)
     """Flags the postgres or command backend has no value for while their desired value is the safe one:
     the app reads the environment, else off (docs/app-contract.md), so they are not drift."""
@@ -42,7 +44,9 @@ class StatusResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.NOT_READY if (self.drift or self.pending_intent or self.flags_error) else ExitCode.OK
+        if self.flags_error:
+            return self.flags_error_code
+        return ExitCode.NOT_READY if (self.drift or self.pending_intent) else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +84,8 @@ class FlagsRead:
     error: str | None
     unset: list[str]
     drift: list[machine.FlagChange]
+    error_code: ExitCode = ExitCode.OK
+    """The exit code of `error` (the backend unavailable: 5)."""
 
 
 def read_flags(session: Session, desired: dict[str, str]) -> FlagsRead:
@@ -88,7 +94,7 @@ def read_flags(session: Session, desired: dict[str, str]) -> FlagsRead:
     try:
         actual = session.backend().read(list(rb.flag_names))
     except RunbookError as exc:
-        return FlagsRead({}, exc.message, [], [])
+        return FlagsRead({}, exc.message, [], [], exc.exit_code)
     unset = _unset_at_safe(rb, desired, actual)
     drift = [c for c in machine.drift(desired, actual) if c.name not in unset]
     return FlagsRead(actual, None, unset, drift)
@@ -121,6 +127,7 @@ def status(session: Session) -> StatusResult:
         desired=cur.flags,
         actual=flags.actual,
         flags_error=flags.error,
+        flags_error_code=flags.error_code,
         drift=flags.drift,
         unset=flags.unset,
         unset_label=UNSET_LABELS.get(type(rb.settings.flags), ""),

@@ -15,7 +15,7 @@ from typing import Any
 
 from runbook import autorollback, engine, machine, monitoring
 from runbook.commands.watchsteps import acquire_lease, notify_round, preempted, try_advance
-from runbook.errors import LockedError, RunbookError, UnreachableError
+from runbook.errors import LockedError, RunbookError, UnreachableError, UsageError
 from runbook.exitcodes import ExitCode
 from runbook.preempt import Guard
 from runbook.reconcile import InFlightError, reconcile_first
@@ -95,8 +95,12 @@ def watch(
 ) -> WatchResult:
     """Watch until stopped, rolled back, or `max_rounds` samples were taken."""
     rb = session.runbook
+    if interval is not None and not interval > 0:  # 0 used to mean the stage's interval, silently
+        raise UsageError(
+            f"the watch interval must be more than 0, got {interval}", hint="e.g. --interval 30s"
+        )
     stop = stop or threading.Event()
-    owner = f"{session.actor} pid {os.getpid()} on {socket.gethostname()}"
+    owner = f"{session.actor.user}@{socket.gethostname()} pid {os.getpid()}"  # read in "held by ..."
     result = WatchResult(rb.name, "stopped", 0, rb.stages[0].id)
     notified: set[tuple[str, str, int]] = set()
     lease_ttl = 0.0
@@ -104,7 +108,7 @@ def watch(
     failures = 0
     guard = Guard(session, "watch")
     shown = 0
-    every = interval or rb.settings.defaults.interval
+    every = interval if interval is not None else rb.settings.defaults.interval
 
     def show(view: WatchView) -> None:
         """Hand a view to `on_round` with what the loop knows (lease, interval, transitions made)."""
@@ -121,7 +125,9 @@ def watch(
                 if guard.baseline is None:
                     guard.arm()  # a manual rollback from now on stops this watcher (exit 4)
                 cur = engine.ensure_recorded(session)
-                every = interval or cur.stage.interval or rb.settings.defaults.interval
+                every = (
+                    interval if interval is not None else cur.stage.interval or rb.settings.defaults.interval
+                )
                 lease_ttl = lease_seconds(every)
                 if not have_lease:
                     waiting = WatchView(result.rounds, cur.stage.id, 0, None, cur=cur)

@@ -4,7 +4,8 @@ The key is derived from the schema and the runbook name, so runbooks sharing a s
 other. The holder (user, host, pid, operation, CI URL, backend pid) is written to `lock_holders` when the
 lock is taken, so a second operator reads "locked by ops@host pid 4121 since 10:02:03 UTC (advance)".
 The lock dies with its connection: a crashed process never leaves it behind; a hung one can be removed
-with `unlock`, which terminates the backend holding it. Session-level locks need a real session: point
+with `unlock`, which terminates the backend holding it (runbook.commands.unlock first refuses a holder still
+running on this host, unless forced). Session-level locks need a real session: point
 the state URL at PostgreSQL or a session-pooling proxy, not at a transaction-pooling PgBouncer.
 """
 
@@ -181,21 +182,39 @@ class LockMixin(StoreBase):
         finally:
             conn.close()
 
-    def unlock(self, runbook: str, actor: Actor, *, reason: str | None = None) -> LockRelease:
-        """Remove the lock of `runbook` by terminating the backend holding it; record an `unlock` event."""
+    def unlock(
+        self,
+        runbook: str,
+        actor: Actor,
+        *,
+        reason: str | None = None,
+        vet: Callable[[LockHolder], tuple[str, dict[str, Any]]] | None = None,
+    ) -> LockRelease:
+        """Remove the lock of `runbook` by terminating the backend holding it; record an `unlock` event.
+
+        `vet` is asked about a known holder before its backend is terminated: it raises to refuse (nothing is
+        done), or returns a note for the event's outcome and data to record with it."""
         holder, pid = self.lock_holder(runbook, settle=1.0)
         with self.tx() as conn:
             stale = holder or self._holder_row(conn, runbook)
-        terminated = None
+        terminated: int | None = None
+        vetted: dict[str, Any]
+        note, vetted = "", {}
+        if holder is not None and vet is not None:
+            note, vetted = vet(holder)
         if pid is not None:
             try:
                 with self.tx() as conn:
-                    conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    if self._lock_pid(conn, runbook) == pid:  # not a new holder that `vet` never saw
+                        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    else:
+                        pid = None
             except psycopg.errors.InsufficientPrivilege:
                 raise ConfigError(
                     f'not allowed to terminate backend {pid}, which holds the lock of "{runbook}"',
                     hint="run `migrate unlock` as the database role that holds the lock, or a superuser",
                 ) from None
+        if pid is not None:
             terminated = pid
             deadline = time.monotonic() + 10.0
             while time.monotonic() < deadline:
@@ -205,12 +224,15 @@ class LockMixin(StoreBase):
                 time.sleep(0.05)
         if terminated is not None:
             who = holder.describe() if holder else "an unknown holder"
-            message = f'terminated backend {terminated}, which held the lock of "{runbook}" for {who}'
+            message = f'terminated backend {terminated}, which held the lock of "{runbook}" for {who}{note}'
         elif stale is not None:
             message = f'the lock of "{runbook}" was not held; cleared the stale record of {stale.describe()}'
         else:
             message = f'the lock of "{runbook}" was not held; nothing to do'
-        data: dict[str, Any] = {"terminated_backend": terminated}
+        data: dict[str, Any] = {
+            "terminated_backend": terminated,
+            **(vetted if terminated is not None else {}),
+        }
         if stale is not None:
             data["holder"] = {
                 "operation": stale.operation,

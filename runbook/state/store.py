@@ -194,6 +194,14 @@ class StateStore(IntentsMixin, SamplesMixin, LockMixin, LeaseMixin, AbortsMixin)
         out = [event_from_row(r) for r in rows]
         return out[::-1] if since_id is None else out
 
+    def count_events(self, runbook: str) -> int:
+        """How many events `runbook` has (of every operation)."""
+        with self.tx() as conn:
+            row = conn.execute(
+                self.sql("SELECT count(*) FROM {events} WHERE runbook = %s"), (runbook,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     def last_event(self, runbook: str, operation: str | Sequence[str] | None = None) -> Event | None:
         """Return the newest event (of these operations)."""
         got = self.events(runbook, limit=1, operation=operation)

@@ -4,6 +4,10 @@ password, and loses nothing."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -123,8 +127,6 @@ def test_a_held_lock_exits_3_naming_the_holder(rb_dir: Path, migrate: Migrate, p
 
 
 def test_unlock_releases_a_lock_whose_holder_hangs(rb_dir: Path, migrate: Migrate, pg_url: str) -> None:
-    import subprocess
-
     assert migrate("advance", "--yes").code == 0
     code = (
         "import sys, time\nfrom runbook.state import StateStore\nfrom runbook.actor import Actor\n"
@@ -137,8 +139,9 @@ def test_unlock_releases_a_lock_whose_holder_hangs(rb_dir: Path, migrate: Migrat
         assert child.stdout is not None and child.stdout.readline().strip() == "held"
         assert migrate("rollback").code == 3
         r = migrate("unlock", "--reason", "bob's shell hung")
-        assert r.code == 0, r.text
-        assert r.out.startswith("Released the lock of cli-test")
+        assert r.code == 0, r.text  # another host: not looked at, released as asked
+        assert r.out.startswith("Released the lock of cli-test: terminated backend ")
+        assert r.out.endswith("; its process was not looked at (another host, hung-box)\n")
         r = migrate("rollback")
         assert r.code == 4, r.text
         unlocks = json.loads(migrate("-o", "json", "history", "--operation", "unlock").out)["events"]
@@ -146,6 +149,83 @@ def test_unlock_releases_a_lock_whose_holder_hangs(rb_dir: Path, migrate: Migrat
     finally:
         child.kill()
         child.wait()
+
+
+def _paused_advance(rb_dir: Path, release: Path) -> subprocess.Popen[str]:
+    """`migrate advance --yes` in a process of its own, holding the lock, paused after its flip (before
+    verify) until `release` exists."""
+    env = {**os.environ, "RUNBOOK_PAUSE_AT": "advance:flipped", "RUNBOOK_PAUSE_RELEASE": str(release)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "advance", "--yes"],
+        cwd=rb_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stderr is not None
+    for line in child.stderr:
+        if line.startswith("paused at advance:flipped"):
+            return child
+    raise AssertionError(child.communicate())
+
+
+def test_unlock_refuses_a_holder_still_running_here_and_releases_a_stopped_one(
+    rb_dir: Path, migrate: Migrate
+) -> None:
+    """A new-user trial: `unlock` ended a healthy advance mid-verify on the same host, and the next advance
+    then reverted its flags ("reconciled unfinished advance") while the first went on to commit."""
+    release = rb_dir / "release"
+    first = _paused_advance(rb_dir, release)
+    try:
+        r = migrate("unlock")
+        assert r.code == 3, r.text
+        lines = r.err.splitlines()
+        assert re.fullmatch(
+            rf'error: not unlocking "cli-test": it is held by \S+ pid {first.pid} since '
+            r"\d\d:\d\d:\d\d UTC \(advance\), a process still running on this host",
+            lines[0],
+        ), r.err
+        assert lines[1:] == [
+            "  hint: wait for it to finish, or take the lock anyway (its database session is ended): "
+            '`migrate unlock --force --reason "why"`'
+        ]
+        assert r.out == ""
+        r = migrate("unlock", "--force")
+        assert (r.code, r.err.splitlines()[0]) == (2, "error: --force needs --reason"), r.text
+        second = migrate("advance", "--yes")
+        assert second.code == 3, second.text  # locked: nothing reconciled under the live advance
+        assert "reconciled" not in second.text
+        release.touch()
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, out + err
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    events = json.loads(migrate("-o", "json", "history").out)["events"]
+    assert [e["operation"] for e in events if e["operation"] in ("unlock", "reconcile", "advance")] == [
+        "advance"
+    ]
+    assert json.loads(migrate("-o", "json", "status").out)["stage"] == "one"
+
+    release.unlink()
+    hung = _paused_advance(rb_dir, release)  # one -> two, then stopped (Ctrl-Z, SIGSTOP): hung
+    try:
+        hung.send_signal(signal.SIGSTOP)
+        r = migrate("unlock", "--reason", "advance stopped")
+        assert r.code == 0, r.text
+        assert r.out.startswith("Released the lock of cli-test: terminated backend "), r.out
+        assert r.out.endswith(f"; its process (pid {hung.pid} on this host) was stopped (hung)\n"), r.out
+    finally:
+        hung.kill()
+        hung.wait()
+    ev = json.loads(migrate("-o", "json", "history", "--operation", "unlock").out)["events"][-1]
+    assert (ev["reason"], ev["data"]["holder_process"], "forced" in ev["data"]) == (
+        "advance stopped",
+        "stopped",
+        False,
+    )
 
 
 def test_a_flag_write_that_does_not_stick_is_not_recorded_as_done(rb_dir: Path, migrate: Migrate) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from runbook.operations import OPERATIONS
 from tests.cli.conftest import Outcome
 
 Migrate = Callable[..., Outcome]
@@ -55,6 +56,26 @@ def test_advance_flips_flags_keeps_other_lines_and_records_the_verdicts(
     assert (adv["from_stage"], adv["to_stage"]) == ("legacy", "one")
     assert {v["check"]: v["verdict"] for v in adv["verdicts"]} == {"db-up": "pass", "flag-written": "pass"}
     assert adv["flags_after"] == {"PGBOSS_ENABLED": "true", "PGBOSS_FOR_NEW_EVALS": "false"}
+    # --operation: one of the operations events record; none of them yet is not "no events" (a new-user trial)
+    r = migrate("history", "--operation", "transfer")
+    assert (r.code, r.out, r.err) == (
+        0,
+        "No transfer events yet for cli-test (3 other events; drop --operation to see them).\n",
+        "",
+    )
+    r = migrate("-o", "json", "history", "--operation", "transfer")
+    assert json.loads(r.out) == {
+        "runbook": "cli-test",
+        "events": [],
+        "operation": "transfer",
+        "other_events": 3,
+    }
+    r = migrate("history", "--operation", "bogus")
+    assert (r.code, r.out) == (2, ""), r.text
+    choices = ", ".join(f"'{op}'" for op in OPERATIONS)
+    said = r.err.splitlines()[-1]
+    assert said == f"Error: Invalid value for '--operation': 'bogus' is not one of {choices}."
+    assert "unlock" in OPERATIONS and "transfer" in OPERATIONS
 
 
 def test_failing_preflight_blocks_and_changes_nothing(rb_dir: Path, migrate: Migrate) -> None:
@@ -172,6 +193,25 @@ def test_status_reports_drift(rb_dir: Path, migrate: Migrate) -> None:
     assert r.code == 1
     assert 'PGBOSS_ENABLED           desired "true"  actual "false"  DRIFT' in r.out
     assert "Drift: 1 flag differs from what stage one wants" in r.out
+
+
+def test_status_exits_5_when_the_flag_backend_is_unavailable(rb_dir: Path, migrate: Migrate) -> None:
+    """A new-user trial: a dotenv `path:` in a folder that does not exist made status exit 1; the documented
+    code for an unavailable backend is 5, as advance returns."""
+    spec = rb_dir / "stages.yaml"
+    spec.write_text(spec.read_text().replace("    path: app.env\n", "    path: nowhere/app.env\n"))
+    missing = rb_dir / "nowhere" / "app.env"
+    r = migrate("status")
+    assert r.code == 5, r.text
+    assert f"  could not read flags: the folder of the flags file {missing} does not exist\n" in r.out
+    assert '  PGBOSS_ENABLED           desired "false"  actual null\n' in r.out and "DRIFT" not in r.out
+    body = json.loads(migrate("-o", "json", "status").out)
+    assert (body["exit_code"], body["flags"]["error"]) == (
+        5,
+        r.out.split("could not read flags: ")[1].strip(),
+    )
+    r = migrate("advance", "--yes")
+    assert r.code == 5, r.text
 
 
 def test_postgres_backend_writes_the_table_and_notifies(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from runbook.actor import current_actor
 from tests.cli.conftest import Outcome
+from tests.integration.checks_pg.legacy_app import LegacyApp
 
 Migrate = Callable[..., Outcome]
 
@@ -32,6 +35,44 @@ def test_gate_passing_writes_junit_and_summary(rb_dir: Path, migrate: Migrate) -
     assert [c.get("name") for c in suite.iter("testcase")] == ["healthy"]
     summary = (rb_dir / "out/summary.md").read_text()
     assert "healthy" in summary and "Gate of cli-test: stage one" in summary
+
+
+def test_durations_read_as_people_write_them_in_summary_junit_watch_and_report(
+    rb_dir: Path, migrate: Migrate, pg_url: str
+) -> None:
+    """A duration monitor (`max: 1d`) over one legacy row that ran 90003 s: the markdown summary, JUnit, the
+    watch line and the HTML report show `1d 1h` against `≤ 1d` (not `9e+04 s` against `8.64e+04 s`), as
+    the explanation does; `-o json` keeps the numbers."""
+    app = LegacyApp(pg_url)
+    app.install()
+    app.run("eval-0", created=-90003 - 120, started=-90003 - 60, seconds=90003)
+    app.close()
+    monitor = "    monitor:\n"
+    latency = "      - {name: eval-latency, kind: legacy, metric: processing_time, window: 2d, max: 1d}\n"
+    stages = rb_dir / "stages.yaml"
+    stages.write_text(stages.read_text().replace(monitor, monitor + latency, 1))
+    assert migrate("advance", "--yes").code == 0
+    r = migrate("gate", "--junit", "j.xml", "--summary", "s.md")
+    assert r.code == 1, r.text
+    why = "legacy processing time p95 1d 1h over 1 completed row in the last 2d > max 1d"
+    summary = (rb_dir / "s.md").read_text().splitlines()
+    assert f"| `eval-latency` | ❌ fail | 1d 1h | ≤ 1d | {why.replace('>', '&gt;')} |" in summary
+    case = next(
+        c for c in ET.parse(rb_dir / "j.xml").getroot().iter("testcase") if c.get("name") == "eval-latency"
+    )
+    failure = case.find("failure")
+    assert failure is not None and failure.get("message") == f"fail: {why} (value 1d 1h, threshold ≤ 1d)"
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert (props["value"], props["unit"], props["threshold"]) == ("90003.0", "s", "≤ 1d")
+    measured = json.loads(migrate("-o", "json", "gate").out)["monitors"]
+    assert [(m["value"], m["inputs"]["max"]) for m in measured if m["check"] == "eval-latency"] == [
+        (90003.0, 86400.0)
+    ]
+    r = migrate("watch", "--interval", "0.1s", "--max-samples", "1")
+    assert r.code == 4, r.text
+    assert "#1 one eval-latency=1d 1h:fail! healthy=0:pass" in r.err
+    assert migrate("report", "--out", "r.html").code == 0
+    assert '<td class="num">1d 1h</td><td>≤ 1d</td>' in (rb_dir / "r.html").read_text()
 
 
 def test_gate_failing_and_inconclusive_exit_1(
@@ -72,13 +113,49 @@ def test_watch_rolls_back_on_the_first_breaching_sample(
     rb_dir: Path, migrate: Migrate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert migrate("advance", "--yes").code == 0
-    assert migrate("watch", "--interval", "0.1s", "--max-samples", "3").code == 0
+    r = migrate("watch", "--interval", "0.1s", "--max-samples", "2")
+    assert r.code == 0, r.text  # text: the rounds on stderr, the result on stdout
+    assert [ln.split("  ")[0] for ln in r.err.splitlines()] == [
+        "#1 one healthy=0:pass",
+        "#2 one healthy=0:pass",
+    ]
+    assert r.out == "Watch stopped after 2 rounds (limit); stage one.\n"
+    # -o json: a round an object a line on stdout (`| jq` sees them), then the result on a line of its own
+    r = migrate("-o", "json", "watch", "--interval", "0.1s", "--max-samples", "2")
+    assert (r.code, r.err) == (0, ""), r.text
+    lines = [json.loads(ln) for ln in r.out.splitlines()]
+    assert [(o.get("n"), o.get("stage"), o.get("outcome")) for o in lines] == [
+        (1, "one", None),
+        (2, "one", None),
+        (None, "one", "limit"),
+    ]
+    assert [c["check"] for c in lines[0]["checks"]] == ["healthy"]
     monkeypatch.setenv("MONITOR_VALUE", "9")
     r = migrate("watch", "--interval", "0.1s", "--max-samples", "50")
     assert r.code == 4, r.text
     assert "Rolled back after 1 round: watch: healthy: 1 failure in this stage" in r.out
     assert "#1 one healthy=9:fail!" in r.err
     assert json.loads(migrate("-o", "json", "status").out)["stage"] == "legacy"
+
+
+def test_watch_refuses_an_interval_of_0_naming_the_option(rb_dir: Path, migrate: Migrate) -> None:
+    """A new-user trial: `--interval 0s` was taken as "no interval given" and sampled every 60 s."""
+    assert migrate("advance", "--yes").code == 0
+    for zero in ("0s", "0m", "0h0s"):
+        began = time.monotonic()
+        r = migrate("watch", "--interval", zero, "--max-samples", "2")
+        assert r.code == 2, r.text
+        assert r.err.splitlines()[-1] == (
+            f'Error: Invalid value for --interval: must be more than 0, got "{zero}"; e.g. --interval 30s'
+        )
+        assert (r.out, time.monotonic() - began < 5) == ("", True)
+    r = migrate("-o", "json", "watch", "--interval", "-1s", "--max-samples", "1")
+    assert r.code == 2 and "Invalid value for --interval" in r.err, r.text
+    assert json.loads(migrate("-o", "json", "status").out)["latest"] == []  # nothing was sampled
+    r = migrate(
+        "watch", "--interval", "0.1s", "--metrics-port", "0", "--metrics-linger", "0s", "--max-samples", "1"
+    )
+    assert r.code == 0, r.text  # --metrics-linger 0s means something: do not linger
 
 
 def test_watch_auto_advances_until_a_human_is_needed(rb_dir: Path, migrate: Migrate) -> None:
@@ -117,7 +194,10 @@ def test_only_one_watcher_acts_and_sigterm_stops_cleanly(rb_dir: Path, migrate: 
         _wait_for_rounds(rb_dir, migrate, 1)
         second = migrate("watch", "--interval", "0.2s", "--max-samples", "2")
         assert second.code == 3, second.text
-        assert "another watcher is already acting on cli-test" in second.err
+        user, host = current_actor().user, socket.gethostname()  # the pid once ("pid N pid N on host")
+        assert second.err.splitlines()[0] == (
+            f"error: another watcher is already acting on cli-test: {user}@{host} pid {first.pid}"
+        )
         first.send_signal(signal.SIGTERM)
         out, err = first.communicate(timeout=20)
         assert first.returncode == 0, err

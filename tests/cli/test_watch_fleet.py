@@ -55,14 +55,14 @@ def test_two_runbooks_in_one_process_lines_prefixed_exit_code_worst(rb_dir: Path
 
     r = migrate("-o", "json", "-f", str(a), "-f", str(b), "watch", "--interval", "0.2s", "--max-samples", "2")
     assert r.code == 0, r.text
-    rounds = [json.loads(ln) for ln in r.err.splitlines()]
+    assert r.err == ""  # one JSON object per line on stdout: each round (with `runbook`), then the result
+    *rounds, body = [json.loads(ln) for ln in r.out.splitlines()]
     assert sorted((o["runbook"], o["n"]) for o in rounds) == [
         ("fleet-a", 1),
         ("fleet-a", 2),
         ("fleet-b", 1),
         ("fleet-b", 2),
     ]
-    body = json.loads(r.out)
     assert [(x["runbook"], x["outcome"], x["rounds"]) for x in body["runbooks"]] == [
         ("fleet-a", "limit", 2),
         ("fleet-b", "limit", 2),
@@ -75,7 +75,8 @@ def test_two_runbooks_in_one_process_lines_prefixed_exit_code_worst(rb_dir: Path
         "-o", "json", "-f", str(a), "-f", str(breaches), "watch", "--interval", "0.2s", "--max-samples", "3"
     )
     assert r.code == 4, r.text
-    outcomes = {x["runbook"]: (x["outcome"], x["exit_code"]) for x in json.loads(r.out)["runbooks"]}
+    body = json.loads(r.out.splitlines()[-1])  # the result, after a line per round
+    outcomes = {x["runbook"]: (x["outcome"], x["exit_code"]) for x in body["runbooks"]}
     assert outcomes == {"fleet-a": ("limit", 0), "fleet-c": ("rolled-back", 4)}
 
 

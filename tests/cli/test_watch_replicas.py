@@ -166,7 +166,7 @@ def test_a_replica_with_max_samples_ends_and_still_takes_over_a_lease_held_elsew
     r = migrate(*args)
     took = time.monotonic() - began
     assert r.code == 0, r.text
-    body = json.loads(r.out)
+    body = json.loads(r.out.splitlines()[-1])  # the result, after a line per round
     assert [(x["runbook"], x["outcome"], x["rounds"]) for x in body["runbooks"]] == [
         ("lim-a", "limit", 2),
         ("lim-b", "limit", 2),

@@ -4,6 +4,7 @@ backends."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psycopg
@@ -129,6 +130,17 @@ def test_history_filters_and_limits(ws: Workspace) -> None:
     assert [e["operation"] for e in history(ws.open(), limit=2).events] == ["intent", "rollback"]
     only = history(ws.open(), operation="advance").to_json()
     assert [(e["from_stage"], e["to_stage"]) for e in only["events"]] == [("legacy", "one"), ("one", "two")]
+    assert (only["operation"], only["other_events"]) == ("advance", 0)  # counted only when none matched
+    none = history(ws.open(), operation="transfer")
+    assert (none.events, none.operation, none.other_events, none.exit_code) == (
+        [],
+        "transfer",
+        7,
+        ExitCode.OK,
+    )
+    with pytest.raises(UsageError, match="unknown operation 'bogus'") as bogus:
+        history(ws.open(), operation="bogus")
+    assert bogus.value.hint is not None and bogus.value.hint.startswith("operations: init, advance, confirm,")
 
 
 def test_gate_passes_fails_and_rolls_back_on_failure(ws: Workspace, tmp_path: Path) -> None:
@@ -166,10 +178,30 @@ def test_unlock_releases_a_held_lock_and_is_audited(ws: Workspace) -> None:
             advance(ws.open(), yes=True)
         assert locked.value.exit_code is ExitCode.LOCKED
         assert locked.value.hint == "wait, or run `migrate unlock` if that process is gone"
-        r = unlock(ws.open(), reason="holder hung")
+        # the holder (this process) is still running on this host: not ended without force
+        with pytest.raises(LockedError, match="a process still running on this host") as live:
+            unlock(ws.open(), reason="holder hung")
+        assert live.value.exit_code is ExitCode.LOCKED
+        assert live.value.hint == (
+            "wait for it to finish, or take the lock anyway (its database session is ended): "
+            '`migrate unlock --force --reason "why"`'
+        )
+        with pytest.raises(UsageError, match="--force needs --reason"):
+            unlock(ws.open(), force=True)
+        assert [e["outcome"] for e in history(ws.open()).events] == [  # the refusals recorded nothing
+            'the lock of "cli-test" was not held; nothing to do'
+        ]
+        r = unlock(ws.open(), reason="holder hung", force=True)
     assert r.released and r.detail.startswith("terminated backend ")
+    assert r.detail.endswith(f"; forced: its process (pid {os.getpid()} on this host) was still running")
     assert r.to_json() == {"runbook": "cli-test", "released": True, "detail": r.detail}
-    assert history(ws.open(), operation="unlock").events[-1]["reason"] == "holder hung"
+    ev = history(ws.open(), operation="unlock").events[-1]
+    assert (ev["reason"], ev["outcome"], ev["data"]["forced"], ev["data"]["holder_process"]) == (
+        "holder hung",
+        r.detail,
+        True,
+        "running",
+    )
     assert advance(ws.open(), yes=True).outcome == "advanced"
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from runbook.commands.advance import advance
 from runbook.commands.gate import gate
 from runbook.commands.history import history
 from runbook.commands.status import status
 from runbook.commands.watch import watch
+from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from tests.commands.conftest import Workspace
 
@@ -22,6 +25,10 @@ def test_watch_samples_until_its_round_limit(ws: Workspace) -> None:
     assert len(views) == 2
     data = r.to_json()
     assert (data["outcome"], data["rounds"], data["exit_code"]) == ("limit", 2, 0)
+    for zero in (0.0, -1.0):  # 0 silently meant the stage's interval (60 s)
+        with pytest.raises(UsageError, match=f"the watch interval must be more than 0, got {zero}") as err:
+            watch(ws.open(), interval=zero, max_rounds=1)
+        assert (err.value.exit_code, err.value.hint) == (ExitCode.USAGE, "e.g. --interval 30s")
 
 
 def test_a_breach_rolls_back_and_exits_4(ws: Workspace) -> None:

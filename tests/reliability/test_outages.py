@@ -144,14 +144,13 @@ def test_the_database_restarting_under_watch_makes_no_decision(
     out, err = proc.communicate(timeout=180)
     assert "Traceback" not in out + err, err
     assert proc.returncode == 0, out + err
-    result = json.loads(out)
+    *views, result = [json.loads(line) for line in out.splitlines()]  # a line per round, then the result
     assert (result["outcome"], result["rounds"], result["stage"], result["transitions"]) == (
         "limit",
         rounds,
         "one",
         [],
     )
-    views = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     outage = [
         v for v in views if "state database" in v["note"] or any(c["verdict"] == "error" for c in v["checks"])
     ]

@@ -268,7 +268,7 @@ def test_watch_auto_advance_runs_the_transfer_and_a_failed_one_still_enters(
     res = migrate(
         runbook, url, "-o", "json", "watch", "--auto-advance", "--max-samples", "1", "--interval", "1s"
     )
-    out = json.loads(res.stdout)
+    out = json.loads(res.stdout.splitlines()[-1])  # the result, after a line per round
     assert out["transitions"] == [{"operation": "advance", "from": "legacy", "to": "cutover"}], out
     assert sql_rows(url, "SELECT stage FROM runbook.state") == [("cutover",)]
     assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'CANCELLED'""") == [(10,)]
