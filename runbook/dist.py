@@ -87,7 +87,7 @@ def _userinfo(value: str) -> tuple[str, str] | None:
 
 
 def _credentials(value: str) -> bool:
-    """A password, or a user name over http(s) (a token as the user name): never a plain ssh user."""
+    """A password, or a user name over http or https (a token as the user name): never a plain ssh user."""
     info = _userinfo(value)
     return info is not None and (":" in info[1] or info[0] in ("http", "https"))
 
