@@ -13,7 +13,7 @@ from runbook.model import CheckSpec, Defaults, FlagDecl, Limits, Runbook, Settin
 from runbook.spec.checkspec import CheckConvention
 from runbook.spec.convert import Converter
 from runbook.spec.leaves import INVALID
-from runbook.spec.stageforms import StageForms, flag_value
+from runbook.spec.stageforms import StageForms, flag_value, positive_interval
 from runbook.spec.transferform import TransferForm
 from runbook.spec.yamlnodes import NULL, join, mapping_items
 
@@ -40,6 +40,7 @@ def build_runbook(root: Node | None, conv: Converter, kinds: Mapping[str, type])
             conv.issues.unknown(key, "", name, TOP_KEYS)
     version = _version(conv, root, top.get("version"))
     name = _required(conv, root, top, "name", 'add name: "..." (what this migration is)')
+    conv.field_hooks[(Defaults, "interval")] = positive_interval
     settings = (
         conv.convert(top["settings"], Settings, "settings") if "settings" in top else conv.empty(Settings)
     )

@@ -6,6 +6,7 @@ stage ids, and the checks between stages (unique ids and check names, `set` only
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any
 
@@ -63,6 +64,7 @@ class StageForms:
         conv.field_hooks[(Stage, "set")] = self.set_flags
         conv.field_hooks[(Stage, "rollback_to")] = self.rollback_to
         conv.field_hooks[(Stage, "manual")] = self.manual
+        conv.field_hooks[(Stage, "interval")] = functools.partial(positive_interval, optional=True)
 
     def stage(self, conv: Converter, node: Node, path: str, index: int) -> Any:
         """Stage number `index`, with defaults applied and check names checked."""
@@ -217,3 +219,15 @@ class StageForms:
                     )
                 else:
                     seen[check.name] = int(line)
+
+
+def positive_interval(conv: Converter, node: Node, path: str, *, optional: bool = False) -> Any:
+    """A sampling interval (a stage's, `optional`: null for the default; settings.defaults'): more than 0,
+    or a watcher would spin."""
+    if optional and isinstance(node, ScalarNode) and node.tag == NULL:
+        return None
+    seconds = conv.duration(node, path)
+    if seconds is not INVALID and seconds <= 0:
+        conv.issues.add(node, path, f"must be more than 0, got {render(node.value)}; e.g. interval: 30s")
+        return INVALID
+    return seconds
