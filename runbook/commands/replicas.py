@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -54,7 +53,7 @@ def share_out(
     """Take and give back runbooks every `tick` until `stop`, or until every runbook's watch is `done` here
     (as a single watch, a replica given --max-samples ends); then stop every watch (each releases its
     lease) and the heartbeat. `beat(ok)` says whether the state database answered this tick."""
-    owner = f"{coordinator.actor} on {socket.gethostname()} ({uuid.uuid4().hex[:8]})"
+    owner = f"{coordinator.actor} ({uuid.uuid4().hex[:8]})"  # user@host pid N (a unique id)
     ttl = lease_seconds(tick)
     running: dict[int, tuple[threading.Thread, threading.Event]] = {}
     first = True
