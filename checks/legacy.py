@@ -13,6 +13,7 @@ from runbook.checks.legacy_table import GROUPS, load, qualified
 from runbook.checks.rates import check_confidence
 from runbook.checks.sqlutil import Session, check_percentile, check_thresholds, check_units, run_measurement
 from runbook.model import Duration, Threshold, doc
+from runbook.units import count
 
 __all__ = ["KIND", "LegacyParams", "measure", "samples"]
 
@@ -117,7 +118,7 @@ def samples(params: LegacyParams, ctx: CheckContext, limit: int) -> Measurement:
             session, settings, ROLES["processing_time"], type_value=params.type, extra_filter=params.filter
         )
         values = processing_times(session, table, params, ctx.stage_entered_at, limit)
-        return Measurement(verdict=Verdict.PASS, value=values, explanation=f"{len(values)} processing times")
+        return Measurement(verdict=Verdict.PASS, value=values, explanation=count(values, "processing time"))
 
     return run_measurement(ctx, params.url or settings.url, "legacy", body)
 

@@ -168,10 +168,11 @@ def _window(
 
 
 def _too_few(n: int, what: str, p: LegacyParams, value: Any) -> Measurement:
+    """INCONCLUSIVE: only `n` `what`s (a singular noun: `finished legacy row`) in the window."""
     return Measurement(
         verdict=Verdict.INCONCLUSIVE,
         value=value,
-        explanation=f"only {n} {what} {window_text(p.window, p.since_stage)} (min_jobs {p.min_jobs}): "
+        explanation=f"only {count(n, what)} {window_text(p.window, p.since_stage)} (min_jobs {p.min_jobs}): "
         "not enough to judge",
         inputs={"jobs": n, "min_jobs": p.min_jobs},
     )
@@ -188,7 +189,7 @@ def error_rate(s: Session, table: LegacyTable, p: LegacyParams, entered: dt.date
     total = ok + bad
     rate = bad / total if total else None
     if total < max(p.min_jobs, 1):
-        return _too_few(total, "finished legacy rows", p, rate)
+        return _too_few(total, "finished legacy row", p, rate)
     span = window_text(p.window, p.since_stage)
     what = f"legacy error rate {num(rate)} ({bad} failed of {total} finished{_selection(table)} {span})"
     assert rate is not None
@@ -216,10 +217,10 @@ def processing_time(
     )
     n, value = q.run(s, table, f"create the index: {table.index_statement('completed')}")[0]
     if int(n) < max(p.min_jobs, 1) or value is None:
-        return _too_few(int(n), "completed legacy rows", p, value)
+        return _too_few(int(n), "completed legacy row", p, value)
     span = window_text(p.window, p.since_stage)
     what = (
-        f"legacy processing time p{num(p.percentile)} {seconds(value)} over {n} completed rows"
+        f"legacy processing time p{num(p.percentile)} {seconds(value)} over {count(int(n), 'completed row')}"
         f"{_selection(table)} {span}"
     )
     m = _judged(

@@ -12,6 +12,7 @@ from psycopg import sql
 from runbook.checks.sqlutil import CATALOG, MeasureError, Session
 from runbook.model import LegacySettings
 from runbook.sqltext import quote_ident, quote_literal
+from runbook.units import count
 
 GROUPS = ("pending", "running", "done", "failed", "cancelled")
 """Status groups of the mapping (settings.legacy.pending, ... hold the values of each)."""
@@ -139,7 +140,7 @@ class LegacyTable:
             return
         column = getattr(self.settings, SETTING_OF[role])
         raise MeasureError(
-            f"{self.name} holds about {round(self.rows_estimate):,} rows "
+            f"{self.name} holds about {count(f'{round(self.rows_estimate):,}', 'row')} "
             f"(above scan_limit_rows {round(limit):,})"
             f' and no index starts with "{column}": this check would scan the whole table',
             hint=f"create the index: {self.index_statement(role, active_only=active_only)}; "

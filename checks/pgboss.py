@@ -27,6 +27,7 @@ from runbook.checks.sqlutil import (
     run_measurement,
 )
 from runbook.model import Duration, Threshold, doc
+from runbook.units import count
 
 __all__ = ["KIND", "PgBossParams", "instances", "measure", "queued_per_queue", "samples"]
 
@@ -186,7 +187,7 @@ def samples(params: PgBossParams, ctx: CheckContext, limit: int) -> Measurement:
             raise MeasureError(missing_queue(queue))
         window = Window(seconds=params.window, since=since)
         values = run_times(session, layout, queue, window, limit, hint=window_index_hint(layout, info))
-        return Measurement(verdict=Verdict.PASS, value=values, explanation=f"{len(values)} run times")
+        return Measurement(verdict=Verdict.PASS, value=values, explanation=count(values, "run time"))
 
     return run_measurement(ctx, url, "pgboss", body)
 

@@ -21,6 +21,7 @@ from runbook.checks.pgboss_queries import (
 from runbook.checks.pgboss_workers import live_from_proxies, live_from_registry
 from runbook.checks.rates import judge_rate
 from runbook.checks.sqlutil import Session, judge, num, seconds, thresholds, window_text
+from runbook.units import count
 
 if TYPE_CHECKING:
     from runbook.checks.pgboss import PgBossParams
@@ -54,13 +55,14 @@ def _result(
 
 
 def _too_few(n: int, what: str, p: PgBossParams, value: Any, unit: str = "") -> Measurement:
+    """INCONCLUSIVE: only `n` `what`s (a singular noun: `finished job`) in the queue's window."""
     return Measurement(
         verdict=Verdict.INCONCLUSIVE,
         value=value,
         unit=unit,
         explanation=(
-            f"only {n} {what} in {p.queue} {window_text(p.window, p.since_stage)} (min_jobs {p.min_jobs}): "
-            "not enough to judge"
+            f"only {count(n, what)} in {p.queue} {window_text(p.window, p.since_stage)} "
+            f"(min_jobs {p.min_jobs}): not enough to judge"
         ),
         inputs={"jobs": n, "min_jobs": p.min_jobs},
     )
@@ -142,7 +144,7 @@ def error_rate(
     total = f["completed"] + f["failed"]
     rate = f["failed"] / total if total else None
     if total < max(p.min_jobs, 1):
-        return _too_few(total, "finished jobs", p, rate)
+        return _too_few(total, "finished job", p, rate)
     span = window_text(p.window, p.since_stage)
     what = f"error rate {num(rate)} ({f['failed']} failed of {total} finished {span})"
     if p.confidence is not None:
@@ -171,9 +173,9 @@ def wait_time(
 def _latency(name: str, n: int, jobs: str, value: float | None, p: PgBossParams) -> Measurement:
     """A percentile of `n` `jobs` (completed, started) jobs' times in seconds, or too few to judge."""
     if n < max(p.min_jobs, 1) or value is None:
-        return _too_few(n, f"{jobs} jobs", p, value, "s")
+        return _too_few(n, f"{jobs} job", p, value, "s")
     span = window_text(p.window, p.since_stage)
-    what = f"{name} p{num(p.percentile)} {seconds(value)} over {n} {jobs} jobs {span}"
+    what = f"{name} p{num(p.percentile)} {seconds(value)} over {count(n, f'{jobs} job')} {span}"
     return _result(value, what, p, unit="s", fmt=seconds, jobs=n, percentile=p.percentile)
 
 
@@ -183,9 +185,9 @@ def throughput(
     assert p.queue is not None
     f = finished(s, layout, p.queue, _window(p, since), p.percentile, hint=window_index_hint(layout, info))
     if f["completed"] + f["failed"] < max(p.min_jobs, 1):
-        return _too_few(f["completed"] + f["failed"], "finished jobs", p, f["completed"])
+        return _too_few(f["completed"] + f["failed"], "finished job", p, f["completed"])
     span = window_text(p.window, p.since_stage)
-    what = f"{f['completed']} jobs completed in {p.queue} {span} ({f['failed']} failed)"
+    what = f"{count(f['completed'], 'job')} completed in {p.queue} {span} ({f['failed']} failed)"
     return _result(f["completed"], what, p, unit="jobs", completed=f["completed"], failed=f["failed"])
 
 
@@ -194,7 +196,9 @@ def stuck_active(
 ) -> Measurement:
     assert p.queue is not None
     late, active = stuck(s, layout, p.queue)
-    what = f"{late} of {active} active jobs in {p.queue} past their expiry ({layout.expire_column})"
+    their = "its" if active == 1 else "their"
+    what = f"{late} of {count(active, 'active job')} in {p.queue} past {their} expiry"
+    what += f" ({layout.expire_column})"
     if late:
         what += ": no supervising pg-boss instance, or a worker crashed mid-job"
     return _result(late, what, p, unit="jobs", active=active)

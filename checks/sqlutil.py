@@ -16,7 +16,7 @@ from runbook.checks.base import CheckContext, Measurement, Verdict
 from runbook.checks.retry import call
 from runbook.errors import RunbookError
 from runbook.onestatement import SEVERAL_STATEMENTS, several_statements
-from runbook.units import format_duration
+from runbook.units import format_duration, format_seconds
 
 Query = sql.SQL | sql.Composed
 """Queries are always composed with psycopg.sql (identifiers quoted, values bound as parameters)."""
@@ -163,9 +163,8 @@ def num(x: float | int | None) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
-def seconds(x: float) -> str:
-    """Format a duration for explanations: `3.85s` below a minute, `5m 3s` above."""
-    return f"{num(round(x, 3))}s" if x < 60 else format_duration(x)
+seconds = format_seconds
+"""Format a duration for explanations: `3.85s` below a minute, `5m 3s` above (as values are rendered)."""
 
 
 def window_text(window: float, since_stage: bool) -> str:

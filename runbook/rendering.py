@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runbook.units import count, format_duration, format_size
+from runbook.units import count, format_duration, format_seconds, format_size
 
 if TYPE_CHECKING:  # jinja2 is imported on first render: loading a runbook stays fast
     import jinja2
@@ -35,6 +35,15 @@ TEMPLATE_CACHE_ENV = "RUNBOOK_TEMPLATE_CACHE"
 """Folder for compiled templates (default: $XDG_CACHE_HOME/runbook/templates); `off` disables the cache."""
 VERDICT_ICONS = {"pass": "✅", "fail": "❌", "error": "⚠️", "inconclusive": "⏸️"}
 _THRESHOLD_KEYS = (("max", "≤"), ("maximum", "≤"), ("min", "≥"), ("minimum", "≥"), ("equals", "="))
+_SECONDS = ("s", "seconds")
+_SETTING_UNITS = {
+    "min_jobs": "jobs",
+    "min_samples": "samples",
+    "max_samples": "samples",
+    "max_staleness": "s",
+    "min_span": "s",
+}
+"""The unit of a check setting that is not in its metric's unit (a count of jobs on a latency check)."""
 
 
 def template_env(
@@ -97,19 +106,23 @@ def to_json_text(data: Any) -> str:
 
 
 def format_value(value: Any, unit: str = "") -> str:
-    """Show a measured value for people: sizes for bytes, durations for seconds, 4 significant digits."""
+    """Show a measured value or a limit for people, in the measurement's unit: sizes for bytes (`52.0MB`),
+    durations for seconds (`s`, as check explanations show them: `3.85s`, `1d 1h`), percentages for ratios,
+    counts in English (`1 job`, `2 jobs`), 4 significant digits otherwise."""
     if value is None:
         return "-"
     if isinstance(value, bool) or not isinstance(value, int | float):
         text = str(value)
     elif unit == "bytes":
         return format_size(value)
-    elif unit == "seconds":
-        return format_duration(value)
+    elif unit in _SECONDS:
+        return format_seconds(value)
     elif unit == "ratio":
         return f"{value * 100:.3g}%"
     else:
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    if unit.endswith("s") and unit not in _SECONDS:
+        return count(text, unit[:-1], unit)
     return f"{text} {unit}" if unit else text
 
 
@@ -139,9 +152,15 @@ def threshold_value(inputs: Mapping[str, Any]) -> float | None:
 
 
 def threshold_text(inputs: Mapping[str, Any], unit: str = "") -> str:
-    """Describe what a check compares against: `≤ 100 MB`, `≥ 5 jobs`, or its assertions (`expect`)."""
+    """Describe what a check compares against, as its value is shown (`format_value` in the measurement's
+    `unit`): `≤ 100.0MB`, `≥ 5 jobs`, `≤ 1d`, or its assertions (`expect`). Settings of their own kind
+    (`min_jobs`, `max_staleness`) are shown in theirs."""
     parts = [f"{sign} {format_value(inputs[k], unit)}" for k, sign in _THRESHOLD_KEYS if k in inputs]
-    parts += [f"{k} {format_value(v, unit)}" for k, v in inputs.items() if k.startswith(("max_", "min_"))]
+    parts += [
+        f"{k} {format_value(v, _SETTING_UNITS.get(k, unit))}"
+        for k, v in inputs.items()
+        if k.startswith(("max_", "min_"))
+    ]
     for key in ("threshold", "limit"):
         if key in inputs:
             parts.append(format_value(inputs[key], unit))

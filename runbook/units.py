@@ -91,6 +91,15 @@ def format_duration(seconds: float) -> str:
     return " ".join(parts) or "0s"
 
 
+def format_seconds(seconds: float) -> str:
+    """A measured duration: `3.85s` below a minute (three decimals at most), `5m 3s` above. What check
+    explanations and every rendering of a value or limit in seconds show, so they read alike."""
+    if seconds < 60:
+        shown = round(seconds, 3) + 0.0  # + 0.0: no "-0s"
+        return f"{shown:.3f}".rstrip("0").rstrip(".") + "s"
+    return format_duration(seconds)
+
+
 def format_size(n: float) -> str:
     """`97.3MB` (decimal units, as `parse_size` reads `MB`)."""
     for unit, size in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):

@@ -114,7 +114,7 @@ def test_markdown_summary_table() -> None:
     text = render_summary(MEASUREMENTS, "Gate | evaluations", outcome="failed")
     lines = text.splitlines()
     assert lines[0] == "### Gate \\| evaluations"
-    assert "**failed**: 1 passed, 1 failed, 1 errors, 1 inconclusive" in lines
+    assert "**failed**: 1 passed, 1 failed, 1 error, 1 inconclusive" in lines
     assert "| check | verdict | value | threshold | explanation |" in lines
     assert "| `backlog` | ✅ pass | 3 jobs | ≤ 100 jobs | 3 ready jobs &lt;= 100 |" in lines
     assert (
@@ -148,12 +148,35 @@ def test_write_summary_appends_to_github_step_summary(
     [
         (97_300_000, "bytes", "97.3MB"),
         (90, "seconds", "1m 30s"),
+        (90003.0, "s", "1d 1h"),
+        (38.5, "s", "38.5s"),
+        (1, "jobs", "1 job"),
+        (0, "rows", "0 rows"),
         (0.051, "ratio", "5.1%"),
         (1.23456, "", "1.235"),
     ],
 )
 def test_format_value(value: float, unit: str, shown: str) -> None:
     assert format_value(value, unit) == shown
+
+
+def test_a_duration_limit_reads_as_written_in_junit_and_summary() -> None:
+    """`max: 1d` on oldest_ready_age: `1d 1h` against `≤ 1d`, not `9e+04 s` against `≤ 8.64e+04 s`."""
+    age = Measurement(
+        Verdict.FAIL, 90003.0, "oldest ready job in thumbnails waiting 1d 1h (1 ready) > max 1d",
+        {"max": 86400.0, "ready": 1}, "s", "thumb-age", "pgboss", AT,
+    )  # fmt: skip
+    case = parse(render_junit([age], "gate", timestamp=AT)).find("testsuite/testcase")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None and failure.get("message") == (
+        "fail: oldest ready job in thumbnails waiting 1d 1h (1 ready) > max 1d (value 1d 1h, threshold ≤ 1d)"
+    )
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert (props["value"], props["unit"], props["threshold"]) == ("90003.0", "s", "≤ 1d")
+    lines = render_summary([age], "Gate").splitlines()
+    why = "oldest ready job in thumbnails waiting 1d 1h (1 ready) &gt; max 1d"
+    assert f"| `thumb-age` | ❌ fail | 1d 1h | ≤ 1d | {why} |" in lines
 
 
 def test_threshold_text_forms() -> None:

@@ -24,8 +24,50 @@ def test_one_value_format_for_every_output() -> None:
     show = env.from_string("{{ m | value }} | {{ m | threshold }}")
     assert show.render(m={"value": 0.0123, "unit": "ratio", "inputs": {"max": 0.05}}) == "1.23% | ≤ 5%"
     assert show.render(m={"value": 90.0, "unit": "seconds", "inputs": {}}) == "1m 30s | -"
-    assert show.render(m={"value": 3, "unit": "jobs", "inputs": {"min": 1}}) == "3 jobs | ≥ 1 jobs"
+    assert show.render(m={"value": 3, "unit": "jobs", "inputs": {"min": 1}}) == "3 jobs | ≥ 1 job"
     assert show.render(m={"value": None, "unit": "", "inputs": {}}) == "- | -"
+
+
+@pytest.mark.parametrize(
+    ("m", "shown"),
+    [  # a measurement's value and its limits in the measurement's unit, as explanations show them
+        ({"value": 90003.0, "unit": "s", "inputs": {"max": 86400.0}}, "1d 1h | ≤ 1d"),
+        ({"value": 0.08814, "unit": "s", "inputs": {"max": 1.5, "min": 0.25}}, "0.088s | ≤ 1.5s; ≥ 0.25s"),
+        ({"value": 9.1, "unit": "s", "inputs": {"min": 60}}, "9.1s | ≥ 1m"),
+        ({"value": 52_000_000, "unit": "bytes", "inputs": {"max": 100_000_000}}, "52.0MB | ≤ 100.0MB"),
+        ({"value": 1, "unit": "rows", "inputs": {"max": 0}}, "1 row | ≤ 0 rows"),
+        ({"value": 1, "unit": "instances", "inputs": {"min": 1}}, "1 instance | ≥ 1 instance"),
+        # settings that are not in the metric's unit: a count of jobs on a latency, an age on a count
+        ({"value": None, "unit": "s", "inputs": {"jobs": 0, "min_jobs": 5}}, "- | min_jobs 5 jobs"),
+        ({"value": 1, "unit": "jobs", "inputs": {"min_jobs": 1}}, "1 job | min_jobs 1 job"),
+        (
+            {"value": 2, "unit": "jobs", "inputs": {"max": 10, "max_staleness": 60.0}},
+            "2 jobs | ≤ 10 jobs; max_staleness 1m",
+        ),
+    ],
+)
+def test_durations_sizes_and_counts_read_as_people_write_them(m: dict[str, object], shown: str) -> None:
+    show = template_env(autoescape=False).from_string("{{ m | value }} | {{ m | threshold }}")
+    assert show.render(m=m) == shown
+
+
+def test_the_live_watch_view_shows_limits_in_the_unit_of_the_value() -> None:
+    check = {
+        "check": "thumb-age",
+        "verdict": "fail",
+        "value": 90003.0,
+        "unit": "s",
+        "inputs": {"max": 86400.0},
+        "threshold": 86400.0,
+        "state": "breached",
+        "assessment": "1 failure in this stage",
+    }
+    view = {"n": 3, "stage": "one", "soak_remaining_seconds": 0, "note": "", "checks": [check]}
+    env = template_env(autoescape=False)
+    line = env.get_template("watch_line.txt.j2").render(v=view).strip()
+    assert line == "#3 one thumb-age=1d 1h:fail!"
+    screen = env.get_template("watch_live.txt.j2").render(v=view, recent=[line]).splitlines()
+    assert f"{'thumb-age':<26} {'FAIL':<12} {'1d 1h':<16} {'≤ 1d':<10} 1 failure in this stage" in screen
 
 
 def test_style_is_plain_unless_given() -> None:

@@ -398,3 +398,22 @@ def test_the_axis_makes_room_for_an_interval_a_little_above_the_values() -> None
 
     assert f",{float(TOP)}" not in band(0.084)
     assert f",{float(TOP)}" in band(0.95)
+
+
+def test_a_duration_chart_labels_values_and_its_limit_as_durations() -> None:
+    """oldest_ready_age with `max: 1d`: `threshold 1d` and `1d 1h`, not `8.64e+04 s` and `9e+04 s`."""
+    from runbook.report import build_chart
+
+    rows = [
+        {"at": at(h), "stage": "imports", "check": "age", "verdict": v, "value": val, "unit": "s"}
+        | {"threshold": 86400.0}
+        for h, v, val in ((1, "pass", 3600.0), (2, "fail", 90003.0))
+    ]
+    chart = build_chart("age", rows, [], T0, at(3))
+    assert [label for *_, label in chart.thresholds] == ["threshold 1d"]
+    assert chart.latest == "1d 1h"
+    assert [label for *_, label in chart.points] == [
+        "2026-11-27 10:00 UTC: 1h (pass)",
+        "2026-11-27 11:00 UTC: 1d 1h (fail)",
+    ]
+    assert not any("e+" in label for _, label in chart.y_ticks), chart.y_ticks

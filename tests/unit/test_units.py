@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from runbook.units import count, format_duration, format_size, parse_duration, parse_size, time_scale
+from runbook.units import (
+    count,
+    format_duration,
+    format_seconds,
+    format_size,
+    parse_duration,
+    parse_size,
+    time_scale,
+)
 
 
 @pytest.mark.parametrize(
@@ -90,6 +98,23 @@ def test_parse_size_errors(text: str) -> None:
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (3.85, "3.85s"),
+        (0.5, "0.5s"),
+        (0.08814, "0.088s"),
+        (59.0, "59s"),
+        (-0.0001, "0s"),
+        (600.0, "10m"),
+        (90003.0, "1d 1h"),
+        (86400.0, "1d"),
+    ],
+)
+def test_format_seconds(seconds: float, text: str) -> None:
+    assert format_seconds(seconds) == text
 
 
 @pytest.mark.parametrize(

@@ -24,11 +24,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from runbook.checkrun import CheckRunContext
 from runbook.checks.base import Verdict
-from runbook.checks.legacy import LegacyParams
+from runbook.checks.legacy import LegacyParams, samples
 from runbook.checks.work import WorkParams
 from runbook.model import LegacySettings
-from tests.integration.checks_pg.conftest import closed_port_url, execute, measure
+from tests.integration.checks_pg.conftest import closed_port_url, execute, measure, runbook_for
 from tests.integration.checks_pg.legacy_app import LegacyApp
 
 M = 60.0
@@ -161,6 +162,35 @@ def test_error_rate_and_processing_time(scenario: Any) -> None:
     assert wide.value == pytest.approx(30.0)  # 10, 20, 30, 40 and the old 1000 s job
     staged = lg(url, metric="error_rate", window=4 * H, since_stage=True, entered=ago(15 * M))
     assert staged.value == 0 and staged.inputs["completed"] == 2  # only c3 and c4 finished since
+
+
+def test_one_row_is_named_in_the_singular(scenario: Any) -> None:
+    """Since 9m25s ago only c4 (40 s) finished: explanations over one row read as English."""
+    url, _, _ = scenario
+    entered = ago(9 * M + 25)
+    span = "in the last 1h (not before the stage was entered)"
+    p95 = lg(url, metric="processing_time", percentile=95, max=30, since_stage=True, entered=entered)
+    assert p95.explanation == f"legacy processing time p95 40s over 1 completed row {span} > max 30s"
+    few = f"{span} (min_jobs 2): not enough to judge"
+    rate = lg(url, metric="error_rate", min_jobs=2, since_stage=True, entered=entered)
+    assert rate.explanation == f"only 1 finished legacy row {few}"
+    slow = lg(url, metric="processing_time", min_jobs=2, since_stage=True, entered=entered)
+    assert slow.explanation == f"only 1 completed legacy row {few}"
+    params = LegacyParams(metric="processing_time", since_stage=True)
+    with CheckRunContext(runbook_for(url), stage_id="s1", stage_entered_at=entered) as ctx:
+        times = samples(params, ctx, 10)
+    assert (times.value, times.explanation) == ([pytest.approx(40.0)], "1 processing time")
+
+
+def test_a_one_row_table_is_named_in_the_singular(pg_url: str) -> None:
+    app = LegacyApp(pg_url)
+    app.install()
+    app.run("eval-0", created=-2 * M, started=-M, seconds=10)
+    app.close()
+    execute(pg_url, 'ANALYZE "public"."Job"')
+    m = lg(pg_url, metric="drained", scan_limit_rows=0)
+    assert m.verdict is Verdict.ERROR
+    assert m.explanation.startswith('"public"."Job" holds about 1 row (above scan_limit_rows 0) and no index')
 
 
 def test_error_rate_with_confidence(scenario: Any) -> None:

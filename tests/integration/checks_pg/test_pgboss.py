@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from runbook.checkrun import CheckRunContext
 from runbook.checks.base import Verdict
-from runbook.checks.pgboss import queued_per_queue
-from tests.integration.checks_pg.conftest import Template, execute, measure, pb
+from runbook.checks.pgboss import PgBossParams, queued_per_queue, samples
+from tests.integration.checks_pg.conftest import Template, execute, measure, pb, runbook_for
 
 pytestmark = pytest.mark.pgboss
 
@@ -211,6 +212,32 @@ def test_run_time_and_wait_time_percentiles(db: tuple[str, Template]) -> None:
     assert w50.value == pytest.approx(35.0)
     assert (w95.value, w95.verdict) == (pytest.approx(57.5), Verdict.PASS)
     assert pb(url, metric="run_time", queue="q-main", min_jobs=5).verdict is Verdict.INCONCLUSIVE
+
+
+def test_one_job_is_named_in_the_singular(db: tuple[str, Template]) -> None:
+    """Explanations over a single job read as English: `1 completed job`, `its expiry`, `1 run time`."""
+    url, t = db
+    _set_exact_timings(url, t.outcome)
+    first = t.outcome["main"]["ok"][0]  # run 1 s, waited 10 s
+    execute(url, "DELETE FROM pgboss.job WHERE name = 'q-main' AND id <> %s", (first,))
+    p95 = pb(url, metric="run_time", queue="q-main", percentile=95, max=3)
+    assert p95.explanation == "run time p95 1s over 1 completed job in the last 1h <= max 3s"
+    w50 = pb(url, metric="wait_time", queue="q-main", percentile=50)
+    assert w50.explanation == "wait time p50 10s over 1 started job in the last 1h"
+    tp = pb(url, metric="throughput", queue="q-main", min=1)
+    assert tp.explanation == "1 job completed in q-main in the last 1h (0 failed) >= min 1"
+    few = "in q-main in the last 1h (min_jobs 2): not enough to judge"
+    rate = pb(url, metric="error_rate", queue="q-main", min_jobs=2)
+    assert rate.explanation == f"only 1 finished job {few}"
+    assert pb(url, metric="run_time", queue="q-main", min_jobs=2).explanation == f"only 1 completed job {few}"
+    assert pb(url, metric="wait_time", queue="q-main", min_jobs=2).explanation == f"only 1 started job {few}"
+    with CheckRunContext(runbook_for(url), stage_id="s1") as ctx:
+        times = samples(PgBossParams(metric="run_time", queue="q-main"), ctx, 10)
+    assert (times.value, times.explanation) == ([pytest.approx(1.0)], "1 run time")
+    execute(url, "DELETE FROM pgboss.job WHERE id = %s", (t.outcome["active"][0],))
+    stuck = pb(url, metric="stuck_active", queue="q-active")
+    expire = "expire_in" if t.major == "10" else "expire_seconds"
+    assert stuck.explanation == f"0 of 1 active job in q-active past its expiry ({expire}) <= max 0"
 
 
 def test_v10_reads_the_archive(templates: dict[str, Template], copy_db: Any) -> None:
