@@ -73,6 +73,14 @@ class Outcome:
         return self.out + self.err
 
 
+def with_setting(text: str, setting: str) -> str:
+    """The runbook `text` with `setting` (YAML lines at settings' indent, e.g. `  state: {schema: x}\n`)
+    put before its flag backend."""
+    anchor = "  flags:\n    type:"
+    assert anchor in text
+    return text.replace(anchor, setting + anchor, 1)
+
+
 @pytest.fixture
 def rb_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> Path:
     (tmp_path / "stages.yaml").write_text(RUNBOOK)

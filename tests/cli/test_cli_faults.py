@@ -18,7 +18,7 @@ import pytest
 
 from runbook.actor import Actor
 from runbook.state import StateStore
-from tests.cli.conftest import Outcome
+from tests.cli.conftest import Outcome, with_setting
 
 Migrate = Callable[..., Outcome]
 UNREACHABLE = "postgresql://runbook:hunter2secret@127.0.0.1:1/nowhere"
@@ -250,11 +250,7 @@ def test_rollback_with_the_state_database_down_flips_flags_and_journals(
     rb_dir: Path, migrate: Migrate, monkeypatch: pytest.MonkeyPatch, pg_url: str
 ) -> None:
     spec = rb_dir / "stages.yaml"
-    spec.write_text(
-        spec.read_text().replace(
-            "  flags:\n    type:", "  state:\n    url: ${STATE_URL}\n  flags:\n    type:"
-        )
-    )
+    spec.write_text(with_setting(spec.read_text(), "  state:\n    url: ${STATE_URL}\n"))
     monkeypatch.setenv("STATE_URL", pg_url)
     assert migrate("advance", "--yes").code == 0
     monkeypatch.setenv("STATE_URL", UNREACHABLE)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Outcome
+from tests.cli.conftest import Outcome, with_setting
 
 Migrate = Callable[..., Outcome]
 UNREACHABLE = "postgresql://nobody:hunter2secret@127.0.0.1:1/nowhere?connect_timeout=2"
@@ -19,11 +19,7 @@ def test_pgboss_unreachable_is_never_reported_as_nothing_left(
     rb_dir: Path, migrate: Migrate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = rb_dir / "stages.yaml"
-    spec.write_text(
-        spec.read_text().replace(
-            "  flags:\n    type:", "  pgboss:\n    url: ${BOSS_URL}\n  flags:\n    type:"
-        )
-    )
+    spec.write_text(with_setting(spec.read_text(), "  pgboss:\n    url: ${BOSS_URL}\n"))
     monkeypatch.setenv("BOSS_URL", UNREACHABLE)
     assert migrate("advance", "--yes").code == 0
     r = migrate("rollback", "--reason", "app is failing")

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.cli.conftest import RUNBOOK, Outcome
+from tests.cli.conftest import RUNBOOK, Outcome, with_setting
 
 Migrate = Callable[..., Outcome]
 FIX = "set settings.state.schema to a schema this role owns (not pg_*), or create it once as its owner"
@@ -48,7 +48,7 @@ def test_a_role_that_may_not_create_the_schema_exits_2_with_the_fix(
 
 
 def test_a_reserved_schema_name_exits_2(rb_dir: Path, migrate: Migrate) -> None:
-    text = RUNBOOK.replace("  flags:\n    type:", "  state: {schema: pg_mine}\n  flags:\n    type:", 1)
+    text = with_setting(RUNBOOK, "  state: {schema: pg_mine}\n")
     (rb_dir / "stages.yaml").write_text(text)
     r = migrate("status")
     assert r.code == 2, r.text
