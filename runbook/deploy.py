@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runbook.dist import default_requirement, install_requirement
-from runbook.errors import ConfigError, UsageError
+from runbook.errors import ConfigError, RunbookError, UsageError
 from runbook.genconfig import check_cron, check_one_line, check_variable, options_from, yaml_quote
 from runbook.rendering import template_env
 from runbook.secrets import looks_secret, url_secrets
@@ -72,6 +72,9 @@ class Manifests:
     namespace: str | None
     secret_name: str
     secret_keys: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    """What works but likely not as meant: a dotenv flag backend (one file per pod), variables the manifests
+    set that the runbook does not read."""
 
 
 def _refuse(message: str, hint: str) -> None:
@@ -190,4 +193,39 @@ def render_deploy(
     }
     files[f"{FOLDER}/{runbook_file}"] = runbook_text
     assert o.secret_name is not None  # set by _check
-    return Manifests(files, o.namespace, o.secret_name, (o.database_key, *secrets))
+    warnings = _warnings(runbook_file, runbook_text, variables, secrets, plain)
+    return Manifests(files, o.namespace, o.secret_name, (o.database_key, *secrets), warnings)
+
+
+def _warnings(
+    runbook_file: str,
+    runbook_text: str,
+    variables: frozenset[str],
+    secrets: list[str],
+    plain: Mapping[str, str],
+) -> tuple[str, ...]:
+    """The flag backend the pods would use, read with the variables the manifests give them (a dotenv file
+    lives in each pod's emptyDir: a flip in one pod is seen by no other), and the variables the manifests set
+    that the runbook does not read (`${...}`), e.g. a misspelt `--env` or a runbook reading another URL."""
+    from runbook.model import DotenvFlags
+    from runbook.spec import load_runbook_text
+
+    out: list[str] = []
+    pod_env = {"DATABASE_URL": "postgresql://localhost/app", **plain}
+    try:
+        backend = load_runbook_text(runbook_text, runbook_file, env=pod_env).settings.flags
+    except RunbookError:  # a variable only the Secret holds is required: the backend cannot be told here
+        backend = None
+    if isinstance(backend, DotenvFlags):
+        out.append(
+            f"the flag backend is dotenv ({backend.path}): each pod gets its own file, so a flag flipped in "
+            "one pod is not seen by the others (nor by the app); use the postgres backend "
+            "(settings.flags.type: postgres, a flags table every pod and the app share)"
+        )
+    unread = [name for name in ("DATABASE_URL", *secrets, *plain) if name not in variables]
+    if unread:
+        out.append(
+            f"the manifests set {', '.join(unread)}, which the runbook does not read (no ${{...}} names "
+            f"{'it' if len(unread) == 1 else 'them'}): check the names, or drop them"
+        )
+    return tuple(out)

@@ -30,6 +30,8 @@ class InitResult(FieldsJson):
     """The folder of Kubernetes manifests (`--deploy kubernetes`)."""
     secret: dict[str, Any] | None = None
     """The Secret those manifests read: namespace, name and keys."""
+    warnings: list[str] = field(default_factory=list)
+    """What the manifests would do that is likely not meant (runbook.deploy.Manifests.warnings)."""
     template: str = "init"
     exit_code: ExitCode = ExitCode.OK
 
@@ -115,6 +117,7 @@ def init(
             "name": manifests.secret_name,
             "keys": list(manifests.secret_keys),
         }
+        result.warnings.extend(manifests.warnings)
     _write_guard(
         root, "--dir", functools.partial(_folder, root)
     )  # after every check: refused = nothing written

@@ -61,6 +61,47 @@ def test_init_deploy_kubernetes_with_defaults(empty: Path, migrate: Migrate) -> 
     assert v.code == 0, v.text
     again = migrate("init", "--deploy", "kubernetes")
     assert "kept  deploy/kubernetes/deployment.yaml (exists; --force overwrites)" in again.out
+    assert "warning" not in r.text  # the shipped runbook: postgres flags, reads DATABASE_URL
+
+
+def test_init_deploy_warns_of_a_dotenv_backend_and_variables_the_runbook_does_not_read(
+    empty: Path, migrate: Migrate
+) -> None:
+    """Found by a new-user trial: with the dotenv backend each pod has its own flags file (a flip in one pod
+    is seen by no other), and a variable the runbook does not read is set in the manifests for nothing."""
+    own = RUNBOOK.replace("    path: app.env\n", "")  # flags: ${FLAG_BACKEND:-dotenv}; reads DATABASE_URL
+    (empty / "stages.yaml").write_text(own)
+    r = migrate("init", "--deploy", "kubernetes", "--env", "APP_URL=http://app:3000", "--env", "SOAK=1m")
+    assert r.code == 0, r.text
+    assert (
+        "warning: the flag backend is dotenv (.env.flags): each pod gets its own file, so a flag flipped "
+        "in one pod is not seen by the others" in r.out
+    )
+    assert "use the postgres backend" in r.out
+    assert "warning: the manifests set APP_URL, which the runbook does not read (no ${...} names it)" in r.out
+    assert len(r.out.split("warning:")) == 3  # SOAK and DATABASE_URL are read by the runbook
+    md = migrate("-o", "markdown", "init", "--deploy", "kubernetes")
+    assert md.code == 0 and "> warning: the flag backend is dotenv" in md.out
+    data = yaml.safe_load(migrate("-o", "json", "init", "--deploy", "kubernetes").out)
+    assert [w.split(":")[0] for w in data["warnings"]] == ["the flag backend is dotenv (.env.flags)"]
+
+    # the backend the pods get: the manifests' --env picks postgres, no warning about it
+    p = migrate("init", "--deploy", "kubernetes", "--env", "FLAG_BACKEND=postgres")
+    assert p.code == 0, p.text
+    assert "warning" not in p.text
+    assert "dotenv" in migrate("init", "--deploy", "kubernetes", "--env", "FLAG_BACKEND=dotenv").out
+
+    # a runbook reading its database URL under another name: the injected DATABASE_URL is named
+    (empty / "stages.yaml").write_text(
+        own.replace("${DATABASE_URL}", "${APP_DB_URL:-postgresql:///app}").replace("${FLAG_BACKEND", "${F")
+    )
+    u = migrate("init", "--deploy", "kubernetes", "--secret", "RUNBOOK_STATE_URL", "--env", "F=postgres")
+    assert u.code == 0, u.text
+    assert (
+        "warning: the manifests set DATABASE_URL, RUNBOOK_STATE_URL, which the runbook does not read "
+        "(no ${...} names them)" in u.out
+    )
+    assert "dotenv" not in u.out
 
 
 def test_init_deploy_with_options_and_the_operators_runbook(empty: Path, migrate: Migrate) -> None:

@@ -222,6 +222,22 @@ def test_secrets_only_by_reference() -> None:
     )
 
 
+def test_warnings_name_what_the_pods_would_not_use_as_meant() -> None:
+    """The shipped runbook (postgres flags) with the variables it reads: no warning. Its flag backend read
+    with the manifests' --env (dotenv: one file per pod), and variables set but never read, are named."""
+    assert render({"env": ["APP_URL=http://app:3000"]}).warnings == ()
+    variables = SHIPPED_VARIABLES | {"RUNBOOK_FLAG_BACKEND"}
+    m = render({"env": ["RUNBOOK_FLAG_BACKEND=dotenv", "APP_URL=http://app:3000"]}, variables)
+    (dotenv,) = m.warnings
+    assert dotenv.startswith("the flag backend is dotenv (.env.flags): each pod gets its own file")
+    assert "use the postgres backend" in dotenv
+    m = render({"secrets": ["SLACK_TOKEN"], "env": ["APP_URL=http://app:3000"]}, frozenset({"SOAK"}))
+    assert m.warnings == (
+        "the manifests set DATABASE_URL, SLACK_TOKEN, APP_URL, which the runbook does not read (no ${...} "
+        "names them): check the names, or drop them",
+    )
+
+
 def test_metrics_service_and_monitor() -> None:
     d = docs(render({"metrics_port": 9100, "namespace": "ops"}))
     svc, monitor, dep = d["service.yaml"], d["servicemonitor.yaml"], d["deployment.yaml"]
