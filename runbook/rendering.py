@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -35,7 +36,9 @@ TEMPLATE_CACHE_ENV = "RUNBOOK_TEMPLATE_CACHE"
 """Folder for compiled templates (default: $XDG_CACHE_HOME/runbook/templates); `off` disables the cache."""
 VERDICT_ICONS = {"pass": "✅", "fail": "❌", "error": "⚠️", "inconclusive": "⏸️"}
 _THRESHOLD_KEYS = (("max", "≤"), ("maximum", "≤"), ("min", "≥"), ("minimum", "≥"), ("equals", "="))
-_SECONDS = ("s", "seconds")
+SECONDS_UNITS = ("s", "seconds")
+"""Units of durations, shown as `3.85s`, `1d 1h`."""
+_SECONDS = SECONDS_UNITS
 _SETTING_UNITS = {
     "min_jobs": "jobs",
     "min_samples": "samples",
@@ -105,6 +108,12 @@ def to_json_text(data: Any) -> str:
     return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
 
 
+def is_count_unit(unit: str) -> bool:
+    """Whether a value in `unit` counts things (`rows`, `jobs`, `instances`): a plural noun, not seconds or
+    bytes; such values are shown in English (`1 job`) and charted on whole numbers."""
+    return unit.endswith("s") and unit not in (*SECONDS_UNITS, "bytes")
+
+
 def format_value(value: Any, unit: str = "") -> str:
     """Show a measured value or a limit for people, in the measurement's unit: sizes for bytes (`52.0MB`),
     durations for seconds (`s`, as check explanations show them: `3.85s`, `1d 1h`), percentages for ratios,
@@ -120,10 +129,20 @@ def format_value(value: Any, unit: str = "") -> str:
     elif unit == "ratio":
         return f"{value * 100:.3g}%"
     else:
-        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        text = _number(value)
     if unit.endswith("s") and unit not in _SECONDS:
         return count(text, unit[:-1], unit)
     return f"{text} {unit}" if unit else text
+
+
+def _number(value: int | float) -> str:
+    """4 significant digits (`0.0123`, `1234`); from 10,000 whole numbers with thousands separators
+    (`90,000`, not `9e+04`)."""
+    if isinstance(value, int) or not math.isfinite(value):
+        return str(value)
+    if 1e4 <= abs(value) < 1e15:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def format_when(value: Any) -> str:

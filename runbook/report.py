@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook.rendering import format_value, template_env, threshold_text
+from runbook.rendering import SECONDS_UNITS, format_value, is_count_unit, template_env, threshold_text
 from runbook.units import format_duration
 
 MOVES = frozenset({"init", "advance", "rollback", "auto-rollback", "reconcile"})
@@ -110,12 +110,44 @@ class _Scale:
         return round(self.out_lo + (v - self.lo) / (self.hi - self.lo) * (self.out_hi - self.out_lo), 1)
 
 
-def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+def _nice_ticks(lo: float, hi: float, count: int = 5, *, whole: bool = False) -> list[float]:
+    """About `count` steps of 1, 2, 2.5 or 5 times a power of ten covering `lo`-`hi`; `whole`: steps of at
+    least 1 and never 2.5 (counts: a tick at 0.5 or 2.5 rows means nothing)."""
     raw = (hi - lo) / count if hi > lo else 1.0
+    if whole:
+        raw = max(raw, 1.0)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    steps = (1, 2, 5, 10) if whole and mag == 1 else (1, 2, 2.5, 5, 10)
+    step = next(m * mag for m in steps if m * mag >= raw)
     first = math.floor(lo / step) * step
-    return [first + i * step for i in range(math.ceil((hi - first) / step) + 1)]
+    return [float(first + i * step) for i in range(math.ceil((hi - first) / step - 1e-9) + 1)]
+
+
+_DURATION_STEPS = (
+    *(1, 2, 5, 10, 15, 30),
+    *(60 * m for m in (1, 2, 5, 10, 15, 30)),
+    *(3600 * h for h in (1, 2, 3, 6, 12)),
+    *(86400 * d for d in (1, 2, 7, 14, 30)),
+)
+
+
+def _duration_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Ticks on round durations (`30s`, `5m`, `6h`, `1d`), not on powers of ten of seconds (`2.5e+04s`);
+    below 5 seconds (and beyond 150 days) decimal ones."""
+    raw = (hi - lo) / count
+    step = next((float(s) for s in _DURATION_STEPS if s >= raw), None)
+    if hi - lo < 5 or step is None:
+        return _nice_ticks(lo, hi, count)
+    first = math.floor(lo / step) * step
+    return [first + i * step for i in range(math.ceil((hi - first) / step - 1e-9) + 1)]
+
+
+def _axis_ticks(lo: float, hi: float, unit: str) -> list[float]:
+    """The y ticks of a chart in `unit`: whole numbers for counts (`rows`, `jobs`) and bytes, round durations
+    for seconds, else 1-2-2.5-5 steps."""
+    if unit in SECONDS_UNITS:
+        return _duration_ticks(lo, hi)
+    return _nice_ticks(lo, hi, whole=is_count_unit(unit) or unit == "bytes")
 
 
 def time_ticks(start: dt.datetime, end: dt.datetime, scale: _Scale) -> list[tuple[float, str]]:
@@ -143,12 +175,14 @@ def build_chart(
     unit = next((str(s.get("unit")) for s in rows if s.get("unit")), "")
     values = [float(s["value"]) for s in rows if isinstance(s.get("value"), int | float)]
     limits = [float(s["threshold"]) for s in rows if isinstance(s.get("threshold"), int | float)]
-    lo, hi = min([0.0, *values, *limits]), max([*values, *limits, 1e-9])
+    lo, hi = min([0.0, *values, *limits]), max([*values, *limits], default=0.0)
     # the intervals' upper ends too, up to twice the values' and limits' top: early intervals (0-0.95 after
     # one job) would flatten the line, so a band above that is clipped at the axis
     uppers = [float(s["upper"]) for s in rows if isinstance(s.get("upper"), int | float)]
     hi = max(hi, min(max(uppers, default=0.0), 2 * hi))
-    ticks = _nice_ticks(lo, hi + (hi - lo) * 0.08)
+    # a flat series (all 0: no rows, no errors) gets an axis 0 to 1 above it, not 0 to 2.5e-10
+    top = lo + 1 if hi <= lo else hi + (hi - lo) * 0.08
+    ticks = _axis_ticks(lo, top, unit)
     x = _Scale(start.timestamp(), end.timestamp(), LEFT, W - RIGHT)
     y = _Scale(ticks[0], ticks[-1], H - BOTTOM, TOP)
     chart = Chart(check, unit, count=len(rows))

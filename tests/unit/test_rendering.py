@@ -104,3 +104,17 @@ def test_a_pgboss_transfer_that_made_queues_reads_without_a_blank_line() -> None
         "  created 2 queues the target lacked, with the source's options: mail-dlq, mail",
         "  0.1 s, 10.0 jobs/s, longest batch 5.0 ms",
     ]
+
+
+def test_large_plain_floats_read_in_full_not_in_exponent_form() -> None:
+    """A unitless 90000.0 is `90,000` (it was `9e+04`); counts too; small ones keep 4 significant digits."""
+    from runbook.rendering import format_value
+
+    assert format_value(90000.0) == "90,000"
+    assert format_value(12345.6, "rows") == "12,346 rows"
+    assert (
+        format_value(0.0123) == "0.0123"
+        and format_value(1234.5) == "1234"
+        and format_value(2.5e-10) == "2.5e-10"
+    )
+    assert format_value(90000) == "90000"  # an int as it is

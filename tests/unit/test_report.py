@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Sequence
 from html.parser import HTMLParser
 from typing import Any
 
@@ -417,3 +418,37 @@ def test_a_duration_chart_labels_values_and_its_limit_as_durations() -> None:
         "2026-11-27 11:00 UTC: 1d 1h (fail)",
     ]
     assert not any("e+" in label for _, label in chart.y_ticks), chart.y_ticks
+
+
+def _y_labels(values: Sequence[float], unit: str, threshold: float | None = None) -> list[str]:
+    from runbook.report import build_chart
+
+    rows = [
+        {"at": at(i + 1), "stage": "imports", "check": "c", "verdict": "pass", "value": v, "unit": unit}
+        | {"threshold": threshold}
+        for i, v in enumerate(values)
+    ]
+    return [label for _, label in build_chart("c", rows, [], T0, at(len(values) + 1)).y_ticks]
+
+
+def test_counts_are_charted_on_whole_numbers_and_a_flat_zero_series_on_0_to_1() -> None:
+    """Found by a new-user trial: an all-zero count of stuck rows showed a tick `2.5e-10 rows`; counts get
+    whole-number ticks (no `0.5 rows`), and a series at 0 an axis 0 to 1."""
+    assert _y_labels([0, 0, 0], "rows") == ["0 rows", "1 row"]
+    assert _y_labels([0, 0], "") == ["0", "0.2", "0.4", "0.6", "0.8", "1"]
+    assert _y_labels([0, 0], "bytes") == ["0B", "1B"]
+    assert _y_labels([0, 1, 3], "jobs") == ["0 jobs", "1 job", "2 jobs", "3 jobs", "4 jobs"]
+    assert _y_labels([0, 2, 7], "rows", threshold=10) == ["0 rows", "5 rows", "10 rows", "15 rows"]
+    assert _y_labels([0, 1], "jobs") == ["0 jobs", "1 job", "2 jobs"]
+    for values in ([0, 1], [0, 0], [2, 3], [0, 7], [0, 12], [0, 40]):
+        labels = _y_labels(values, "rows")
+        assert all(re.fullmatch(r"-?\d+ rows?", label) for label in labels), labels
+
+
+def test_duration_ticks_are_round_durations_and_large_plain_numbers_read_in_full() -> None:
+    """Seconds on round steps (`6h`, `2m`, `0.5s`), not powers of ten of seconds; a unitless 90000.0 is
+    `90,000`, not `9e+04`."""
+    assert _y_labels([3600.0, 90003.0], "s", threshold=86400.0) == ["0s", "6h", "12h", "18h", "1d", "1d 6h"]
+    assert _y_labels([12.0, 400.0], "s") == ["0s", "2m", "4m", "6m", "8m"]
+    assert _y_labels([0.2, 1.3], "s") == ["0s", "0.5s", "1s", "1.5s"]
+    assert _y_labels([80000.0, 90000.0], "") == ["0", "20,000", "40,000", "60,000", "80,000", "100,000"]
