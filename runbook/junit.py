@@ -68,18 +68,23 @@ def render_junit(
 
 
 def render_summary(
-    measurements: Sequence[Measurement | Mapping[str, Any]],
+    measurements: Sequence[Measurement | Mapping[str, Any]]
+    | Mapping[str, Sequence[Measurement | Mapping[str, Any]]],
     title: str,
     *,
     outcome: str | None = None,
 ) -> str:
-    """Render a markdown summary: a title, an outcome line and a table (check, verdict, value, threshold)."""
+    """Render a markdown summary: a title, an outcome line and a table (check, verdict, value, threshold);
+    measurements by heading (e.g. the gate's monitors of the stage and preflight of the next one): one
+    table under each heading that has any."""
     env = template_env(autoescape=False)
     env.filters["cell"] = _md_cell
-    cases = as_dicts(measurements)
+    parts = measurements.items() if isinstance(measurements, Mapping) else [("", measurements)]
+    sections = [(heading, as_dicts(ms)) for heading, ms in parts]
+    cases = [c for _, section in sections for c in section]
     counts = {v: sum(1 for c in cases if c.get("verdict") == v) for v in VERDICT_ICONS}
     return env.get_template("gate/summary.md.j2").render(
-        title=title, cases=cases, counts=counts, outcome=outcome
+        title=title, sections=[(h, cs) for h, cs in sections if cs], counts=counts, outcome=outcome
     )
 
 

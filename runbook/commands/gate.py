@@ -117,7 +117,11 @@ def gate(
     outcome = "rolled back to " + result.rolled_back_to if result.rolled_back_to else None
     if result.not_rolled_back:
         outcome = "not rolled back: " + result.not_rolled_back
-    text = render_summary(every, f"Gate of {rb.name}: stage {cur.stage.id}", outcome=outcome)
+    title = f"Gate of {rb.name}: stage {cur.stage.id}" + (f" (next: {nxt.id})" if nxt else "")
+    sections = {f"Monitors of {cur.stage.id}": rnd.measurements}
+    if nxt:
+        sections[f"Preflight of {nxt.id} (the next stage)"] = preflight
+    text = render_summary(sections, title, outcome=outcome)
     written = write_summary(text, summary) if summary or session.env.get("GITHUB_STEP_SUMMARY") else None
     if written:
         result.files.append(str(written))

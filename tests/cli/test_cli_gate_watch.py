@@ -34,7 +34,33 @@ def test_gate_passing_writes_junit_and_summary(rb_dir: Path, migrate: Migrate) -
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("1", "0", "0")
     assert [c.get("name") for c in suite.iter("testcase")] == ["healthy"]
     summary = (rb_dir / "out/summary.md").read_text()
-    assert "healthy" in summary and "Gate of cli-test: stage one" in summary
+    assert "healthy" in summary and "### Gate of cli-test: stage one (next: two)" in summary
+
+
+def test_gate_summary_names_the_next_stage_and_labels_the_preflight(rb_dir: Path, migrate: Migrate) -> None:
+    """Found by a new-user trial: the step summary's header dropped "(next: two)", and the next stage's
+    preflight rows sat in the monitors' table with nothing telling them apart. Now a table under each
+    heading, in the summary and in `-o markdown`."""
+    stages = rb_dir / "stages.yaml"
+    two = "    set: {PGBOSS_FOR_NEW_EVALS: true}\n"
+    check = "    preflight:\n      - {name: two-ready, kind: sql, query: SELECT 1, expect: [value == 1]}\n"
+    stages.write_text(stages.read_text().replace(two, two + check, 1))
+    assert migrate("advance", "--yes").code == 0
+    r = migrate("gate", "--summary", "s.md")
+    assert r.code == 0, r.text
+    lines = (rb_dir / "s.md").read_text().splitlines()
+    assert lines[0] == "### Gate of cli-test: stage one (next: two)"
+    monitors, preflight = (
+        lines.index("#### Monitors of one"),
+        lines.index("#### Preflight of two (the next stage)"),
+    )
+    rows = {line.split("`")[1]: i for i, line in enumerate(lines) if line.startswith("| `")}
+    assert monitors < rows["healthy"] < preflight < rows["two-ready"]
+    md = migrate("-o", "markdown", "gate").out.splitlines()
+    assert md[0] == "### Gate of `cli-test`: stage `one` (next: `two`)"
+    monitors, preflight = md.index("Monitors of `one`:"), md.index("Preflight of `two` (the next stage):")
+    rows = {line.split("`")[1]: i for i, line in enumerate(md) if line.startswith("| ") and "`" in line}
+    assert monitors < rows["healthy"] < preflight < rows["two-ready"]
 
 
 def test_durations_read_as_people_write_them_in_summary_junit_watch_and_report(

@@ -126,6 +126,22 @@ def test_markdown_summary_table() -> None:
 
 def test_summary_without_checks() -> None:
     assert "_No checks ran._" in render_summary([], "Gate")
+    assert "_No checks ran._" in render_summary({"Monitors of a": [], "Preflight of b": []}, "Gate")
+
+
+def test_a_summary_by_heading_has_a_table_under_each() -> None:
+    """The gate's monitors and the next stage's preflight: each table under its heading (a heading with no
+    measurement is left out); the counts cover them all."""
+    text = render_summary(
+        {"Monitors of a": MEASUREMENTS[:3], "Preflight of b": MEASUREMENTS[3:], "c": []}, "G"
+    )
+    lines = text.splitlines()
+    assert "1 passed, 1 failed, 1 error, 1 inconclusive" in lines
+    assert lines.count("| check | verdict | value | threshold | explanation |") == 2
+    monitors, preflight = lines.index("#### Monitors of a"), lines.index("#### Preflight of b")
+    rows = [i for i, line in enumerate(lines) if line.startswith("| `")]
+    assert monitors < rows[0] < rows[2] < preflight < rows[3] and len(rows) == 4
+    assert "#### c" not in lines
 
 
 def test_write_summary_appends_to_github_step_summary(
