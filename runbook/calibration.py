@@ -8,6 +8,10 @@ minimum work and soak lengths, each with its reasoning in words and numbers.
   interval itself holds the check inconclusive until then (a note says so; no min_jobs is needed). A `max`
   at or below the history's rate (a stage as healthy as the legacy system would fail) becomes twice the
   rate, rounded up; a window holding fewer such jobs at the history's volume becomes long enough.
+- No duration beyond what a runbook accepts (a window or soak above `MAX_DURATION`, 365d) is suggested: a
+  check whose jobs take longer than that to arrive at the history's volume cannot be decided within any
+  window at that volume; it gets a note saying so instead of a window, min_jobs (which it could never
+  reach) or soak.
 - A `compare` of a pgboss run_time against a legacy processing_time: the `a` side's `min_jobs` becomes the
   run times the rank test needs to show a slowdown of `max` (legacy run times scaled by `max` against
   themselves; runbook.ranktest.samples_needed) at `alpha` (0.01 when unset).
@@ -28,19 +32,24 @@ from runbook.baseline import History
 from runbook.checks.sqlutil import num
 from runbook.model import CheckSpec, Runbook, Stage
 from runbook.ranktest import mann_whitney, samples_needed
-from runbook.units import format_duration
+from runbook.spec.budget import MAX_SECONDS
+from runbook.units import count, format_duration, parse_duration
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_CONFIDENCE",
+    "MAX_DURATION",
     "Suggestion",
     "nice_duration",
     "nice_rate",
     "suggest",
+    "within_limit",
 ]
 
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_ALPHA = 0.01
+MAX_DURATION = MAX_SECONDS["duration"]
+"""The longest window or soak a runbook accepts (runbook.spec.budget): no suggestion goes beyond it."""
 _RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
@@ -76,10 +85,29 @@ def nice_duration(seconds: float) -> str:
 
 
 def _volume(per_hour: float) -> str:
-    """`4 jobs an hour`, or `0.9 jobs a day` below one an hour."""
+    """`4 jobs an hour`, `1 job an hour`, `0.9 jobs a day` below one an hour, `1 job a month` (30 days)
+    below 0.1 a day."""
     if per_hour >= 1:
-        return f"{num(round(per_hour, 1))} jobs an hour"
-    return f"{num(round(per_hour * 24, 1))} jobs a day"
+        return count(num(round(per_hour, 1)), "job") + " an hour"
+    if per_hour * 24 >= 0.1:
+        return count(num(round(per_hour * 24, 1)), "job") + " a day"
+    return count(num(round(per_hour * 24 * 30, 2)), "job") + " a month"
+
+
+def within_limit(seconds: float) -> str | None:
+    """`nice_duration(seconds)`, or None when that is beyond the longest duration a runbook accepts."""
+    wanted = nice_duration(seconds)
+    return wanted if seconds <= MAX_DURATION and parse_duration(wanted) <= MAX_DURATION else None
+
+
+def _beyond(h: History, n: int, what: str, skipped: str) -> str:
+    """Why `skipped` (`window, min_jobs or soak`) is not suggested: the `n` jobs `what` (`deciding ...`)
+    takes arrive, at the history's volume, later than a runbook's longest duration."""
+    return (
+        f"{what} takes about {count(n, 'job')}, about {format_duration(n / h.per_hour * 3600)} at "
+        f"{_volume(h.per_hour)}: it cannot be decided within {format_duration(MAX_DURATION)} at this volume. "
+        f"No {skipped} is suggested for it (a runbook accepts at most {format_duration(MAX_DURATION)})"
+    )
 
 
 def _pct(x: float) -> str:
@@ -133,7 +161,7 @@ def suggest(rb: Runbook, history: HistoryOf) -> tuple[list[Suggestion], list[str
             if n > need.get(queue, (0, "", None))[0]:  # the first check that needs the most names it
                 need[queue] = (n, which, legacy)
     for stage, need in zip(rb.stages, needs, strict=True):
-        _soak(stage, need, history, out)
+        _soak(stage, need, history, out, notes)
     return out, notes
 
 
@@ -173,27 +201,43 @@ def _rate(
         notes.append(f"{where}: at {_pct(h.rate)} a {_pct(limit)} limit is never decided; raise max")
         return None
     how = "" if p.confidence else f" (the check has no confidence: {num(conf)} is assumed)"
+    held = h.per_hour * p.window / 3600
+    about = f"about {count(num(round(held, 2)), 'job')}"
+    wanted = within_limit(n / h.per_hour * 3600) if held < n else None
+    if held < n and wanted is None:  # no window a runbook accepts holds them at this volume
+        deciding = f"deciding its {_pct(limit)} limit at {_pct(conf)} confidence"
+        beyond = _beyond(h, n, deciding, "window, min_jobs or soak")
+        if p.confidence:
+            keep = "with confidence it stays inconclusive, holding advance, at this volume"
+            fix = "raise max or lower its confidence so fewer jobs decide it"
+        else:
+            window = format_duration(p.window)
+            keep = f"its {window} window then judges {about}, too few to decide it at {_pct(conf)} confidence"
+            fix = "raise max so fewer jobs decide it"
+        notes.append(
+            f"{where}: {said}; {beyond}: keep the current values ({keep}), {fix}, or calibrate again once "
+            "the volume grows"
+        )
+        return None
     if p.confidence:
         notes.append(
             f"{where}: {said}; at that rate its {_pct(limit)} limit is decided at {_pct(conf)} confidence "
-            f"after about {n} jobs: inconclusive (holding advance) until then, no min_jobs needed"
+            f"after about {count(n, 'job')}: inconclusive (holding advance) until then, no min_jobs needed"
         )
     elif n <= p.min_jobs:
-        notes.append(f"{where}: min_jobs {p.min_jobs} already covers the {n} jobs that decide it")
+        notes.append(f"{where}: min_jobs {p.min_jobs} already covers the {count(n, 'job')} deciding it")
     else:
         reason = (
             f"{said}; at that rate a {_pct(limit)} limit is decided at {_pct(conf)} confidence after about "
-            f"{n} jobs{how}, so min_jobs: {n}"
+            f"{count(n, 'job')}{how}, so min_jobs: {n}"
         )
         out.append(
             Suggestion(stage.id, check.name, "min_jobs", str(p.min_jobs), str(n), reason, check.location)
         )
-    held = h.per_hour * p.window / 3600
-    if h.per_hour > 0 and held < n:
-        wanted = nice_duration(n / h.per_hour * 3600)
+    if wanted is not None:
         reason = (
-            f"at {_volume(h.per_hour)} the {format_duration(p.window)} window holds about "
-            f"{num(round(held, 2))} jobs, fewer than the {n} that decide it: window: {wanted}"
+            f"at {_volume(h.per_hour)} the {format_duration(p.window)} window holds {about}, fewer than "
+            f"the {count(n, 'job')} deciding it: window: {wanted}"
         )
         out.append(
             Suggestion(
@@ -220,19 +264,20 @@ def _compare(
     n = samples_needed(effect, len(runs), alpha)
     if n is None:
         notes.append(
-            f"{where}: a {num(p.max)}x slowdown is not detectable against {len(runs)} legacy run times"
+            f"{where}: a {num(p.max)}x slowdown is not detectable against {count(runs, 'legacy run time')}"
         )
         return None
     if n <= a.params.min_jobs:
         notes.append(
-            f"{where}: {a.name} min_jobs {a.params.min_jobs} already covers the {n} run times it needs"
+            f"{where}: {a.name} min_jobs {a.params.min_jobs} already covers the {count(n, 'run time')} it "
+            "needs"
         )
     else:
         test = "" if p.test else " (judged so with test: mann-whitney on this check)"
         reason = (
             f"legacy {h.name} run times p50 {num(h.p50)}s, p95 {num(h.p95)}s ({len(runs)} latest); a pg-boss "
             f"{num(p.max)}x slower would be slower in {_pct(effect)} of pairs, which the rank test at alpha "
-            f"{num(alpha)} shows after about {n} run times{test}, so {a.name} min_jobs: {n}"
+            f"{num(alpha)} shows after about {count(n, 'run time')}{test}, so {a.name} min_jobs: {n}"
         )
         out.append(
             Suggestion(stage.id, a.name, "min_jobs", str(a.params.min_jobs), str(n), reason, a.location)
@@ -245,29 +290,44 @@ def _soak(
     needs: dict[str, tuple[int, str, str | None]],
     history: HistoryOf,
     out: list[Suggestion],
+    notes: list[str],
 ) -> None:
     longest: tuple[float, str] = (0.0, "")
+    reachable: set[str] = set()
+    for queue, (n, which, legacy) in needs.items():
+        h = history(queue, legacy)
+        if h is None or h.per_hour <= 0:
+            reachable.add(queue)
+            continue
+        seconds = n / h.per_hour * 3600
+        if within_limit(seconds) is None:
+            beyond = _beyond(h, n, f"deciding {which} on {queue}", "soak or work minimum")
+            notes.append(
+                f"{stage.id} soak: {beyond}: keep the current values, or calibrate again once the volume "
+                "grows"
+            )
+            continue
+        reachable.add(queue)
+        take = "takes" if n == 1 else "take"
+        longest = max(
+            longest, (seconds, f"{count(n, f'{queue} job')} ({which}) at {_volume(h.per_hour)} {take}")
+        )
     for work in stage.soak.work:
         p = work.params
-        if work.kind != "work" or p.source != "pgboss" or p.queue not in needs:
+        if work.kind != "work" or p.source != "pgboss" or p.queue not in reachable:
             continue
         n, which, _ = needs[p.queue]
         if n > p.min_jobs:
-            reason = f"the soak's work minimum holds the {n} {p.queue} jobs that {which} needs to decide"
+            reason = (
+                f"the soak's work minimum holds the {count(n, f'{p.queue} job')} that {which} needs to decide"
+            )
             out.append(
                 Suggestion(stage.id, work.name, "min_jobs", str(p.min_jobs), str(n), reason, work.location)
-            )
-    for queue, (n, which, legacy) in needs.items():
-        h = history(queue, legacy)
-        if h is not None and h.per_hour > 0:
-            longest = max(
-                longest,
-                (n / h.per_hour * 3600, f"{n} {queue} jobs ({which}) at {_volume(h.per_hour)}"),
             )
     seconds, why = longest
     if seconds > stage.soak.duration:
         wanted = nice_duration(seconds)
-        reason = f"{why} take about {format_duration(seconds)}: soak at least {wanted}"
+        reason = f"{why} about {format_duration(seconds)}: soak at least {wanted}"
         key = "soak.duration" if stage.soak.work else "soak"
         out.append(
             Suggestion(

@@ -4,15 +4,14 @@ minimum work and soak lengths for the runbook's checks, with the reasoning (runb
 
 Read-only: every query runs through the checks' own read-only connections (default_transaction_read_only,
 statement_timeout). `--write` edits the runbook file line by line (runbook.yamledit), shows the diff,
-re-loads the edited text with the real loader and writes it only when it is valid and confirmed (--yes,
-or a yes on a terminal)."""
+re-loads the edited text with the real loader (its messages naming the runbook file) and writes it only
+when it is valid and confirmed (--yes, or a yes on a terminal). A suggested duration beyond what a runbook
+accepts is never written (runbook.calibration suggests none; a note says so if one ever were)."""
 
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +24,13 @@ from runbook.checks.base import Measurement, Verdict
 from runbook.errors import ConfigError, RunbookError, UsageError
 from runbook.exitcodes import ExitCode
 from runbook.session import Session
-from runbook.units import format_duration
+from runbook.spec.budget import check_seconds
+from runbook.units import format_duration, parse_duration
 from runbook.yamledit import KeyNotEditable, set_key
 
 _DEFAULTED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):-")
+_DURATIONS = frozenset({"window", "soak", "soak.duration"})
+"""Suggested keys holding a duration, which a runbook bounds (runbook.spec.budget)."""
 SAMPLE_LIMIT = 2000
 """Latest legacy run times kept per job type for the rank test's projection."""
 
@@ -203,20 +205,27 @@ def _edit(text: str, suggestions: list[Suggestion], notes: list[str]) -> str:
 
     for s in sorted(suggestions, key=at, reverse=True):
         line, col = at(s)
+        where = " ".join(x for x in (s.stage, s.check, s.key) if x)
+        try:
+            if s.key in _DURATIONS:
+                check_seconds(parse_duration(s.value), "duration", s.value)
+        except ValueError as exc:
+            notes.append(f"{where}: not written ({exc}); keep the current value")
+            continue
         try:
             text = set_key(text, line, col, s.key, s.value)
         except KeyNotEditable as exc:
-            notes.append(
-                f"{s.stage} {s.check or ''} {s.key}: not written ({exc}); set it to {s.value} by hand"
-            )
+            notes.append(f"{where}: not written ({exc}); set it to {s.value} by hand")
     return text
 
 
 def _write(session: Session, path: Path, result: CalibrateResult, *, yes: bool) -> None:
-    from runbook.spec import load_runbook
+    from runbook.spec import load_runbook_text
 
     old = path.read_text(encoding="utf-8")
     new = _edit(old, result.suggestions, result.notes)
+    if new == old:  # none of the suggestions could be written (the notes say why): nothing to ask
+        return
     result.diff = "".join(
         difflib.unified_diff(old.splitlines(True), new.splitlines(True), str(path), str(path))
     )
@@ -228,18 +237,14 @@ def _write(session: Session, path: Path, result: CalibrateResult, *, yes: bool) 
     result.notes += [
         f"{k} is set in the environment: it overrides the default written here" for k in overridden
     ]
-    fd, tmp = tempfile.mkstemp(prefix=".calibrate-", suffix=".yaml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(new)
-        load_runbook(tmp, env=env)
+    try:  # the edited text, loaded in memory under the runbook's own name (no trial file to name)
+        load_runbook_text(new, str(path), env=env)
     except RunbookError as exc:
         raise ConfigError(
-            f"the edited runbook does not validate, so {path} was not written: {exc.message}",
+            f"the edited runbook does not validate, so {path} was not written "
+            f"(line numbers as edited): {exc.message}",
             hint="apply the suggestions by hand (migrate calibrate shows them), then migrate validate",
         ) from exc
-    finally:
-        os.unlink(tmp)
     # the diff is in the result (stdout); a question on a terminal shows it first, once
     if not (yes or session.confirm(f"{result.diff}\nWrite these changes to {path}?")):
         result.exit_code = ExitCode.NOT_READY

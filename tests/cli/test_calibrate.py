@@ -273,7 +273,7 @@ def test_write_asks_and_refuses_an_edit_that_does_not_validate(
     ):
         command.calibrate(session, path, write=True, yes=True)
     assert path.read_text() == before
-    assert not list(history.glob(".calibrate-*"))  # the trial copy is gone
+    assert not list(history.glob(".calibrate-*"))  # no trial copy is made (the edit is loaded in memory)
 
 
 def test_a_large_table_without_an_index_needs_allow_scan(
@@ -373,3 +373,106 @@ def test_a_queue_stands_for_the_legacy_type_the_mapping_sends_there_and_limits_s
     flaky = got[("flaky-rate", "max")]
     assert (flaky["current"], flaky["value"]) == ("0.05", "0.5")
     assert "50%, the highest limit it suggests (twice the rate would be 80%)" in flaky["reason"]
+
+
+SPARSE = """\
+version: 1
+name: sparse
+settings:
+  database: {url: "${DATABASE_URL}"}
+flags: {A: false}
+stages:
+  - id: one
+    set: {A: true}
+    soak: 1h
+    monitor:
+      - name: raised-rate
+        kind: legacy
+        metric: error_rate
+        window: 1d
+        max: 0.01
+      - name: close-rate
+        kind: legacy
+        metric: error_rate
+        window: 1d
+        max: 0.02
+"""
+
+
+@pytest.fixture
+def sparse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> Path:
+    """A quiet legacy table: one job an hour for 30 days (row i at now - i h + 30 min), every 60th failed:
+    12 failed of 720 (1.67%), run times 20 + (7i mod 41) s."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(DDL)
+        conn.execute(
+            """INSERT INTO "Job" ("id", "status", "attempts", "startedAt", "completedAt", "createdAt",
+                 "updatedAt", "evaluationId")
+               SELECT 'job-' || i, (CASE WHEN i % 60 = 0 THEN 'FAILED' ELSE 'COMPLETED' END)::"JobStatus", 1,
+                 t - (20 + (7 * i % 41)) * interval '1 second', t, t - interval '1 hour', t, 'eval-' || i
+               FROM generate_series(1, 720) i,
+                 LATERAL (SELECT (now() AT TIME ZONE 'UTC') - (60 * i - 30) * interval '1 min' AS t) AS x"""
+        )
+    (tmp_path / "stages.yaml").write_text(SPARSE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    return tmp_path
+
+
+def test_at_low_volume_no_duration_beyond_the_runbook_limit_is_suggested_and_the_rest_is_written(
+    sparse: Path, migrate: Callable[..., Outcome]
+) -> None:
+    """At 1 job an hour a 2% limit against a 1.67% history takes about 22,000 jobs (some 916 days) to
+    decide: more than any window the runbook accepts (365d). Its window (and the min_jobs it could never
+    reach) is not suggested, and a note says why; the other check's raised max, its min_jobs and window are
+    written, and the file stays valid (no temporary file named, exit 0)."""
+    n_close = jobs_to_pass(12 / 720, 0.02, 0.95)
+    assert n_close / 24 > 365
+    n = jobs_to_pass(12 / 720, 0.05, 0.95)
+    r = migrate("calibrate", "--window", "30d", "--write", "--yes")
+    assert r.code == 0, r.text
+    assert ".calibrate-" not in r.text
+    assert "1 job an hour" in r.out and "1 jobs" not in r.out
+    assert (
+        "one close-rate: legacy jobs (every row: no type column) fail at 1.67% (12 of 720 over 30d); "
+        f"deciding its 2% limit at 95% confidence takes about {n_close} jobs, about 915d 19h at 1 job an "
+        "hour: it cannot be decided within 365d at this volume. No window, min_jobs or soak is suggested for "
+        "it (a runbook accepts at most 365d): keep the current values (its 1d window then judges about 24 "
+        "jobs, too few to decide it at 95% confidence), raise max so fewer jobs decide it, or calibrate "
+        "again once the volume grows" in " ".join(r.out.split())
+    ), r.out
+    assert "Written to stages.yaml" in r.out
+    md = migrate("calibrate", "--window", "30d", "-o", "markdown")  # after writing: only the note is left
+    assert md.code == 0, md.text
+    assert "No changes suggested" in md.out and "- one close-rate: " in md.out
+    assert "it cannot be decided within 365d at this volume" in md.out
+    rb = load_runbook(sparse / "stages.yaml", env={"DATABASE_URL": "postgresql://x/y"})
+    (stage,) = rb.stages
+    raised, close = stage.monitor
+    assert (raised.params.max, raised.params.min_jobs) == (0.05, n)
+    assert raised.params.window == math.ceil(n / 24) * 86400
+    assert (close.params.max, close.params.min_jobs, close.params.window) == (0.02, 1, 86400)
+    assert stage.soak.duration == 3600  # a legacy check on every row names no queue: no soak to suggest
+    assert all(s <= 365 * 86400 for s in (stage.soak.duration, *(c.params.window for c in stage.monitor)))
+
+
+def test_an_edit_that_does_not_validate_names_the_runbook_file_and_writes_nothing(
+    sparse: Path, migrate: Callable[..., Outcome], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edited text is validated under the runbook's own name (the -f path), never a temporary file's."""
+    from runbook.commands import calibrate as command
+
+    (sparse / "rb").mkdir()
+    path = sparse / "rb" / "quiet.yaml"
+    (sparse / "stages.yaml").rename(path)
+    before = path.read_text()
+    monkeypatch.setattr(command, "set_key", lambda text, *a: text.replace("max: 0.01", "max: [0.05"))
+    r = migrate("-f", "rb/quiet.yaml", "calibrate", "--window", "30d", "--write", "--yes")
+    assert r.code == 2, r.text
+    assert (
+        "the edited runbook does not validate, so rb/quiet.yaml was not written (line numbers as edited): "
+        "rb/quiet.yaml:" in r.err
+    ), r.err
+    assert ".calibrate-" not in r.text and "tmp" not in r.err
+    assert path.read_text() == before
+    assert sorted(p.name for p in (sparse / "rb").iterdir()) == ["quiet.yaml"]

@@ -76,5 +76,5 @@ def test_pgboss_history_stands_for_a_queue_without_legacy_rows(
     hours = n / (6 / (7 * 24))  # 6 jobs a week
     assert got["window"].value == f"{math.ceil(hours / 24)}d"
     assert got["window"].reason.startswith(
-        f"at 0.9 jobs a day the 1h window holds about 0.04 jobs, fewer than the {n} that decide it"
+        f"at 0.9 jobs a day the 1h window holds about 0.04 jobs, fewer than the {n} jobs deciding it"
     )
