@@ -70,13 +70,14 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 
 
 def exposed_names() -> set[str]:
-    """The sample names a scrape carries for `CATALOG` (counters' `_total`, histograms' series)."""
+    """The sample names a scrape carries for `CATALOG` (counters' `_total`, histograms' series; no `_created`
+    series: runbook.metrics disables them)."""
     out: set[str] = set()
     for name, (kind, _labels, _help) in CATALOG.items():
         if kind == "counter":
-            out |= {f"{name}_total", f"{name}_created"}
+            out.add(f"{name}_total")
         elif kind == "histogram":
-            out |= {f"{name}_bucket", f"{name}_count", f"{name}_sum", f"{name}_created"}
+            out |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
         else:
             out.add(name)
     return out

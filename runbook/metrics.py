@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -33,6 +33,10 @@ class WatchMetrics(Collector):
     """The registry of one watcher process: its feeds' snapshots as gauges, plus counters and histograms."""
 
     def __init__(self) -> None:
+        # no `<counter>_created` / `<histogram>_created` series (the client's default; docs/metrics.md lists
+        # what is exposed, and a process start time is process_start_time_seconds). The client has no
+        # per-registry switch: this is for the process, whose only metrics are the watcher's.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self.feeds: list[RunbookFeed] = []
         self.fleet = False

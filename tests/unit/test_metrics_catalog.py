@@ -36,3 +36,37 @@ def test_names_and_labels_follow_the_conventions() -> None:
             assert name.endswith(UNITS), f"{name}: a unit in the name"
         for label in labels:
             assert label in {"runbook", "stage", "check", "verdict", "state", "operation", "cause", "outcome"}
+
+
+def test_every_exposed_family_is_documented() -> None:
+    """Found by a new-user trial: the scrape carried `runbook_*_created` families (the client's default
+    created series) that docs/metrics.md does not list. What a watcher's registry exposes, every counter and
+    histogram with a series, parsed as Prometheus reads it: its `runbook_*` families are exactly the table's,
+    and the others are the client's process and platform ones the page names as such."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from runbook.metrics import WatchMetrics
+
+    metrics = WatchMetrics()
+    counters = {
+        "runbook_watch_rounds": metrics.rounds,
+        "runbook_state_database_errors": metrics.db_errors,
+        "runbook_transitions": metrics.transitions,
+        "runbook_rollbacks": metrics.rollbacks,
+        "runbook_breaches": metrics.breaches,
+    }
+    for name, counter in counters.items():
+        counter.labels(*["x"] * len(CATALOG[name][1])).inc()
+    metrics.sample_seconds.labels("x").observe(0.1)
+    text = generate_latest(metrics.registry).decode()
+    assert "_created" not in text
+    exposed = {
+        f.name + "_total" if f.type == "counter" else f.name for f in text_string_to_metric_families(text)
+    }
+    ours = {name for name in exposed if name.startswith("runbook_")}
+    assert ours == set(documented())
+    others = exposed - ours
+    assert others and all(name.startswith(("process_", "python_")) for name in others), others
+    doc = DOC.read_text()
+    assert "process metrics come too" in doc and "`python_info`" in doc
