@@ -89,9 +89,8 @@ def judge_ranks(
         median_ratio=None if medians is None else round(medians, 4),
         exact=t.exact,
     )
-    stats = (
-        f"{names[0]} slower in {num(round(t.effect * 100, 1))}% of pairs, "
-        f"{len(a)} vs {len(b)} run times" + (f", medians x{medians:.2f}" if medians is not None else "")
+    stats = f"{names[0]} slower in {num(round(t.effect * 100, 1))}% of pairs, {_versus(a, b)}" + (
+        f", medians x{medians:.2f}" if medians is not None else ""
     )
     for bound, value, slower in crossed:
         p = t.p_greater if slower else t.p_less
@@ -127,8 +126,13 @@ def _unranked(a: Sequence[float], b: Sequence[float], alpha: float, names: tuple
         return None
     need = needed_for(alpha, len(b))
     want = f"at least {count(need, 'run time')} of {names[0]}" if need else f"more run times of {names[1]}"
-    few = f"{len(a)} vs {len(b)} run times cannot show a difference at alpha {num(alpha)}"
+    few = f"{_versus(a, b)} cannot show a difference at alpha {num(alpha)}"
     return f"too few to test: {few}: {want}"
+
+
+def _versus(a: Sequence[float], b: Sequence[float]) -> str:
+    """`1 vs 1 run time`, `1 vs 3 run times`, `12 vs 40 run times` (units.count: one only when both are)."""
+    return f"{len(a)} vs " + (count(len(b), "run time") if len(a) == 1 else f"{len(b)} run times")
 
 
 def _undecided(

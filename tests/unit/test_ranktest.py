@@ -94,3 +94,17 @@ def test_more_to_decide_is_where_the_projected_test_turns_significant() -> None:
     # a small baseline caps the evidence: sqrt(12 n_b) * lean stays below z for any number of a
     small = mann_whitney([2.0, 3.5, 4.5, 5.0], [1.5, 2.5, 3.0, 4.0])  # a slower in 75% of pairs
     assert small.effect == 0.75 and more_to_decide(small, 0.01, slower=True) is None
+
+
+def test_too_few_run_times_count_in_english() -> None:
+    """Found by a new-user trial: `1 vs 1 run times`. The compare check's explanation says `1 vs 1 run
+    time` (units.count), and `run times` for any other numbers."""
+    from runbook.checks.compare_ranks import _unranked
+
+    names = ("pgboss-p95", "legacy-p95")
+    one = _unranked([2.0], [1.0], 0.05, names)
+    assert one is not None and one.startswith("too few to test: 1 vs 1 run time cannot show a difference")
+    assert "run times cannot" not in one
+    for a, b, shown in (([2.0], [1.0, 1.5], "1 vs 2 run times"), ([2.0, 3.0], [1.0], "2 vs 1 run times")):
+        text = _unranked(a, b, 0.05, names)
+        assert text is not None and f"too few to test: {shown} cannot show" in text, text
