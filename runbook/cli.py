@@ -363,7 +363,7 @@ def watch(
     if metrics_address is not None and metrics_port is None:
         raise click.UsageError("--metrics-address needs --metrics-port (the port to serve metrics on)")
     cli.output.json_lines = True  # -o json: a round an object a line, then the result (or error) on one line
-    stop = stop_on_signals()
+    stop = stop_on_signals(cli.output)
 
     options: dict[str, Any] = {"interval": every, "auto_advance": auto_advance, "max_rounds": max_samples}
     options["wait_for_lease"] = wait_for_lease

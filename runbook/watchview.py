@@ -1,5 +1,5 @@
 """How `migrate watch` shows itself: a live view on a terminal, one line per sample in a log; and clean
-stops on SIGTERM and Ctrl-C (the current round finishes or is recorded)."""
+stops on SIGTERM and Ctrl-C (the current round finishes and is recorded; a second one stops at once)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,34 @@ from types import FrameType
 from runbook.commands.watch import WatchView
 from runbook.output import Output, _isatty
 
+STOPPING = "stopping after the current round… (Ctrl-C again to stop now)"
+"""Said on stderr at the first SIGTERM or Ctrl-C: a round (its checks) may take a while yet."""
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT; the watcher checks it between rounds."""
+
+def stop_on_signals(output: Output | None = None) -> threading.Event:
+    """An event set by the first SIGTERM or SIGINT (said on `output`'s stderr); the watcher checks it between
+    rounds, so the current round finishes. A second one raises KeyboardInterrupt (the command exits at once,
+    `interrupted`), mid-round; a watch still releases its lease on the way out."""
     stop = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
         stop.set()
+        if output is not None:  # written by a thread: this handler may have interrupted a write to stderr
+            threading.Thread(target=_say, args=(output, STOPPING), name="stopping", daemon=True).start()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
     return stop
+
+
+def _say(output: Output, line: str) -> None:
+    """One line on stderr, in every format, between the lines of the rounds."""
+    with WatchPrinter.lock:
+        output.err.write(output.redact(line) + "\n")
+        output.err.flush()
 
 
 def announce_metrics(output: Output, url: str) -> None:

@@ -1,6 +1,7 @@
 """`migrate watch`: keep watch over the current stage for days. Sample the monitors every interval, store
-each sample, roll back on a breach, pause (and say so) when inconclusive, and with `auto_advance` move on
-when the soak is satisfied and every gate allows it. One watcher acts at a time (a lease)."""
+each sample, roll back on a breach (stop with exit 1 on one it may not roll back: out of an irreversible
+stage, or in the first), hold (and say so) when inconclusive, and with `auto_advance` move on when the soak
+is satisfied and every gate allows it. One watcher acts at a time (a lease)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ class WatchView:
 @dataclass
 class WatchResult(FieldsJson):
     runbook: str
-    outcome: str  # stopped | rolled-back | limit | not-rolled-back (a breach out of an irreversible stage)
+    outcome: str
+    """stopped | limit | rolled-back | preempted | not-rolled-back (a breach out of an irreversible stage) |
+    breached (a breach in the first stage: nothing to roll back to)."""
     rounds: int
     stage: str
     transitions: list[dict[str, Any]] = field(default_factory=list)
@@ -75,7 +78,7 @@ class WatchResult(FieldsJson):
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.outcome == "not-rolled-back":
+        if self.outcome in ("not-rolled-back", "breached"):  # a breach not rolled back
             return ExitCode.NOT_READY
         return ExitCode.ROLLED_BACK if self.outcome in ("rolled-back", "preempted") else ExitCode.OK
 
@@ -131,7 +134,13 @@ def watch(
                 lease_ttl = lease_seconds(every)
                 if not have_lease:
                     waiting = WatchView(result.rounds, cur.stage.id, 0, None, cur=cur)
-                    have_lease = acquire_lease(session, owner, lease_ttl, wait_for_lease, stop, show, waiting)
+                    have_lease = acquire_lease(
+                        session, owner, lease_ttl, every, wait_for_lease, stop, show, waiting
+                    )
+                    if not have_lease:  # stopped while waiting for it: never sample without the lease
+                        break
+                    started = time.monotonic()  # the wait for the lease is no part of the round's time
+                    cur = engine.ensure_recorded(session)  # as it is now: the other watcher may have acted
                 else:
                     have_lease = store.renew_lease(rb.name, owner, lease_ttl)
                     if not have_lease:
@@ -186,11 +195,13 @@ def watch(
                             "cause": "breach",
                         }
                     )
-                if auto.refused is not None or auto.done is not None:
-                    show(view)
-                    result.last = view.to_json()
-                    return result
-                view.note = f"breach: {cur.stage.id} is the first stage, nothing to roll back to"
+                else:  # the first stage: nothing to roll back to, and a breach still (exit 1, as gate)
+                    first = f"{cur.stage.id} is the first stage, nothing to roll back to"
+                    view.note = f"breach: {first}"
+                    result.outcome, result.reason = "breached", f"{reason}; {first}"
+                show(view)
+                result.last = view.to_json()
+                return result
             notify_round(session, cur, rnd, left, notified)
             if auto_advance:
                 view.note = try_advance(session, cur, rnd, left, result)
@@ -199,7 +210,7 @@ def watch(
                     result.last = view.to_json()
                     return result
             elif rnd.inconclusive:
-                view.note = "inconclusive: paused (never advances or rolls back on its own)"
+                view.note = "inconclusive: holding (rolls back on a breach; never advances on its own)"
             show(view)
             result.last = view.to_json()
             if result.rounds % 100 == 0:
@@ -208,6 +219,9 @@ def watch(
                 result.outcome = "limit"
                 break
             stop.wait(max(0.0, every - (time.monotonic() - started)))
+    except KeyboardInterrupt:  # stopped at once (a second Ctrl-C), maybe mid-query: release on a new one
+        session.reset_store()
+        raise
     finally:
         if have_lease:
             with contextlib.suppress(RunbookError):

@@ -12,6 +12,9 @@ from runbook.errors import LockedError, PreemptedError
 from runbook.preempt import Guard
 from runbook.session import Session
 
+LEASE_POLL = 10.0
+"""Seconds at most between two tries of a watcher waiting for the lease (`--wait`)."""
+
 if TYPE_CHECKING:
     from runbook.commands.watch import WatchResult, WatchView
 
@@ -35,16 +38,25 @@ def acquire_lease(
     session: Session,
     owner: str,
     ttl: float,
+    every: float,
     wait: bool,
     stop: threading.Event,
     show: Callable[[WatchView], None],
     view: WatchView,
 ) -> bool:
-    """Take the watcher lease; with `wait`, poll (showing `view` each time) until it is free."""
+    """Take the watcher lease; with `wait`, poll (showing `view` each time) until it is free. Taken after a
+    wait, the first round keeps the previous watcher's pace: it comes `every` seconds after that watcher's
+    last sample (no two samples of a runbook closer than an interval across a hand-over). False: stopped
+    first (the lease not held)."""
     store = session.store()
     rb = session.runbook
+    waited = False
     while True:
         if store.acquire_lease(rb.name, owner, ttl):
+            age = store.last_sample_age(rb.name) if waited else None
+            if age is not None and age < every and stop.wait(every - age):
+                store.release_lease(rb.name, owner)
+                return False
             return True
         lease = store.lease(rb.name)
         holder = lease.owner if lease else "another watcher"
@@ -55,7 +67,8 @@ def acquire_lease(
             )
         view.note = f"waiting for the watcher lease held by {holder}"
         show(view)
-        if stop.wait(min(ttl / 3, 10.0)):
+        waited = True
+        if stop.wait(min(ttl / 3, LEASE_POLL)):
             return False
 
 

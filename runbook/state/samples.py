@@ -209,6 +209,16 @@ class SamplesMixin(StoreBase):
             out.append(StoredSample(at, st, name, Verdict(verdict), raw, dict(measurement or {})))
         return out
 
+    def last_sample_age(self, runbook: str) -> float | None:
+        """Seconds since the newest sample of `runbook` was stored, by the state database's clock (the one
+        that stamped it); None when it has none."""
+        with self.tx() as conn:
+            row = conn.execute(
+                self.sql("SELECT extract(epoch FROM now() - max(at)) FROM {samples} WHERE runbook = %s"),
+                (runbook,),
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def prune_samples(self, runbook: str, older_than_seconds: float) -> int:
         """Delete samples of `runbook` older than the cut-off; return how many were deleted."""
         with self.tx() as conn:

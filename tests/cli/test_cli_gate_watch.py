@@ -9,11 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from runbook.actor import current_actor
@@ -236,3 +238,136 @@ def test_only_one_watcher_acts_and_sigterm_stops_cleanly(rb_dir: Path, migrate: 
     assert again.code == 0, again.text
     st = json.loads(migrate("-o", "json", "status").out)
     assert st["stage"] == "one" and st["pending_intent"] is None and st["drift"] == []
+
+
+def test_watch_exits_1_on_a_breach_in_the_first_stage_as_gate_does(
+    rb_dir: Path, migrate: Migrate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing to roll back to from the first stage: watch used to note it and go on sampling (exit 0)."""
+    text = (rb_dir / "stages.yaml").read_text()
+    legacy_monitor = (
+        "  - id: legacy\n    monitor:\n      - name: legacy-healthy\n        kind: sql\n"
+        '        query: SELECT 1\n        expect: ["value == 0"]\n'
+    )
+    (rb_dir / "stages.yaml").write_text(text.replace("  - id: legacy\n", legacy_monitor, 1))
+    assert migrate("gate").code == 1
+    r = migrate("watch", "--interval", "0.1s", "--max-samples", "5")
+    assert r.code == 1, r.text
+    assert "| breach: legacy is the first stage, nothing to roll back to" in r.err
+    assert r.out.startswith("Breach, not rolled back after 1 round: watch: legacy-healthy: 1 failure")
+    assert "; legacy is the first stage, nothing to roll back to. The flags are as they were." in r.out
+    j = json.loads(migrate("-o", "json", "watch", "--interval", "0.1s").out.splitlines()[-1])
+    assert (j["outcome"], j["rounds"], j["exit_code"]) == ("breached", 1, 1)
+    assert json.loads(migrate("-o", "json", "status").out)["stage"] == "legacy"
+    assert "PGBOSS_ENABLED=false" in (rb_dir / "app.env").read_text()
+
+
+def test_an_inconclusive_round_says_watch_holds_but_still_rolls_back_on_a_breach(
+    rb_dir: Path, migrate: Migrate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert migrate("advance", "--yes").code == 0
+    monkeypatch.setenv("MONITOR_VALUE", "NULL WHERE false")
+    r = migrate("watch", "--interval", "0.1s", "--max-samples", "1")
+    assert r.code == 0, r.text
+    assert r.err.rstrip().endswith(
+        "| inconclusive: holding (rolls back on a breach; never advances on its own)"
+    ), r.err
+
+
+MIGRATE = Path(sys.executable).parent / "migrate"
+"""The installed CLI (the console script of this environment)."""
+
+
+class _Watch:
+    """`migrate watch --interval 0.2s` run by the installed CLI in `rb_dir`, with a monitor that takes
+    `seconds` (SELECT 0 FROM pg_sleep(N)): each round is long. Its stderr is read as it comes."""
+
+    def __init__(self, rb_dir: Path, seconds: float) -> None:
+        env = {**os.environ, "MONITOR_VALUE": f"0 FROM pg_sleep({seconds})"}
+        cmd = [str(MIGRATE), "watch", "--interval", "0.2s"]
+        self.proc = subprocess.Popen(
+            cmd, cwd=rb_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_line(self, start: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(line.startswith(start) for line in self.lines):
+            assert self.proc.poll() is None, self.lines
+            assert time.monotonic() < deadline, f"no line {start!r}: {self.lines}"
+            time.sleep(0.02)
+
+    def finish(self, timeout: float) -> tuple[int, str, float]:
+        """Exit code, stdout, seconds it took to exit."""
+        at = time.monotonic()
+        code = self.proc.wait(timeout=timeout)  # stdout is short (the result): it never fills the pipe
+        took = time.monotonic() - at
+        self.reader.join(5)  # stderr is the reader's alone (communicate() would read part of it)
+        assert self.proc.stdout is not None
+        return code, self.proc.stdout.read(), took
+
+
+def _leases(pg_url: str) -> list[str]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT owner FROM runbook.leases WHERE expires_at > now()").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_the_first_ctrl_c_says_it_stops_after_the_round_and_finishes_it(
+    rb_dir: Path, migrate: Migrate, pg_url: str
+) -> None:
+    """A round of 2 s: SIGINT in it is said at once on stderr (it used to print nothing), the round finishes
+    and is shown, and the watch ends as a stopped watch does (exit 0), its lease released; SIGTERM alike."""
+    assert migrate("advance", "--yes").code == 0
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        w = _Watch(rb_dir, 2)
+        try:
+            w.wait_line("#1 ")  # the second round starts at once (the first took longer than the interval)
+            time.sleep(0.5)
+            w.proc.send_signal(sig)
+            w.wait_line("stopping", timeout=1.0)  # said at once, while the round goes on
+            assert w.proc.poll() is None
+            code, out, took = w.finish(timeout=30)
+        finally:
+            if w.proc.poll() is None:
+                w.proc.kill()
+        assert code == 0, w.lines
+        assert took >= 0.5, took  # it finished the round (about 1.5 s of it was left)
+        stopping = "stopping after the current round… (Ctrl-C again to stop now)"
+        assert w.lines.index(stopping) < next(i for i, line in enumerate(w.lines) if line.startswith("#2 "))
+        assert "Watch stopped after 2 rounds (stopped); stage one." in out
+        assert _leases(pg_url) == []
+
+
+def test_a_second_ctrl_c_stops_the_watch_at_once_and_releases_its_lease(
+    rb_dir: Path, migrate: Migrate, pg_url: str
+) -> None:
+    """A round of 4 s: the first SIGINT asks for a stop after it, the second stops now (exit 1, the CLI's
+    `interrupted`): well before the round would end, and the lease is not left held."""
+    assert migrate("advance", "--yes").code == 0
+    w = _Watch(rb_dir, 4)  # within the checks' statement_timeout (5 s)
+    try:
+        deadline = time.monotonic() + 30
+        while not _leases(pg_url):  # the round has begun (the lease is taken before it)
+            assert time.monotonic() < deadline, w.lines
+            time.sleep(0.05)
+        time.sleep(0.5)
+        w.proc.send_signal(signal.SIGINT)
+        w.wait_line("stopping", timeout=1.0)
+        w.proc.send_signal(signal.SIGINT)
+        code, _out, took = w.finish(timeout=30)
+    finally:
+        if w.proc.poll() is None:
+            w.proc.kill()
+    assert took < 2, (took, w.lines)  # the round had over 3 s left
+    assert code == 1, w.lines
+    assert "error: interrupted" in w.lines, w.lines
+    assert not any(line.startswith("#1 ") for line in w.lines)  # the round was cut short, not shown
+    assert _leases(pg_url) == []

@@ -3,10 +3,12 @@ transitions, exit_code, to_json) and the views handed to `on_round`."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
+from runbook.commands import watchsteps
 from runbook.commands.advance import advance
 from runbook.commands.gate import gate
 from runbook.commands.history import history
@@ -62,19 +64,51 @@ LEGACY_MONITOR = """\
 
 
 def test_a_breach_in_the_first_stage_has_nothing_to_roll_back_to(ws: Workspace) -> None:
-    """watch and gate --rollback-on-failure decide alike (autorollback.roll_back): no flip, no record."""
+    """watch and gate --rollback-on-failure decide alike (autorollback.roll_back): no flip, no record; and
+    both exit 1, a breach not rolled back (watch used to go on sampling and exit 0), watch at once."""
     ws.edit("  - id: legacy\n", LEGACY_MONITOR)
     views: list[Any] = []
-    r = watch(ws.open(LEGACY_VALUE="1"), interval=0.05, max_rounds=2, on_round=views.append)
+    r = watch(ws.open(LEGACY_VALUE="1"), interval=0.05, max_rounds=5, on_round=views.append)
     assert (r.outcome, r.rounds, r.stage, r.transitions, r.exit_code) == (
-        "limit",
-        2,
+        "breached",
+        1,
         "legacy",
         [],
-        ExitCode.OK,
+        ExitCode.NOT_READY,
     )
-    assert views[0].note == "breach: legacy is the first stage, nothing to roll back to"
+    assert [v.note for v in views] == ["breach: legacy is the first stage, nothing to roll back to"]
+    assert r.reason is not None and r.reason.startswith("watch: legacy-healthy: 1 failure in this stage")
+    assert r.reason.endswith("; legacy is the first stage, nothing to roll back to")
+    assert (r.to_json()["outcome"], r.to_json()["exit_code"]) == ("breached", 1)
     g = gate(ws.open(LEGACY_VALUE="1"), rollback_on_failure=True)
     assert (g.rolled_back_to, g.not_rolled_back, g.exit_code) == (None, None, ExitCode.NOT_READY)
     assert [e["operation"] for e in history(ws.open()).events] == ["init"]
     assert ws.flags()["PGBOSS_ENABLED"] == "false"
+
+
+def _rounds_at(ws: Workspace) -> list[float]:
+    """When each round of the runbook was stored (the samples table's `at`, one per round), in seconds."""
+    store = ws.open().store()
+    return sorted({s.at.timestamp() for s in store.all_samples("cli-test")})
+
+
+def test_a_waiting_watcher_that_takes_over_keeps_the_interval(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--wait: once the other watcher's lease ends, the first two samples are an interval apart (the wait
+    for the lease used to count as the first round's time: the second sample followed at once), and the
+    first one comes an interval after the other watcher's last sample, not right after it."""
+    monkeypatch.setattr(watchsteps, "LEASE_POLL", 0.05)  # poll for the lease often: the test is quick
+    advance(ws.open(), yes=True)
+    session = ws.open()
+    assert watch(session, interval=1.0, max_rounds=1).outcome == "limit"  # the other watcher's last sample
+    assert session.store().acquire_lease("cli-test", "another watcher", 0.3)  # held, then expires
+    views: list[Any] = []
+    r = watch(ws.open(), interval=1.0, max_rounds=2, wait_for_lease=True, on_round=views.append)
+    assert (r.outcome, r.rounds) == ("limit", 2)
+    assert views[0].note == "waiting for the watcher lease held by another watcher"
+    ats = _rounds_at(ws)
+    assert len(ats) == 3
+    gaps = [b - a for a, b in itertools.pairwise(ats)]
+    assert min(gaps) >= 0.4 * 1.0, gaps  # the documented promise: no two samples closer than 0.4 interval
+    assert min(gaps) >= 0.9, gaps  # in fact, the interval
