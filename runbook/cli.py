@@ -286,15 +286,19 @@ def history(cli: Cli, limit: int, operation: str | None) -> None:
     cli.run(lambda: run(cli.session(), limit=limit, operation=operation))
 
 
-@main.command(short_help="Release a lock whose holder is gone or hung.")
+@main.command(short_help="Release a lock or watcher lease whose holder is gone or hung.")
 @click.option("--reason", default=None, help="Why; recorded in the history.")
 @click.option(
-    "--force", is_flag=True, help="Also end a holder still running on this host (needs --reason; audited)."
+    "--force",
+    is_flag=True,
+    help="Also end a holder still running on this host, or a watcher's lease held on another host (needs "
+    "--reason; audited).",
 )
 @pass_cli
 def unlock(cli: Cli, reason: str | None, force: bool) -> None:
-    """Release a lock left by a process that is gone or hung. A holder still running on this host is not
-    ended without --force; one on another host is not looked at."""
+    """Release a lock left by a process that is gone or hung, and the lease of a watcher gone from this
+    host. A holder still running on this host is not ended without --force; a lock holder on another host is
+    not looked at; a watcher lease held on another host needs --force."""
     from runbook.commands.unlock import unlock as run
 
     cli.run(lambda: run(cli.session(), reason=reason, force=force))

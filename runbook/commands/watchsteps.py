@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from runbook import autorollback, engine, monitoring
 from runbook.errors import LockedError, PreemptedError
+from runbook.holders import lease_refused
 from runbook.preempt import Guard
 from runbook.session import Session
 
@@ -60,11 +61,8 @@ def acquire_lease(
             return True
         lease = store.lease(rb.name)
         holder = lease.owner if lease else "another watcher"
-        if not wait:
-            raise LockedError(
-                f"another watcher is already acting on {rb.name}: {holder}",
-                hint="stop it first, or pass --wait to take over when its lease expires",
-            )
+        if not wait:  # a holder gone from this host is named as such, with how to release its lease now
+            raise lease_refused(rb.name, lease, session.actor.host)
         view.note = f"waiting for the watcher lease held by {holder}"
         show(view)
         waited = True

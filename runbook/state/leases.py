@@ -1,7 +1,8 @@
 """The watcher lease: a row with an owner and an expiry, so only one `migrate watch` acts on a runbook.
 
 A lease is taken when absent, expired, or already ours; the owner renews it well before `ttl` runs out.
-A watcher that dies simply stops renewing, and the next one takes over after the expiry.
+A watcher that dies simply stops renewing, and the next one takes over after the expiry (`watch --wait`), or
+at once after `migrate unlock` released the lease of a holder that is gone (runbook.holders tells).
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ class LeaseMixin(StoreBase):
         with self.tx() as conn:
             row = conn.execute(
                 self.sql(
-                    "SELECT runbook, owner, acquired_at, expires_at FROM {leases} "
+                    "SELECT runbook, owner, acquired_at, expires_at, "
+                    "extract(epoch FROM now() - acquired_at)::float8, "
+                    "extract(epoch FROM expires_at - now())::float8 FROM {leases} "
                     "WHERE runbook = %s AND expires_at >= now()"
                 ),
                 (runbook,),

@@ -23,7 +23,7 @@ from runbook import db
 from runbook.actor import Actor
 from runbook.errors import ConfigError, LockedError
 from runbook.state.base import StoreBase
-from runbook.state.records import LockHolder, LockRelease, NewEvent
+from runbook.state.records import Lease, LockHolder, LockRelease, NewEvent
 from runbook.state.schema import advisory_key
 
 HOLDER_COLUMNS = "runbook, operation, actor, host, pid, ci_url, backend_pid, acquired_at"
@@ -189,11 +189,15 @@ class LockMixin(StoreBase):
         *,
         reason: str | None = None,
         vet: Callable[[LockHolder], tuple[str, dict[str, Any]]] | None = None,
+        lease: Lease | None = None,
+        lease_note: tuple[str, dict[str, Any]] = ("", {}),
     ) -> LockRelease:
         """Remove the lock of `runbook` by terminating the backend holding it; record an `unlock` event.
 
         `vet` is asked about a known holder before its backend is terminated: it raises to refuse (nothing is
-        done), or returns a note for the event's outcome and data to record with it."""
+        done), or returns a note for the event's outcome and data to record with it. `lease` (the watcher
+        lease as read, already vetted: `lease_note` is its note and data) is released too, in the event's
+        transaction, unless another watcher took it since."""
         holder, pid = self.lock_holder(runbook, settle=1.0)
         with self.tx() as conn:
             stale = holder or self._holder_row(conn, runbook)
@@ -240,16 +244,38 @@ class LockMixin(StoreBase):
                 "since": stale.since.astimezone(dt.UTC).isoformat(),
                 "backend_pid": stale.backend_pid,
             }
+        if lease is not None:
+            data["lease"] = {
+                "owner": lease.owner,
+                "acquired_at": lease.acquired_at.astimezone(dt.UTC).isoformat(),
+                "expires_at": lease.expires_at.astimezone(dt.UTC).isoformat(),
+                **lease_note[1],
+            }
         with self.tx() as conn:
             gone = [p for p in (terminated, stale.backend_pid if stale else None) if p is not None]
             conn.execute(
                 self.sql("DELETE FROM {lock_holders} WHERE runbook = %s AND backend_pid = ANY(%s)"),
                 (runbook, gone),
             )
+            if lease is not None:
+                cur = conn.execute(  # not when released since, or taken by a new holder (left to it)
+                    self.sql("DELETE FROM {leases} WHERE runbook = %s AND owner = %s AND acquired_at = %s"),
+                    (runbook, lease.owner, lease.acquired_at),
+                )
+                freed = cur.rowcount == 1
+                data["lease"]["released"] = freed
+                what = f'the watcher lease of "{runbook}" held by {lease.describe()}'
+                said = f"released {what}{lease_note[0]}" if freed else f"{what} was released or taken since"
+                if terminated is None and stale is None:
+                    message = f'{said}; the lock of "{runbook}" was not held'
+                else:
+                    message = f"{message}; {said}"
+                if not freed:
+                    lease = None
             row = conn.execute(
                 self.sql("SELECT version FROM {state} WHERE runbook = %s"), (runbook,)
             ).fetchone()
             ev = NewEvent("unlock", actor, reason=reason, outcome=message, data=data)
             stored = self.insert_event(conn, runbook, ev, version=row[0] if row else None)
         assert stored is not None
-        return LockRelease(terminated, stale, stored.id, message)
+        return LockRelease(terminated, stale, stored.id, message, lease)

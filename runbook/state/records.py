@@ -207,6 +207,8 @@ class LockRelease:
     holder: LockHolder | None
     event_id: int
     message: str
+    lease: Lease | None = None
+    """The watcher lease it released with the lock, if it was asked to."""
 
 
 @dataclass(frozen=True)
@@ -217,3 +219,11 @@ class Lease:
     owner: str
     acquired_at: dt.datetime
     expires_at: dt.datetime
+    held_for: float = 0.0
+    """Seconds since `acquired_at` when it was read (by the database's clock: no skew with this host's)."""
+    expires_in: float = 0.0
+    """Seconds until `expires_at` when it was read (by the database's clock)."""
+
+    def describe(self) -> str:
+        """`ops@host pid 4121 since 10:02:03 UTC`."""
+        return f"{self.owner} since {self.acquired_at.astimezone(dt.UTC):%H:%M:%S} UTC"

@@ -194,7 +194,13 @@ def test_unlock_releases_a_held_lock_and_is_audited(ws: Workspace) -> None:
         r = unlock(ws.open(), reason="holder hung", force=True)
     assert r.released and r.detail.startswith("terminated backend ")
     assert r.detail.endswith(f"; forced: its process (pid {os.getpid()} on this host) was still running")
-    assert r.to_json() == {"runbook": "cli-test", "released": True, "detail": r.detail}
+    assert r.to_json() == {
+        "runbook": "cli-test",
+        "released": True,
+        "detail": r.detail,
+        "lock_released": True,
+        "lease_released": False,
+    }
     ev = history(ws.open(), operation="unlock").events[-1]
     assert (ev["reason"], ev["outcome"], ev["data"]["forced"], ev["data"]["holder_process"]) == (
         "holder hung",
