@@ -82,6 +82,19 @@ def expires_in(lease: Lease) -> str:
     return f"{max(0, math.ceil(lease.expires_in))}s"
 
 
+def waiting_note(lease: Lease | None, here: str) -> str:
+    """The line of a `--wait` watcher waiting for the lease: a holder gone or hung on this host is named as
+    such, with when its lease expires (the wait ends then)."""
+    if lease is None:
+        return "waiting for the watcher lease held by another watcher"
+    note = f"waiting for the watcher lease held by {lease.owner}"
+    seen = lease_holder_state(lease, here)
+    if seen in ("gone", "stopped"):
+        state = "is gone" if seen == "gone" else "is stopped (hung)"
+        note += f" (its watcher {state}; the lease expires in {expires_in(lease)}, or `migrate unlock` now)"
+    return note
+
+
 def lease_refused(runbook: str, lease: Lease | None, here: str) -> LockedError:
     """The error of `migrate watch` (without --wait) finding the lease of `runbook` held by another watcher:
     a holder gone or hung on this host is named as such, with when its lease expires and how to release it

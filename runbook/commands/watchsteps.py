@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from runbook import autorollback, engine, monitoring
 from runbook.errors import LockedError, PreemptedError
-from runbook.holders import lease_refused
+from runbook.holders import lease_refused, waiting_note
 from runbook.preempt import Guard
 from runbook.session import Session
 
@@ -60,10 +60,9 @@ def acquire_lease(
                 return False
             return True
         lease = store.lease(rb.name)
-        holder = lease.owner if lease else "another watcher"
         if not wait:  # a holder gone from this host is named as such, with how to release its lease now
             raise lease_refused(rb.name, lease, session.actor.host)
-        view.note = f"waiting for the watcher lease held by {holder}"
+        view.note = waiting_note(lease, session.actor.host)
         show(view)
         waited = True
         if stop.wait(min(ttl / 3, LEASE_POLL)):

@@ -21,6 +21,7 @@ from runbook.holders import (
     lease_owner,
     lease_refused,
     process_state,
+    waiting_note,
 )
 from runbook.state.records import Lease
 
@@ -124,3 +125,16 @@ def test_watch_refuses_a_live_holder_as_before_and_names_another_host() -> None:
         "over when its lease expires"
     )
     assert lease_refused("rb", None, HERE).message == "another watcher is already acting on rb"
+
+
+def test_a_waiting_watcher_says_when_the_holder_is_gone() -> None:
+    pid = dead_pid()
+    assert waiting_note(lease(f"ops@{HERE} pid {pid}"), HERE) == (
+        f"waiting for the watcher lease held by ops@{HERE} pid {pid} (its watcher is gone; the lease expires "
+        "in 27s, or `migrate unlock` now)"
+    )
+    live = f"ops@{HERE} pid {os.getpid()}"
+    assert waiting_note(lease(live, held_for=0.5), HERE) == f"waiting for the watcher lease held by {live}"
+    far = "ops@far pid 12"
+    assert waiting_note(lease(far), HERE) == f"waiting for the watcher lease held by {far}"
+    assert waiting_note(None, HERE) == "waiting for the watcher lease held by another watcher"
