@@ -154,7 +154,9 @@ def watch_fleet(
         return t
 
     if coordinator is not None:
-        options = {**options, "wait_for_lease": False}  # the share decides what to wait for
+        # the share decides what to wait for; a runbook taken over keeps its pace (a sample an interval after
+        # the last one of the replica that gave it up)
+        options = {**options, "wait_for_lease": False, "keep_pace": True}
         share_out(sessions, coordinator, stop=stop, start=start, tick=tick, beat=beat, done=done.__contains__)
         return result
     threads = [start(i, stop) for i in range(len(sessions))]

@@ -95,8 +95,11 @@ def watch(
     stop: threading.Event | None = None,
     on_round: Callable[[WatchView], None] = lambda _v: None,
     wait_for_lease: bool = False,
+    keep_pace: bool = False,
 ) -> WatchResult:
-    """Watch until stopped, rolled back, or `max_rounds` samples were taken."""
+    """Watch until stopped, rolled back, or `max_rounds` samples were taken. `keep_pace` (replicas handing
+    runbooks over): the first sample comes an interval after the last one of whichever watcher took it, as
+    after a `--wait` take-over; a watch started by hand samples at once."""
     rb = session.runbook
     if interval is not None and not interval > 0:  # 0 used to mean the stage's interval, silently
         raise UsageError(
@@ -135,7 +138,15 @@ def watch(
                 if not have_lease:
                     waiting = WatchView(result.rounds, cur.stage.id, 0, None, cur=cur)
                     have_lease = acquire_lease(
-                        session, owner, lease_ttl, every, wait_for_lease, stop, show, waiting
+                        session,
+                        owner,
+                        lease_ttl,
+                        every,
+                        wait_for_lease,
+                        stop,
+                        show,
+                        waiting,
+                        keep_pace=keep_pace,
                     )
                     if not have_lease:  # stopped while waiting for it: never sample without the lease
                         break

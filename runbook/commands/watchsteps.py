@@ -44,14 +44,17 @@ def acquire_lease(
     stop: threading.Event,
     show: Callable[[WatchView], None],
     view: WatchView,
+    *,
+    keep_pace: bool = False,
 ) -> bool:
     """Take the watcher lease; with `wait`, poll (showing `view` each time) until it is free. Taken after a
     wait, the first round keeps the previous watcher's pace: it comes `every` seconds after that watcher's
-    last sample (no two samples of a runbook closer than an interval across a hand-over). False: stopped
+    last sample (no two samples of a runbook closer than an interval across a hand-over); so is it with
+    `keep_pace` (a replica taking a runbook over), wait or not. False: stopped
     first (the lease not held)."""
     store = session.store()
     rb = session.runbook
-    waited = False
+    waited = keep_pace
     while True:
         if store.acquire_lease(rb.name, owner, ttl):
             age = store.last_sample_age(rb.name) if waited else None

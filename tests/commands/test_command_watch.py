@@ -112,3 +112,18 @@ def test_a_waiting_watcher_that_takes_over_keeps_the_interval(
     gaps = [b - a for a, b in itertools.pairwise(ats)]
     assert min(gaps) >= 0.4 * 1.0, gaps  # the documented promise: no two samples closer than 0.4 interval
     assert min(gaps) >= 0.9, gaps  # in fact, the interval
+
+
+def test_a_replica_taking_a_runbook_over_keeps_its_pace_and_a_watch_by_hand_samples_at_once(
+    ws: Workspace,
+) -> None:
+    """keep_pace (replicas hand runbooks over without --wait): the first sample comes an interval after the
+    last one of the watcher that gave the runbook up; a watch started by hand samples at once."""
+    advance(ws.open(), yes=True)
+    assert watch(ws.open(), interval=1.0, max_rounds=1).outcome == "limit"
+    assert watch(ws.open(), interval=1.0, max_rounds=1, keep_pace=True).rounds == 1
+    first, second = _rounds_at(ws)
+    assert second - first >= 0.9, (first, second)
+    assert watch(ws.open(), interval=1.0, max_rounds=1).rounds == 1
+    third = _rounds_at(ws)[-1]
+    assert third - second < 0.9, (second, third)  # by hand: no wait
