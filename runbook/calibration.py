@@ -17,7 +17,8 @@ minimum work and soak lengths, each with its reasoning in words and numbers.
   themselves; runbook.ranktest.samples_needed) at `alpha` (0.01 when unset).
 - A stage's `work` minimum on a queue becomes what its checks on that queue need; its soak at least the
   time that work takes at the history's volume. Its checks are its monitors, and the next stage's preflight
-  checks with `since_stage` (they judge the stage being left).
+  checks with `since_stage` (they judge the stage being left). A `legacy` check without `since_stage`
+  judges the legacy table's history from before the stage: its window holds its jobs, not the soak.
 Suggestions only raise a number (never shorten a soak or lower a minimum); `max` only when too tight."""
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ def suggest(rb: Runbook, history: HistoryOf) -> tuple[list[Suggestion], list[str
                 legacy = p.b.params.type or legacy_type_of(rb, queue)  # the compare's own baseline side
                 n = _compare(stage, check, history(queue, legacy), out, notes)
             if n is None or queue is None:
+                continue
+            if check.kind == "legacy" and not p.since_stage:  # history from before the stage: no soak
                 continue
             if check in stage.monitor:  # what the soak must see
                 which, need = check.name, needs[i]

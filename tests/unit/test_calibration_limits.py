@@ -190,3 +190,48 @@ def test_a_duration_the_runbook_refuses_is_never_written(value: str) -> None:
         "current value"
     ]
     load_runbook_text(edited, "stages.yaml", env={})
+
+
+TYPED = """\
+version: 1
+name: typed
+settings:
+  database: {url: "postgresql://x/y"}
+  legacy: {type_column: kind}
+flags: {A: false}
+stages:
+  - id: legacy
+    monitor:
+      - name: history-rate
+        kind: legacy
+        metric: error_rate
+        type: evaluate
+        window: 7d
+        max: 0.05
+        confidence: 0.95
+  - id: one
+    set: {A: true}
+    soak: 1h
+    monitor:
+      - name: stage-rate
+        kind: legacy
+        metric: error_rate
+        type: evaluate
+        window: 7d
+        since_stage: true
+        max: 0.05
+        confidence: 0.95
+"""
+
+
+def test_a_legacy_rate_over_history_before_the_stage_asks_no_soak() -> None:
+    """A legacy error_rate without since_stage judges the legacy table's history, which is there before the
+    stage is entered: its window is raised to hold the jobs deciding it, but no soak (it used to ask the
+    first stage for a soak of 9d, as long as that window). With since_stage the jobs come during the stage:
+    the soak holds them. 720 jobs over 7d, 21 failed: 912 jobs decide a 5% limit at 95%."""
+    h = History("legacy", "evaluate", 7 * DAY, 699, 21)
+    out, _ = suggest(runbook(TYPED), lambda queue, legacy: h)
+    got = {(s.stage, s.check, s.key): s.value for s in out}
+    assert got[("legacy", "history-rate", "window")] == "9d"
+    assert ("legacy", None, "soak") not in got, got
+    assert got[("one", None, "soak")] == "9d"
