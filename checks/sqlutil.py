@@ -193,10 +193,13 @@ def check_units(metric: str, unit: str, **limits: float | None) -> None:
         written = getattr(value, "unit", "")
         if not written or written == unit:
             continue
+        ratio = metric == "error_rate"
         want = {"duration": "a duration like 1d or seconds", "size": "a size like 100MB or bytes"}.get(
-            unit, "a plain number"
+            unit, "a plain number like 0.05" if ratio else "a plain number"
         )
-        measured = {"duration": "a duration", "size": "a size"}.get(unit, "a count")
+        measured = {"duration": "a duration", "size": "a size"}.get(
+            unit, "a ratio (failed / finished)" if ratio else "a count"
+        )
         raise ValueError(f"{name} is a {written} but metric {metric} measures {measured}: write {want}")
 
 
