@@ -205,7 +205,7 @@ def _rate(
         return None
     how = "" if p.confidence else f" (the check has no confidence: {num(conf)} is assumed)"
     held = h.per_hour * p.window / 3600
-    about = f"about {count(num(round(held, 2)), 'job')}"
+    about = f"about {count(num(round(held) if held >= 10 else round(held, 1)), 'job')}"
     wanted = within_limit(n / h.per_hour * 3600) if held < n else None
     if held < n and wanted is None:  # no window a runbook accepts holds them at this volume
         deciding = f"deciding its {_pct(limit)} limit at {_pct(conf)} confidence"

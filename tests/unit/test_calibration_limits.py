@@ -235,3 +235,11 @@ def test_a_legacy_rate_over_history_before_the_stage_asks_no_soak() -> None:
     assert got[("legacy", "history-rate", "window")] == "9d"
     assert ("legacy", None, "soak") not in got, got
     assert got[("one", None, "soak")] == "9d"
+
+
+def test_the_jobs_a_window_holds_are_a_whole_number() -> None:
+    """200 jobs over 7d hold 28.57 in a 1d window: the reason says about 29 jobs, not 28.57."""
+    h = History("legacy", "jobs", 7 * DAY, 195, 5)
+    out, _ = suggest(runbook(RATES), lambda queue, legacy: h)
+    (window,) = [s for s in out if (s.check, s.key) == ("close-confident", "window")]
+    assert "the 1d window holds about 29 jobs, fewer than" in window.reason, window.reason
