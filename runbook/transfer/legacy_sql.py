@@ -12,6 +12,10 @@ from runbook.checks.legacy_table import LegacyTable
 from runbook.sqltext import quote_ident, quote_literal
 from runbook.transfer.mapping import Mapping
 
+MISFIT = "runbook: "
+"""Starts the text of the error the database raises for a row the mapping cannot make a job of (cast to an
+integer, PostgreSQL quotes it in its message: report.failures shows it alone)."""
+
 
 def where(m: Mapping) -> tuple[sql.Composable, list[Any]]:
     """Claimable rows of this transfer: pending statuses, the mapping's filter, the queue's types."""
@@ -37,8 +41,33 @@ def data_expr(m: Mapping) -> sql.Composable:
     built = sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs))
     if not ts.data_column:
         return built
-    base = sql.SQL("COALESCE({}::text::jsonb, '{{}}'::jsonb)").format(sql.Identifier(ts.data_column))
-    return sql.SQL("({} || {})").format(base, built) if pairs else base
+    source = sql.Identifier(ts.data_column)
+    if not pairs:  # the column's JSON is the data as it is, whatever its kind (pg-boss takes any JSON)
+        return sql.SQL("COALESCE({}::text::jsonb, '{{}}'::jsonb)").format(source)
+    value = (
+        source
+        if m.legacy.columns[ts.data_column].type == "jsonb"
+        else sql.SQL("{}::text::jsonb").format(source)
+    )
+    # Keys merge only into an object (`||` would make a string or an array into an array holding the keys):
+    # NULL or JSON null is {}, anything else refuses the row, naming it (runbook.transfer.report.misfit).
+    refuse = sql.SQL(
+        "({marker} || 'legacy row ' || {id}::text || ' has a JSON ' || jsonb_typeof({v}) || {text})"
+        "::int::text::jsonb"
+    ).format(
+        marker=sql.Literal(MISFIT),
+        id=m.legacy.col("id"),
+        v=value,
+        text=sql.Literal(
+            f" in settings.transfer.data_column {quote_ident(ts.data_column)}, not an object: the mapped "
+            "keys (settings.transfer.data, legacy_id_key) can only be added to an object"
+        ),
+    )
+    base = sql.SQL(
+        "CASE WHEN jsonb_typeof({v}) = 'object' THEN {v} WHEN {v} IS NULL OR jsonb_typeof({v}) = 'null'"
+        " THEN '{{}}'::jsonb ELSE {refuse} END"
+    ).format(v=value, refuse=refuse)
+    return sql.SQL("({} || {})").format(base, built)
 
 
 def start_after_value(m: Mapping) -> sql.Composable:

@@ -14,6 +14,7 @@ from runbook import engine
 from runbook.errors import RunbookError, UnreachableError
 from runbook.meter import Meter
 from runbook.session import Session
+from runbook.transfer import legacy_sql
 from runbook.transfer.batch import Batch, Totals, TransferError
 from runbook.units import count
 
@@ -110,5 +111,15 @@ def failures(
         on_error(str(exc).strip())
         raise UnreachableError(f"{lost}: {str(exc).strip()}", hint=lost_hint) from None
     except psycopg.Error as exc:
-        on_error(str(exc).strip())
-        raise TransferError(f"{refused}: {str(exc).strip()}", hint=refused_hint) from None
+        reason = misfit(exc) or str(exc).strip()
+        on_error(reason)
+        raise TransferError(f"{refused}: {reason}", hint=refused_hint) from None
+
+
+def misfit(exc: psycopg.Error) -> str | None:
+    """The text of a row the mapping refused in SQL (legacy_sql.MISFIT), without the cast that raised it."""
+    primary = exc.diag.message_primary or ""
+    start = primary.find(f'"{legacy_sql.MISFIT}')
+    if start < 0:
+        return None
+    return primary[start + 1 + len(legacy_sql.MISFIT) :].removesuffix('"')

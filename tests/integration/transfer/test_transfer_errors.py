@@ -235,6 +235,41 @@ def test_a_dry_run_on_a_row_that_does_not_fit_says_so_without_a_traceback(
     assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'PENDING'""") == [(2,)]
 
 
+@pytest.mark.parametrize("value", ['"a string"', "[1, 2]", "42"])
+def test_a_data_column_that_is_not_an_object_refuses_its_row_by_id(
+    database: Callable[[str], str], tmp_path: Path, value: str
+) -> None:
+    """JSON that is not an object in the data column (a string, an array, a number): the mapped keys cannot
+    be merged into it. The row is refused naming its id and the setting (exit 1; the dry run too); it used to
+    become a job whose data was an array holding the value and the keys, legacyJobId no longer a key of it.
+    SQL NULL and JSON null are the empty object, the mapped keys added."""
+    url = database("12")
+    ids = pending_rows(url, 4)
+    sql_rows(url, """UPDATE "Job" SET "logs" = '{"step": 1}'""")
+    sql_rows(url, """UPDATE "Job" SET "logs" = NULL WHERE "id" = %s""", (ids[0],))
+    sql_rows(url, """UPDATE "Job" SET "logs" = 'null' WHERE "id" = %s""", (ids[1],))
+    sql_rows(url, """UPDATE "Job" SET "logs" = %s WHERE "id" = %s""", (value, ids[2]))
+    runbook = write_runbook(
+        tmp_path, RUNBOOK.replace("  transfer:\n", "  transfer:\n    data_column: logs\n")
+    )
+    kind = {'"a string"': "string", "[1, 2]": "array", "42": "number"}[value]
+    want = f'legacy row {ids[2]} has a JSON {kind} in settings.transfer.data_column "logs", not an object'
+    dry = migrate(runbook, url, "transfer", "legacy", "--queue", "evals", "--dry-run")
+    assert dry.exit_code == 1, dry.output
+    assert want in dry.stderr and "::int" not in dry.stderr and "integer" not in dry.stderr
+    res = migrate(runbook, url, "-o", "json", "transfer", "legacy", "--queue", "evals", "--batch", "1")
+    assert res.exit_code == 1, res.output
+    assert want in json.loads(res.stdout)["error"]["message"]
+    assert sql_rows(url, 'SELECT "id" FROM "Job" WHERE status = %s ORDER BY "id"', ("PENDING",)) == [
+        (i,) for i in ids[2:]
+    ]
+    jobs = sql_rows(url, "SELECT data FROM pgboss.job WHERE name = 'evals' ORDER BY data->>'legacyJobId'")
+    assert [j[0]["legacyJobId"] for j in jobs] == ids[:2]
+    assert all(isinstance(j[0], dict) and "step" not in j[0] for j in jobs)
+    history = json.loads(migrate(runbook, url, "-o", "json", "history", "--operation", "transfer").stdout)
+    assert want in history["events"][0]["reason"]
+
+
 def test_one_database_under_two_urls_is_one_database(database: Callable[[str], str], tmp_path: Path) -> None:
     """settings.pgboss.url spelled otherwise than the legacy one but reaching the same database: moved in one
     transaction a batch, as with one URL (it was refused as two databases)."""
