@@ -64,8 +64,10 @@ def transfer_pgboss(
     target = f"{db.describe_url(dst_url or '')}#{to_schema}"
     opened: list[psycopg.Connection[Any]] = []
     try:
-        src_conn = _connect(src_url, "the source pg-boss database (--from-url)", opened)
-        dst_conn = src_conn if src_url == dst_url else _connect(dst_url, "the target (--to-url)", opened)
+        src_conn = _connect(src_url, "the source pg-boss database (--from-url)", "--from-url", opened)
+        dst_conn = (
+            src_conn if src_url == dst_url else _connect(dst_url, "the target (--to-url)", "--to-url", opened)
+        )
         if dst_conn is not src_conn and pgboss_ends.same_database(src_conn, dst_conn):
             dst_conn = src_conn  # one database under two spellings: one transaction a batch, no ledger
         if dst_conn is src_conn and from_schema == to_schema:
@@ -148,8 +150,17 @@ def _same(schema: str) -> UsageError:
     )
 
 
-def _connect(url: str | None, what: str, opened: list[psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
-    conn = db.connect(url, what=what, autocommit=True, application_name="runbook-transfer")
+def _connect(
+    url: str | None, what: str, option: str, opened: list[psycopg.Connection[Any]]
+) -> psycopg.Connection[Any]:
+    """Connect to one end; its errors name the option that gives its URL, or the settings it defaults to."""
+    conn = db.connect(
+        url,
+        what=what,
+        setting=f"{option} (default: settings.pgboss.url, then settings.database.url or DATABASE_URL)",
+        autocommit=True,
+        application_name="runbook-transfer",
+    )
     opened.append(conn)
     return conn
 

@@ -16,10 +16,20 @@ from runbook.checks.sqlutil import Session as SqlSession
 from runbook.errors import ConfigError, UsageError
 from runbook.transfer.mapping import PLAIN_POLICIES
 
+NOT_INSTALLED_HINTS = {
+    "source": "name the schema the old pg-boss uses with --from-schema (and its database with --from-url)",
+    "target": "start pg-boss 11 or 12 once on it (new PgBoss({{ schema: '{schema}' }}), boss.start() creates "
+    "it), or name an installed one with --to-schema (and its database with --to-url)",
+}
+"""A missing schema: the fix is an option of this command, not settings.pgboss.schema (the checks' hint)."""
+
 
 def layout(conn: psycopg.Connection[Any], schema: str, end: str) -> pgboss_layout.Layout:
     try:
         return pgboss_layout.detect(SqlSession(conn), schema)
+    except pgboss_layout.NotInstalledError as exc:
+        hint = NOT_INSTALLED_HINTS[end].format(schema=schema)
+        raise ConfigError(f"{end}: {exc.message}", hint=hint) from None
     except MeasureError as exc:
         raise ConfigError(f"{end}: {exc.message}", hint=exc.hint) from None
 

@@ -95,6 +95,18 @@ def test_a_missing_source_schema_is_refused(pair: tuple[str, str], tmp_path: Pat
     code, out = run(tmp_path, dst, "--from-schema", "nope", "--from-url", src, "--to-schema", "pgboss")
     assert code == ExitCode.USAGE
     assert 'source: pg-boss schema "nope" not installed' in out
+    # the fix is this command's option, not the checks' settings.pgboss.schema
+    assert "--from-schema" in out and "settings.pgboss.schema" not in out
+    nothing_moved(src, dst)
+
+
+def test_a_missing_target_schema_names_the_options_that_fix_it(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    code, out = run(tmp_path, dst, "--from-schema", "pgboss", "--from-url", src, "--to-schema", "boss12")
+    assert code == ExitCode.USAGE
+    assert 'target: pg-boss schema "boss12" not installed' in out
+    assert "new PgBoss({ schema: 'boss12' })" in out and "--to-schema" in out
+    assert "settings.pgboss.schema" not in out
     nothing_moved(src, dst)
 
 
@@ -121,4 +133,16 @@ def test_an_unreachable_source_exits_5_without_the_password(pair: tuple[str, str
     code, out = run(tmp_path, dst, "--from-schema", "pgboss", "--from-url", bad, "--to-schema", "pgboss")
     assert code == ExitCode.UNREACHABLE
     assert "127.0.0.1:1/nowhere" in out and "s3cret-pw" not in out
+    # the URL came from --from-url: the hint names it (it said: check settings.database.url)
+    assert "that --from-url (default: settings.pgboss.url" in out
+    nothing_moved(src, dst)
+
+
+def test_an_unreachable_target_names_to_url(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    bad = "postgresql://someone@127.0.0.1:1/nowhere"
+    code, out = run_from(tmp_path, src, dst, "--to-url", bad)
+    assert code == ExitCode.UNREACHABLE
+    assert "could not connect to the target (--to-url) at 127.0.0.1:1/nowhere" in out
+    assert "that --to-url (default: settings.pgboss.url" in out
     nothing_moved(src, dst)
