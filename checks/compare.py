@@ -19,6 +19,7 @@ from typing import Any, Literal
 from runbook.checks import expect as ex
 from runbook.checks.base import CheckContext, CheckKind, Measurement, Verdict
 from runbook.checks.compare_ranks import judge_ranks, sample_source, side_samples
+from runbook.checks.sqlutil import ratio_text
 from runbook.checks.transient import budget, current
 from runbook.model import CheckSpec, doc
 
@@ -112,7 +113,9 @@ def measure(params: CompareParams, ctx: CheckContext) -> Measurement:
     if vb == 0:
         return Measurement(Verdict.INCONCLUSIVE, None, f"{b.check} is 0: nothing to compare with yet", inputs)
     ratio = round(va / vb, 4)
-    text = f"{a.check} / {b.check} = {ex.show(va)} / {ex.show(vb)} = {ratio:.2f}"
+    text = (
+        f"{a.check} / {b.check} = {ex.show(va)} / {ex.show(vb)} = {ratio_text(ratio, params.max, params.min)}"
+    )
     if params.test is not None:
         limit = params.max_samples or DEFAULT_MAX_SAMPLES
         runs = []

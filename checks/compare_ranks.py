@@ -14,7 +14,7 @@ from typing import Any
 
 from runbook.checks import KIND_MODULES, get_kind
 from runbook.checks.base import CheckContext, Measurement, Verdict
-from runbook.checks.sqlutil import num
+from runbook.checks.sqlutil import num, ratio_text
 from runbook.model import CheckSpec
 from runbook.ranktest import RankTest, mann_whitney, median_ratio, more_to_decide
 from runbook.units import count
@@ -90,7 +90,7 @@ def judge_ranks(
         exact=t.exact,
     )
     stats = f"{names[0]} slower in {num(round(t.effect * 100, 1))}% of pairs, {_versus(a, b)}" + (
-        f", medians x{medians:.2f}" if medians is not None else ""
+        f", medians x{ratio_text(medians)}" if medians is not None else ""
     )
     for bound, value, slower in crossed:
         p = t.p_greater if slower else t.p_less

@@ -163,6 +163,23 @@ def num(x: float | int | None) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
+def ratio_text(x: float, *limits: float | None) -> str:
+    """Format a ratio with two decimals (`1.10`), more (up to the four it is judged at) where two would hide
+    it: a small ratio that would read `0.00` (`0.004`), or one that two decimals would put on the other side
+    of, or on, a limit (`1.004, above the max 1.0`, never `1.00, above the max 1.0`)."""
+
+    def side(a: float, b: float) -> int:
+        return (a > b) - (a < b)
+
+    digits = 2
+    while digits < 4 and x != 0 and round(x, digits) == 0:
+        digits += 1
+    bounds = [b for b in limits if b is not None]
+    while digits < 4 and any(side(round(x, digits), b) != side(x, b) for b in bounds):
+        digits += 1
+    return f"{x:.{digits}f}"
+
+
 seconds = format_seconds
 """Format a duration for explanations: `3.85s` below a minute, `5m 3s` above (as values are rendered)."""
 

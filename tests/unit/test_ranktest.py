@@ -108,3 +108,16 @@ def test_too_few_run_times_count_in_english() -> None:
     for a, b, shown in (([2.0], [1.0, 1.5], "1 vs 2 run times"), ([2.0, 3.0], [1.0], "2 vs 1 run times")):
         text = _unranked(a, b, 0.05, names)
         assert text is not None and f"too few to test: {shown} cannot show" in text, text
+
+
+def test_ratios_read_with_the_decimals_their_verdict_needs() -> None:
+    from runbook.checks.sqlutil import ratio_text
+
+    assert ratio_text(1.1) == "1.10"
+    assert ratio_text(1.004) == "1.00"  # no limit to tell it from
+    assert ratio_text(1.004, 1.0) == "1.004"  # above the max 1.0: never '1.00'
+    assert ratio_text(0.9996, None, 1.0) == "0.9996"  # below a min of 1.0
+    assert ratio_text(1.0, 1.0) == "1.00"  # on the limit, as judged
+    assert ratio_text(0.004) == "0.004"
+    assert ratio_text(0.00004) == "0.0000"  # judged at four decimals: 0
+    assert ratio_text(0.0) == "0.00"

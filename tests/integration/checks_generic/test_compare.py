@@ -58,6 +58,21 @@ def test_slower_fails(runs_url: str, make_ctx: ContextFactory) -> None:
     assert m.explanation.endswith("below the min 0.8")
 
 
+def test_a_ratio_just_above_its_limit_never_reads_as_equal_to_it(
+    runs_url: str, make_ctx: ContextFactory
+) -> None:
+    """Two decimals, more where they would hide the verdict: 1.004 above max 1.0 used to read '= 1.00, above
+    the max 1.0', and 0.004 read '0.00'."""
+    a = spec("sql", name="a", query="SELECT 1.004::float8")
+    b = spec("sql", name="b", query="SELECT 1.0::float8")
+    m = run_check(spec("compare", a=a, b=b, max=1.0), make_ctx(db_url=runs_url))
+    assert (m.verdict, m.value) == (Verdict.FAIL, 1.004)
+    assert m.explanation == "a / b = 1.004 / 1 = 1.004, above the max 1.0"
+    tiny = spec("sql", name="tiny", query="SELECT 0.004::float8")
+    m = run_check(spec("compare", a=tiny, b=b, max=1.0), make_ctx(db_url=runs_url))
+    assert m.explanation == "tiny / b = 0.004 / 1 = 0.004, <= 1.0"
+
+
 def test_inconclusive_and_error_propagate(runs_url: str, make_ctx: ContextFactory) -> None:
     ctx = make_ctx(db_url=runs_url)
     m = run_check(spec("compare", a=p95("pgboss"), b=p95("nothing-yet")), ctx)
