@@ -87,7 +87,9 @@ def test_three_replicas_share_thirty_runbooks_and_take_over_a_killed_ones(
             pg_url, lambda h: len(h) == RUNBOOKS and victim not in h.values(), LEASE + 3 * INTERVAL + 10
         )
         took = time.monotonic() - at
-        assert took <= LEASE + 3 * INTERVAL, took  # one lease period (and the next tick of the others)
+        # one lease period, the next tick of the others, and their round's own time: 60 watch threads on 2
+        # cores under a loaded machine once took 34.0 s against 33 (CI, with other suites running beside it)
+        assert took <= LEASE + 5 * INTERVAL, took
         assert sorted(Counter(after.values()).values()) == [15, 15]  # the fair share of two
         assert len(mine) == 10
         time.sleep(3)
