@@ -243,3 +243,18 @@ def test_the_jobs_a_window_holds_are_a_whole_number() -> None:
     out, _ = suggest(runbook(RATES), lambda queue, legacy: h)
     (window,) = [s for s in out if (s.check, s.key) == ("close-confident", "window")]
     assert "the 1d window holds about 29 jobs, fewer than" in window.reason, window.reason
+
+
+def test_a_history_with_no_finished_job_says_so_instead_of_zero_counts() -> None:
+    """A pg-boss queue whose name matches no legacy type read 'legacy evaluation: 0 jobs finished, 0 failed,
+    0.0 an hour'."""
+    from runbook.baseline import History
+    from runbook.commands.calibrate import CalibrateResult
+    from runbook.output import Output
+
+    empty = History("legacy", "evaluation", 7 * 86400, 0, 0)
+    full = History("legacy", "evaluate", 7 * 86400, 666, 6, 38.0, 66.0)
+    text = Output("text").render(CalibrateResult("rb", 7 * 86400, [empty, full], []))
+    assert "legacy   evaluation: no job finished in the window (nothing to calibrate from)\n" in text
+    assert "legacy   evaluate: 672 jobs finished, 6 failed (0.89%), 4.0 an hour, run time p50 38s" in text
+    assert "0 jobs finished" not in text
