@@ -1,7 +1,8 @@
 """`migrate transfer legacy`: move claimable legacy rows into a pg-boss queue, exactly once, as the
 runbook's `settings.transfer` mapping says (runbook.transfer). `--dry-run` counts and samples, locking and
 writing nothing.
-Every real transfer, finished or failed, is an audited event (`migrate history` shows its counts)."""
+Every real transfer, finished, failed or killed, is an audited event (`migrate history` shows its counts; a
+killed run's is recorded by the next run, from the ledger: runbook.transfer.audit)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.result import FieldsJson
 from runbook.session import Session
+from runbook.transfer import audit, legacy_sql, pgboss_ends, report, rowfilter
 from runbook.transfer import batch as batches
-from runbook.transfer import legacy_sql, pgboss_ends, report, rowfilter
 from runbook.transfer.mapping import Mapping, resolve
 
 SAMPLE = 3
@@ -41,6 +42,9 @@ class TransferResult(FieldsJson):
     sample: list[dict[str, Any]] = field(default_factory=list)
     batches: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
+    interrupted: list[dict[str, Any]] = field(default_factory=list)
+    """Earlier runs that were killed before recording their event: recorded now, from the ledger, with
+    their counts (runbook.transfer.audit)."""
     template: str = "transfer"
     exit_code: ExitCode = ExitCode.OK
 
@@ -98,8 +102,23 @@ def transfer_legacy(
             return result
         totals = batches.Totals()
         options = {"batch": batch, "workers": workers, **({"limit": limit} if limit is not None else {})}
+        subject, data = _event(m, options)
+        schema = s.state.schema
         with report.failures(
-            lambda error: _audit(session, m, totals, error=error, options=options),
+            lambda error: None,
+            lost="lost the application database before the transfer",
+            lost_hint="nothing was moved; run the same command again",
+            refused_hint="nothing was moved",
+            refused="could not record the transfer's run in the ledger",
+        ):
+            audit.ensure(conn, schema)
+            result.interrupted = audit.record_interrupted(session, conn, schema, kind="legacy")
+            run = audit.start(
+                conn, schema, runbook=rb.name, kind="legacy", source=m.legacy.name, target=m.queue.name,
+                subject=subject, noun="row", data=data,
+            )  # fmt: skip
+        with report.failures(
+            lambda error: _audit(session, subject, data, totals, error=error, run=run),
             lost="lost the application database during the transfer",
             lost_hint=(
                 "the batch in flight was rolled back (a server crash also undoes the batches of its last "
@@ -111,12 +130,12 @@ def transfer_legacy(
             bar = report.Progress(session, lambda: _claimable(conn, m, limit, bar.done), "rows")
             batches.run(
                 conn, m, totals, batch=batch, limit=limit, workers=workers, connect=connect,
-                progress=bar.batch,
+                progress=bar.batch, audit_run=(audit.batch_statement(schema), run.id),
             )  # fmt: skip
             bar.end()
-    result.batches = [b.to_json() for b in totals.batches]
-    result.totals = report.totals(totals)
-    _audit(session, m, totals, error=None, options=options)
+        result.batches = [b.to_json() for b in totals.batches]
+        result.totals = report.totals(totals)
+        _audit(session, subject, data, totals, error=None, run=run)  # on `conn`: it marks the run audited
     return result
 
 
@@ -174,20 +193,26 @@ def _dry_run(conn: Any, m: Mapping, result: TransferResult) -> None:
     result.totals = {"claimable": sum(result.counts.values())}
 
 
+def _event(m: Mapping, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The subject and data of this transfer's audited event (its own, or the next run's if it is killed)."""
+    subject = f"legacy {m.legacy.name} -> pg-boss queue {m.queue.name} ({m.layout.name})"
+    data = {
+        "transfer": "legacy",
+        "queue": m.queue.name,
+        "types": list(m.types or []),
+        **({"filter": m.legacy.extra_filter} if m.legacy.extra_filter else {}),
+        **options,
+    }
+    return subject, data
+
+
 def _audit(
-    session: Session, m: Mapping, t: batches.Totals, *, error: str | None, options: dict[str, Any]
+    session: Session,
+    subject: str,
+    data: dict[str, Any],
+    t: batches.Totals,
+    *,
+    error: str | None,
+    run: audit.Run,
 ) -> None:
-    report.record(
-        session,
-        t,
-        subject=f"legacy {m.legacy.name} -> pg-boss queue {m.queue.name} ({m.layout.name})",
-        noun="row",
-        data={
-            "transfer": "legacy",
-            "queue": m.queue.name,
-            "types": list(m.types or []),
-            **({"filter": m.legacy.extra_filter} if m.legacy.extra_filter else {}),
-            **options,
-        },
-        error=error,
-    )
+    report.record(session, t, subject=subject, noun="row", data=data, error=error, run=run)

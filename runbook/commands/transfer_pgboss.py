@@ -2,7 +2,7 @@
 into another (11 or 12), exactly once (runbook.transfer.pgboss_batch). A queue the target lacks is made first
 with the source queue's policy and options (runbook.transfer.pgboss_queues); one it holds must have the
 source's policy. `--dry-run` counts per queue and state, locking and writing nothing. Audited as a 'transfer'
-event."""
+event; a killed run's is recorded by the next run on the same source and target (runbook.transfer.audit)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.result import FieldsJson
 from runbook.session import Session
-from runbook.transfer import pgboss_batch, pgboss_copy, pgboss_ends, pgboss_queues, report
+from runbook.transfer import audit, pgboss_batch, pgboss_copy, pgboss_ends, pgboss_queues, report
 from runbook.transfer.batch import Totals
 
 
@@ -33,6 +33,9 @@ class PgbossTransferResult(FieldsJson):
     """Queues the target lacked, made with the source's options (a dry run: the ones it would make)."""
     recovered: int = 0
     withdrawn: int = 0
+    interrupted: list[dict[str, Any]] = field(default_factory=list)
+    """Earlier runs that were killed before recording their event: recorded now, from the ledger, with
+    their counts (their batches this run finished included; runbook.transfer.audit)."""
     batches: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
     template: str = "transfer_pgboss"
@@ -114,12 +117,15 @@ def _move(
     totals = Totals()
     movable = sum(sum(c.values()) for c in result.counts.values())
     bar = report.Progress(session, movable, "jobs", moved="removed from the source")
+    run: audit.Run | None = None
     with report.failures(
-        lambda error: _audit(session, result, totals, error=error),
+        lambda error: _audit(session, result, totals, error=error, run=run),
         lost="lost a database during the transfer",
         lost_hint="the batch in flight is finished or undone by the next run; run the same command again",
         refused_hint="the batch was rolled back (nothing of it moved); fix the cause, run again",
     ):
+        schema = ends.ledger_schema
+        audit.ensure(ends.dst_conn, schema)
         rec = pgboss_batch.recover(ends)
         result.recovered, result.withdrawn = rec.removed, rec.withdrawn
         if rec.removed or rec.withdrawn:
@@ -127,6 +133,14 @@ def _move(
                 f"finished interrupted batches: removed {rec.removed} copied jobs from the source; withdrew "
                 f"{rec.withdrawn} copies of jobs a source worker took after the crash"
             )
+        result.interrupted = audit.record_interrupted(
+            session, ends.dst_conn, schema, kind="pgboss", source=ends.source, target=ends.target
+        )
+        subject, data = _event(result)
+        run = audit.start(
+            ends.dst_conn, schema, runbook=session.runbook.name, kind="pgboss", source=ends.source,
+            target=ends.target, subject=subject, noun="job", data=data,
+        )  # fmt: skip
         for name in names:
             pgboss_batch.run(
                 ends,
@@ -136,11 +150,12 @@ def _move(
                 batch=batch,
                 include_active=include_active,
                 progress=functools.partial(bar.batch, prefix=f"{name}: "),
+                run=run.id,
             )
     bar.end()
     result.batches = [b.to_json() for b in totals.batches]
     result.totals = report.totals(totals)
-    _audit(session, result, totals, error=None)
+    _audit(session, result, totals, error=None, run=run)
 
 
 def _same(schema: str) -> UsageError:
@@ -165,18 +180,21 @@ def _connect(
     return conn
 
 
-def _audit(session: Session, r: PgbossTransferResult, t: Totals, *, error: str | None) -> None:
-    report.record(
-        session,
-        t,
-        subject=f"pg-boss {r.source} ({r.layouts['source']}) -> {r.target} ({r.layouts['target']})",
-        noun="job",
-        data={
-            "transfer": "pgboss",
-            "queues": r.queues,
-            "created_queues": r.created_queues,
-            "recovered": r.recovered,
-            "withdrawn": r.withdrawn,
-        },
-        error=error,
-    )
+def _event(r: PgbossTransferResult) -> tuple[str, dict[str, Any]]:
+    """The subject and data of this transfer's audited event (its own, or the next run's if it is killed)."""
+    subject = f"pg-boss {r.source} ({r.layouts['source']}) -> {r.target} ({r.layouts['target']})"
+    data = {
+        "transfer": "pgboss",
+        "queues": r.queues,
+        "created_queues": r.created_queues,
+        "recovered": r.recovered,
+        "withdrawn": r.withdrawn,
+    }
+    return subject, data
+
+
+def _audit(
+    session: Session, r: PgbossTransferResult, t: Totals, *, error: str | None, run: audit.Run | None
+) -> None:
+    subject, data = _event(r)
+    report.record(session, t, subject=subject, noun="job", data=data, error=error, run=run)

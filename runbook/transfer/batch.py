@@ -10,6 +10,8 @@ of one; a crash can only lose the batches of the last moments, and none that any
 fetching a job, or a legacy worker taking a row, commits with its own flush, which takes every commit before
 it along. Before the command reports its totals and records its event, `durable` flushes them all.
 
+Each batch also adds its counts to its run's audit rows in the same transaction (runbook.transfer.audit).
+
 Fault points (runbook.faultpoints) after each step: transfer:claimed, :inserted, :marked, :committed."""
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import psycopg
 
 from runbook import faultpoints
 from runbook.errors import RunbookError
-from runbook.transfer import legacy_sql, pgboss_insert
+from runbook.transfer import audit, legacy_sql, pgboss_insert
 from runbook.transfer.mapping import Mapping
 from runbook.transfer.workers import Workers
 
@@ -80,10 +82,13 @@ def run(
     progress: Callable[[Batch], None],
     workers: int = 1,
     connect: Callable[[], psycopg.Connection[Any]] | None = None,
+    audit_run: tuple[Any, str] | None = None,
 ) -> None:
     """Move batches until no claimable row is left or `limit` rows moved; each committed batch is added to
     `totals` as it commits (so a failure later still counts what moved). One worker moves them on `conn`;
     `workers` > 1 run concurrently, each on a connection of its own from `connect` (runbook.transfer.workers).
+    `audit_run`: (statement, run id) adding each batch's counts to its run in the batch's own transaction
+    (runbook.transfer.audit), so a killed run's batches are still counted in the history.
     """
     started = time.monotonic()
     statements = Statements(
@@ -92,6 +97,7 @@ def run(
         pgboss_insert.insert_statement(m, legacy_sql.jobs_source(m)),
         pgboss_insert.present_statement(m),
         legacy_sql.mark(m),
+        *(audit_run or (None, None)),
     )
     shared: Workers[Batch] = Workers(limit)
 
@@ -138,6 +144,8 @@ class Statements:
     insert: Any
     present: Any
     marks: list[Any]
+    record: Any = None
+    run: str | None = None
 
 
 def _drain(
@@ -213,6 +221,10 @@ def _one(
                 f"marked {marked} of the {len(rows)} legacy rows of batch {number}; "
                 "rolled back, nothing moved",
                 hint="check settings.transfer.moved and the legacy table's triggers",
+            )
+        if statements.record is not None and statements.run is not None:
+            conn.execute(
+                statements.record, audit.batch_args(statements.run, number, len(rows), inserted, marked)
             )
         faultpoints.pause("transfer:marked")
     faultpoints.pause("transfer:committed")

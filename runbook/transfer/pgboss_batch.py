@@ -22,6 +22,7 @@ import psycopg
 
 from runbook import faultpoints
 from runbook.checks.pgboss_layout import Layout
+from runbook.transfer import audit
 from runbook.transfer import pgboss_copy as q
 from runbook.transfer.batch import Batch, Totals, TransferError
 from runbook.transfer.pgboss_insert import not_returned
@@ -54,23 +55,54 @@ class Recovered:
 
 def recover(e: Ends) -> Recovered:
     """Finish the batches a killed run copied but did not delete from the source. The crash released their
-    locks: a job a source worker took since then stays with that worker, and its copy leaves the target."""
+    locks: a job a source worker took since then stays with that worker, and its copy leaves the target.
+    Each finished batch is counted for the run that copied it (runbook.transfer.audit), with what this
+    recovery removed and withdrew."""
     if e.same_db:
         return Recovered(0, 0)
-    for statement in q.ledger_ddl(e.ledger_schema):
+    *ddl, alter = q.ledger_ddl(e.ledger_schema)
+    for statement in ddl:
         e.dst_conn.execute(statement)
+    if not _has_run_column(e):
+        e.dst_conn.execute(alter)
     keys = {"source": e.source, "target": e.target}
     removed = withdrawn = 0
-    for batch_id, name, ids in e.dst_conn.execute(q.ledger_open(e.ledger_schema), keys).fetchall():
+    opened = e.dst_conn.execute(q.ledger_open(e.ledger_schema), keys).fetchall()
+    for batch_id, name, ids, run_id, number, inserted in opened:
         args = {"name": name, "ids": ids}
         with e.src_conn.transaction():
-            removed += e.src_conn.execute(q.delete_unstarted(e.src), args).rowcount
+            gone = e.src_conn.execute(q.delete_unstarted(e.src), args).rowcount
             taken = [r[0] for r in e.src_conn.execute(q.still_there(e.src), args).fetchall()]
             with e.dst_conn.transaction():
+                back = 0
                 if taken:
-                    withdrawn += e.dst_conn.execute(q.withdraw(e.dst), {"name": name, "ids": taken}).rowcount
-                e.dst_conn.execute(q.ledger_done(e.ledger_schema), {"batch": batch_id})
+                    back = e.dst_conn.execute(q.withdraw(e.dst), {"name": name, "ids": taken}).rowcount
+                done = e.dst_conn.execute(q.ledger_done(e.ledger_schema), {"batch": batch_id}).rowcount
+                if done and run_id is not None and number is not None:
+                    moved = len(ids) - len(taken)
+                    e.dst_conn.execute(
+                        audit.batch_statement(e.ledger_schema),
+                        audit.batch_args(
+                            run_id,
+                            number,
+                            len(ids),
+                            int(inserted or 0),
+                            moved,
+                            recovered=gone,
+                            withdrawn=back,
+                        ),
+                    )
+        removed, withdrawn = removed + gone, withdrawn + back
     return Recovered(removed, withdrawn)
+
+
+def _has_run_column(e: Ends) -> bool:
+    found = e.dst_conn.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = 'transfer_ledger'"
+        " AND column_name = 'run_id'",
+        (e.ledger_schema,),
+    ).fetchone()
+    return found is not None
 
 
 def run(
@@ -82,11 +114,13 @@ def run(
     batch: int,
     include_active: bool,
     progress: Callable[[Batch], None],
+    run: str | None = None,
 ) -> None:
-    """Move every movable job of `queue` (target table `table`); each batch is added to `totals` once done."""
+    """Move every movable job of `queue` (target table `table`); each batch is added to `totals` once done,
+    and counted for the audit run `run` (runbook.transfer.audit) as it commits."""
     started = time.monotonic() - totals.seconds
     while True:
-        done = _one(e, queue, table, len(totals.batches) + 1, batch, include_active)
+        done = _one(e, queue, table, len(totals.batches) + 1, batch, include_active, run)
         if done is None:
             break
         totals.batches.append(done)
@@ -97,7 +131,9 @@ def run(
     totals.seconds = time.monotonic() - started
 
 
-def _one(e: Ends, queue: str, table: str, number: int, size: int, include_active: bool) -> Batch | None:
+def _one(
+    e: Ends, queue: str, table: str, number: int, size: int, include_active: bool, run: str | None
+) -> Batch | None:
     t0 = time.monotonic()
     keys = {"name": queue, "size": size, "active": include_active}
     with e.src_conn.transaction():
@@ -116,8 +152,11 @@ def _one(e: Ends, queue: str, table: str, number: int, size: int, include_active
                 batch_id = str(uuid.uuid4())
                 e.dst_conn.execute(
                     q.ledger_write(e.ledger_schema),
-                    {**args, "batch": batch_id, "source": e.source, "target": e.target},
-                )
+                    {
+                        **args, "batch": batch_id, "source": e.source, "target": e.target, "run": run,
+                        "number": number, "inserted": inserted,
+                    },
+                )  # fmt: skip
             faultpoints.pause("transfer-pgboss:copied")
         deleted = e.src_conn.execute(q.delete(e.src), args).rowcount
         if deleted != len(ids):
@@ -125,9 +164,20 @@ def _one(e: Ends, queue: str, table: str, number: int, size: int, include_active
                 f"deleted {deleted} of the {len(ids)} source jobs of batch {number} (queue {queue})",
                 hint="something else changed the source jobs; run the same command again",
             )
+        if e.same_db and run is not None:
+            e.src_conn.execute(
+                audit.batch_statement(e.ledger_schema),
+                audit.batch_args(run, number, len(ids), inserted, deleted),
+            )
         faultpoints.pause("transfer-pgboss:deleted")
     if not e.same_db:
-        e.dst_conn.execute(q.ledger_done(e.ledger_schema), {"batch": batch_id})
+        with e.dst_conn.transaction():
+            done = e.dst_conn.execute(q.ledger_done(e.ledger_schema), {"batch": batch_id}).rowcount
+            if done and run is not None:
+                e.dst_conn.execute(
+                    audit.batch_statement(e.ledger_schema),
+                    audit.batch_args(run, number, len(ids), inserted, deleted),
+                )
     faultpoints.pause("transfer-pgboss:committed")
     return Batch(number, len(rows), inserted, len(rows) - inserted, deleted, time.monotonic() - t0)
 

@@ -182,7 +182,9 @@ def withdraw(dst: Layout) -> sql.Composed:
 
 def ledger_ddl(schema: str) -> list[sql.Composed]:
     """The ledger: one row per two-database batch, `copied` once its copy committed in the target, `done`
-    once the source rows are gone."""
+    once the source rows are gone. Its run, number and inserted count let whoever marks it `done` count it
+    for its run (runbook.transfer.audit); a ledger made by an older release gains them (null there)."""
+    ledger = sql.Identifier(schema, "transfer_ledger")
     return [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)),
         sql.SQL(
@@ -190,26 +192,33 @@ def ledger_ddl(schema: str) -> list[sql.Composed]:
             " target text NOT NULL, queue text NOT NULL, job_ids uuid[] NOT NULL,"
             " phase text NOT NULL CHECK (phase IN ('copied', 'done')),"
             " copied_at timestamptz NOT NULL DEFAULT now(), done_at timestamptz)"
-        ).format(sql.Identifier(schema, "transfer_ledger")),
+        ).format(ledger),
+        sql.SQL(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS run_id uuid, ADD COLUMN IF NOT EXISTS batch integer,"
+            " ADD COLUMN IF NOT EXISTS inserted integer"
+        ).format(ledger),
     ]
 
 
 def ledger_write(schema: str) -> sql.Composed:
     return sql.SQL(
-        "INSERT INTO {} (batch_id, source, target, queue, job_ids, phase)"
-        " VALUES (%(batch)s, %(source)s, %(target)s, %(name)s, %(ids)s::uuid[], 'copied')"
+        "INSERT INTO {} (batch_id, source, target, queue, job_ids, phase, run_id, batch, inserted)"
+        " VALUES (%(batch)s, %(source)s, %(target)s, %(name)s, %(ids)s::uuid[], 'copied', %(run)s,"
+        " %(number)s, %(inserted)s)"
     ).format(sql.Identifier(schema, "transfer_ledger"))
 
 
 def ledger_open(schema: str) -> sql.Composed:
-    """Batches of this source -> target whose copy committed but whose source rows may remain."""
+    """Batches of this source -> target whose copy committed but whose source rows may remain: (batch id,
+    queue, job ids, run id, batch number, inserted)."""
     return sql.SQL(
-        "SELECT batch_id, queue, job_ids::text[] FROM {} WHERE source = %(source)s AND target = %(target)s"
-        " AND phase = 'copied' ORDER BY copied_at"
+        "SELECT batch_id, queue, job_ids::text[], run_id::text, batch, inserted FROM {}"
+        " WHERE source = %(source)s AND target = %(target)s AND phase = 'copied' ORDER BY copied_at"
     ).format(sql.Identifier(schema, "transfer_ledger"))
 
 
 def ledger_done(schema: str) -> sql.Composed:
-    return sql.SQL("UPDATE {} SET phase = 'done', done_at = now() WHERE batch_id = %(batch)s").format(
-        sql.Identifier(schema, "transfer_ledger")
-    )
+    """Mark a batch `done`; its rowcount is 0 when it already was (its own run and a recovery both try)."""
+    return sql.SQL(
+        "UPDATE {} SET phase = 'done', done_at = now() WHERE batch_id = %(batch)s AND phase = 'copied'"
+    ).format(sql.Identifier(schema, "transfer_ledger"))

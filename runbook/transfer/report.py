@@ -14,7 +14,7 @@ from runbook import engine
 from runbook.errors import RunbookError, UnreachableError
 from runbook.meter import Meter
 from runbook.session import Session
-from runbook.transfer import legacy_sql
+from runbook.transfer import audit, legacy_sql
 from runbook.transfer.batch import Batch, Totals, TransferError
 from runbook.units import count
 
@@ -71,10 +71,20 @@ def totals(t: Totals) -> dict[str, Any]:
 
 
 def record(
-    session: Session, t: Totals, *, subject: str, noun: str, data: dict[str, Any], error: str | None
+    session: Session,
+    t: Totals,
+    *,
+    subject: str,
+    noun: str,
+    data: dict[str, Any],
+    error: str | None,
+    run: audit.Run | None = None,
 ) -> None:
-    """Append the 'transfer' event; a failure to record never hides the transfer's own failure."""
+    """Append the 'transfer' event (with `run`'s id, then marked audited: runbook.transfer.audit); a
+    failure to record never hides the transfer's own failure."""
     counts = totals(t)
+    if run is not None:
+        data = {**data, "run_id": run.id}
     reason = (
         f"{subject}: moved {count(counts['moved'], noun)} in {count(counts['batches'], 'batch', 'batches')}"
         f" (inserted {counts['inserted']}, already present {counts['already_present']})"
@@ -86,9 +96,13 @@ def record(
     )  # fmt: skip
     if error is None:
         session.store().append_event(session.runbook.name, ev)
-        return
-    with contextlib.suppress(RunbookError):
-        session.store().append_event(session.runbook.name, ev)
+    else:
+        try:
+            session.store().append_event(session.runbook.name, ev)
+        except RunbookError:
+            return  # unaudited: the next run records it from the ledger
+    if run is not None:
+        run.finish()
 
 
 @contextlib.contextmanager

@@ -84,6 +84,20 @@ def test_kill_at_each_step_then_rerun_moves_every_job_once(
     )
     assert ledger[0][0] == "done" and len(ledger) == 1 and ledger[0][2] >= JOBS
 
+    # the killed run is in the history, recorded by the rerun with what the ledger says it moved (a batch the
+    # rerun finished for it included): the moved counts add up to the jobs in the target, once
+    history = subprocess.run(
+        [str(MIGRATE), "-f", str(runbook), "-o", "json", "history", "--operation", "transfer"],
+        env={**os.environ, "DATABASE_URL": dst}, capture_output=True, text=True,
+    )  # fmt: skip
+    events = json.loads(history.stdout)["events"]
+    killed = JOBS - COPIED[point][0] + out["recovered"]
+    assert [(e["outcome"], e["data"]["moved"]) for e in events] == [
+        ("interrupted", killed), ("done", JOBS - killed)
+    ]  # fmt: skip
+    assert events[0]["data"]["recovered"] == out["recovered"] and out["interrupted"][0]["moved"] == killed
+    assert sum(e["data"]["moved"] for e in events) == count(dst) == JOBS
+
 
 def test_a_job_a_source_worker_takes_after_the_crash_stays_there_and_its_copy_is_withdrawn(
     bosses: dict[str, Boss], database: Callable[[str], str], tmp_path: Path
