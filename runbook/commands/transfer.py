@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import psycopg
+
 from runbook import db
 from runbook.checks.sqlutil import Session as SqlSession
 from runbook.errors import UsageError
@@ -182,13 +184,24 @@ def _dry_run(conn: Any, m: Mapping, result: TransferResult) -> None:
             "not JSON): fix the row or the mapping; nothing was locked or written",
             refused="the dry run's sample could not be built",
         ),
-        conn.transaction(),
     ):
-        conn.execute("SET TRANSACTION READ ONLY")
-        query, params = legacy_sql.counts(m)
-        result.counts = {str(t or "*"): int(n) for t, n in conn.execute(query, params).fetchall()}
-        query, params = legacy_sql.select(m)
-        rows = conn.execute(query, [*params, SAMPLE]).fetchall()
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                query, params = legacy_sql.counts(m)
+                result.counts = {str(t or "*"): int(n) for t, n in conn.execute(query, params).fetchall()}
+                query, params = legacy_sql.select(m)
+                rows = conn.execute(query, [*params, SAMPLE]).fetchall()
+        except psycopg.errors.InvalidTextRepresentation:
+            query, params = legacy_sql.oldest(m)
+            ids = [r[0] for r in conn.execute(query, [*params, SAMPLE]).fetchall()]
+            row = legacy_sql.not_json(conn, m, ids)  # PostgreSQL's cast error names no row
+            if row is None:
+                raise
+            raise batches.TransferError(
+                f"the dry run's sample could not be built: {row}",
+                hint="fix the row (or settings.transfer.data_column); nothing was locked or written",
+            ) from None
     result.sample = [{"legacy_id": r[0], "job_id": m.job_id(r[0]), "data": json.loads(r[2])} for r in rows]
     result.totals = {"claimable": sum(result.counts.values())}
 

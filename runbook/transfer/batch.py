@@ -189,6 +189,30 @@ def _one(
     statements: Statements,
     after: tuple[Any, Any] | None = None,
 ) -> Batch | None:
+    """One batch (None: nothing left to claim). Text in the data column that is not JSON fails the batch
+    as PostgreSQL's cast error, which names no row: the first row of the batch that fails is found then."""
+    legacy_ids: list[Any] = []
+    try:
+        return _batch(conn, m, number, size, statements, after, legacy_ids)
+    except psycopg.errors.InvalidTextRepresentation:
+        row = legacy_sql.not_json(conn, m, legacy_ids)  # the batch rolled back: name its first bad row
+        if row is None:
+            raise
+        raise TransferError(
+            f"PostgreSQL refused a batch: {row}; batch {number} was rolled back, nothing of it moved",
+            hint="fix the row (or settings.transfer.data_column), then run the same command again",
+        ) from None
+
+
+def _batch(
+    conn: psycopg.Connection[Any],
+    m: Mapping,
+    number: int,
+    size: int,
+    statements: Statements,
+    after: tuple[Any, Any] | None,
+    legacy_ids: list[Any],
+) -> Batch | None:
     t0 = time.monotonic()
     with conn.transaction():
         query, params = statements.claim if after is None else statements.claim_after
@@ -197,7 +221,7 @@ def _one(
             return None
         faultpoints.pause("transfer:claimed")
         ids = [m.job_id(r[0]) for r in rows]
-        legacy_ids = [r[1] for r in rows]
+        legacy_ids += [r[1] for r in rows]
         returned = conn.execute(
             statements.insert, {"ids": legacy_ids, "jobs": ids, "name": m.queue.name}
         ).fetchall()

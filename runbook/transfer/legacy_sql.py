@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from runbook.checks.legacy_table import LegacyTable
@@ -68,6 +69,53 @@ def data_expr(m: Mapping) -> sql.Composable:
         " THEN '{{}}'::jsonb ELSE {refuse} END"
     ).format(v=value, refuse=refuse)
     return sql.SQL("({} || {})").format(base, built)
+
+
+def not_json(conn: psycopg.Connection[Any], m: Mapping, ids: list[Any]) -> str | None:
+    """After PostgreSQL refused a batch with "invalid input syntax for type json": the message naming the
+    first of `ids` (legacy ids, in their claim order) whose text data_column is not JSON, or None (not that,
+    e.g. a jsonb column, or every row parses: another cast failed). A binary search over prefixes of `ids`,
+    each probe one statement of its own on the idle autocommit `conn` (a refused probe leaves nothing to
+    undo): about log2(batch) statements, run only once a batch failed, never while rows parse."""
+    column = m.settings.data_column
+    if not column or m.legacy.columns[column].type in ("jsonb", "json"):
+        return None
+    probe = sql.SQL("SELECT count({}::text::jsonb) FROM {} WHERE {} = ANY({})").format(
+        sql.Identifier(column), m.legacy.ident, m.legacy.col("id"), _ids(m)
+    )
+
+    def refused(part: list[Any]) -> str | None:
+        try:
+            conn.execute(probe, {"ids": part})
+        except psycopg.errors.InvalidTextRepresentation as exc:
+            detail = (exc.diag.message_detail or "").strip().rstrip(".")
+            return (exc.diag.message_primary or str(exc)).strip() + (f": {detail}" if detail else "")
+        return None
+
+    if not ids or refused(ids) is None:
+        return None
+    ok, bad = 0, len(ids)  # ids[:ok] parse, ids[:bad] do not
+    while bad - ok > 1:
+        middle = (ok + bad) // 2
+        if refused(ids[:middle]) is None:
+            ok = middle
+        else:
+            bad = middle
+    why = refused(ids[bad - 1 : bad])
+    return (
+        f"legacy row {ids[bad - 1]} has text in settings.transfer.data_column {quote_ident(column)} that is "
+        f"not JSON ({why})"
+    )
+
+
+def oldest(m: Mapping) -> tuple[sql.Composed, list[Any]]:
+    """The ids of the oldest claimable rows, at most the last parameter (the dry run's sample, unlocked)."""
+    lt = m.legacy
+    cond, params = where(m)
+    query = sql.SQL("SELECT {id} FROM {table} WHERE {cond} ORDER BY {created}, {id} LIMIT %s").format(
+        id=lt.col("id"), table=lt.ident, cond=cond, created=lt.col("created")
+    )
+    return query, params
 
 
 def start_after_value(m: Mapping) -> sql.Composable:

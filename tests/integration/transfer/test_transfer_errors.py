@@ -194,8 +194,9 @@ def test_unreachable_database_is_exit_5(tmp_path: Path) -> None:
 def test_a_row_postgresql_refuses_rolls_its_batch_back(
     database: Callable[[str], str], tmp_path: Path
 ) -> None:
-    """A text data column holding something that is not JSON: the batch is rolled back (exit 1), the batch
-    before it stays moved, and the failed transfer is in the history with its counts."""
+    """A text data column holding something that is not JSON: the batch is rolled back (exit 1) and its
+    first such row named, the batch before it stays moved, and the failed transfer is in the history with
+    its counts."""
     url = database("12")
     ids = pending_rows(url, 6)
     sql_rows(url, """UPDATE "Job" SET "logs" = '{"step": 1}'""")
@@ -205,10 +206,11 @@ def test_a_row_postgresql_refuses_rolls_its_batch_back(
     )
     res = migrate(runbook, url, "-o", "json", "transfer", "legacy", "--queue", "evals", "--batch", "3")
     assert res.exit_code == 1, res.output
+    message = json.loads(res.stdout)["error"]["message"]
     assert (
-        "PostgreSQL refused a batch: invalid input syntax for type json"
-        in json.loads(res.stdout)["error"]["message"]
-    )
+        f'PostgreSQL refused a batch: legacy row {ids[4]} has text in settings.transfer.data_column "logs"'
+        ' that is not JSON (invalid input syntax for type json: Token "not" is invalid)' in message
+    )  # the row is named (PostgreSQL's cast error names none); the first bad one of its batch
     assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'PENDING'""") == [(3,)]
     assert sql_rows(url, "SELECT data->>'step', count(*) FROM pgboss.job GROUP BY 1") == [("1", 3)]
     history = json.loads(migrate(runbook, url, "-o", "json", "history", "--operation", "transfer").stdout)
@@ -223,14 +225,18 @@ def test_a_dry_run_on_a_row_that_does_not_fit_says_so_without_a_traceback(
     exit 1 as the run itself, no traceback; nothing locked or written."""
     url = database("12")
     ids = pending_rows(url, 2)
-    sql_rows(url, """UPDATE "Job" SET "logs" = 'not json' WHERE "id" = %s""", (ids[0],))
+    sql_rows(url, """UPDATE "Job" SET "logs" = 'not json' WHERE "id" = %s""", (ids[1],))
     runbook = write_runbook(
         tmp_path, RUNBOOK.replace("  transfer:\n", "  transfer:\n    data_column: logs\n")
     )
     res = migrate(runbook, url, "transfer", "legacy", "--queue", "evals", "--dry-run")
     assert res.exit_code == 1, res.output
     assert "Traceback" not in res.output
-    assert "the dry run's sample could not be built: invalid input syntax for type json" in res.stderr
+    assert (
+        f"the dry run's sample could not be built: legacy row {ids[1]} has text in "
+        'settings.transfer.data_column "logs" that is not JSON (invalid input syntax for type json: '
+        'Token "not" is invalid)' in res.stderr
+    )
     assert "settings.transfer" in res.stderr
     assert sql_rows(url, """SELECT count(*) FROM "Job" WHERE status = 'PENDING'""") == [(2,)]
 
