@@ -550,7 +550,7 @@ def transfer_legacy(cli: Cli, /, **options: Any) -> None:
 @click.option(
     "--batch", type=click.IntRange(min=1), default=500, show_default=True, help="Jobs per transaction."
 )
-@click.option("--dry-run", is_flag=True, help="Count per queue and state; lock and write nothing.")
+@click.option("--dry-run", is_flag=True, help="Count per queue and state, show a sample; write nothing.")
 @click.option("--include-active", is_flag=True, help="Also move active jobs past their expiry (as retries).")
 @pass_cli
 def transfer_pgboss(cli: Cli, /, **options: Any) -> None:

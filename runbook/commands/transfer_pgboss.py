@@ -1,8 +1,9 @@
 """`migrate transfer pgboss`: move unfinished jobs from one pg-boss schema or database (10, 11 or 12 layout)
 into another (11 or 12), exactly once (runbook.transfer.pgboss_batch). A queue the target lacks is made first
 with the source queue's policy and options (runbook.transfer.pgboss_queues); one it holds must have the
-source's policy. `--dry-run` counts per queue and state, locking and writing nothing. Audited as a 'transfer'
-event; a killed run's is recorded by the next run on the same source and target (runbook.transfer.audit)."""
+source's policy. `--dry-run` counts per queue and state and shows the oldest jobs, locking and writing
+nothing. Audited as a 'transfer' event; a killed run's is recorded by the next run on the same source and
+target (runbook.transfer.audit)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ from typing import Any, ClassVar
 import psycopg
 
 from runbook import db
+from runbook.checks.pgboss_layout import Layout
 from runbook.errors import UsageError
 from runbook.exitcodes import ExitCode
 from runbook.result import FieldsJson
 from runbook.session import Session
 from runbook.transfer import audit, pgboss_batch, pgboss_copy, pgboss_ends, pgboss_queues, report
 from runbook.transfer.batch import Totals
+
+SAMPLE = 3
+SAMPLE_CHARS = 120
+"""The dry run shows the SAMPLE oldest jobs that would move, their data cut after SAMPLE_CHARS characters."""
 
 
 @dataclass
@@ -29,6 +35,8 @@ class PgbossTransferResult(FieldsJson):
     dry_run: bool
     queues: list[str]
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    """Dry run: the oldest jobs that would move (id, queue, state, start_after, data as text, cut)."""
     created_queues: list[str] = field(default_factory=list)
     """Queues the target lacked, made with the source's options (a dry run: the ones it would make)."""
     recovered: int = 0
@@ -93,6 +101,7 @@ def transfer_pgboss(
             result.counts.setdefault(name, {})[state] = int(n)
         if dry_run:
             result.totals = {"movable": sum(sum(c.values()) for c in result.counts.values())}
+            result.sample = _sample(src_conn, src, names, include_active)
             return result
         if creating:
             pgboss_queues.create(dst_conn, dst, creating)
@@ -102,6 +111,25 @@ def transfer_pgboss(
     finally:
         for conn in opened:
             conn.close()
+
+
+def _sample(
+    conn: psycopg.Connection[Any], src: Layout, names: list[str], active: bool
+) -> list[dict[str, Any]]:
+    """The SAMPLE oldest jobs that would move: id, queue, state, start after, data (cut at SAMPLE_CHARS)."""
+    rows = conn.execute(
+        pgboss_copy.sample(src), {"names": names, "active": active, "size": SAMPLE, "chars": SAMPLE_CHARS}
+    ).fetchall()
+    return [
+        {
+            "id": job_id,
+            "queue": name,
+            "state": state,
+            "start_after": start.isoformat() if start is not None else None,
+            "data": data if data is None or len(data) <= SAMPLE_CHARS else data[:SAMPLE_CHARS] + "…",
+        }
+        for job_id, name, state, start, data in rows
+    ]
 
 
 def _move(

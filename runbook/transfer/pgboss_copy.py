@@ -94,6 +94,15 @@ def counts(src: Layout) -> sql.Composed:
     ).format(job=src.table("job"), where=_where(src))
 
 
+def sample(src: Layout) -> sql.Composed:
+    """The dry run's sample: the %(size)s oldest jobs that would move of the queues %(names)s, as (id, queue,
+    state, start after, data as text cut after %(chars)s + 1 characters)."""
+    return sql.SQL(
+        "SELECT id::text, name, state::text, start_after, left(data::text, %(chars)s + 1) FROM {job}"
+        " WHERE name = ANY(%(names)s) AND {where} ORDER BY created_on, id LIMIT %(size)s"
+    ).format(job=src.table("job"), where=_where(src))
+
+
 def insert(dst: Layout, table: str) -> sql.Composed:
     """INSERT the JSON array %(jobs)s into queue %(name)s's table of the target (v12), ON CONFLICT DO
     NOTHING (the id: a rerun writes nothing twice), RETURNING the ids written now."""

@@ -55,6 +55,16 @@ def test_10_to_12_across_databases_then_pgboss_12_workers_complete_every_job(
         "evals": {"created": 5},
         "imports": {"created": 1, "retry": 2},
     }
+    oldest = sql_rows(
+        src,
+        "SELECT id::text, name, state::text FROM pgboss.job WHERE name IN ('evals', 'imports')"
+        " ORDER BY created_on, id LIMIT 3",
+    )
+    sample = json.loads(dry.stdout)["sample"]
+    assert [(j["id"], j["queue"], j["state"]) for j in sample] == oldest  # the 3 oldest that would move
+    assert all(j["start_after"] and j["data"].startswith("{") for j in sample)
+    text = migrate(runbook, dst, "transfer", "pgboss", *ends, "--dry-run").stdout
+    assert f"  sample: job {oldest[0][0]} queue {oldest[0][1]} {oldest[0][2]}, start after " in text
     assert jobs(src) == before and jobs(dst) == {}
 
     moved = migrate(runbook, dst, "-o", "json", "transfer", "pgboss", *ends, "--batch", "3")
