@@ -205,7 +205,14 @@ def _rate(
         return None
     how = "" if p.confidence else f" (the check has no confidence: {num(conf)} is assumed)"
     held = h.per_hour * p.window / 3600
-    about = f"about {count(num(round(held) if held >= 10 else round(held, 1)), 'job')}"
+    shown = (
+        round(held)
+        if held >= 10
+        else round(held, 1)
+        if held >= 1
+        else (round(held, 2) or float(f"{held:.1g}"))
+    )
+    about = f"about {count(num(shown), 'job')}"  # 29, 2.5, 0.04: never 'about 0 jobs'
     wanted = within_limit(n / h.per_hour * 3600) if held < n else None
     if held < n and wanted is None:  # no window a runbook accepts holds them at this volume
         deciding = f"deciding its {_pct(limit)} limit at {_pct(conf)} confidence"

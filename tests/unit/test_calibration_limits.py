@@ -243,6 +243,10 @@ def test_the_jobs_a_window_holds_are_a_whole_number() -> None:
     out, _ = suggest(runbook(RATES), lambda queue, legacy: h)
     (window,) = [s for s in out if (s.check, s.key) == ("close-confident", "window")]
     assert "the 1d window holds about 29 jobs, fewer than" in window.reason, window.reason
+    few = History("legacy", "jobs", 7 * DAY, 6, 0)  # 0.04 in a 1h window: never 'about 0 jobs'
+    out, _ = suggest(runbook(RATES.replace("window: 1d", "window: 1h")), lambda queue, legacy: few)
+    reasons = [s.reason for s in out if s.key == "window"]
+    assert reasons and all("the 1h window holds about 0.04 jobs" in r for r in reasons), reasons
 
 
 def test_a_history_with_no_finished_job_says_so_instead_of_zero_counts() -> None:
