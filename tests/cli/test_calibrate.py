@@ -15,6 +15,7 @@ import shutil
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -32,18 +33,28 @@ RUN_TIMES = [20.0 + (7 * i % 41) for i in IN_WINDOW if i % 112]
 SHIPPED = Path(__file__).parents[2] / "runbook" / "data" / "stages.yaml"
 
 
+def finished_jobs(
+    conn: psycopg.Connection[Any], n: int, *, every_minutes: int, offset_minutes: int, fail_every: int
+) -> None:
+    """Legacy rows 1..n finished at now - (every * i - offset) minutes (UTC), every `fail_every`th failed,
+    run times 20 + (7i mod 41) s."""
+    conn.execute(
+        """INSERT INTO "Job" ("id", "status", "attempts", "startedAt", "completedAt", "createdAt",
+             "updatedAt", "evaluationId")
+           SELECT 'job-' || i,
+             (CASE WHEN i %% %(fail)s = 0 THEN 'FAILED' ELSE 'COMPLETED' END)::"JobStatus", 1,
+             t - (20 + (7 * i %% 41)) * interval '1 second', t, t - interval '1 hour', t, 'eval-' || i
+           FROM generate_series(1, %(n)s) i, LATERAL (SELECT (now() AT TIME ZONE 'UTC')
+             - (%(every)s * i - %(offset)s) * interval '1 minute' AS t) AS x""",
+        {"n": n, "every": every_minutes, "offset": offset_minutes, "fail": fail_every},
+    )
+
+
 @pytest.fixture
 def history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> Path:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(DDL)
-        conn.execute(
-            """INSERT INTO "Job" ("id", "status", "attempts", "startedAt", "completedAt", "createdAt",
-                 "updatedAt", "evaluationId")
-               SELECT 'job-' || i, (CASE WHEN i % 112 = 0 THEN 'FAILED' ELSE 'COMPLETED' END)::"JobStatus", 1,
-                 t - (20 + (7 * i % 41)) * interval '1 second', t, t - interval '1 hour', t, 'eval-' || i
-               FROM generate_series(1, 800) i,
-                 LATERAL (SELECT (now() AT TIME ZONE 'UTC') - (15 * i - 7) * interval '1 minute' AS t) AS x"""
-        )
+        finished_jobs(conn, 800, every_minutes=15, offset_minutes=7, fail_every=112)
         conn.execute(
             """INSERT INTO "Job" ("id", "updatedAt", "evaluationId") VALUES ('waiting', now(), 'e')"""
         )
@@ -375,28 +386,7 @@ def test_a_queue_stands_for_the_legacy_type_the_mapping_sends_there_and_limits_s
     assert "50%, the highest limit it suggests (twice the rate would be 80%)" in flaky["reason"]
 
 
-SPARSE = """\
-version: 1
-name: sparse
-settings:
-  database: {url: "${DATABASE_URL}"}
-flags: {A: false}
-stages:
-  - id: one
-    set: {A: true}
-    soak: 1h
-    monitor:
-      - name: raised-rate
-        kind: legacy
-        metric: error_rate
-        window: 1d
-        max: 0.01
-      - name: close-rate
-        kind: legacy
-        metric: error_rate
-        window: 1d
-        max: 0.02
-"""
+SPARSE = Path(__file__).parents[1] / "data" / "runbooks" / "calibrate-quiet.yaml"
 
 
 @pytest.fixture
@@ -405,15 +395,8 @@ def sparse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str) -> Path
     12 failed of 720 (1.67%), run times 20 + (7i mod 41) s."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(DDL)
-        conn.execute(
-            """INSERT INTO "Job" ("id", "status", "attempts", "startedAt", "completedAt", "createdAt",
-                 "updatedAt", "evaluationId")
-               SELECT 'job-' || i, (CASE WHEN i % 60 = 0 THEN 'FAILED' ELSE 'COMPLETED' END)::"JobStatus", 1,
-                 t - (20 + (7 * i % 41)) * interval '1 second', t, t - interval '1 hour', t, 'eval-' || i
-               FROM generate_series(1, 720) i,
-                 LATERAL (SELECT (now() AT TIME ZONE 'UTC') - (60 * i - 30) * interval '1 min' AS t) AS x"""
-        )
-    (tmp_path / "stages.yaml").write_text(SPARSE)
+        finished_jobs(conn, 720, every_minutes=60, offset_minutes=30, fail_every=60)
+    shutil.copy(SPARSE, tmp_path / "stages.yaml")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", pg_url)
     return tmp_path

@@ -5,6 +5,8 @@ soak; every other suggestion stands, and counts read in English ("1 job an hour"
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from runbook import confidence as cs
@@ -18,34 +20,17 @@ from runbook.units import parse_duration
 
 DAY = 86400.0
 
-RATES = """\
-version: 1
-name: quiet
-settings:
-  database: {url: "postgresql://x/y"}
-flags: {A: false}
-stages:
-  - id: one
-    set: {A: true}
-    soak: 1h
-    monitor:
-      - name: raised-rate
-        kind: legacy
-        metric: error_rate
-        window: 1d
-        max: 0.01
-      - name: close-rate
-        kind: legacy
-        metric: error_rate
-        window: 1d
-        max: 0.02
-      - name: close-confident
+QUIET = Path(__file__).parents[1] / "data" / "runbooks" / "calibrate-quiet.yaml"
+RATES = (
+    QUIET.read_text()
+    + """      - name: close-confident
         kind: legacy
         metric: error_rate
         window: 1d
         max: 0.02
         confidence: 0.95
 """
+)
 
 COMPARE = """\
 version: 1
